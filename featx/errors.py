@@ -1,0 +1,29 @@
+"""The exceptions featx raises for problems a user can fix."""
+
+
+class FeatxError(Exception):
+    """Base class: a problem with the user's input or settings.
+
+    The message says what was received, what was expected and, where possible,
+    how to fix it. The command line prints it as a one-line error.
+    """
+
+
+class AudioError(FeatxError):
+    """An audio file cannot be decoded or is unusable (empty, too short)."""
+
+
+class ConfigError(FeatxError):
+    """An option or setting has an invalid value."""
+
+
+class DataError(FeatxError):
+    """A feature table or mapping file is malformed."""
+
+
+class OutputError(FeatxError):
+    """An output location is unusable or holds results made with other settings."""
+
+
+class BundleError(FeatxError):
+    """A saved model bundle is missing, corrupt or does not match the data."""

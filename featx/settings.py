@@ -1,0 +1,147 @@
+"""Extraction settings: presets, column names, and their plain-data form.
+
+A :class:`FeatureSettings` fully describes how a feature table was made. It is
+stored beside every CSV featx writes and inside every trained bundle, so that
+prediction on new audio uses exactly the settings of the training data.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from .errors import ConfigError
+
+#: Summary statistics of the Kaggle GTZAN tables, in column order.
+_KAGGLE_FRAME_FEATURES = (
+    "chroma_stft",
+    "rms",
+    "spectral_centroid",
+    "spectral_bandwidth",
+    "rolloff",
+    "zero_crossing_rate",
+    "harmony",
+    "perceptr",
+)
+
+PRESETS = ("default", "gtzan")
+
+#: Columns that describe a row rather than measure the audio.
+ID_COLUMNS = ("filename", "length")
+LABEL_COLUMN = "label"
+
+
+def kaggle_feature_columns(n_mfcc: int = 20) -> list[str]:
+    """Feature columns of the Kaggle GTZAN tables (without filename/length/label)."""
+    cols = []
+    for name in _KAGGLE_FRAME_FEATURES:
+        cols += [f"{name}_mean", f"{name}_var"]
+    cols.append("tempo")
+    for i in range(1, n_mfcc + 1):
+        cols += [f"mfcc{i}_mean", f"mfcc{i}_var"]
+    return cols
+
+
+def contrast_columns(n_bands: int = 6) -> list[str]:
+    """Spectral-contrast columns: ``n_bands + 1`` bands (the last is the top band)."""
+    cols = []
+    for i in range(1, n_bands + 2):
+        cols += [f"spectral_contrast{i}_mean", f"spectral_contrast{i}_var"]
+    return cols
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    """How features are computed.
+
+    Parameters
+    ----------
+    preset : {'default', 'gtzan'}
+        ``'gtzan'`` writes exactly the Kaggle GTZAN columns; ``'default'`` adds
+        spectral contrast per band after them. The Kaggle columns are computed the
+        same way under both presets.
+    sr : int > 0
+        Audio is resampled to this rate before analysis.
+    segment_seconds : float > 0 or None
+        Length of each analysed segment; ``None`` means one row per whole file.
+    n_fft, hop_length : int > 0
+        STFT frame and hop, in samples.
+    n_mfcc : int > 0
+        Number of MFCCs.
+    n_bands : int > 0
+        Number of spectral-contrast bands (``n_bands + 1`` columns pairs).
+    """
+
+    preset: str = "default"
+    sr: int = 22050
+    segment_seconds: float | None = 3.0
+    n_fft: int = 2048
+    hop_length: int = 512
+    n_mfcc: int = 20
+    n_bands: int = 6
+
+    def __post_init__(self):
+        if self.preset not in PRESETS:
+            raise ConfigError(
+                f"unknown preset {self.preset!r}; expected one of {', '.join(PRESETS)}"
+            )
+        for name in ("sr", "n_fft", "hop_length", "n_mfcc", "n_bands"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{name} must be a positive integer. Received: {name}={value!r}")
+        if self.segment_seconds is not None:
+            try:
+                seconds = float(self.segment_seconds)
+            except (TypeError, ValueError):
+                seconds = float("nan")
+            if not seconds > 0 or seconds == float("inf"):
+                raise ConfigError(
+                    "segment length must be a positive number of seconds. "
+                    f"Received: segment_seconds={self.segment_seconds!r}"
+                )
+            object.__setattr__(self, "segment_seconds", seconds)
+
+    @property
+    def segment_samples(self) -> int | None:
+        """Samples per segment at ``sr``, or ``None`` for whole files.
+
+        The Kaggle 3-second table uses 66149 samples per segment at 22050 Hz, one
+        less than 3 s; featx reproduces that rule for every length and rate.
+        """
+        if self.segment_seconds is None:
+            return None
+        return segment_length(self.segment_seconds, self.sr)
+
+    def feature_columns(self) -> list[str]:
+        """Names of the numeric feature columns, in output order."""
+        cols = kaggle_feature_columns(self.n_mfcc)
+        if self.preset == "default":
+            cols += contrast_columns(self.n_bands)
+        return cols
+
+    def columns(self, *, labelled: bool = True) -> list[str]:
+        """All output columns: filename, length, features, and label if ``labelled``."""
+        cols = list(ID_COLUMNS) + self.feature_columns()
+        if labelled:
+            cols.append(LABEL_COLUMN)
+        return cols
+
+    def to_dict(self) -> dict:
+        """Plain-data form (JSON-safe)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FeatureSettings":
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown extraction setting(s) {', '.join(unknown)}; "
+                f"expected some of {', '.join(sorted(known))}"
+            )
+        return cls(**data)
+
+
+def segment_length(seconds: float, sr: int) -> int:
+    """Samples in one segment of ``seconds`` at ``sr``; placeholder rule until fidelity work lands."""
+    return int(round(seconds * sr))
