@@ -92,21 +92,31 @@ def load(path, *, sr: int) -> np.ndarray:
     return y
 
 
-def segment(y: np.ndarray, segment_samples: int | None) -> np.ndarray:
-    """Cut ``y`` into consecutive full segments; a trailing partial one is dropped.
+def segment(y: np.ndarray, *, hop: int | None, length: int | None = None) -> np.ndarray:
+    """Cut ``y`` into segments starting every ``hop`` samples, ``length`` samples each.
+
+    ``length`` defaults to ``hop - 1``, the rule of the Kaggle GTZAN 3-second table:
+    each 3-s window keeps all but its last sample, and a window counts only while its
+    end lies strictly inside the signal (so a trailing partial window is dropped,
+    and a clip of exactly ten windows yields nine segments).
 
     Parameters
     ----------
     y : np.ndarray [shape=(n,)]
-    segment_samples : int > 0 or None
+    hop : int > 1 or None
         ``None`` gives the whole signal as a single segment.
 
     Returns
     -------
-    segments : np.ndarray [shape=(n_segments, segment_samples)]
-        A view into ``y``; ``n_segments`` may be 0.
+    segments : np.ndarray [shape=(n_segments, length)]
+        A strided view into ``y``; ``n_segments`` may be 0.
     """
-    if segment_samples is None:
+    if hop is None:
         return y[np.newaxis, :]
-    n = len(y) // segment_samples
-    return y[: n * segment_samples].reshape(n, segment_samples)
+    length = hop - 1 if length is None else length
+    n_segments = max(0, (len(y) - 1) // hop)
+    if n_segments == 0:
+        return np.empty((0, length), dtype=y.dtype)
+    return np.lib.stride_tricks.as_strided(
+        y, shape=(n_segments, length), strides=(hop * y.strides[0], y.strides[0]), writeable=False
+    )

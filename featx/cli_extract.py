@@ -77,10 +77,17 @@ def extract(ctx, inputs, output, preset, segment_seconds, whole_file, sr, labels
             f"--segment-seconds must be a positive number. Received: {segment_seconds!r}"
         ) from None
     settings = FeatureSettings(preset=preset, sr=sr, segment_seconds=seconds)
-    result = run_extraction(
-        inputs, output, settings=settings, labels=labels, jobs=jobs,
-        overwrite=overwrite, progress=progress_enabled(ctx),
-    )
+    try:
+        result = run_extraction(
+            inputs, output, settings=settings, labels=labels, jobs=jobs,
+            overwrite=overwrite, progress=progress_enabled(ctx),
+        )
+    except KeyboardInterrupt:
+        click.echo(
+            "\ninterrupted: finished files are kept; run the same command again to continue",
+            err=True,
+        )
+        sys.exit(130)
     _report(result)
 
 

@@ -75,7 +75,7 @@ def _extract_arrays(path, settings: FeatureSettings):
 
     y = load(path, sr=settings.sr)
     seg_len = settings.segment_samples
-    segments = segment(y, seg_len)
+    segments = segment(y, hop=settings.segment_hop, length=seg_len)
     if len(segments) == 0:
         raise AudioError(
             f"{path}: {len(y) / settings.sr:.2f} s long, shorter than one "
@@ -449,9 +449,13 @@ def _analyse(todo, journal, *, settings, jobs, progress, total):
     )
     with bar:
         if jobs == 1 or len(todo) <= 1:
-            for key in todo:
-                journal.append(_work(key, settings))
-                bar.update()
+            from threadpoolctl import threadpool_limits
+
+            # one BLAS thread here too, so that every -j gives the very same numbers
+            with threadpool_limits(limits=1):
+                for key in todo:
+                    journal.append(_work(key, settings))
+                    bar.update()
             return
         from joblib import Parallel, delayed, parallel_config
 

@@ -112,9 +112,11 @@ def segment_features(y: np.ndarray, *, sr: int, settings: FeatureSettings) -> di
         _put(out, f"mfcc{i + 1}", mfcc[:, i])
 
     if settings.preset == "default":
-        contrast = librosa.feature.spectral_contrast(
-            S=S, sr=sr, n_fft=n_fft, n_bands=settings.n_bands
-        )
+        # per segment: spectral_contrast's decibel floor depends on the whole input
+        contrast = np.stack([
+            librosa.feature.spectral_contrast(S=s, sr=sr, n_fft=n_fft, n_bands=settings.n_bands)
+            for s in S
+        ])
         for i in range(settings.n_bands + 1):
             _put(out, f"spectral_contrast{i + 1}", contrast[:, i])
 
@@ -166,8 +168,12 @@ def _hpss_waveforms(D, S, *, n, hop_length, n_fft, kernel_size, power):
     mask_h, mask_p = _soft_masks(harm, perc, power=power)
     mask_h *= D  # complex from here on
     mask_p *= D
-    kw = dict(hop_length=hop_length, n_fft=n_fft, length=n, dtype=np.float32)
-    return librosa.istft(mask_h, **kw), librosa.istft(mask_p, **kw)
+    # As the older librosa did: invert without ``length=``, so the waveform ends at
+    # the last full hop, then zero-fill the tail up to the segment's length.
+    kw = dict(hop_length=hop_length, n_fft=n_fft, dtype=np.float32)
+    harmonic = librosa.util.fix_length(librosa.istft(mask_h, **kw), size=n)
+    percussive = librosa.util.fix_length(librosa.istft(mask_p, **kw), size=n)
+    return harmonic, percussive
 
 
 def _soft_masks(a, b, *, power):
@@ -255,6 +261,9 @@ def _tempo(mel_db, *, sr, hop_length, n_fft):
     """Global tempo of each segment from its onset-strength envelope."""
     import librosa
 
-    onset_env = librosa.onset.onset_strength(S=mel_db, sr=sr, hop_length=hop_length, n_fft=n_fft)
+    # the onset envelope of librosa.beat.beat_track: median over mel bands
+    onset_env = librosa.onset.onset_strength(
+        S=mel_db, sr=sr, hop_length=hop_length, n_fft=n_fft, aggregate=np.median
+    )
     tempo = librosa.feature.tempo(onset_envelope=onset_env, sr=sr, hop_length=hop_length)
     return np.asarray(tempo, dtype=np.float64).reshape(mel_db.shape[0], -1)[:, 0]

@@ -101,15 +101,22 @@ class FeatureSettings:
             object.__setattr__(self, "segment_seconds", seconds)
 
     @property
-    def segment_samples(self) -> int | None:
-        """Samples per segment at ``sr``, or ``None`` for whole files.
-
-        The Kaggle 3-second table uses 66149 samples per segment at 22050 Hz, one
-        less than 3 s; featx reproduces that rule for every length and rate.
-        """
+    def segment_hop(self) -> int | None:
+        """Samples from one segment's start to the next (``segment_seconds * sr``)."""
         if self.segment_seconds is None:
             return None
-        return segment_length(self.segment_seconds, self.sr)
+        return max(2, int(round(self.segment_seconds * self.sr)))
+
+    @property
+    def segment_samples(self) -> int | None:
+        """Samples per segment, or ``None`` for whole files.
+
+        One less than :attr:`segment_hop`: the Kaggle 3-second table cut each clip
+        into 3-s windows and kept 66149 of the 66150 samples of each (its ``length``
+        column). featx applies the same rule to every segment length and rate.
+        """
+        hop = self.segment_hop
+        return None if hop is None else hop - 1
 
     def feature_columns(self) -> list[str]:
         """Names of the numeric feature columns, in output order."""
@@ -140,8 +147,3 @@ class FeatureSettings:
                 f"expected some of {', '.join(sorted(known))}"
             )
         return cls(**data)
-
-
-def segment_length(seconds: float, sr: int) -> int:
-    """Samples in one segment of ``seconds`` at ``sr``; placeholder rule until fidelity work lands."""
-    return int(round(seconds * sr))

@@ -1,0 +1,62 @@
+"""Shared fixtures: synthetic audio with known properties, and the real GTZAN data."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SR = 22050
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    """``../shared/data`` beside the repository, or $FEATX_SHARED_DATA."""
+    env = os.environ.get("FEATX_SHARED_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def gtzan_dir() -> Path:
+    """The real GTZAN material; tests using it skip when it is absent."""
+    path = shared_data_dir() / "gtzan"
+    if not (path / "features_30_sec.csv").exists():
+        pytest.skip(f"real GTZAN data not found at {path} (set FEATX_SHARED_DATA)")
+    return path
+
+
+def tone(freq: float, seconds: float, sr: int = SR, amp: float = 0.5) -> np.ndarray:
+    t = np.arange(int(round(seconds * sr))) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def clicks(bpm: float, seconds: float, sr: int = SR) -> np.ndarray:
+    """Short decaying noise bursts every 60/bpm seconds."""
+    rng = np.random.default_rng(0)
+    y = np.zeros(int(round(seconds * sr)), dtype=np.float32)
+    burst = (rng.standard_normal(400) * np.exp(-np.arange(400) / 60)).astype(np.float32)
+    for onset in np.arange(0, seconds, 60.0 / bpm):
+        i = int(onset * sr)
+        m = min(len(burst), len(y) - i)
+        y[i : i + m] += burst[:m]
+    return y
+
+
+def write_wav(path: Path, y: np.ndarray, sr: int = SR, subtype: str = "PCM_16") -> Path:
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, y, sr, subtype=subtype)
+    return path
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    """A tiny labelled corpus in the GTZAN layout: 2 genres x 2 clips of 6.5 s."""
+    root = tmp_path / "audio"
+    write_wav(root / "tones" / "tones.00000.wav", tone(440, 6.5))
+    write_wav(root / "tones" / "tones.00001.wav", tone(660, 6.5))
+    write_wav(root / "clicks" / "clicks.00000.wav", clicks(120, 6.5))
+    write_wav(root / "clicks" / "clicks.00001.wav", clicks(100, 6.5))
+    return root

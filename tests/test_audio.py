@@ -1,0 +1,105 @@
+"""Decoding, downmixing, resampling and segmenting real audio files."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import SR, tone, write_wav
+
+from featx.audio import find_audio, load, segment
+from featx.errors import AudioError, ConfigError
+from featx.extract import extract_features
+from featx.settings import FeatureSettings
+
+
+def test_stereo_is_downmixed_to_the_same_features_as_mono(tmp_path):
+    y = tone(440, 3.5)
+    mono = write_wav(tmp_path / "mono.wav", y)
+    stereo = write_wav(tmp_path / "stereo.wav", np.stack([y, y], axis=1))
+    a = extract_features(mono, FeatureSettings())
+    b = extract_features(stereo, FeatureSettings())
+    np.testing.assert_allclose(a.iloc[:, 2:].to_numpy(), b.iloc[:, 2:].to_numpy(), rtol=1e-5, atol=1e-9)
+
+
+def test_stereo_channels_are_averaged(tmp_path):
+    left, right = tone(440, 1.0), tone(660, 1.0, amp=0.25)
+    path = write_wav(tmp_path / "s.wav", np.stack([left, right], axis=1), subtype="FLOAT")
+    np.testing.assert_allclose(load(path, sr=SR), (left + right) / 2, atol=1e-6)
+
+
+@pytest.mark.parametrize("native_sr", [8000, 44100, 48000])
+def test_other_sample_rates_are_resampled(tmp_path, native_sr):
+    path = write_wav(tmp_path / f"t{native_sr}.wav", tone(1000, 4.0, sr=native_sr), sr=native_sr)
+    rows = extract_features(path, FeatureSettings())
+    assert len(rows) == 1 and rows["length"].iloc[0] == 66149
+    assert rows["spectral_centroid_mean"].iloc[0] == pytest.approx(1000, rel=0.03)
+
+
+@pytest.mark.parametrize("ext,fmt", [(".flac", "FLAC"), (".ogg", "OGG"), (".au", "AU")])
+def test_formats(tmp_path, ext, fmt):
+    import soundfile as sf
+
+    path = tmp_path / f"clip{ext}"
+    sf.write(path, tone(500, 3.5), SR, format=fmt)
+    rows = extract_features(path, FeatureSettings())
+    assert rows["filename"].tolist() == [f"clip.0{ext}"]
+    assert rows["spectral_centroid_mean"].iloc[0] == pytest.approx(500, rel=0.05)
+
+
+def test_mp3(tmp_path):
+    import soundfile as sf
+
+    if "MP3" not in sf.available_formats():
+        pytest.skip("this libsndfile build has no MP3 support")
+    path = tmp_path / "clip.mp3"
+    sf.write(path, tone(500, 3.5), SR, format="MP3")
+    rows = extract_features(path, FeatureSettings())
+    assert rows["spectral_centroid_mean"].iloc[0] == pytest.approx(500, rel=0.05)
+
+
+def test_segmenting_follows_the_kaggle_rule():
+    y = np.arange(661794, dtype=np.float32)
+    segs = segment(y, hop=66150)
+    assert segs.shape == (10, 66149)
+    assert segs[3, 0] == 3 * 66150 and segs[3, -1] == 3 * 66150 + 66148
+    # a clip of exactly ten windows gives nine segments, as in the Kaggle table
+    assert segment(y[:661500], hop=66150).shape[0] == 9
+    assert segment(y[:66150], hop=66150).shape[0] == 0
+    assert segment(y, hop=None).shape == (1, 661794)
+
+
+def test_filenames_are_kaggle_style(tmp_path):
+    path = write_wav(tmp_path / "blues.00000.wav", tone(300, 6.5))
+    rows = extract_features(path, FeatureSettings())
+    assert rows["filename"].tolist() == ["blues.00000.0.wav", "blues.00000.1.wav"]
+    whole = extract_features(path, FeatureSettings(segment_seconds=None))
+    assert whole["filename"].tolist() == ["blues.00000.wav"]
+    assert whole["length"].tolist() == [int(6.5 * SR)]
+
+
+def test_bad_files_raise_audio_error(tmp_path):
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(256)) * 4)
+    text = tmp_path / "notes.mp3"
+    text.write_text("this is not audio\n" * 100)
+    for path, words in [(empty, "empty"), (junk, "cannot be decoded"), (text, "cannot be decoded")]:
+        with pytest.raises(AudioError, match=words) as info:
+            load(path, sr=SR)
+        assert str(path) in str(info.value)
+    short = write_wav(tmp_path / "short.wav", tone(440, 1.0))
+    with pytest.raises(AudioError, match="shorter than one 3 s segment"):
+        extract_features(short, FeatureSettings())
+
+
+def test_find_audio(tmp_path):
+    write_wav(tmp_path / "b" / "x.wav", tone(440, 0.1))
+    write_wav(tmp_path / "a" / "y.flac", tone(440, 0.1))
+    (tmp_path / "a" / "readme.txt").write_text("no")
+    found = find_audio([tmp_path])
+    assert [p.name for p in found] == ["y.flac", "x.wav"]
+    with pytest.raises(ConfigError, match="not found"):
+        find_audio([tmp_path / "missing"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no audio files found"):
+        find_audio([tmp_path / "empty"])
