@@ -10,9 +10,11 @@ called on that segment's waveform, but the work is shared:
   harmonic/percussive separation, the mel spectrogram (MFCC) and the onset envelope
   (tempo), where a straightforward implementation recomputes it for each feature;
 * all segments of a file go through each step together as one batch;
-* the median filters of harmonic/percussive separation, which dominate the cost,
-  run as a single 1-D pass over all rows laid end to end (see :func:`median_filter_rows`),
-  which SciPy computes with its fast exact 1-D rank filter.
+* the median filters of harmonic/percussive separation, which dominate a
+  straightforward implementation's time, run through an exact compiled filter that
+  slides many rows' sorted windows at once (:func:`featx._median.median_filter_rows`),
+  over 50 times faster than ``scipy.ndimage.median_filter`` and bit-identical to it;
+* chroma's tuning estimate looks only at the band where pitches can be found.
 
 The settings reproduce the Kaggle GTZAN tables, which were made with an older librosa
 whose defaults differ from today's; see :data:`GTZAN_COMPAT`.
@@ -23,8 +25,8 @@ import functools
 
 import numpy as np
 import scipy.fft
-import scipy.ndimage
 
+from ._median import median_filter_rows
 from .settings import FeatureSettings
 
 __all__ = [
@@ -93,11 +95,10 @@ def segment_features(y: np.ndarray, *, sr: int, settings: FeatureSettings) -> di
     _put(out, "spectral_centroid", centroid)
     _put(out, "spectral_bandwidth", bandwidth)
     _put(out, "rolloff", rolloff)
-    zcr = librosa.feature.zero_crossing_rate(y, frame_length=n_fft, hop_length=hop_length, center=True)
-    _put(out, "zero_crossing_rate", zcr[:, 0])
+    _put(out, "zero_crossing_rate", _zero_crossing_rate(y, frame_length=n_fft, hop_length=hop_length))
 
     harmonic, percussive = _hpss_waveforms(
-        D, S, n=y.shape[-1], hop_length=hop_length, n_fft=n_fft,
+        y, D, S, hop_length=hop_length, n_fft=n_fft,
         kernel_size=c["hpss_kernel_size"], power=c["hpss_power"],
     )
     out["harmony_mean"], out["harmony_var"] = frames_to_stats(harmonic)
@@ -139,62 +140,105 @@ def _put(out: dict, name: str, frames: np.ndarray) -> None:
     out[f"{name}_mean"], out[f"{name}_var"] = frames_to_stats(frames)
 
 
-def median_filter_rows(x: np.ndarray, *, size: int, axis: int) -> np.ndarray:
-    """Exact median filter of width ``size`` along one axis, with 'reflect' edges.
+def _hpss_waveforms(y, D, S, *, hop_length, n_fft, kernel_size, power):
+    """Harmonic and percussive waveforms of each segment (librosa.effects.hpss).
 
-    Equal to ``scipy.ndimage.median_filter(x, size=<size on axis, 1 elsewhere>,
-    mode='reflect')``. Every row along ``axis`` is padded with its own reflection,
-    all rows are laid end to end, and SciPy's fast 1-D rank filter runs once over
-    the whole line; a window never reaches across two rows because each row carries
-    its own ``size // 2`` samples of padding.
+    As the older librosa did, the inverse STFT runs without ``length=``: the waveform
+    ends at the last full hop and its tail is zero-filled to the segment's length.
+    The two masks sum to one, and the inverse STFT is linear and reconstructs ``y``
+    exactly where frames cover it, so the percussive part is ``y`` minus the
+    harmonic part there: one inverse STFT instead of two.
     """
-    half = size // 2
-    moved = np.moveaxis(x, axis, -1)
-    shape = moved.shape
-    rows = moved.reshape(-1, shape[-1])
-    # numpy's 'symmetric' padding is scipy.ndimage's 'reflect' (edge sample repeated)
-    padded = np.pad(rows, ((0, 0), (half, half)), mode="symmetric")
-    line = scipy.ndimage.median_filter(padded.ravel(), size=size, mode="reflect")
-    filtered = line.reshape(padded.shape)[:, half : half + shape[-1]]
-    return np.moveaxis(filtered.reshape(shape), -1, axis)
-
-
-def _hpss_waveforms(D, S, *, n, hop_length, n_fft, kernel_size, power):
-    """Harmonic and percussive waveforms of each segment (librosa.effects.hpss)."""
     import librosa
 
     harm = median_filter_rows(S, size=kernel_size, axis=-1)
     perc = median_filter_rows(S, size=kernel_size, axis=-2)
-    mask_h, mask_p = _soft_masks(harm, perc, power=power)
-    mask_h *= D  # complex from here on
-    mask_p *= D
-    # As the older librosa did: invert without ``length=``, so the waveform ends at
-    # the last full hop, then zero-fill the tail up to the segment's length.
-    kw = dict(hop_length=hop_length, n_fft=n_fft, dtype=np.float32)
-    harmonic = librosa.util.fix_length(librosa.istft(mask_h, **kw), size=n)
-    percussive = librosa.util.fix_length(librosa.istft(mask_p, **kw), size=n)
+    mask_h = _soft_mask(harm, perc, power=power)
+    covered = _istft(D * mask_h, hop_length=hop_length, n_fft=n_fft)
+    m = covered.shape[-1]
+    harmonic = np.zeros_like(y)
+    percussive = np.zeros_like(y)
+    harmonic[:, :m] = covered
+    percussive[:, :m] = y[:, :m] - covered
     return harmonic, percussive
 
 
-def _soft_masks(a, b, *, power):
-    """The pair of Wiener-style masks ``a**p / (a**p + b**p)`` and its complement.
+def _istft(D, *, hop_length, n_fft):
+    """``librosa.istft(D, hop_length=, n_fft=, dtype=float32)`` (centred, no ``length``).
 
-    Same arithmetic as ``librosa.util.softmask(a, b, split_zeros=True)`` and
-    ``softmask(b, a, ...)``, done once for both: values are scaled by the larger of
-    the two first, and bins where both are zero get 0.5 each.
+    All frames are inverted in one call, then overlap-added ``n_fft // hop_length``
+    phases at a time (whole-array additions) rather than frame by frame, and divided
+    by the cached squared-window sum.
+    """
+    import scipy.fft
+
+    n_seg, _, n_frames = D.shape
+    window, norm = _istft_window(n_fft, hop_length, n_frames)
+    # frames as rows: the inverse FFTs then run over contiguous memory
+    spectra = np.ascontiguousarray(np.swapaxes(D, -1, -2))
+    frames = scipy.fft.irfft(spectra, n=n_fft, axis=-1).astype(np.float32, copy=False)
+    frames *= window  # (n_seg, n_frames, n_fft)
+    ratio = n_fft // hop_length
+    if ratio * hop_length != n_fft:
+        import librosa
+
+        return librosa.istft(D, hop_length=hop_length, n_fft=n_fft, dtype=np.float32)
+    blocks = frames.reshape(n_seg, n_frames, ratio, hop_length)
+    y = np.zeros((n_seg, n_frames + ratio - 1, hop_length), dtype=np.float32)
+    for k in range(ratio):
+        y[:, k : k + n_frames] += blocks[:, :, k]
+    y = y.reshape(n_seg, -1)[:, n_fft // 2 : n_fft // 2 + hop_length * (n_frames - 1)]
+    return y / norm
+
+
+@functools.lru_cache(maxsize=16)
+def _istft_window(n_fft: int, hop_length: int, n_frames: int):
+    import librosa
+
+    window = librosa.filters.get_window("hann", n_fft, fftbins=True).astype(np.float32)
+    total = librosa.filters.window_sumsquare(
+        window="hann", n_frames=n_frames, win_length=n_fft, n_fft=n_fft,
+        hop_length=hop_length, dtype=np.float32,
+    )[n_fft // 2 : n_fft // 2 + hop_length * (n_frames - 1)]
+    total = np.where(total > np.finfo(np.float32).tiny, total, 1).astype(np.float32)
+    return window, total
+
+
+def _zero_crossing_rate(y, *, frame_length, hop_length, threshold=1e-10):
+    """``librosa.feature.zero_crossing_rate(y, center=True)`` from one pass over ``y``.
+
+    Sign changes between neighbouring samples (samples within ``threshold`` of zero
+    count as positive) are counted once for the whole edge-padded signal; each
+    frame's count is then a difference of the running total, instead of a count
+    over 2048 samples for every frame.
+    """
+    half = frame_length // 2
+    padded = np.pad(y, ((0, 0), (half, half)), mode="edge")
+    negative = np.signbit(padded) & (np.abs(padded) > threshold)
+    changes = negative[:, 1:] != negative[:, :-1]
+    total = np.zeros((len(y), changes.shape[1] + 1), dtype=np.int64)
+    np.cumsum(changes, axis=1, out=total[:, 1:])
+    n_frames = 1 + (padded.shape[1] - frame_length) // hop_length
+    starts = np.arange(n_frames) * hop_length
+    # a frame's first sample has no left neighbour inside the frame
+    counts = total[:, starts + frame_length - 1] - total[:, starts]
+    return counts / frame_length
+
+
+def _soft_mask(a, b, *, power):
+    """``a**p / (a**p + b**p)``: ``librosa.util.softmask(a, b, split_zeros=True)``.
+
+    Values are scaled by the larger of the two first; bins where both are zero get 0.5.
     """
     z = np.maximum(a, b)
     bad = z < np.finfo(z.dtype).tiny
     z[bad] = 1
-    mask_a = (a / z) ** power
-    mask_b = (b / z) ** power
-    total = mask_a + mask_b
+    mask = (a / z) ** power
+    total = mask + (b / z) ** power
     total[bad] = 1
-    mask_a /= total
-    mask_b /= total
-    mask_a[bad] = 0.5
-    mask_b[bad] = 0.5
-    return mask_a.astype(np.complex64), mask_b.astype(np.complex64)
+    mask /= total
+    mask[bad] = 0.5
+    return mask
 
 
 def _spectral_shape(S, *, freqs):
@@ -238,16 +282,54 @@ def _chroma(power, *, sr, n_fft, n_chroma):
     """librosa.feature.chroma_stft of each segment, each with its own tuning estimate."""
     import librosa
 
-    pitch, mag = librosa.piptrack(S=power, sr=sr, n_fft=n_fft)
+    tunings = _estimate_tuning(power, sr=sr, n_fft=n_fft, bins_per_octave=n_chroma)
     chroma = np.empty((power.shape[0], n_chroma, power.shape[-1]), dtype=power.dtype)
-    for i in range(power.shape[0]):
-        has_pitch = pitch[i] > 0
-        threshold = np.median(mag[i][has_pitch]) if has_pitch.any() else 0.0
-        selected = pitch[i][(mag[i] >= threshold) & has_pitch]
-        tuning = librosa.pitch_tuning(selected, bins_per_octave=n_chroma) if selected.size else 0.0
-        basis = _chroma_basis(sr, n_fft, n_chroma, float(tuning))
-        chroma[i] = basis @ power[i]
-    return librosa.util.normalize(chroma, norm=np.inf, axis=-2)
+    for i, tuning in enumerate(tunings):
+        chroma[i] = _chroma_basis(sr, n_fft, n_chroma, tuning) @ power[i]
+    # librosa.util.normalize(chroma, norm=np.inf, axis=-2): all-zero frames stay zero
+    peak = np.max(np.abs(chroma), axis=-2, keepdims=True)
+    peak[peak < np.finfo(chroma.dtype).tiny] = 1.0
+    return chroma / peak
+
+
+def _estimate_tuning(S, *, sr, n_fft, bins_per_octave, fmin=150.0, fmax=4000.0, threshold=0.1):
+    """``librosa.estimate_tuning(S=S[i])`` for each segment ``i``.
+
+    Same arithmetic as librosa's ``piptrack`` followed by ``pitch_tuning``, but only
+    on the bins between ``fmin`` and ``fmax`` (plus one neighbour each side), the
+    only ones piptrack can report a pitch for: a sixth of the spectrum.
+    """
+    import librosa
+
+    freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
+    in_band = np.flatnonzero((fmin <= freqs) & (freqs < min(fmax, sr / 2)))
+    lo, hi = int(in_band[0]), int(in_band[-1]) + 1
+    assert lo >= 1 and hi < S.shape[-2]
+    ref = threshold * S.max(axis=-2, keepdims=True)
+    x = S[:, lo - 1 : hi + 1]
+    up, mid, down = x[:, 2:], x[:, 1:-1], x[:, :-2]
+    # local maxima of the thresholded spectrum along frequency
+    gated = x * (x > ref)
+    peak = (gated[:, 1:-1] > gated[:, :-2]) & (gated[:, 1:-1] >= gated[:, 2:])
+    # parabolic interpolation (numba evaluates it in float64 from float32 sums)
+    a = (up + down).astype(np.float64) - 2 * mid.astype(np.float64)
+    b = (up - down).astype(np.float64) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift = np.where(np.abs(b) >= np.abs(a), 0.0, -b / a).astype(np.float32)
+    skew = 0.5 * ((up - down) / 2.0) * shift
+    bins = np.arange(lo, hi, dtype=np.float64)[:, None]
+    tunings = []
+    for i in range(S.shape[0]):
+        pitch = ((bins + shift[i]) * float(sr) / n_fft).astype(np.float32)[peak[i]]
+        mag = (mid[i] + skew[i])[peak[i]]
+        keep = pitch > 0
+        cut = np.median(mag[keep]) if keep.any() else 0.0
+        chosen = pitch[(mag >= cut) & keep]
+        if chosen.size == 0:
+            tunings.append(0.0)
+        else:
+            tunings.append(float(librosa.pitch_tuning(chosen, bins_per_octave=bins_per_octave)))
+    return tunings
 
 
 def _power_to_db(S, *, top_db, amin=1e-10):
@@ -266,4 +348,7 @@ def _tempo(mel_db, *, sr, hop_length, n_fft):
         S=mel_db, sr=sr, hop_length=hop_length, n_fft=n_fft, aggregate=np.median
     )
     tempo = librosa.feature.tempo(onset_envelope=onset_env, sr=sr, hop_length=hop_length)
-    return np.asarray(tempo, dtype=np.float64).reshape(mel_db.shape[0], -1)[:, 0]
+    tempo = np.asarray(tempo, dtype=np.float64).reshape(mel_db.shape[0], -1)[:, 0]
+    # no onsets at all (silence, a steady tone): beat_track reports a tempo of 0
+    tempo[~onset_env.any(axis=-1)] = 0.0
+    return tempo
