@@ -78,12 +78,12 @@ def _run_cli(args, *, env=None):
     return time.perf_counter() - t0
 
 
-def scaling(files, tmp: Path):
-    """Wall seconds of `featx extract` on ``files`` with 1 and 2 workers."""
+def scaling(folder: Path, tmp: Path):
+    """Wall seconds of `featx extract` on ``folder`` with 1 and 2 workers."""
     times = {}
     for jobs in (1, 2):
         out = tmp / f"scale{jobs}.csv"
-        times[jobs] = _run_cli([*files, "-o", out, "-j", jobs, "--overwrite"])
+        times[jobs] = _run_cli([folder, "-o", out, "-j", jobs, "--overwrite"])
     return times
 
 
@@ -96,14 +96,20 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
-def peak_memory(files, tmp: Path, copies: int):
-    """Peak resident memory (MiB) of a one-worker run over ``files`` repeated ``copies`` times."""
-    folder = tmp / f"corpus{copies}"
+def copies_of(files, tmp: Path, copies: int) -> Path:
+    """A folder holding ``copies`` copies of each of ``files`` (genre folders kept)."""
+    folder = tmp / f"corpus{copies}x{len(files)}"
     for c in range(copies):
         for f in files:
             dest = folder / f.parent.name / f"{f.stem}.copy{c}{f.suffix}"
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(f, dest)
+    return folder
+
+
+def peak_memory(files, tmp: Path, copies: int):
+    """Peak resident memory (MiB) of a one-worker run over ``files`` repeated ``copies`` times."""
+    folder = copies_of(files, tmp, copies)
     out = subprocess.run(
         [sys.executable, "-c", _PEAK, str(folder), str(tmp / f"mem{copies}.csv")],
         capture_output=True, text=True, cwd=HERE.parent, check=True,
@@ -131,10 +137,11 @@ def main():
         results[label] = dict(audio_s=audio_s, baseline_s=t_base, featx_s=t_ours, speedup=t_base / t_ours, max_rel_diff=worst)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        times = scaling(files, tmp)
+        corpus = copies_of(files, tmp, 4)
+        times = scaling(corpus, tmp)
         print()
-        print(f"featx extract, wall time incl. start-up: -j 1 {times[1]:.2f} s, -j 2 {times[2]:.2f} s, "
-              f"scaling {times[1] / times[2]:.2f}x on 2 workers")
+        print(f"featx extract of {4 * len(files)} files, wall time incl. start-up: -j 1 {times[1]:.2f} s, "
+              f"-j 2 {times[2]:.2f} s, scaling {times[1] / times[2]:.2f}x on 2 workers")
         results["scaling"] = {"j1_s": times[1], "j2_s": times[2], "ratio": times[1] / times[2]}
         few = peak_memory(files[:4], tmp, 1)
         many = peak_memory(files[:4], tmp, 8)

@@ -160,12 +160,13 @@ def _big_corpus(root: Path, n: int) -> Path:
 
 
 def _journal_records(path: Path) -> int:
-    return max(0, len(path.read_bytes().splitlines()) - 1) if path.exists() else 0
+    """Complete records (newline-terminated lines after the header) in a journal."""
+    return max(0, path.read_bytes().count(b"\n") - 1) if path.exists() else 0
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, sig):
-    audio = _big_corpus(tmp_path / "audio", 10)
+    audio = _big_corpus(tmp_path / "audio", 20)
     reference = tmp_path / "reference.csv"
     assert run(audio, "-o", reference, "-j", "1").exit_code == 0
 
@@ -176,8 +177,8 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, sig):
         proc = subprocess.Popen(cmd, cwd=REPO, stderr=err, start_new_session=True)
     journal = out.with_name("features.csv.partial")
     deadline = time.time() + 120
-    while _journal_records(journal) < 3 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
+    while _journal_records(journal) < 2 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
     assert proc.poll() is None, "finished before it could be interrupted"
     proc.send_signal(sig)  # the main process only, as `kill -9 PID` would
     proc.wait(timeout=60)
@@ -190,11 +191,11 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, sig):
         assert proc.returncode == 130 and "run the same command again" in stderr
     assert not out.exists()  # never half-written
     done = _journal_records(journal)
-    assert 3 <= done < 10
+    assert 2 <= done < 20
 
     resumed = subprocess.run(cmd[:3] + cmd[4:], cwd=REPO, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"{done} from an earlier run" in resumed.stderr or f"{done + 1} from an earlier run" in resumed.stderr
+    assert f"{done} from an earlier run" in resumed.stderr
     assert out.read_bytes() == reference.read_bytes()
     assert not journal.exists()
 
