@@ -1,0 +1,399 @@
+"""Save and load trained models with their preprocessing and metadata.
+
+A bundle is a folder::
+
+    model.keras          Keras model (loaded with safe_mode=True), or
+    baseline.npz         scikit-learn baseline: its training matrix as plain arrays
+    preprocessing.json   feature columns, classes, scaler mean/scale
+    metadata.json        versions, model, hyperparameters, extraction settings,
+                         resolved training config, seed, data fingerprint
+    metrics.json, predictions.csv, history.json, report.md, figures/*.png
+
+Nothing in a bundle is unpickled. Keras models load in safe mode (no code from
+the file runs). A scikit-learn baseline is stored as the standardised rows it
+was fitted on plus its hyperparameters and seed, and refitted on load (these
+estimators are deterministic for a fixed seed); the refit is checked against
+probabilities saved at training time.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import logging
+import os
+import platform
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .dataset import FeatureTable, check_columns, track_name
+from .errors import AudioError, BundleError, DataError, OutputError
+from .registry import ModelSpec, get_model
+from .settings import FeatureSettings
+from .training import Preprocessing, TrainResult, fit_estimator, predict_rows
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "featx-bundle"
+FORMAT_VERSION = 1
+METADATA = "metadata.json"
+PREPROCESSING = "preprocessing.json"
+KERAS_MODEL = "model.keras"
+BASELINE = "baseline.npz"
+
+
+def library_versions(*, keras_too: bool = True) -> dict:
+    """Versions that matter for reproducing a bundle."""
+    import sklearn
+
+    versions = {"featx": __version__, "python": platform.python_version(),
+                "numpy": np.__version__, "pandas": pd.__version__, "scikit-learn": sklearn.__version__}
+    if keras_too:
+        import keras
+
+        versions["keras"] = keras.__version__
+        versions["keras_backend"] = keras.backend.backend()
+        backend = versions["keras_backend"]
+        try:
+            module = __import__({"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[backend])
+            versions[backend] = module.__version__
+        except (KeyError, ImportError):  # pragma: no cover
+            pass
+    return versions
+
+
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (Path, tuple)):
+        return str(value) if isinstance(value, Path) else list(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def write_json(path, data) -> None:
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+    os.replace(tmp, path)
+
+
+def prepare_output_dir(directory, *, overwrite: bool) -> Path:
+    """Create ``directory``; an existing non-empty one needs ``overwrite`` and must be a bundle."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise OutputError(f"{directory}: exists and is not a folder; expected a folder for the bundle")
+    if directory.is_dir() and any(directory.iterdir()):
+        if not overwrite:
+            raise OutputError(f"{directory}: folder is not empty; pass --overwrite to replace the bundle in it")
+        if not (directory / METADATA).exists():
+            raise OutputError(
+                f"{directory}: folder is not empty and holds no featx bundle; refusing to replace it"
+            )
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+@dataclass
+class Bundle:
+    """A loaded model with everything needed to use it on new data."""
+
+    path: Path | None
+    spec: ModelSpec
+    model: object
+    preprocessing: Preprocessing
+    metadata: dict
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.preprocessing.classes)
+
+    @property
+    def feature_columns(self) -> list[str]:
+        return list(self.preprocessing.feature_columns)
+
+    @property
+    def settings(self) -> FeatureSettings | None:
+        data = self.metadata.get("settings")
+        return FeatureSettings.from_dict(data) if data else None
+
+    @property
+    def max_segments(self) -> int | None:
+        return self.metadata.get("max_segments")
+
+    @property
+    def name(self) -> str:
+        return str(self.path) if self.path is not None else "bundle"
+
+    def check_table(self, table: FeatureTable) -> FeatureTable:
+        """Check ``table`` has the model's feature columns and extraction settings."""
+        check_columns(table, self.feature_columns, source=f"the model in {self.name}")
+        mine, theirs = self.settings, table.settings
+        if mine is not None and theirs is not None and mine != theirs:
+            a, b = mine.to_dict(), theirs.to_dict()
+            diff = [f"{k}={b[k]!r} (model: {a[k]!r})" for k in a if a[k] != b.get(k)]
+            raise DataError(
+                f"{table.name}: features were extracted with different settings than the model's "
+                f"training data: {', '.join(diff)}; expected the same settings"
+            )
+        if self.spec.input == "segments" and not table.segmented:
+            raise DataError(
+                f"{table.name}: model {self.spec.name!r} needs segment rows; this table has one row per file"
+            )
+        return table
+
+    def predict_table(self, table: FeatureTable) -> np.ndarray:
+        """Row-level class probabilities for a feature table, shape ``(n_rows, n_classes)``."""
+        self.check_table(table)
+        X = self.preprocessing.transform(table.X[:, [table.feature_columns.index(c)
+                                                      for c in self.feature_columns]])
+        return predict_rows(self.model, self.spec, X, table.tracks, table.segment_indices,
+                            num_classes=len(self.classes), max_segments=self.max_segments)
+
+    def evaluate(self, table: FeatureTable) -> tuple[dict, pd.DataFrame]:
+        """Metrics and row predictions of the model on a labelled table."""
+        from .training import compute_metrics, prediction_frame
+
+        labels = table.labels
+        unknown = sorted(set(labels) - set(self.classes))
+        if unknown:
+            raise DataError(
+                f"{table.name}: label {unknown[0]!r} is not one of the model's classes "
+                f"({', '.join(self.classes)})"
+            )
+        proba = self.predict_table(table)
+        predictions = prediction_frame(table, np.arange(table.n_rows), proba, self.classes, "evaluate")
+        metrics = compute_metrics(predictions, self.classes)
+        metrics.update(split="none (external evaluation data)", leaky=False, folds=1, model=self.spec.name)
+        return metrics, predictions
+
+    def classify_table(self, table: FeatureTable) -> pd.DataFrame:
+        """One row per track: ``file``, ``genre``, then one probability column per class."""
+        proba = self.predict_table(table)
+        frame = pd.DataFrame(proba, columns=self.classes)
+        frame.insert(0, "file", [track_name(f, segmented=table.segmented) for f in table.filenames])
+        return _per_file(frame, self.classes)
+
+    def classify_audio(self, paths, *, progress=None) -> pd.DataFrame:
+        """Extract features from audio files with the model's settings and classify each file."""
+        from tqdm.auto import tqdm
+
+        settings = self.settings
+        if settings is None:
+            raise BundleError(
+                f"{self.name}: the model's training features have no known extraction settings, "
+                "so audio cannot be featurised to match; classify a feature CSV instead"
+            )
+        try:
+            from .extract import extract_features
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise BundleError(f"audio classification needs featx.extract ({exc})") from None
+        frames = []
+        for path in tqdm(list(paths), desc="files", unit="file",
+                         disable=None if progress is None else not progress):
+            rows = extract_features(path, settings)
+            if len(rows) == 0:
+                raise AudioError(f"{path}: no segments could be analysed; expected audio at least one segment long")
+            table = FeatureTable(rows.reset_index(drop=True), Path(path), self.feature_columns,
+                                 settings, settings.segment_seconds is not None, "extracted")
+            proba = self.predict_table(table)
+            part = pd.DataFrame(proba, columns=self.classes)
+            part.insert(0, "file", str(path))
+            frames.append(part)
+        if not frames:
+            return pd.DataFrame(columns=["file", "genre", *self.classes])
+        return _per_file(pd.concat(frames, ignore_index=True), self.classes)
+
+
+def _per_file(frame: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
+    out = frame.groupby("file", sort=False)[classes].mean().reset_index()
+    out.insert(1, "genre", np.asarray(classes, dtype=object)[out[classes].to_numpy().argmax(axis=1)])
+    return out
+
+
+def audio_files(inputs) -> list[Path]:
+    """Audio files named in ``inputs`` (files, or folders searched recursively); none: ``[]``."""
+    from .audio import find_audio
+
+    inputs = list(inputs)
+    return find_audio(inputs) if inputs else []
+
+
+# ---------------------------------------------------------------------------
+# Saving
+
+
+def save_bundle(result: TrainResult, directory, *, table: FeatureTable) -> Path:
+    """Write the model, its preprocessing and metadata into ``directory`` (which must exist)."""
+    directory = Path(directory)
+    spec = result.spec
+    files = {}
+    if spec.kind == "keras":
+        result.model.save(directory / KERAS_MODEL)
+        files["model"] = KERAS_MODEL
+    else:
+        X = np.asarray(result.final_fit["X"])
+        y = np.asarray(result.final_fit["y"], dtype=np.int64)
+        check = X[: min(len(X), 64)]
+        proba = result.model.predict_proba(check)
+        np.savez_compressed(directory / BASELINE, X=X, y=y, check_X=check,
+                            check_proba=proba, classes_=np.asarray(result.model.classes_, dtype=np.int64))
+        files["model"] = BASELINE
+    write_json(directory / PREPROCESSING, result.preprocessing.to_dict())
+    final = result.final_fit
+    metadata = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "versions": library_versions(keras_too=spec.kind == "keras"),
+        "model": spec.name,
+        "kind": spec.kind,
+        "input": spec.input,
+        "params": result.config.to_dict()["params"],
+        "feature_columns": result.preprocessing.feature_columns,
+        "classes": result.preprocessing.classes,
+        "settings": table.settings.to_dict() if table.settings else None,
+        "settings_source": table.settings_source,
+        "segmented": table.segmented,
+        "max_segments": result.max_segments,
+        "config": result.config.to_dict(),
+        "seed": result.config.seed,
+        "final_fit": {"rows": final["rows"], "n_train": int(len(final["train"])),
+                      "n_valid": int(len(final["valid"])), "seed": int(final.get("seed", result.config.seed))},
+        "training_data": {
+            "path": str(table.path) if table.path else None,
+            "sha256": file_sha256(table.path) if table.path and Path(table.path).is_file() else None,
+            "rows": table.n_rows,
+            "tracks": int(len(set(table.tracks))),
+        },
+        "split": result.plan.description,
+        "leaky_split": result.plan.leaky,
+        "device": result.device,
+        "train_seconds": round(result.seconds, 2),
+        "files": files,
+    }
+    write_json(directory / METADATA, metadata)
+    return directory
+
+
+# ---------------------------------------------------------------------------
+# Loading
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise BundleError(f"{path}: missing; expected a featx bundle folder (written by 'featx train')")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise BundleError(f"{path}: corrupt JSON ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise BundleError(f"{path}: corrupt; expected a JSON object")
+    return data
+
+
+def _check_versions(metadata: dict, directory: Path, keras_too: bool) -> None:
+    saved = metadata.get("versions") or {}
+    now = library_versions(keras_too=keras_too)
+    differ = [f"{k} {saved[k]} (now {now[k]})" for k in ("featx", "scikit-learn", "numpy", "keras",
+                                                          "keras_backend")
+              if k in saved and k in now and str(saved[k]) != str(now[k])]
+    if differ:
+        warnings.warn(
+            f"{directory}: bundle was saved with different library versions: {', '.join(differ)}; "
+            "results may differ slightly",
+            UserWarning, stacklevel=3,
+        )
+
+
+def load_bundle(directory) -> Bundle:
+    """Load a bundle written by :func:`save_bundle`.
+
+    Raises
+    ------
+    BundleError
+        Missing folder or files, corrupt content, unknown model.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise BundleError(f"{directory}: no such bundle folder; expected the -o folder of 'featx train'")
+    metadata = _read_json(directory / METADATA)
+    if metadata.get("format") != FORMAT:
+        raise BundleError(f"{directory / METADATA}: not a featx bundle (format={metadata.get('format')!r})")
+    if int(metadata.get("format_version", 0)) > FORMAT_VERSION:
+        raise BundleError(
+            f"{directory}: bundle format {metadata.get('format_version')} is newer than this featx "
+            f"understands ({FORMAT_VERSION}); upgrade featx"
+        )
+    try:
+        spec = get_model(str(metadata.get("model")))
+        preprocessing = Preprocessing.from_dict(_read_json(directory / PREPROCESSING))
+        if preprocessing.classes != list(metadata.get("classes", [])):
+            raise ValueError("classes differ between preprocessing.json and metadata.json")
+        if metadata.get("settings"):
+            FeatureSettings.from_dict(metadata["settings"])
+    except BundleError:
+        raise
+    except Exception as exc:
+        raise BundleError(f"{directory}: corrupt bundle ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+    _check_versions(metadata, directory, spec.kind == "keras")
+    if spec.kind == "keras":
+        model = _load_keras(directory / KERAS_MODEL)
+    else:
+        model = _load_baseline(directory / BASELINE, spec, metadata)
+    return Bundle(directory, spec, model, preprocessing, metadata)
+
+
+def _load_keras(path: Path):
+    if not path.is_file():
+        raise BundleError(f"{path}: missing; expected the saved Keras model")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BundleError(f"{path}: cannot load the Keras model ({first[:200]})") from None
+
+
+def _load_baseline(path: Path, spec: ModelSpec, metadata: dict):
+    if not path.is_file():
+        raise BundleError(f"{path}: missing; expected the saved baseline arrays")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in ("X", "y", "check_X", "check_proba")}
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BundleError(f"{path}: cannot read the baseline arrays ({first[:200]})") from None
+    params = spec.resolve(metadata.get("params") or {})
+    seed = int((metadata.get("final_fit") or {}).get("seed", metadata.get("seed", 0)))
+    estimator = spec.builder(seed=seed, **params)
+    try:
+        fit_estimator(estimator, arrays["X"], arrays["y"])
+        proba = estimator.predict_proba(arrays["check_X"])
+    except Exception as exc:
+        raise BundleError(f"{path}: corrupt baseline data ({type(exc).__name__}: {exc})") from None
+    if proba.shape != arrays["check_proba"].shape or not np.allclose(proba, arrays["check_proba"], atol=1e-6):
+        warnings.warn(
+            f"{path}: the refitted {spec.name} does not reproduce the saved probabilities exactly "
+            "(different scikit-learn version?); predictions may differ slightly",
+            UserWarning, stacklevel=3,
+        )
+    return estimator

@@ -1,0 +1,250 @@
+"""Model registry: name -> builder and its hyperparameters.
+
+Keras models come from :mod:`featx.nets`; the classic baselines are
+scikit-learn estimators trained through the same splits and reports. An
+unknown model or hyperparameter name is a :class:`ConfigError` that lists the
+valid ones.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import nets
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Param:
+    """One hyperparameter: its kind (``int``, ``float``, ``bool``, ``ints``, ``str``), default, help."""
+
+    kind: str
+    default: object
+    help: str
+    choices: tuple | None = None
+
+    def parse(self, model: str, name: str, value):
+        """Convert ``value`` (a string from the command line, or a Python value) to this kind."""
+        try:
+            if self.kind == "ints":
+                if isinstance(value, str):
+                    parts = [p for p in value.replace(" ", "").split(",") if p]
+                else:
+                    parts = list(value) if isinstance(value, (list, tuple)) else [value]
+                out = tuple(int(p) for p in parts)
+                if not out or any(p <= 0 for p in out):
+                    raise ValueError
+                return out
+            if self.kind == "int":
+                if isinstance(value, bool):
+                    raise ValueError
+                out = int(value)
+                if isinstance(value, float) and value != out:
+                    raise ValueError
+                return out
+            if self.kind == "float":
+                out = float(value)
+                if out != out:
+                    raise ValueError
+                return out
+            if self.kind == "bool":
+                if isinstance(value, bool):
+                    return value
+                text = str(value).strip().lower()
+                if text in ("1", "true", "yes", "on"):
+                    return True
+                if text in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError
+            out = str(value)
+            if self.choices and out not in self.choices:
+                raise ValueError
+            return out
+        except (TypeError, ValueError):
+            expected = {
+                "ints": "comma-separated positive integers like 256,128,64",
+                "int": "an integer",
+                "float": "a number",
+                "bool": "true or false",
+                "str": "one of " + ", ".join(self.choices) if self.choices else "text",
+            }[self.kind]
+            raise ConfigError(
+                f"model {model!r}: bad value for {name}; expected {expected}. Received: {name}={value!r}"
+            ) from None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model.
+
+    Attributes
+    ----------
+    kind : {'keras', 'sklearn'}
+    input : {'rows', 'segments'}
+        ``rows``: one feature vector per row. ``segments``: one sequence of
+        segment vectors per track (needs a segment table).
+    builder : callable
+        Keras: ``builder(input_shape, num_classes, **params)`` -> uncompiled model.
+        scikit-learn: ``builder(seed=..., **params)`` -> unfitted estimator.
+    """
+
+    name: str
+    kind: str
+    input: str
+    builder: Callable
+    params: dict[str, Param] = field(default_factory=dict)
+    description: str = ""
+    train_defaults: dict = field(default_factory=dict)
+
+    def resolve(self, overrides: dict | None = None) -> dict:
+        """Defaults updated with ``overrides`` (validated and converted)."""
+        overrides = dict(overrides or {})
+        unknown = sorted(set(overrides) - set(self.params) - ({"depth"} if "units" in self.params else set()))
+        if unknown:
+            valid = ", ".join(sorted(list(self.params) + (["depth"] if "units" in self.params else [])))
+            raise ConfigError(
+                f"model {self.name!r} has no hyperparameter {unknown[0]!r}; expected one of {valid}"
+            )
+        params = {name: p.default for name, p in self.params.items()}
+        depth = overrides.pop("depth", None)
+        for name, value in overrides.items():
+            params[name] = self.params[name].parse(self.name, name, value)
+        if depth is not None:
+            depth = Param("int", None, "").parse(self.name, "depth", depth)
+            if depth <= 0:
+                raise ConfigError(f"model {self.name!r}: depth must be >= 1. Received: depth={depth}")
+            units = list(params["units"])
+            if "units" in overrides and len(units) != depth:
+                raise ConfigError(
+                    f"model {self.name!r}: depth={depth} but units={tuple(units)} has {len(units)} "
+                    "layer(s); give one of them, or matching values"
+                )
+            while len(units) < depth:
+                units.append(max(1, units[-1] // 2))
+            params["units"] = tuple(units[:depth])
+        return params
+
+
+# ---------------------------------------------------------------------------
+# scikit-learn baselines (imported lazily)
+
+
+def make_svm(*, seed: int = 0, C: float = 1.0, gamma: str = "scale", kernel: str = "rbf"):
+    """Support-vector classifier (scikit-learn ``SVC``).
+
+    Its probabilities are the softmax of the one-vs-rest decision values, so
+    their argmax is the SVM's own decision (no extra calibration folds).
+    """
+    from sklearn.svm import SVC
+
+    class SoftmaxSVC(SVC):
+        def predict_proba(self, X):
+            d = self.decision_function(X)
+            if d.ndim == 1:
+                d = np.column_stack([-d, d])
+            e = np.exp(d - d.max(axis=1, keepdims=True))
+            return e / e.sum(axis=1, keepdims=True)
+
+    try:
+        gamma_value = float(gamma)
+    except ValueError:
+        gamma_value = gamma
+    return SoftmaxSVC(C=C, gamma=gamma_value, kernel=kernel, random_state=seed)
+
+
+def make_knn(*, seed: int = 0, n_neighbors: int = 5, weights: str = "uniform"):
+    """k-nearest-neighbour classifier (Euclidean, on standardised features)."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    del seed  # deterministic
+    return KNeighborsClassifier(n_neighbors=n_neighbors, weights=weights)
+
+
+def make_random_forest(*, seed: int = 0, n_estimators: int = 300, max_depth: int = 0,
+                       min_samples_leaf: int = 1):
+    """Random forest (``max_depth=0``: unlimited)."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier(
+        n_estimators=n_estimators, max_depth=max_depth or None,
+        min_samples_leaf=min_samples_leaf, random_state=seed, n_jobs=1,
+    )
+
+
+_DROPOUT = "dropout rate after each layer, in [0, 1)"
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            "lstm", "keras", "rows", nets.build_lstm,
+            {"units": Param("ints", (256, 128, 64), "LSTM units per layer (depth = count)"),
+             "dropout": Param("float", 0.2, _DROPOUT)},
+            "stacked LSTM over the feature vector read as a sequence of scalars",
+        ),
+        ModelSpec(
+            "segment-lstm", "keras", "segments", nets.build_segment_lstm,
+            {"units": Param("ints", (64,), "LSTM units per layer"),
+             "dropout": Param("float", 0.3, _DROPOUT),
+             "dense": Param("int", 64, "ReLU layer width before the output (0: none)")},
+            "LSTM over a track's sequence of segment vectors; one prediction per track",
+        ),
+        ModelSpec(
+            "mlp", "keras", "rows", nets.build_mlp,
+            {"units": Param("ints", (512, 256, 128), "hidden layer widths"),
+             "dropout": Param("float", 0.4, _DROPOUT),
+             "batch_norm": Param("bool", True, "batch normalisation in each hidden layer"),
+             "l2": Param("float", 1e-4, "L2 weight penalty"),
+             "noise": Param("float", 0.0, "Gaussian input noise (training only)"),
+             "members": Param("int", 1, "sub-networks averaged inside the model")},
+            "fully connected network on the feature vector",
+            # On ~1000 rows, holding out a validation part for early stopping costs more
+            # than it saves: by default the mlp trains on all training rows for 60 epochs.
+            {"epochs": 60, "valid_fraction": 0.0},
+        ),
+        ModelSpec(
+            "cnn", "keras", "rows", nets.build_cnn,
+            {"filters": Param("ints", (32, 64), "filters per Conv1D block"),
+             "kernel_size": Param("int", 3, "convolution width"),
+             "dense": Param("int", 128, "dense layer width"),
+             "dropout": Param("float", 0.3, "dropout before the output")},
+            "1-D convolutional baseline over the feature vector",
+        ),
+        ModelSpec(
+            "svm", "sklearn", "rows", make_svm,
+            {"C": Param("float", 1.0, "regularisation strength (inverse)"),
+             "gamma": Param("str", "scale", "RBF width: scale, auto or a number"),
+             "kernel": Param("str", "rbf", "kernel", ("rbf", "linear", "poly", "sigmoid"))},
+            "scikit-learn SVC (RBF); softmax of its decision values as probabilities",
+        ),
+        ModelSpec(
+            "knn", "sklearn", "rows", make_knn,
+            {"n_neighbors": Param("int", 5, "neighbours"),
+             "weights": Param("str", "uniform", "vote weights", ("uniform", "distance"))},
+            "scikit-learn k-nearest neighbours",
+        ),
+        ModelSpec(
+            "random-forest", "sklearn", "rows", make_random_forest,
+            {"n_estimators": Param("int", 300, "trees"),
+             "max_depth": Param("int", 0, "maximum depth (0: unlimited)"),
+             "min_samples_leaf": Param("int", 1, "minimum samples per leaf")},
+            "scikit-learn random forest",
+        ),
+    )
+}
+
+
+def get_model(name: str) -> ModelSpec:
+    """The spec registered as ``name``; unknown names list the valid ones."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown model {name!r}; expected one of {', '.join(MODELS)}"
+        ) from None
+
+
+def model_names() -> list[str]:
+    return list(MODELS)

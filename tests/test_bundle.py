@@ -1,0 +1,160 @@
+"""Bundles: round trips, safe loading, corruption, version warnings, column checks."""
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from featx.bundle import load_bundle, prepare_output_dir, save_bundle
+from featx.dataset import read_feature_csv
+from featx.errors import BundleError, DataError, OutputError
+from featx.settings import FeatureSettings
+from featx.training import TrainConfig, cross_validate
+
+TINY = {"epochs": 3, "batch_size": 16, "patience": 2, "reduce_lr_patience": 1, "learning_rate": 0.01}
+
+
+def write_table(path, *, settings=None, n_tracks=8, seed=0):
+    """Whole-file rows; with ``settings`` the gtzan columns and a sidecar."""
+    rng = np.random.default_rng(seed)
+    cols = settings.feature_columns() if settings else ["f1", "f2", "f3", "f4"]
+    rows = []
+    for ci, cls in enumerate(("x", "y")):
+        for t in range(n_tracks):
+            rows.append([f"{cls}.{t:05d}.wav", 1000, *rng.normal(ci * 2, 1, size=len(cols)), cls])
+    pd.DataFrame(rows, columns=["filename", "length", *cols, "label"]).to_csv(path, index=False)
+    if settings:
+        Path(str(path) + ".settings.json").write_text(json.dumps({"settings": settings.to_dict()}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny mlp bundle and an svm bundle trained on the same table with known settings."""
+    root = tmp_path_factory.mktemp("bundles")
+    settings = FeatureSettings(preset="gtzan", segment_seconds=None)
+    table = read_feature_csv(write_table(root / "train.csv", settings=settings))
+    out = {}
+    for name, params in (("mlp", {"units": "8"}), ("svm", {"C": "2"})):
+        result = cross_validate(table, TrainConfig(model=name, folds=2, seed=3, params=params, **TINY),
+                                progress=False)
+        directory = prepare_output_dir(root / name, overwrite=False)
+        save_bundle(result, directory, table=table)
+        out[name] = (directory, result, table)
+    return out
+
+
+@pytest.mark.parametrize("name", ["mlp", "svm"])
+def test_round_trip_gives_identical_predictions(trained, name):
+    directory, result, table = trained[name]
+    bundle = load_bundle(directory)
+    X = result.preprocessing.transform(table.X)
+    if name == "mlp":
+        expected = np.asarray(result.model.predict(X, verbose=0))
+    else:
+        expected = result.model.predict_proba(X)
+    np.testing.assert_allclose(bundle.predict_table(table), expected, rtol=1e-5, atol=1e-6)
+    meta = bundle.metadata
+    assert meta["model"] == name and meta["seed"] == 3
+    assert meta["feature_columns"] == table.feature_columns and meta["classes"] == ["x", "y"]
+    assert meta["settings"] == table.settings.to_dict()
+    assert meta["config"]["folds"] == 2 and meta["config"]["params"]
+    assert {"featx", "numpy", "scikit-learn"} <= set(meta["versions"])
+    assert meta["training_data"]["rows"] == table.n_rows and len(meta["training_data"]["sha256"]) == 64
+
+
+def test_bundle_holds_no_pickles(trained):
+    directory = trained["svm"][0]
+    with np.load(directory / "baseline.npz", allow_pickle=False) as data:
+        assert data["X"].dtype.kind == "f"
+    prep = json.loads((directory / "preprocessing.json").read_text())
+    assert len(prep["scaler"]["mean"]) == len(prep["feature_columns"])
+    assert not any(p.suffix in (".pkl", ".joblib", ".pickle") for p in directory.rglob("*"))
+
+
+def test_loading_refuses_code_in_a_keras_file(trained, tmp_path):
+    import keras
+    import shutil
+
+    directory = tmp_path / "evil"
+    shutil.copytree(trained["mlp"][0], directory)
+    inputs = keras.Input(shape=(57,))
+    outputs = keras.layers.Lambda(lambda x: x[:, :2] * 0 + 0.5)(inputs)
+    keras.Model(inputs, outputs).save(directory / "model.keras")
+    with pytest.raises(BundleError, match="cannot load the Keras model"):
+        load_bundle(directory)
+
+
+def _copy(src, dst):
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_missing_and_corrupt_bundles(trained, tmp_path):
+    with pytest.raises(BundleError, match="no such bundle folder"):
+        load_bundle(tmp_path / "none")
+    d = _copy(trained["mlp"][0], tmp_path / "a")
+    (d / "model.keras").write_bytes(b"not a zip file")
+    with pytest.raises(BundleError, match=r"model\.keras: cannot load"):
+        load_bundle(d)
+    d = _copy(trained["mlp"][0], tmp_path / "b")
+    (d / "metadata.json").write_text("{broken")
+    with pytest.raises(BundleError, match=r"metadata\.json: corrupt JSON"):
+        load_bundle(d)
+    d = _copy(trained["mlp"][0], tmp_path / "c")
+    (d / "preprocessing.json").unlink()
+    with pytest.raises(BundleError, match=r"preprocessing\.json: missing"):
+        load_bundle(d)
+    d = _copy(trained["svm"][0], tmp_path / "d")
+    (d / "baseline.npz").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(BundleError, match=r"baseline\.npz: cannot read"):
+        load_bundle(d)
+    d = _copy(trained["mlp"][0], tmp_path / "e")
+    meta = json.loads((d / "metadata.json").read_text())
+    meta["classes"] = ["x", "y", "z"]
+    (d / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="corrupt bundle"):
+        load_bundle(d)
+
+
+def test_version_mismatch_warns(trained, tmp_path):
+    d = _copy(trained["mlp"][0], tmp_path / "old")
+    meta = json.loads((d / "metadata.json").read_text())
+    meta["versions"]["scikit-learn"] = "0.1.0"
+    (d / "metadata.json").write_text(json.dumps(meta))
+    with pytest.warns(UserWarning, match=r"scikit-learn 0\.1\.0"):
+        load_bundle(d)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_bundle(trained["mlp"][0])
+
+
+def test_columns_and_settings_must_match(trained, tmp_path):
+    bundle = load_bundle(trained["mlp"][0])
+    settings = FeatureSettings(preset="gtzan", segment_seconds=None)
+    csv = write_table(tmp_path / "other.csv", settings=settings, seed=1)
+    pd.read_csv(csv).drop(columns=["tempo"]).to_csv(tmp_path / "short.csv", index=False)
+    with pytest.raises(DataError, match="missing column.*tempo"):
+        bundle.predict_table(read_feature_csv(tmp_path / "short.csv"))
+    other = FeatureSettings(preset="gtzan", segment_seconds=None, hop_length=256)
+    write_table(tmp_path / "hop.csv", settings=other)
+    with pytest.raises(DataError, match="hop_length=256 \\(model: 512\\)"):
+        bundle.predict_table(read_feature_csv(tmp_path / "hop.csv"))
+    metrics, preds = bundle.evaluate(read_feature_csv(csv))
+    assert metrics["track"]["n"] == 16 and len(preds) == 16
+
+
+def test_output_folder_protection(tmp_path):
+    d = tmp_path / "out"
+    d.mkdir()
+    (d / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="not empty"):
+        prepare_output_dir(d, overwrite=False)
+    with pytest.raises(OutputError, match="holds no featx bundle"):
+        prepare_output_dir(d, overwrite=True)
+    assert (d / "notes.txt").exists()

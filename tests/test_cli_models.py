@@ -1,0 +1,221 @@
+"""The model commands, run for real through click's CliRunner (and a subprocess for imports)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from featx.cli import main
+
+SHARED = Path(os.environ.get("FEATX_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+GTZAN = SHARED / "gtzan"
+needs_data = pytest.mark.skipif(not (GTZAN / "features_30_sec.csv").exists(),
+                                reason=f"GTZAN reference data not found at {GTZAN}")
+
+TINY = ["--epochs", "3", "--batch-size", "16", "--patience", "2", "--folds", "2"]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def make_csv(path, *, n_tracks=8, n_segments=2, classes=("blues", "rock"), seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for ci, cls in enumerate(classes):
+        for t in range(n_tracks):
+            shift = rng.normal(ci * 2.0, 0.5, size=4)
+            for s in range(n_segments):
+                rows.append([f"{cls}.{t:05d}.{s}.wav", 66149, *(shift + rng.normal(0, 0.3, 4)), cls])
+    pd.DataFrame(rows, columns=["filename", "length", "f_a_mean", "f_a_var", "tempo", "f_b", "label"]) \
+        .assign(f_a_var=lambda f: f["f_a_var"].abs() + 0.1).to_csv(path, index=False)
+    return path
+
+
+def run(*args, ok=True):
+    result = CliRunner().invoke(main, ["-q", *[str(a) for a in args]])
+    if ok:
+        assert result.exit_code == 0, result.output
+    else:
+        assert result.exit_code != 0, result.output
+        assert "Traceback" not in result.output and result.exception is None or isinstance(
+            result.exception, SystemExit), result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    csv = make_csv(root / "train.csv")
+    out = root / "mlp"
+    result = run("train", csv, "--model", "mlp", "--units", "8", "--seed", "1", "-o", out, *TINY)
+    assert "track accuracy" in result.output
+    return out, csv
+
+
+def test_importing_the_cli_does_not_import_tensorflow():
+    code = ("import featx.cli, sys; "
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'heavy import'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    help_text = CliRunner().invoke(main, ["--help"]).output
+    for command in ("train", "evaluate", "predict", "plot", "models"):
+        assert command in help_text
+
+
+def test_train_writes_a_complete_bundle(bundle):
+    out, csv = bundle
+    for name in ("model.keras", "preprocessing.json", "metadata.json", "metrics.json", "predictions.csv",
+                 "history.json", "report.md"):
+        assert (out / name).is_file(), name
+    for fig in ("confusion_counts", "confusion_normalized", "per_class", "curves"):
+        assert (out / "figures" / f"{fig}.png").read_bytes()[:8] == PNG
+    metrics = json.loads((out / "metrics.json").read_text())
+    for level in ("segment", "track"):
+        for key in ("accuracy", "precision_macro", "recall_macro", "f1_macro", "per_class", "per_fold"):
+            assert key in metrics[level]
+        assert len(metrics[level]["per_fold"]) == 2
+    preds = pd.read_csv(out / "predictions.csv")
+    assert len(preds) == len(pd.read_csv(csv))  # out-of-fold: every row once
+    assert set(preds["fold"]) == {"fold1", "fold2"}
+    np.testing.assert_allclose(preds[["prob_blues", "prob_rock"]].sum(axis=1), 1, rtol=1e-5)
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["config"]["epochs"] == 3 and meta["config"]["params"]["units"] == [8]
+    report = (out / "report.md").read_text()
+    assert report.startswith("# featx mlp") and "figures/confusion_normalized.png" in report
+
+
+def test_existing_bundle_needs_overwrite(bundle):
+    out, csv = bundle
+    result = run("train", csv, "--model", "knn", "-o", out, "--folds", "2", ok=False)
+    assert "not empty; pass --overwrite" in result.output
+
+
+def test_random_split_report_says_inflated(tmp_path):
+    csv = make_csv(tmp_path / "t.csv")
+    out = tmp_path / "rnd"
+    run("train", csv, "--model", "knn", "-p", "n_neighbors=3", "--split", "random", "-o", out, "--folds", "2")
+    first = (out / "report.md").read_text().splitlines()[0]
+    assert "inflated" in first
+    assert "inflated" in json.loads((out / "metrics.json").read_text())["warning"]
+
+
+def test_evaluate_writes_metrics_and_report(bundle, tmp_path):
+    out, _ = bundle
+    other = make_csv(tmp_path / "test.csv", seed=7)
+    dest = tmp_path / "eval"
+    result = run("evaluate", out, other, "-o", dest)
+    assert "track accuracy" in result.output
+    metrics = json.loads((dest / "metrics.json").read_text())
+    assert metrics["track"]["n"] == 16 and metrics["segment"]["n"] == 32
+    assert (dest / "report.md").is_file() and (dest / "figures" / "confusion_counts.png").is_file()
+
+
+def test_predict_formats(bundle, tmp_path):
+    out, _ = bundle
+    unlabelled = make_csv(tmp_path / "new.csv", seed=3)
+    pd.read_csv(unlabelled).drop(columns=["label"]).to_csv(unlabelled, index=False)
+    csv_out = run("predict", out, unlabelled, "--format", "csv").output
+    frame = pd.read_csv(pd.io.common.StringIO(csv_out))
+    assert list(frame.columns) == ["file", "genre", "blues", "rock"]
+    assert len(frame) == 16 and frame["file"].iloc[0] == "blues.00000.wav"
+    np.testing.assert_allclose(frame[["blues", "rock"]].sum(axis=1), 1, rtol=1e-4)
+    assert (frame["genre"] == frame[["blues", "rock"]].idxmax(axis=1)).all()
+    items = json.loads(run("predict", out, unlabelled, "--format", "json", "--top-k", "1").output)
+    assert len(items) == 16 and len(items[0]["top"]) == 1 and items[0]["top"][0]["genre"] == items[0]["genre"]
+    table = run("predict", out, unlabelled, "-k", "2").output.splitlines()
+    assert table[0].split()[:3] == ["file", "top", "2"] and len(table) == 17
+
+
+def test_predict_audio_needs_known_settings(bundle, tmp_path):
+    out, _ = bundle
+    wav = tmp_path / "tone.wav"
+    import soundfile as sf
+
+    sf.write(wav, 0.1 * np.sin(np.arange(22050 * 4) * 2 * np.pi * 440 / 22050), 22050)
+    result = run("predict", out, wav, ok=False)
+    assert "no known extraction settings" in result.output
+
+
+@needs_data
+def test_predict_real_audio_with_a_kaggle_model(tmp_path):
+    pytest.importorskip("featx.extract")
+    out = tmp_path / "knn"
+    run("train", GTZAN / "features_30_sec.csv", "--model", "knn", "--folds", "2", "-o", out)
+    clips = [GTZAN / "audio" / "classical" / "classical.00000.wav", GTZAN / "audio" / "metal"]
+    frame = pd.read_csv(pd.io.common.StringIO(
+        run("predict", out, *clips, "--format", "csv").output))
+    assert len(frame) == 2 and frame.columns[0] == "file" and frame.columns[1] == "genre"
+    assert frame["file"].iloc[0].endswith("classical.00000.wav")
+    assert frame.shape[1] == 12
+
+
+def test_plot_commands(bundle, tmp_path):
+    out, csv = bundle
+    written = run("plot", "features", csv, "-f", "tempo", "-f", "f_a_mean", "-o", tmp_path / "p").output
+    assert (tmp_path / "p" / "box_tempo.png").read_bytes()[:8] == PNG and "box_f_a_mean.png" in written
+    run("plot", "bundle", out, "-o", tmp_path / "b")
+    assert {p.name for p in (tmp_path / "b").iterdir()} == {
+        "confusion_counts.png", "confusion_normalized.png", "per_class.png", "curves.png"}
+    import soundfile as sf
+
+    wav = tmp_path / "chirp.wav"
+    t = np.arange(22050 * 2) / 22050
+    sf.write(wav, 0.2 * np.sin(2 * np.pi * (200 + 400 * t) * t), 22050)
+    run("plot", "audio", wav, "-o", tmp_path / "a")
+    assert (tmp_path / "a" / "chirp.png").read_bytes()[:8] == PNG
+    assert "no feature column 'nope'" in run("plot", "features", csv, "-f", "nope", "-o", tmp_path / "p",
+                                             ok=False).output
+
+
+def test_models_lists_every_model():
+    text = run("models").output
+    for name in ("lstm", "segment-lstm", "mlp", "cnn", "svm", "knn", "random-forest"):
+        assert name in text
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda f: f.drop(columns=["label"]), "no 'label' column"),
+    (lambda f: f.assign(tempo=f["tempo"].astype(object).where(f.index != 3, "fast")), "'fast' in column 'tempo'"),
+    (lambda f: f.assign(f_b=f["f_b"].where(f.index != 1, np.nan)), "missing value in column 'f_b'"),
+    (lambda f: f.assign(f_b=f["f_b"].where(f.index != 1, -np.inf)), "-inf value in column 'f_b'"),
+    (lambda f: f.assign(label="rock"), "only one class ('rock')"),
+    (lambda f: f[f["filename"].str.contains(r"\.0000[01]\.")], "4 track/artist group(s) but 5 fold(s)"),
+])
+def test_train_bad_tables_fail_in_one_line(tmp_path, edit, message):
+    csv = make_csv(tmp_path / "t.csv")
+    edit(pd.read_csv(csv)).to_csv(csv, index=False)
+    result = run("train", csv, "--model", "knn", "--folds", "5", "-o", tmp_path / "o", ok=False)
+    error_lines = [l for l in result.output.splitlines() if l.startswith("Error")]
+    assert len(error_lines) == 1 and message in error_lines[0], result.output
+    assert str(csv) in error_lines[0] or "only one class" in message
+
+
+def test_unknown_model_split_and_missing_bundle(bundle, tmp_path):
+    out, csv = bundle
+    result = run("train", csv, "--model", "transformer", "-o", tmp_path / "x", ok=False)
+    assert "unknown model 'transformer'; expected one of lstm" in result.output
+    result = run("train", csv, "--split", "album", "-o", tmp_path / "x", ok=False)
+    assert "'album' is not one of" in result.output
+    result = run("train", csv, "--split", "artist", "--folds", "2", "-o", tmp_path / "x", ok=False)
+    assert "artist mapping file" in result.output
+    result = run("train", csv, "-p", "C=3", "-o", tmp_path / "x", ok=False)
+    assert "no hyperparameter 'C'" in result.output
+    result = run("predict", tmp_path / "nowhere", csv, ok=False)
+    assert "no such bundle folder" in result.output
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "metadata.json").write_text("[1, 2")
+    assert "corrupt JSON" in run("evaluate", broken, csv, ok=False).output
+
+
+def test_evaluate_and_predict_reject_other_columns(bundle, tmp_path):
+    out, csv = bundle
+    other = tmp_path / "other.csv"
+    pd.read_csv(csv).rename(columns={"f_b": "f_c"}).to_csv(other, index=False)
+    for args in (("evaluate", out, other), ("predict", out, other)):
+        text = run(*args, ok=False).output
+        assert "missing column(s) f_b; unexpected column(s) f_c" in text and str(other) in text

@@ -1,0 +1,189 @@
+"""Feature-table reading/validation, track ids and leakage-free splits."""
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from featx.dataset import (
+    Fold, SplitPlan, assert_no_leakage, make_splits, read_artist_map, read_feature_csv,
+    read_split_lists, segment_index, track_id,
+)
+from featx.errors import ConfigError, DataError
+from featx.settings import FeatureSettings
+
+SHARED = Path(os.environ.get("FEATX_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+GTZAN = SHARED / "gtzan"
+needs_data = pytest.mark.skipif(not (GTZAN / "features_30_sec.csv").exists(),
+                                reason=f"GTZAN reference data not found at {GTZAN}")
+
+
+def synthetic_table(path, *, n_tracks=12, n_segments=3, classes=("a", "b", "c"), seed=0):
+    """Segment rows for ``n_tracks`` tracks per class with class-dependent means."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for ci, cls in enumerate(classes):
+        for t in range(n_tracks):
+            for s in range(n_segments):
+                name = f"{cls}.{t:05d}.{s}.wav" if n_segments > 1 else f"{cls}.{t:05d}.wav"
+                feats = rng.normal(ci, 0.5, size=4)
+                rows.append([name, 66149, *feats, cls])
+    frame = pd.DataFrame(rows, columns=["filename", "length", "f1", "f2", "f3", "f4", "label"])
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_track_and_segment_ids():
+    assert track_id("rock.00001.7.wav") == "rock.00001"
+    assert segment_index("rock.00001.7.wav") == 7
+    assert segment_index("rock.00001.0.wav") == 0
+    # GTZAN's zero-padded track numbers are not segment indices
+    assert segment_index("blues.00000.wav") is None
+    assert track_id("blues.00000.wav") == "blues.00000"
+    assert track_id("rock/rock.00001.12.au") == "rock/rock.00001"
+    assert track_id("song.3.wav", segmented=False) == "song.3"
+
+
+@needs_data
+def test_reads_kaggle_tables_with_inferred_settings():
+    seg = read_feature_csv(GTZAN / "features_3_sec.classical_jazz_rock.csv")
+    assert seg.n_rows == 2996 and seg.segmented
+    assert seg.settings == FeatureSettings(preset="gtzan", segment_seconds=3.0)
+    assert len(set(seg.tracks)) == 300
+    assert set(seg.labels) == {"classical", "jazz", "rock"}
+    assert seg.feature_columns == FeatureSettings(preset="gtzan").feature_columns()
+    whole = read_feature_csv(GTZAN / "features_30_sec.csv")
+    assert not whole.segmented and whole.settings.segment_seconds is None
+    assert len(set(whole.tracks)) == 1000 and whole.X.shape == (1000, 57)
+    assert "length" not in whole.feature_columns
+
+
+def test_sidecar_settings_and_mismatch(tmp_path):
+    settings = FeatureSettings(preset="gtzan", segment_seconds=None)
+    cols = settings.columns()
+    frame = pd.DataFrame([[f"x.{i}.wav", 100] + [float(i)] * (len(cols) - 3) + ["a"] for i in range(3)],
+                         columns=cols)
+    csv = tmp_path / "f.csv"
+    frame.to_csv(csv, index=False)
+    (tmp_path / "f.csv.settings.json").write_text(json.dumps({"settings": settings.to_dict()}))
+    table = read_feature_csv(csv)
+    assert table.settings == settings and table.settings_source == "sidecar"
+    # the sidecar says whole files, so 'x.1.wav' is its own track, not segment 1 of 'x'
+    assert not table.segmented and list(table.tracks) == ["x.0", "x.1", "x.2"]
+    frame.drop(columns=["tempo"]).to_csv(csv, index=False)
+    with pytest.raises(DataError, match="tempo"):
+        read_feature_csv(csv)
+
+
+@pytest.mark.parametrize(
+    "edit, pattern",
+    [
+        (lambda f: f.drop(columns=["label"]), "no 'label' column"),
+        (lambda f: f.assign(f2=f["f2"].astype(object).where(f.index != 4, "loud")), r"'loud' in column 'f2'"),
+        (lambda f: f.assign(f3=f["f3"].where(f.index != 2, np.nan)), r"missing value in column 'f3'.*row 4"),
+        (lambda f: f.assign(f1=f["f1"].where(f.index != 5, np.inf)), r"inf value in column 'f1'"),
+        (lambda f: f.assign(filename=f["filename"].where(f.index != 0, "a.00000.wav")), "no segment index"),
+        (lambda f: f.drop(columns=["filename"]), "no 'filename' column"),
+        (lambda f: f.iloc[:0], "no rows"),
+    ],
+)
+def test_bad_tables_give_one_line_errors(tmp_path, edit, pattern):
+    csv = synthetic_table(tmp_path / "t.csv")
+    edit(pd.read_csv(csv)).to_csv(csv, index=False)
+    with pytest.raises(DataError, match=pattern) as info:
+        read_feature_csv(csv)
+    assert "\n" not in str(info.value) and str(csv) in str(info.value)
+
+
+def test_missing_and_unparsable_files(tmp_path):
+    with pytest.raises(DataError, match="no such feature CSV"):
+        read_feature_csv(tmp_path / "nope.csv")
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"\xff\xfe\x00garbage\x00\x01")
+    with pytest.raises(DataError):
+        read_feature_csv(bad)
+
+
+def _assert_grouped(plan, table):
+    tracks = table.tracks
+    for fold in plan.folds:
+        parts = [set(tracks[fold.train]), set(tracks[fold.valid]), set(tracks[fold.test])]
+        assert not parts[0] & parts[2] and not parts[0] & parts[1] and not parts[1] & parts[2]
+
+
+@needs_data
+def test_track_split_keeps_segments_of_a_track_together():
+    table = read_feature_csv(GTZAN / "features_3_sec.classical_jazz_rock.csv")
+    plan = make_splits(table, split="track", folds=5, seed=3)
+    _assert_grouped(plan, table)
+    tested = np.concatenate([f.test for f in plan.folds])
+    assert sorted(tested) == list(range(table.n_rows))  # every row tested exactly once
+    for fold in plan.folds:  # stratified: every genre in every test fold
+        assert set(table.labels[fold.test]) == {"classical", "jazz", "rock"}
+        assert len(fold.valid) > 0
+
+
+@needs_data
+def test_random_split_leaks_and_is_flagged():
+    table = read_feature_csv(GTZAN / "features_3_sec.classical_jazz_rock.csv")
+    plan = make_splits(table, split="random", folds=5, seed=0)
+    assert plan.leaky
+    fold = plan.folds[0]
+    assert set(table.tracks[fold.train]) & set(table.tracks[fold.test])
+    with pytest.raises(DataError, match="leaks"):
+        assert_no_leakage(plan, table)
+
+
+@needs_data
+def test_artist_split_keeps_artists_apart():
+    table = read_feature_csv(GTZAN / "features_30_sec.csv")
+    index = GTZAN / "splits" / "GTZANindex.txt"
+    mapping = read_artist_map(index)
+    assert mapping["blues.00000"] == "John Lee Hooker"
+    plan = make_splits(table, split="artist", folds=3, seed=0, artist_map=index)
+    _assert_grouped(plan, table)
+    artists = np.array([mapping.get(t, f"?{t}") for t in table.tracks])
+    for fold in plan.folds:
+        assert not set(artists[fold.train]) & set(artists[fold.test])
+    with pytest.raises(ConfigError, match="artist mapping"):
+        make_splits(table, split="artist", folds=3)
+
+
+@needs_data
+def test_fault_filtered_split_uses_the_lists():
+    table = read_feature_csv(GTZAN / "features_30_sec.csv")
+    lists = GTZAN / "splits" / "fault_filtered"
+    parts = read_split_lists(lists)
+    assert sum(v == "train" for v in parts.values()) == 443
+    plan = make_splits(table, split="fault-filtered", folds=1, split_dir=lists)
+    (fold,) = plan.folds
+    assert (len(fold.train), len(fold.valid), len(fold.test)) == (443, 197, 290)
+    assert all(parts[t] == "test" for t in table.tracks[fold.test])
+    with pytest.raises(ConfigError, match="--folds 1"):
+        make_splits(table, split="fault-filtered", folds=5, split_dir=lists)
+    with pytest.raises(ConfigError, match="--split-dir"):
+        make_splits(table, split="fault-filtered", folds=1)
+
+
+def test_split_errors(tmp_path):
+    table = read_feature_csv(synthetic_table(tmp_path / "t.csv", n_tracks=2))
+    with pytest.raises(DataError, match=r"6 track/artist group\(s\) but 8 fold"):
+        make_splits(table, folds=8)
+    with pytest.raises(ConfigError, match="unknown split 'album'.*track, artist"):
+        make_splits(table, split="album")
+    one = read_feature_csv(synthetic_table(tmp_path / "one.csv", classes=("rock",)))
+    with pytest.raises(DataError, match="only one class"):
+        make_splits(one, folds=2)
+
+
+def test_leakage_guard_catches_a_shared_track(tmp_path):
+    table = read_feature_csv(synthetic_table(tmp_path / "t.csv"))
+    rows = np.arange(table.n_rows)
+    leaky = SplitPlan("track", [Fold("f", rows[:-1], rows[:0], rows[-2:])], table.tracks, "hand-made")
+    with pytest.raises(DataError, match="in both the train and test part"):
+        assert_no_leakage(leaky, table)
+    plan = make_splits(table, folds=3, seed=1)
+    assert_no_leakage(plan, table)
+    _assert_grouped(plan, table)

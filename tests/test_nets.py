@@ -1,0 +1,85 @@
+"""Model builders and the registry."""
+import numpy as np
+import pytest
+
+from featx import nets
+from featx.errors import ConfigError
+from featx.registry import MODELS, get_model
+
+keras = pytest.importorskip("keras")
+
+
+def test_lstm_matches_the_study_architecture():
+    model = nets.build_lstm((58,), 10)
+    assert model.count_params() == 511_370
+    assert [l.units for l in model.layers if l.name.startswith("lstm_")] == [256, 128, 64]
+    assert model.get_layer("genre").units == 10
+    assert not model.compiled  # builders return uncompiled models
+    assert nets.build_lstm((57,), 10).count_params() == 511_370  # recurrent params do not depend on length
+
+
+def test_builder_hyperparameters_change_the_network():
+    small = nets.build_lstm((20,), 3, units=(8, 4), dropout=0.0)
+    assert [l.name for l in small.layers] == ["features", "as_sequence", "lstm_1", "lstm_2", "genre"]
+    mlp = nets.build_mlp((20,), 4, units=(16, 8), batch_norm=False, dropout=0.1)
+    assert [mlp.get_layer(f"dense_{i}").units for i in (1, 2)] == [16, 8]
+    assert not any("batch_norm" in l.name for l in mlp.layers)
+    cnn = nets.build_cnn((20,), 4, filters=(4, 8, 8), kernel_size=5, dense=16)
+    assert cnn.get_layer("conv_3").filters == 8 and cnn.get_layer("conv_1").kernel_size == (5,)
+
+
+@pytest.mark.parametrize("name, shape", [("lstm", (12,)), ("mlp", (12,)), ("cnn", (12,)),
+                                         ("segment-lstm", (5, 12))])
+def test_every_keras_model_outputs_probabilities(name, shape):
+    spec = get_model(name)
+    params = spec.resolve({"units": "8"} if "units" in spec.params else {"filters": "4"})
+    model = spec.builder(shape, 3, **params)
+    x = np.random.default_rng(0).normal(size=(4, *shape)).astype("float32")
+    out = np.asarray(model(x, training=False))
+    assert out.shape == (4, 3)
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_segment_lstm_masks_padding():
+    rng = np.random.default_rng(1)
+    padded = nets.build_segment_lstm((6, 5), 3, units=(7,), dense=4, dropout=0.0)
+    exact = nets.build_segment_lstm((4, 5), 3, units=(7,), dense=4, dropout=0.0)
+    exact.set_weights(padded.get_weights())
+    seq = rng.normal(size=(1, 4, 5)).astype("float32")
+    with_pad = np.concatenate([seq, np.zeros((1, 2, 5), "float32")], axis=1)
+    np.testing.assert_allclose(np.asarray(padded(with_pad)), np.asarray(exact(seq)), rtol=1e-5, atol=1e-6)
+    # without the mask the zero steps would change the output
+    other = with_pad.copy()
+    other[0, 4:] = 0.5
+    assert not np.allclose(np.asarray(padded(other)), np.asarray(exact(seq)), atol=1e-4)
+
+
+@pytest.mark.parametrize("call, pattern", [
+    (lambda: nets.build_lstm((10, 2), 3), "input_shape"),
+    (lambda: nets.build_mlp((10,), 1), "num_classes"),
+    (lambda: nets.build_lstm((10,), 3, units=()), "units"),
+    (lambda: nets.build_cnn((10,), 3, dropout=1.5), "dropout"),
+])
+def test_builders_reject_bad_arguments(call, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        call()
+
+
+def test_registry_names_and_hyperparameters():
+    assert set(MODELS) == {"lstm", "segment-lstm", "mlp", "cnn", "svm", "knn", "random-forest"}
+    with pytest.raises(ConfigError, match="unknown model 'transformer'; expected one of lstm, "):
+        get_model("transformer")
+    lstm = get_model("lstm")
+    assert lstm.resolve({})["units"] == (256, 128, 64)
+    assert lstm.resolve({"depth": 2})["units"] == (256, 128)
+    assert lstm.resolve({"depth": "4"})["units"] == (256, 128, 64, 32)
+    assert lstm.resolve({"units": "32,16", "dropout": "0.5"}) == {"units": (32, 16), "dropout": 0.5}
+    with pytest.raises(ConfigError, match="no hyperparameter 'C'; expected one of depth, dropout, units"):
+        lstm.resolve({"C": 1})
+    with pytest.raises(ConfigError, match="depth=3 but units"):
+        lstm.resolve({"units": "8,4", "depth": 3})
+    with pytest.raises(ConfigError, match="expected comma-separated positive integers"):
+        lstm.resolve({"units": "big"})
+    with pytest.raises(ConfigError, match="one of uniform, distance"):
+        get_model("knn").resolve({"weights": "cosine"})
+    assert get_model("svm").resolve({"C": "10"})["C"] == 10.0
