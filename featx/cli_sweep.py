@@ -1,0 +1,108 @@
+"""``featx sweep``: hyperparameter grids and random search with resumable, parallel trials."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from .cli import handle_errors, progress_enabled
+
+logger = logging.getLogger(__name__)
+
+_METRICS = ["accuracy", "precision_macro", "recall_macro", "f1_macro"]
+
+
+@click.command("sweep")
+@click.argument("csv", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-m", "--model", "model_name", required=True, help="Model name (see 'featx models').")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Sweep folder: trials.jsonl, results.csv, report.md/.html, best/.")
+@click.option("-p", "--param", "params", multiple=True, metavar="NAME=V1,V2,...",
+              help="Values of one hyperparameter or training option (repeatable): numbers, text, "
+                   "tuples like units=256-128-64, or for --search random a distribution like "
+                   "learning_rate='loguniform(1e-4,1e-1)'. One value fixes it.")
+@click.option("--grid", "grid_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="YAML or JSON search space: {name: [values]} or a list of such sub-grids.")
+@click.option("--search", type=click.Choice(["grid", "random"]), default="grid", show_default=True)
+@click.option("--n-iter", type=int, default=20, show_default=True,
+              help="Combinations sampled by --search random.")
+@click.option("--metric", type=click.Choice(_METRICS), default="f1_macro", show_default=True,
+              help="Validation metric that ranks the trials.")
+@click.option("--level", type=click.Choice(["track", "segment"]), default="track", show_default=True,
+              help="Score tracks (segment probabilities averaged) or single rows.")
+@click.option("--split", type=click.Choice(["track", "artist", "fault-filtered", "random"]),
+              default="track", show_default=True, help="How rows are grouped into test/validation parts.")
+@click.option("--folds", type=int, default=5, show_default=True,
+              help="Validation folds on the non-test rows; 1: one validation part.")
+@click.option("--test-fraction", type=float, default=0.2, show_default=True,
+              help="Share of the groups held out as the test part (not with fault-filtered).")
+@click.option("--artist-map", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="'file ::: artist ::: title' index for --split artist.")
+@click.option("--split-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder of train/valid/test lists for --split fault-filtered.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed for splits, weights, shuffling and random search.")
+@click.option("-j", "--jobs", type=int, default=1, show_default=True,
+              help="Trials run in parallel worker processes (-1: one per CPU core).")
+@click.option("--retry-failed", is_flag=True, help="Run failed trials of earlier runs again.")
+@click.option("--retrain-best/--no-retrain-best", default=True, show_default=True,
+              help="Retrain the best configuration and score it once on the test part (DIR/best).")
+@click.pass_context
+@handle_errors
+def sweep(ctx, csv, model_name, output, params, grid_file, search, n_iter, metric, level, split, folds,
+          test_fraction, artist_map, split_dir, seed, jobs, retry_failed, retrain_best):
+    """Evaluate a grid or random sample of hyperparameters for one model on a feature CSV.
+
+    Each combination is cross-validated on the non-test rows; the best by the
+    validation --metric is retrained and scored once on the held-out test part.
+    Finished trials are kept in DIR/trials.jsonl: the same command resumes an
+    interrupted sweep, and a widened grid runs only the new combinations.
+
+    \b
+    Examples:
+      featx sweep data.csv -m mlp -o sweeps/mlp -p epochs=30,60 -p batch_size=16,32 \\
+          -p learning_rate=1e-3,1e-2 -j 2
+      featx sweep data.csv -m cnn -o sweeps/cnn --grid space.yaml
+      featx sweep data.csv -m mlp -o sweeps/rs --search random --n-iter 50 \\
+          -p "learning_rate=loguniform(1e-4,1e-1)" -p dropout=0.2,0.4
+    """
+    import os
+
+    from .registry import get_model
+    from .sweep import SweepOptions, plan_sweep, run_sweep, space_from_options
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    options = SweepOptions(
+        csv=csv, model=model_name, output=output, search=search, n_iter=n_iter, metric=metric,
+        level=level, split=split, folds=folds, test_fraction=test_fraction, seed=seed,
+        artist_map=artist_map, split_dir=split_dir, jobs=jobs, retry_failed=retry_failed,
+        retrain_best=retrain_best).validate()
+    space = space_from_options(get_model(model_name), list(params), grid_file)
+    plan = plan_sweep(options, space)
+    try:
+        outcome = run_sweep(plan, progress=progress_enabled(ctx))
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted; finished trials are kept in {output}/trials.jsonl. "
+                   "Run the same command again to resume.", err=True)
+        ctx.exit(130)
+    click.echo(f"{outcome.total} combinations: {outcome.reused} reused, {outcome.ran} run, "
+               f"{outcome.failed} failed ({outcome.seconds:.1f} s)")
+    if outcome.best is not None:
+        record = outcome.records[outcome.best.key]
+        m = record["metrics"][level]
+        shown = ", ".join(f"{k}={v}" for k, v in outcome.best.shown.items())
+        click.echo(f"best: {shown}: validation {metric} {m[metric]:.4f} ± {m['std'][metric]:.4f}")
+        if outcome.best_dir is not None:
+            import json
+
+            test = json.loads((outcome.best_dir / "metrics.json").read_text())[level]
+            click.echo(f"test part ({test['n']} {'tracks' if level == 'track' else 'rows'}): "
+                       f"accuracy {test['accuracy']:.4f}, {metric} {test[metric]:.4f}; "
+                       f"bundle in {outcome.best_dir}")
+    else:
+        click.echo("no trial finished successfully; see the failures in the report")
+    click.echo(f"results: {output / 'results.csv'}; report: {output / 'report.html'}")
+
+
+COMMANDS = [sweep]

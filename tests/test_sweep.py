@@ -1,0 +1,326 @@
+"""``featx sweep``, run for real: grids through the CLI, resume after kill -9, widening, failures."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from featx.cli import main
+from featx.errors import ConfigError
+from featx.registry import get_model
+from featx.sweep import Distribution, build_space, parse_param_option, space_from_options
+
+REPO = Path(__file__).resolve().parents[1]
+METRICS = ["accuracy", "precision_macro", "recall_macro", "f1_macro"]
+
+
+def make_csv(path, *, n_tracks=8, n_segments=1, classes=("blues", "jazz", "rock"), seed=0):
+    """A small separable feature table (segment rows when ``n_segments > 1``)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for ci, cls in enumerate(classes):
+        for t in range(n_tracks):
+            centre = rng.normal(ci * 1.5, 0.4, size=4)
+            for s in range(n_segments):
+                name = f"{cls}.{t:05d}.{s}.wav" if n_segments > 1 else f"{cls}.{t:05d}.wav"
+                rows.append([name, 66149, *(centre + rng.normal(0, 0.4, 4)), cls])
+    frame = pd.DataFrame(rows, columns=["filename", "length", "f_a_mean", "f_a_var", "tempo", "f_b", "label"])
+    frame["f_a_var"] = frame["f_a_var"].abs() + 0.1
+    frame.to_csv(path, index=False)
+    return path
+
+
+def run(*args, ok=True):
+    result = CliRunner().invoke(main, ["-q", *[str(a) for a in args]])
+    if ok:
+        assert result.exit_code == 0, result.output
+    else:
+        assert result.exit_code == 1, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+        assert "Traceback" not in result.output
+    return result
+
+
+def journal_lines(directory):
+    return [json.loads(line) for line in (Path(directory) / "trials.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def csv(tmp_path_factory):
+    return make_csv(tmp_path_factory.mktemp("data") / "small.csv")
+
+
+# ---------------------------------------------------------------------------
+# A real 2 x 2 grid of a tiny Keras model through the CLI
+
+
+@pytest.fixture(scope="module")
+def mlp_sweep(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mlp")
+    data = make_csv(root / "segments.csv", n_tracks=6, n_segments=2)
+    out = root / "sweep"
+    args = ["sweep", data, "-m", "mlp", "-o", out, "-p", "epochs=1,2", "-p", "learning_rate=1e-3,1e-2",
+            "-p", "units=8", "-p", "batch_size=16", "--folds", "2", "--seed", "3"]
+    result = run(*args)
+    return out, args, result
+
+
+def test_grid_sweep_writes_results_reports_and_best_bundle(mlp_sweep):
+    out, _, result = mlp_sweep
+    assert "4 combinations: 0 reused, 4 run, 0 failed" in result.output
+    results = pd.read_csv(out / "results.csv")
+    assert len(results) == 4
+    assert list(results.columns[:4]) == ["epochs", "learning_rate", "units", "batch_size"]
+    for name in METRICS:
+        assert results.columns.get_loc(f"{name}_std") == results.columns.get_loc(name) + 1
+        assert results[name].between(0, 1).all()
+    assert {"train_seconds", "status"} <= set(results.columns)
+    assert (results["status"] == "ok").all()
+    assert sorted(zip(results["epochs"], results["learning_rate"])) == [
+        (1, 0.001), (1, 0.01), (2, 0.001), (2, 0.01)]
+    assert len(journal_lines(out)) == 4
+
+    report = (out / "report.md").read_text()
+    ranks = [line for line in report.splitlines() if line.startswith("| 1 |") or line.startswith("| 4 |")]
+    assert len(ranks) == 2
+    table = [line for line in report.splitlines() if line.startswith("| ") and " ± " in line
+             and line.split("|")[1].strip().isdigit()]
+    f1 = [float(line.split("|")[-4].split("±")[0]) for line in table]
+    assert f1 == sorted(f1, reverse=True)  # sorted by the selection metric
+    assert "## Best configuration" in report and "test, track" in report
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 3 and "<img" in html and 'src="figures' not in html
+    assert (out / "figures" / "metric_by_hyperparameter.png").exists()
+    assert (out / "figures" / "pair_heatmaps.png").exists()
+
+    from featx.bundle import load_bundle
+
+    bundle = load_bundle(out / "best")
+    sweep_meta = bundle.metadata["sweep"]
+    best = results.sort_values(["f1_macro", "f1_macro_std"], ascending=[False, True]).iloc[0]
+    assert sweep_meta["trial"] == best["trial"]
+    assert bundle.metadata["config"]["epochs"] == best["epochs"]
+    test = json.loads((out / "best" / "metrics.json").read_text())
+    assert test["track"]["n"] == sweep_meta["n_test_rows"] // 2  # 2 segments per track
+    assert (out / "best" / "report.md").exists()
+
+
+def test_rerunning_reuses_every_trial(mlp_sweep):
+    out, args, _ = mlp_sweep
+    stamp = (out / "best" / "metadata.json").stat().st_mtime_ns
+    result = run(*args)
+    assert "4 combinations: 4 reused, 0 run" in result.output
+    assert len(journal_lines(out)) == 4
+    assert (out / "best" / "metadata.json").stat().st_mtime_ns == stamp  # best not retrained
+
+
+def test_failing_trials_are_recorded_and_the_sweep_goes_on(tmp_path, csv):
+    out = tmp_path / "fail"
+    # l2=1e38 overflows the loss to inf in the first batch; dropout=1.5 is refused by the builder
+    result = run("sweep", csv, "-m", "mlp", "-o", out, "-p", "l2=0,1e38", "-p", "dropout=0.1,1.5",
+                 "-p", "units=8", "-p", "epochs=1", "--folds", "2", "--no-retrain-best")
+    assert "3 failed" in result.output
+    results = pd.read_csv(out / "results.csv").set_index(["l2", "dropout"])
+    assert results.loc[(0.0, 0.1), "status"] == "ok"
+    assert "training loss became" in results.loc[(1e38, 0.1), "error"]
+    assert "dropout must be in [0, 1)" in results.loc[(0.0, 1.5), "error"]
+    assert np.isnan(results.loc[(1e38, 0.1), "f1_macro"])
+    report = (out / "report.md").read_text()
+    assert "## Failed trials (3)" in report and "training loss became" in report
+
+
+# ---------------------------------------------------------------------------
+# Resume after kill -9, widening a grid, parallel workers
+
+
+def test_resume_after_kill_loses_and_duplicates_nothing(tmp_path, csv):
+    out = tmp_path / "killed"
+    args = ["sweep", str(csv), "-m", "random-forest", "-o", str(out), "-p", "n_estimators=" +
+            ",".join(str(n) for n in range(150, 158)), "--folds", "2", "--no-retrain-best"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "featx", "-q", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = out / "trials.jsonl"
+    deadline = time.time() + 90
+    while time.time() < deadline and proc.poll() is None:
+        if journal.exists() and journal.read_bytes().count(b"\n") >= 1:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(journal_lines(out))
+    assert 1 <= done < 8
+    with open(journal, "ab") as fh:  # a record cut off by the kill
+        fh.write(b'{"key": "half-writ')
+    result = run(*args)
+    assert f"8 combinations: {done} reused, {8 - done} run, 0 failed" in result.output
+    records = journal_lines(out)
+    assert len(records) == 8 and len({r["key"] for r in records}) == 8
+    results = pd.read_csv(out / "results.csv")
+    assert len(results) == 8 and (results["status"] == "ok").all()
+
+
+def test_widening_a_grid_runs_only_new_combinations_in_parallel(tmp_path, csv):
+    out = tmp_path / "wide"
+    base = ["sweep", csv, "-m", "knn", "-o", out, "--folds", "3"]
+    first = run(*base, "-p", "n_neighbors=1,3", "-j", "2")
+    assert "2 combinations: 0 reused, 2 run" in first.output
+    before = pd.read_csv(out / "results.csv")
+    second = run(*base, "-p", "n_neighbors=1,3,5", "-p", "weights=uniform")
+    assert "3 combinations: 2 reused, 1 run" in second.output  # weights=uniform is the default
+    after = pd.read_csv(out / "results.csv")
+    assert list(after["n_neighbors"]) == [1, 3, 5] and len(journal_lines(out)) == 3
+    # trials run in worker processes match those run in-process
+    fresh = tmp_path / "fresh"
+    run("sweep", csv, "-m", "knn", "-o", fresh, "--folds", "3", "-p", "n_neighbors=1,3")
+    assert np.allclose(pd.read_csv(fresh / "results.csv")["f1_macro"], before["f1_macro"])
+
+
+# ---------------------------------------------------------------------------
+# Bad input: clear one-line errors naming the entry, before any training
+
+
+@pytest.mark.parametrize("model, options, message", [
+    ("knn", ["-p", "units=8"], "no hyperparameter 'units'"),
+    ("knn", ["-p", "epochs=3"], "epochs is a Keras training option"),
+    ("knn", ["-p", "n_neighbors="], "--param n_neighbors: empty value"),
+    ("knn", ["-p", "n_neighbors=1,,3"], "--param n_neighbors: empty value"),
+    ("knn", ["-p", "n_neighbors=3,abc"], "--param n_neighbors: bad value for n_neighbors; expected an integer"),
+    ("knn", ["-p", "weights=uniform,closest"], "expected one of uniform, distance. Received: 'closest'"),
+    ("mlp", ["-p", "units=8-x"], "--param units: bad value for units; expected positive integers joined by '-'"),
+    ("mlp", ["-p", "epochs=0,2"], "epochs must be an integer >= 1. Received: epochs=0"),
+    ("mlp", ["-p", "learning_rate=loguniform(1e-4,1e-1)"], "--search grid needs a list of values"),
+    ("mlp", ["-p", "optimizer=adam,lbfgs"], "--param optimizer: bad value for optimizer"),
+    ("knn", [], "nothing to sweep"),
+    ("knn", ["-p", "n_neighbors"], "--param expects NAME=V1,V2"),
+    ("nope", ["-p", "x=1"], "unknown model 'nope'"),
+])
+def test_bad_parameters_fail_before_training(tmp_path, csv, model, options, message):
+    out = tmp_path / "bad"
+    result = run("sweep", csv, "-m", model, "-o", out, *options, ok=False)
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (out / "trials.jsonl").exists()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("n_neighbors: [1, 3\n", "grid file does not parse at line"),
+    ("n_neighbors: []\n", "n_neighbors: empty value list"),
+    ("- n_neighbors: [1]\n- leaf_size: [10]\n", "(sub-grid 2): leaf_size: model 'knn' has no hyperparameter"),
+    ("- 1\n- 2\n", "expected a mapping of hyperparameter names"),
+    ("n_neighbors: [1, two]\n", "n_neighbors: bad value for n_neighbors; expected an integer. Received: 'two'"),
+])
+def test_bad_grid_files_fail_before_training(tmp_path, csv, text, message):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(text)
+    out = tmp_path / "bad"
+    result = run("sweep", csv, "-m", "knn", "-o", out, "--grid", grid, ok=False)
+    assert message in result.output and str(grid) in result.output
+    assert not (out / "trials.jsonl").exists()
+
+
+# ---------------------------------------------------------------------------
+# The search space (no training)
+
+
+def test_param_values_are_typed_like_the_model_expects():
+    spec = get_model("mlp")
+    space = space_from_options(spec, ["units=256-128-64,128-64", "dropout=0.2,0.4",
+                                      "batch_norm=true,false", "optimizer=adam,sgd"])
+    points = space.points("grid")
+    assert len(points) == 16
+    assert {p["units"] for p in points} == {(256, 128, 64), (128, 64)}
+    assert {type(p["batch_norm"]) for p in points} == {bool}
+    assert space.names == ["units", "dropout", "batch_norm", "optimizer"]
+
+
+def test_grid_files_with_sub_grids_and_random_search(tmp_path):
+    spec = get_model("cnn")
+    grid = tmp_path / "space.yaml"
+    grid.write_text("- filters: [[16, 32], '32-64']\n  kernel_size: [3, 5]\n"
+                    "- filters: [[8]]\n  dropout: [0.1, 0.3, 0.5]\n")
+    space = space_from_options(spec, ["epochs=2"], grid)
+    points = space.points("grid")
+    assert len(points) == 4 + 3 and all(p["epochs"] == 2 for p in points)
+    assert {p["filters"] for p in points} == {(16, 32), (32, 64), (8,)}
+
+    json_grid = tmp_path / "space.json"
+    json_grid.write_text(json.dumps({"learning_rate": "loguniform(1e-4, 1e-1)",
+                                     "batch_size": {"dist": "randint", "low": 16, "high": 64},
+                                     "kernel_size": [3, 5, 7]}))
+    space = space_from_options(spec, [], json_grid)
+    first = space.points("random", n_iter=12, seed=1)
+    assert len(first) == 12 and first == space.points("random", n_iter=12, seed=1)
+    assert all(1e-4 <= p["learning_rate"] <= 1e-1 and 16 <= p["batch_size"] <= 64 for p in first)
+    assert len({p["learning_rate"] for p in first}) == 12
+
+
+def test_distribution_parsing():
+    name, dist = parse_param_option("learning-rate=loguniform(1e-4, 1e-2)")
+    assert name == "learning_rate" and dist == Distribution("loguniform", 1e-4, 1e-2)
+    with pytest.raises(ConfigError, match="expected low > 0"):
+        parse_param_option("learning_rate=loguniform(0,1)")
+    with pytest.raises(ConfigError, match="needs a numeric hyperparameter"):
+        build_space(get_model("mlp"), [("--param", {"units": Distribution("uniform", 1, 5)})])
+    with pytest.raises(ConfigError, match="expected a distribution like uniform"):
+        parse_param_option("dropout=uniform(0.1)")
+
+
+def test_sweep_help_does_not_import_tensorflow():
+    code = ("import sys; from click.testing import CliRunner; from featx.cli import main; "
+            "r = CliRunner().invoke(main, ['sweep', '--help']); assert r.exit_code == 0, r.output; "
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+# ---------------------------------------------------------------------------
+# Real data
+
+
+def test_sweep_on_the_real_gtzan_table(tmp_path, gtzan_dir):
+    out = tmp_path / "gtzan"
+    result = run("sweep", gtzan_dir / "features_30_sec.csv", "-m", "knn", "-o", out,
+                 "-p", "n_neighbors=1,5,9", "--folds", "3", "--metric", "accuracy")
+    results = pd.read_csv(out / "results.csv")
+    assert (results["status"] == "ok").all() and results["accuracy"].between(0.45, 0.95).all()
+    test = json.loads((out / "best" / "metrics.json").read_text())
+    assert test["track"]["n"] == 200  # 20% of the 1000 tracks, never used for selection
+    assert 0.4 < test["track"]["accuracy"] < 0.95
+    assert "test part (200 tracks)" in result.output
+
+
+def test_a_killed_worker_is_recorded_and_the_sweep_goes_on(tmp_path, csv):
+    out = tmp_path / "oom"
+    args = ["sweep", str(csv), "-m", "random-forest", "-o", str(out), "-p", "n_estimators=" +
+            ",".join(str(n) for n in range(150, 156)), "--folds", "2", "-j", "2", "--no-retrain-best"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "featx", "-q", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    running = out / ".running"
+    deadline, killed = time.time() + 90, None
+    while time.time() < deadline and proc.poll() is None and killed is None:
+        for marker in running.glob("*") if running.is_dir() else []:
+            try:
+                pid = int(marker.read_text())
+            except (OSError, ValueError):
+                continue
+            os.kill(pid, signal.SIGKILL)  # what the kernel's out-of-memory killer does
+            killed = marker.name
+            break
+        time.sleep(0.02)
+    stdout, stderr = proc.communicate(timeout=180)
+    assert killed is not None and proc.returncode == 0, stderr
+    records = journal_lines(out)
+    assert len({r["key"] for r in records}) == len(records) == 6
+    results = pd.read_csv(out / "results.csv").set_index("trial")
+    died = results[results["status"] == "failed"]
+    assert set(died.index) <= {killed}
+    assert all("worker process died" in e for e in died["error"])
+    assert (results.drop(index=list(died.index))["status"] == "ok").all()
