@@ -228,3 +228,16 @@ def test_cut_journal_line_is_discarded(tmp_path):
     assert result.exit_code == 0, result.output
     assert "1 from an earlier run" in result.output
     assert out.read_bytes() == reference.read_bytes()
+
+
+def test_extract_never_imports_tensorflow(corpus, tmp_path):
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from featx.cli import main\n"
+        f"r = CliRunner().invoke(main, ['-q', 'extract', {str(corpus)!r}, '-o', {str(tmp_path / 'f.csv')!r}, '-j', '1'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'heavy import'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr
