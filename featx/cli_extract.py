@@ -94,7 +94,8 @@ def extract(ctx, inputs, output, preset, segment_seconds, whole_file, sr, labels
 @click.command()
 @click.option("-o", "--output-dir", default="featx-demo", show_default=True,
               type=click.Path(path_type=Path), help="Folder for the demo corpus and CSV.")
-@click.option("-j", "--jobs", type=int, default=None, help="Worker processes (default: all cores).")
+@click.option("-j", "--jobs", type=int, default=1, show_default=True,
+              help="Worker processes (the corpus is small: one is enough).")
 @click.pass_context
 @handle_errors
 def demo(ctx, output_dir, jobs):
