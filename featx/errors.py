@@ -27,3 +27,7 @@ class OutputError(FeatxError):
 
 class BundleError(FeatxError):
     """A saved model bundle is missing, corrupt or does not match the data."""
+
+
+class TrainingError(FeatxError):
+    """Training failed in a way the settings can fix (e.g. the loss diverged)."""

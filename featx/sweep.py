@@ -39,7 +39,7 @@ import pandas as pd
 
 from .errors import ConfigError, DataError, FeatxError, OutputError
 from .registry import ModelSpec, Param, get_model
-from .training import METRIC_NAMES, TrainConfig
+from .training import METRIC_NAMES, OPTIMIZERS, TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,6 @@ RUNNING = ".running"
 BEST = "best"
 SEARCHES = ("grid", "random")
 LEVELS = ("track", "segment")
-OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
 
 #: Training options that can be swept next to a model's own hyperparameters.
 TRAIN_OPTIONS: dict[str, Param] = {
@@ -560,62 +559,18 @@ def _configure_worker(threads: int | None, keras_model: bool) -> None:
             pass
 
 
-def _make_optimizer(name: str, learning_rate: float):
-    import keras
-
-    classes = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW,
-               "nadam": keras.optimizers.Nadam, "rmsprop": keras.optimizers.RMSprop,
-               "sgd": keras.optimizers.SGD}
-    return classes[name](learning_rate=learning_rate)
-
-
-def _nan_guard():
-    """A callback that stops training at the first non-finite batch loss (quietly)."""
-    import keras
-
-    class NanGuard(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            loss = (logs or {}).get("loss")
-            if loss is not None and not math.isfinite(float(loss)):
-                self.model.stop_training = True
-
-    return NanGuard()
-
-
 def fit_trial_model(spec: ModelSpec, config: TrainConfig, optimizer: str, X_train, y_train,
                     X_valid, y_valid, *, num_classes: int, seed: int):
-    """Fit one model like :func:`featx.training.fit_model`, with a choice of optimizer
-    and a guard that stops a diverging (NaN/inf loss) run and raises :class:`TrialError`."""
-    from .training import fit_model, seed_everything
+    """Fit one trial's model (:func:`featx.training.fit_model`, quietly).
 
-    if spec.kind == "sklearn":
-        return fit_model(spec, config.params, X_train, y_train, X_valid, y_valid,
-                         num_classes=num_classes, config=config, seed=seed, progress=False)
-    import keras
+    A diverging run (NaN/inf loss) stops at once and raises
+    :class:`featx.errors.TrainingError`, which the sweep records as the trial's failure.
+    """
+    from .training import fit_model
 
-    seed_everything(seed)
-    model = spec.builder(tuple(X_train.shape[1:]), num_classes, **config.params)
-    model.compile(optimizer=_make_optimizer(optimizer, config.learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    has_valid = len(X_valid) > 0
-    monitor = "val_loss" if has_valid else "loss"
-    callbacks = [_nan_guard()]
-    if config.patience > 0:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience,
-                                                       restore_best_weights=True))
-    if config.reduce_lr_patience > 0:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor, factor=config.reduce_lr_factor, patience=config.reduce_lr_patience,
-            min_lr=config.min_lr))
-    result = model.fit(X_train, y_train, validation_data=(X_valid, y_valid) if has_valid else None,
-                       epochs=config.epochs, batch_size=config.batch_size, shuffle=True, verbose=0,
-                       callbacks=callbacks)
-    history = {k: [float(v) for v in vals] for k, vals in result.history.items()}
-    for epoch, loss in enumerate(history.get("loss", []), start=1):
-        if not math.isfinite(loss):
-            raise TrialError(f"training loss became {loss} in epoch {epoch}; training diverged "
-                             f"(learning_rate={config.learning_rate:g}, optimizer={optimizer})")
-    return model, history
+    return fit_model(spec, config.params, X_train, y_train, X_valid, y_valid,
+                     num_classes=num_classes, config=config, seed=seed, progress=False,
+                     optimizer=optimizer)
 
 
 def _level_summary(metrics: dict) -> dict:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .dataset import FeatureTable, SplitPlan, make_splits
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, TrainingError
 from .registry import ModelSpec, get_model
 from .settings import LABEL_COLUMN
 
@@ -245,9 +246,45 @@ def fit_estimator(estimator, X, y):
     return estimator.fit(X, y)
 
 
+#: Optimizers a Keras model can be trained with (``optimizer=`` of :func:`fit_model`).
+OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
+
+
+def make_optimizer(name: str, learning_rate: float):
+    """A Keras optimizer by name (one of :data:`OPTIMIZERS`)."""
+    import keras
+
+    classes = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW,
+               "nadam": keras.optimizers.Nadam, "rmsprop": keras.optimizers.RMSprop,
+               "sgd": keras.optimizers.SGD}
+    if name not in classes:
+        raise ConfigError(f"unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZERS)}")
+    return classes[name](learning_rate=learning_rate)
+
+
+def _nan_guard():
+    """A callback that stops training at the first non-finite batch loss."""
+    import keras
+
+    class NanGuard(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                self.model.stop_training = True
+
+    return NanGuard()
+
+
 def fit_model(spec: ModelSpec, params: dict, X_train, y_train, X_valid, y_valid, *,
-              num_classes: int, config: TrainConfig, seed: int, progress=None, desc: str = "epochs"):
-    """Fit one model. Returns ``(model, history)``; history maps metric -> per-epoch list."""
+              num_classes: int, config: TrainConfig, seed: int, progress=None, desc: str = "epochs",
+              optimizer: str = "adam"):
+    """Fit one model. Returns ``(model, history)``; history maps metric -> per-epoch list.
+
+    Raises
+    ------
+    TrainingError
+        The training loss became NaN or infinite (training stops at once).
+    """
     if spec.kind == "sklearn":
         estimator = spec.builder(seed=seed, **params)
         X_all = np.concatenate([X_train, X_valid]) if len(X_valid) else X_train
@@ -261,13 +298,13 @@ def fit_model(spec: ModelSpec, params: dict, X_train, y_train, X_valid, y_valid,
     seed_everything(seed)
     model = spec.builder(tuple(X_train.shape[1:]), num_classes, **params)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
+        optimizer=make_optimizer(optimizer, config.learning_rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
     has_valid = len(X_valid) > 0
     monitor = "val_loss" if has_valid else "loss"
-    callbacks = [_epoch_bar(config.epochs, desc, progress)]
+    callbacks = [_nan_guard(), _epoch_bar(config.epochs, desc, progress)]
     if config.patience > 0:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=monitor, patience=config.patience, restore_best_weights=True))
@@ -282,6 +319,13 @@ def fit_model(spec: ModelSpec, params: dict, X_train, y_train, X_valid, y_valid,
         shuffle=True, verbose=0, callbacks=callbacks,
     )
     history = {k: [float(v) for v in vals] for k, vals in result.history.items()}
+    for epoch, loss in enumerate(history.get("loss", []), start=1):
+        if not math.isfinite(loss):
+            raise TrainingError(
+                f"training loss became {loss} in epoch {epoch}: training diverged "
+                f"(learning_rate={config.learning_rate:g}, optimizer={optimizer}); "
+                "lower the learning rate or the weight penalties"
+            )
     return model, history
 
 

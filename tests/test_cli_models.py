@@ -219,3 +219,12 @@ def test_evaluate_and_predict_reject_other_columns(bundle, tmp_path):
     for args in (("evaluate", out, other), ("predict", out, other)):
         text = run(*args, ok=False).output
         assert "missing column(s) f_b; unexpected column(s) f_c" in text and str(other) in text
+
+
+def test_diverging_training_is_a_one_line_error(tmp_path):
+    csv = make_csv(tmp_path / "train.csv")
+    result = run("train", csv, "--model", "mlp", "--units", "8", "-p", "l2=1e38",
+                 "-o", tmp_path / "bad", *TINY, ok=False)
+    assert "training loss became" in result.output and "diverged" in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert not (tmp_path / "bad" / "model.keras").exists()
