@@ -154,7 +154,7 @@ def _hpss_waveforms(y, D, S, *, hop_length, n_fft, kernel_size, power):
     harm = median_filter_rows(S, size=kernel_size, axis=-1)
     perc = median_filter_rows(S, size=kernel_size, axis=-2)
     mask_h = _soft_mask(harm, perc, power=power)
-    covered = _istft(D * mask_h, hop_length=hop_length, n_fft=n_fft)
+    covered = _istft(D, mask_h, hop_length=hop_length, n_fft=n_fft)
     m = covered.shape[-1]
     harmonic = np.zeros_like(y)
     percussive = np.zeros_like(y)
@@ -163,26 +163,27 @@ def _hpss_waveforms(y, D, S, *, hop_length, n_fft, kernel_size, power):
     return harmonic, percussive
 
 
-def _istft(D, *, hop_length, n_fft):
-    """``librosa.istft(D, hop_length=, n_fft=, dtype=float32)`` (centred, no ``length``).
+def _istft(D, mask, *, hop_length, n_fft):
+    """``librosa.istft(D * mask, hop_length=, n_fft=, dtype=float32)`` (centred, no ``length``).
 
-    All frames are inverted in one call, then overlap-added ``n_fft // hop_length``
+    The masked spectrum is written frame-major, so that all frames are inverted in one
+    call over contiguous memory; they are then overlap-added ``n_fft // hop_length``
     phases at a time (whole-array additions) rather than frame by frame, and divided
     by the cached squared-window sum.
     """
     import scipy.fft
 
-    n_seg, _, n_frames = D.shape
-    window, norm = _istft_window(n_fft, hop_length, n_frames)
-    # frames as rows: the inverse FFTs then run over contiguous memory
-    spectra = np.ascontiguousarray(np.swapaxes(D, -1, -2))
-    frames = scipy.fft.irfft(spectra, n=n_fft, axis=-1).astype(np.float32, copy=False)
-    frames *= window  # (n_seg, n_frames, n_fft)
+    n_seg, n_bins, n_frames = D.shape
     ratio = n_fft // hop_length
     if ratio * hop_length != n_fft:
         import librosa
 
-        return librosa.istft(D, hop_length=hop_length, n_fft=n_fft, dtype=np.float32)
+        return librosa.istft(D * mask, hop_length=hop_length, n_fft=n_fft, dtype=np.float32)
+    window, norm = _istft_window(n_fft, hop_length, n_frames)
+    spectra = np.empty((n_seg, n_frames, n_bins), dtype=D.dtype)
+    np.multiply(np.swapaxes(D, -1, -2), np.swapaxes(mask, -1, -2), out=spectra)
+    frames = scipy.fft.irfft(spectra, n=n_fft, axis=-1).astype(np.float32, copy=False)
+    frames *= window  # (n_seg, n_frames, n_fft)
     blocks = frames.reshape(n_seg, n_frames, ratio, hop_length)
     y = np.zeros((n_seg, n_frames + ratio - 1, hop_length), dtype=np.float32)
     for k in range(ratio):
@@ -307,29 +308,55 @@ def _estimate_tuning(S, *, sr, n_fft, bins_per_octave, fmin=150.0, fmax=4000.0, 
     assert lo >= 1 and hi < S.shape[-2]
     ref = threshold * S.max(axis=-2, keepdims=True)
     x = S[:, lo - 1 : hi + 1]
-    up, mid, down = x[:, 2:], x[:, 1:-1], x[:, :-2]
-    # local maxima of the thresholded spectrum along frequency
+    # local maxima of the thresholded spectrum along frequency; the interpolation
+    # below is evaluated at those few bins only
     gated = x * (x > ref)
     peak = (gated[:, 1:-1] > gated[:, :-2]) & (gated[:, 1:-1] >= gated[:, 2:])
+    seg, k, t = np.nonzero(peak)
+    up, mid, down = x[seg, k + 2, t], x[seg, k + 1, t], x[seg, k, t]
     # parabolic interpolation (numba evaluates it in float64 from float32 sums)
     a = (up + down).astype(np.float64) - 2 * mid.astype(np.float64)
     b = (up - down).astype(np.float64) / 2
     with np.errstate(divide="ignore", invalid="ignore"):
         shift = np.where(np.abs(b) >= np.abs(a), 0.0, -b / a).astype(np.float32)
-    skew = 0.5 * ((up - down) / 2.0) * shift
-    bins = np.arange(lo, hi, dtype=np.float64)[:, None]
+    pitch = ((k + lo + shift.astype(np.float64)) * float(sr) / n_fft).astype(np.float32)
+    mag = mid + 0.5 * ((up - down) / 2.0) * shift
+    bounds = np.searchsorted(seg, np.arange(S.shape[0] + 1))
     tunings = []
     for i in range(S.shape[0]):
-        pitch = ((bins + shift[i]) * float(sr) / n_fft).astype(np.float32)[peak[i]]
-        mag = (mid[i] + skew[i])[peak[i]]
-        keep = pitch > 0
-        cut = np.median(mag[keep]) if keep.any() else 0.0
-        chosen = pitch[(mag >= cut) & keep]
+        p_i, m_i = pitch[bounds[i] : bounds[i + 1]], mag[bounds[i] : bounds[i + 1]]
+        keep = p_i > 0
+        cut = np.median(m_i[keep]) if keep.any() else 0.0
+        chosen = p_i[(m_i >= cut) & keep]
         if chosen.size == 0:
             tunings.append(0.0)
         else:
             tunings.append(float(librosa.pitch_tuning(chosen, bins_per_octave=bins_per_octave)))
     return tunings
+
+
+def _tempogram(onset_env, *, win_length):
+    """``librosa.feature.tempogram(onset_envelope=..., win_length=...)``, batched.
+
+    The same centred, Hann-windowed autocorrelation of the onset envelope, computed
+    with an FFT of a fast length (librosa pads to ``2 * win_length - 1``, 687 for the
+    8-s window: 3 x 229, a slow length) over frames laid out contiguously.
+    """
+    import librosa
+    import scipy.fft
+
+    n = onset_env.shape[-1]
+    half = win_length // 2
+    padded = np.pad(onset_env, ((0, 0), (half, half)), mode="linear_ramp", end_values=[0, 0])
+    frames = np.lib.stride_tricks.sliding_window_view(padded, win_length, axis=-1)[:, :n]
+    frames = frames * librosa.filters.get_window("hann", win_length, fftbins=True)
+    n_fft = scipy.fft.next_fast_len(2 * win_length - 1, real=True)
+    power = np.abs(scipy.fft.rfft(frames, n=n_fft, axis=-1)) ** 2
+    autocorr = scipy.fft.irfft(power, n=n_fft, axis=-1)[..., :win_length]
+    tg = np.swapaxes(autocorr, -1, -2)  # (n_segments, lag, frame)
+    peak = np.max(np.abs(tg), axis=-2, keepdims=True)
+    peak[peak < np.finfo(tg.dtype).tiny] = 1.0
+    return tg / peak
 
 
 def _power_to_db(S, *, top_db, amin=1e-10):
@@ -347,7 +374,9 @@ def _tempo(mel_db, *, sr, hop_length, n_fft):
     onset_env = librosa.onset.onset_strength(
         S=mel_db, sr=sr, hop_length=hop_length, n_fft=n_fft, aggregate=np.median
     )
-    tempo = librosa.feature.tempo(onset_envelope=onset_env, sr=sr, hop_length=hop_length)
+    win_length = librosa.time_to_frames(8.0, sr=sr, hop_length=hop_length).item()
+    tg = _tempogram(onset_env, win_length=win_length)
+    tempo = librosa.feature.tempo(tg=tg, sr=sr, hop_length=hop_length)
     tempo = np.asarray(tempo, dtype=np.float64).reshape(mel_db.shape[0], -1)[:, 0]
     # no onsets at all (silence, a steady tone): beat_track reports a tempo of 0
     tempo[~onset_env.any(axis=-1)] = 0.0
