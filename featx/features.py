@@ -233,12 +233,19 @@ def _soft_mask(a, b, *, power):
     """
     z = np.maximum(a, b)
     bad = z < np.finfo(z.dtype).tiny
-    z[bad] = 1
-    mask = (a / z) ** power
-    total = mask + (b / z) ** power
-    total[bad] = 1
-    mask /= total
-    mask[bad] = 0.5
+    np.putmask(z, bad, 1)
+    mask = np.divide(a, z)
+    other = np.divide(b, z, out=z)  # z is not needed any more
+    if power == 2:
+        np.square(mask, out=mask)
+        np.square(other, out=other)
+    else:
+        np.power(mask, power, out=mask)
+        np.power(other, power, out=other)
+    other += mask
+    np.putmask(other, bad, 1)
+    mask /= other
+    np.putmask(mask, bad, 0.5)
     return mask
 
 
