@@ -100,5 +100,5 @@ def run_demo(output_dir, *, jobs=None, progress=None, echo=print) -> Path:
     summary = table.groupby("label")[cols].mean()
     echo("mean of a few features per genre:")
     echo(summary.to_string(float_format=lambda v: f"{v:.4g}"))
-    echo(f"next: featx extract YOUR_AUDIO_FOLDER -o features.csv   (see featx extract --help)")
+    echo("next: featx extract YOUR_AUDIO_FOLDER -o features.csv   (see featx extract --help)")
     return result.output

@@ -149,7 +149,6 @@ def _hpss_waveforms(y, D, S, *, hop_length, n_fft, kernel_size, power):
     exactly where frames cover it, so the percussive part is ``y`` minus the
     harmonic part there: one inverse STFT instead of two.
     """
-    import librosa
 
     harm = median_filter_rows(S, size=kernel_size, axis=-1)
     perc = median_filter_rows(S, size=kernel_size, axis=-2)
@@ -288,7 +287,6 @@ def _chroma_basis(sr: int, n_fft: int, n_chroma: int, tuning: float) -> np.ndarr
 
 def _chroma(power, *, sr, n_fft, n_chroma):
     """librosa.feature.chroma_stft of each segment, each with its own tuning estimate."""
-    import librosa
 
     tunings = _estimate_tuning(power, sr=sr, n_fft=n_fft, bins_per_octave=n_chroma)
     chroma = np.empty((power.shape[0], n_chroma, power.shape[-1]), dtype=power.dtype)

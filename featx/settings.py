@@ -7,7 +7,7 @@ prediction on new audio uses exactly the settings of the training data.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .errors import ConfigError
 

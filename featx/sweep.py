@@ -1133,7 +1133,7 @@ def _after_worker_death(state: dict, todo: list[Trial], suspects: dict[str, int]
     recorded as failed; the others are run again (the suspects spread apart).
     Returns the remaining trials and how many failures were recorded.
     """
-    plan, records = state["plan"], state["records"]
+    plan = state["plan"]
     running = plan.options.output / RUNNING
     in_flight = [m.name for m in running.iterdir()] if running.is_dir() else []
     for m in running.glob("*"):

@@ -1,6 +1,5 @@
 """Bundles: round trips, safe loading, corruption, version warnings, column checks."""
 import json
-import os
 import warnings
 from pathlib import Path
 

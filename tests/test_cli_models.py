@@ -1,6 +1,5 @@
 """The model commands, run for real through click's CliRunner (and a subprocess for imports)."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from featx.cli import main
+from conftest import shared_data_dir
 
-SHARED = Path(os.environ.get("FEATX_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARED = shared_data_dir()
 GTZAN = SHARED / "gtzan"
 needs_data = pytest.mark.skipif(not (GTZAN / "features_30_sec.csv").exists(),
                                 reason=f"GTZAN reference data not found at {GTZAN}")

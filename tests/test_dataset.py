@@ -1,7 +1,5 @@
 """Feature-table reading/validation, track ids and leakage-free splits."""
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,8 +11,9 @@ from featx.dataset import (
 )
 from featx.errors import ConfigError, DataError
 from featx.settings import FeatureSettings
+from conftest import shared_data_dir
 
-SHARED = Path(os.environ.get("FEATX_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARED = shared_data_dir()
 GTZAN = SHARED / "gtzan"
 needs_data = pytest.mark.skipif(not (GTZAN / "features_30_sec.csv").exists(),
                                 reason=f"GTZAN reference data not found at {GTZAN}")

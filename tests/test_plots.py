@@ -1,14 +1,13 @@
 """Figure functions: they draw the data they are given."""
-import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from featx import plots
+from conftest import shared_data_dir
 
-SHARED = Path(os.environ.get("FEATX_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARED = shared_data_dir()
 GTZAN = SHARED / "gtzan"
 
 
