@@ -60,3 +60,26 @@ def corpus(tmp_path) -> Path:
     write_wav(root / "clicks" / "clicks.00000.wav", clicks(120, 6.5))
     write_wav(root / "clicks" / "clicks.00001.wav", clicks(100, 6.5))
     return root
+
+
+def synthetic_feature_csv(path: Path, *, n_tracks: int, n_segments: int, classes, seed: int,
+                          separation: float, track_spread: float, row_spread: float) -> Path:
+    """A small feature table whose classes are separable: four features per row.
+
+    Each track gets a centre near ``class index * separation``; its rows scatter around
+    it. Segment rows are named ``<class>.<track>.<segment>.wav`` when ``n_segments > 1``.
+    """
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for ci, cls in enumerate(classes):
+        for t in range(n_tracks):
+            centre = rng.normal(ci * separation, track_spread, size=4)
+            for s in range(n_segments):
+                name = f"{cls}.{t:05d}.{s}.wav" if n_segments > 1 else f"{cls}.{t:05d}.wav"
+                rows.append([name, 66149, *(centre + rng.normal(0, row_spread, 4)), cls])
+    frame = pd.DataFrame(rows, columns=["filename", "length", "f_a_mean", "f_a_var", "tempo", "f_b", "label"])
+    frame["f_a_var"] = frame["f_a_var"].abs() + 0.1
+    frame.to_csv(path, index=False)
+    return path

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from featx.cli import main
-from conftest import shared_data_dir
+from conftest import shared_data_dir, synthetic_feature_csv
 
 SHARED = shared_data_dir()
 GTZAN = SHARED / "gtzan"
@@ -22,16 +22,8 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def make_csv(path, *, n_tracks=8, n_segments=2, classes=("blues", "rock"), seed=0):
-    rng = np.random.default_rng(seed)
-    rows = []
-    for ci, cls in enumerate(classes):
-        for t in range(n_tracks):
-            shift = rng.normal(ci * 2.0, 0.5, size=4)
-            for s in range(n_segments):
-                rows.append([f"{cls}.{t:05d}.{s}.wav", 66149, *(shift + rng.normal(0, 0.3, 4)), cls])
-    pd.DataFrame(rows, columns=["filename", "length", "f_a_mean", "f_a_var", "tempo", "f_b", "label"]) \
-        .assign(f_a_var=lambda f: f["f_a_var"].abs() + 0.1).to_csv(path, index=False)
-    return path
+    return synthetic_feature_csv(path, n_tracks=n_tracks, n_segments=n_segments, classes=classes,
+                                 seed=seed, separation=2.0, track_spread=0.5, row_spread=0.3)
 
 
 def run(*args, ok=True):

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import synthetic_feature_csv
 
 from featx.cli import main
 from featx.errors import ConfigError
@@ -23,18 +24,8 @@ METRICS = ["accuracy", "precision_macro", "recall_macro", "f1_macro"]
 
 def make_csv(path, *, n_tracks=8, n_segments=1, classes=("blues", "jazz", "rock"), seed=0):
     """A small separable feature table (segment rows when ``n_segments > 1``)."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for ci, cls in enumerate(classes):
-        for t in range(n_tracks):
-            centre = rng.normal(ci * 1.5, 0.4, size=4)
-            for s in range(n_segments):
-                name = f"{cls}.{t:05d}.{s}.wav" if n_segments > 1 else f"{cls}.{t:05d}.wav"
-                rows.append([name, 66149, *(centre + rng.normal(0, 0.4, 4)), cls])
-    frame = pd.DataFrame(rows, columns=["filename", "length", "f_a_mean", "f_a_var", "tempo", "f_b", "label"])
-    frame["f_a_var"] = frame["f_a_var"].abs() + 0.1
-    frame.to_csv(path, index=False)
-    return path
+    return synthetic_feature_csv(path, n_tracks=n_tracks, n_segments=n_segments, classes=classes,
+                                 seed=seed, separation=1.5, track_spread=0.4, row_spread=0.4)
 
 
 def run(*args, ok=True):
