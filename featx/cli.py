@@ -53,19 +53,9 @@ def progress_enabled(ctx: click.Context) -> bool | None:
 
 
 def _register_commands():
-    from . import cli_extract
+    from . import cli_extract, cli_models, cli_sweep
 
-    for module in (cli_extract,):
-        for command in module.COMMANDS:
-            main.add_command(command)
-    # Model commands live in their own modules; they are optional while those land.
-    for name in ("cli_models", "cli_sweep"):
-        try:
-            module = __import__(f"featx.{name}", fromlist=["COMMANDS"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"featx.{name}":
-                raise
-            continue
+    for module in (cli_extract, cli_models, cli_sweep):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -8,7 +8,6 @@ segments of one track on both sides.
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -68,11 +67,6 @@ def track_name(filename: str, *, segmented: bool = True) -> str:
     """Like :func:`track_id` but keeping the extension (``rock.00001.wav``)."""
     stem, ext = _split_ext(str(filename))
     return track_id(filename, segmented=segmented) + ext if stem else str(filename)
-
-
-def default_shared_data() -> Path:
-    """``../shared/data`` beside a source checkout (CI and local test data)."""
-    return Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @dataclass
@@ -151,15 +145,17 @@ class FeatureTable:
 
 
 def _read_sidecar(path: Path) -> FeatureSettings | None:
-    sidecar = path.with_name(path.name + ".settings.json")
-    if not sidecar.exists():
+    """The extraction settings recorded beside a CSV by ``featx extract``, if any."""
+    from .extract import read_settings_sidecar
+
+    record = read_settings_sidecar(path)
+    if record is None:
         return None
     try:
-        data = json.loads(sidecar.read_text())
-        return FeatureSettings.from_dict(data["settings"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return FeatureSettings.from_dict(record["settings"])
+    except (KeyError, TypeError) as exc:
         raise DataError(
-            f"{sidecar}: unreadable settings sidecar ({exc}); expected JSON with a 'settings' object"
+            f"{path}.settings.json: no usable 'settings' object ({exc}); expected the record featx extract writes"
         ) from None
 
 

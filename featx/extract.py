@@ -180,7 +180,7 @@ def read_settings_sidecar(csv_path) -> dict | None:
     try:
         return json.loads(side.read_text())
     except (OSError, ValueError) as exc:
-        raise DataError(f"{side}: unreadable settings record ({exc})") from None
+        raise DataError(f"{side}: unreadable settings record ({exc}); expected JSON written by featx extract") from None
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
