@@ -190,9 +190,15 @@ class Bundle:
         frame.insert(0, "file", [track_name(f, segmented=table.segmented) for f in table.filenames])
         return _per_file(frame, self.classes)
 
-    def classify_audio(self, paths, *, progress=None) -> pd.DataFrame:
-        """Extract features from audio files with the model's settings and classify each file."""
+    def classify_audio(self, paths, *, progress=None) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+        """Extract features from audio files with the model's settings and classify each file.
+
+        Returns the per-file predictions and ``(file, reason)`` for every file that could
+        not be analysed (undecodable, shorter than one segment); those are skipped.
+        """
         from tqdm.auto import tqdm
+
+        from .extract import extract_features
 
         settings = self.settings
         if settings is None:
@@ -200,25 +206,22 @@ class Bundle:
                 f"{self.name}: the model's training features have no known extraction settings, "
                 "so audio cannot be featurised to match; classify a feature CSV instead"
             )
-        try:
-            from .extract import extract_features
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise BundleError(f"audio classification needs featx.extract ({exc})") from None
-        frames = []
+        frames, skipped = [], []
         for path in tqdm(list(paths), desc="files", unit="file",
                          disable=None if progress is None else not progress):
-            rows = extract_features(path, settings)
-            if len(rows) == 0:
-                raise AudioError(f"{path}: no segments could be analysed; expected audio at least one segment long")
+            try:
+                rows = extract_features(path, settings)
+            except AudioError as exc:
+                skipped.append((str(path), str(exc).removeprefix(f"{path}: ")))
+                continue
             table = FeatureTable(rows.reset_index(drop=True), Path(path), self.feature_columns,
                                  settings, settings.segment_seconds is not None, "extracted")
-            proba = self.predict_table(table)
-            part = pd.DataFrame(proba, columns=self.classes)
+            part = pd.DataFrame(self.predict_table(table), columns=self.classes)
             part.insert(0, "file", str(path))
             frames.append(part)
         if not frames:
-            return pd.DataFrame(columns=["file", "genre", *self.classes])
-        return _per_file(pd.concat(frames, ignore_index=True), self.classes)
+            return pd.DataFrame(columns=["file", "genre", *self.classes]), skipped
+        return _per_file(pd.concat(frames, ignore_index=True), self.classes), skipped
 
 
 def _per_file(frame: pd.DataFrame, classes: list[str]) -> pd.DataFrame:

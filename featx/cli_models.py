@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 
 import click
@@ -222,15 +223,21 @@ def predict(ctx, bundle_dir, inputs, fmt, top_k, output):
     csvs = [p for p in inputs if p.suffix.lower() == ".csv"]
     audio = audio_files([p for p in inputs if p.suffix.lower() != ".csv"])
     frames = [bundle.classify_table(read_feature_csv(p, require_label=False)) for p in csvs]
+    skipped = []
     if audio:
-        frames.append(bundle.classify_audio(audio, progress=progress_enabled(ctx)))
+        predicted, skipped = bundle.classify_audio(audio, progress=progress_enabled(ctx))
+        frames.append(predicted)
     frame = pd.concat(frames, ignore_index=True)
     text = _render_predictions(frame, classes, fmt, min(top_k, len(classes)))
     if output:
         output.write_text(text if text.endswith("\n") else text + "\n")
         click.echo(f"{len(frame)} prediction(s) written to {output}", err=True)
-    else:
+    elif len(frame):
         click.echo(text.rstrip("\n"))
+    for file, reason in skipped:
+        click.echo(f"skipped {file}: {reason}", err=True)
+    if skipped:
+        sys.exit(1)
 
 
 # ---------------------------------------------------------------------------

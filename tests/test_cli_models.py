@@ -134,7 +134,6 @@ def test_predict_audio_needs_known_settings(bundle, tmp_path):
 
 @needs_data
 def test_predict_real_audio_with_a_kaggle_model(tmp_path):
-    pytest.importorskip("featx.extract")
     out = tmp_path / "knn"
     run("train", GTZAN / "features_30_sec.csv", "--model", "knn", "--folds", "2", "-o", out)
     clips = [GTZAN / "audio" / "classical" / "classical.00000.wav", GTZAN / "audio" / "metal"]
@@ -220,3 +219,19 @@ def test_diverging_training_is_a_one_line_error(tmp_path):
     assert "training loss became" in result.output and "diverged" in result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
     assert not (tmp_path / "bad" / "model.keras").exists()
+
+
+def test_predict_skips_bad_audio_and_classifies_the_rest(corpus, tmp_path):
+    table = tmp_path / "features.csv"
+    assert CliRunner().invoke(main, ["-q", "extract", str(corpus), "-o", str(table), "-j", "1"]).exit_code == 0
+    model = tmp_path / "knn"
+    run("train", table, "--model", "knn", "-p", "n_neighbors=1", "--folds", "2", "-o", model)
+    (corpus / "tones" / "broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk" * 20)
+    result = CliRunner().invoke(main, ["-q", "predict", str(model), str(corpus), "--format", "csv"])
+    assert result.exit_code == 1
+    assert "skipped" in result.output and "broken.wav" in result.output and "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.startswith(str(corpus))]
+    assert len(lines) == 4  # the four good clips, each classified as its own genre
+    for line in lines:
+        file, genre = line.split(",")[:2]
+        assert f"/{genre}/" in file
