@@ -583,23 +583,10 @@ def _level_summary(metrics: dict) -> dict:
     return out
 
 
-def _predict(model, spec: ModelSpec, X, tracks, order, *, num_classes: int, max_segments):
-    """Row probabilities. Keras row models are called directly: ``model.predict`` would
-    trace a new prediction function for every trial's model, which costs more than the
-    prediction itself on a validation fold."""
-    from .training import predict_rows
-
-    if spec.kind == "keras" and spec.input == "rows" and len(X):
-        parts = [np.asarray(model(X[i:i + 4096], training=False), dtype=np.float64)
-                 for i in range(0, len(X), 4096)]
-        return np.concatenate(parts)
-    return predict_rows(model, spec, X, tracks, order, num_classes=num_classes, max_segments=max_segments)
-
-
 def evaluate_config(table, config: TrainConfig, optimizer: str, design: Design) -> dict:
     """Cross-validate one configuration on the selection folds; the test part is not touched."""
     from .dataset import _inner_valid
-    from .training import Preprocessing, _fold_arrays, compute_metrics, prediction_frame
+    from .training import Preprocessing, _fold_arrays, compute_metrics, predict_rows, prediction_frame
 
     spec = get_model(config.model)
     prep0 = Preprocessing.for_labels(table.feature_columns, table.labels, log_variances=config.log_variances)
@@ -617,7 +604,7 @@ def evaluate_config(table, config: TrainConfig, optimizer: str, design: Design) 
                                          num_classes=len(classes), seed=config.seed + k)
         fit_seconds += time.perf_counter() - start
         epochs_run.append(len(history.get("loss", [])))
-        proba = _predict(model, spec, prep.transform(table.X[valid]), table.tracks[valid],
+        proba = predict_rows(model, spec, prep.transform(table.X[valid]), table.tracks[valid],
                          table.segment_indices[valid], num_classes=len(classes), max_segments=max_segments)
         if not np.all(np.isfinite(proba)):
             raise TrialError(f"{name}: the model predicts non-finite probabilities; training diverged")
