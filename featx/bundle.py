@@ -366,7 +366,9 @@ def load_bundle(directory) -> Bundle:
 def _load_keras(path: Path):
     if not path.is_file():
         raise BundleError(f"{path}: missing; expected the saved Keras model")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from .training import quiet_tensorflow
+
+    quiet_tensorflow()
     import keras
 
     try:

@@ -18,12 +18,6 @@ from .errors import ConfigError
 logger = logging.getLogger(__name__)
 
 
-def _quiet_tensorflow() -> None:
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
 def _parse_params(pairs) -> dict:
     params = {}
     for pair in pairs:
@@ -96,7 +90,9 @@ def train(ctx, csv, model_name, output, epochs, batch_size, learning_rate, seed,
     from .report import LEAKY_WARNING, write_outputs
     from .training import TrainConfig, cross_validate
 
-    _quiet_tensorflow()
+    from .training import quiet_tensorflow
+
+    quiet_tensorflow()
     spec = get_model(model_name)
     overrides = _parse_params(params)
     for name, value in (("units", units), ("dropout", dropout), ("depth", depth)):
@@ -151,7 +147,9 @@ def evaluate(ctx, bundle_dir, csv, output):
     from .dataset import read_feature_csv
     from .report import write_outputs
 
-    _quiet_tensorflow()
+    from .training import quiet_tensorflow
+
+    quiet_tensorflow()
     bundle = load_bundle(bundle_dir)
     table = read_feature_csv(csv)
     metrics, predictions = bundle.evaluate(table)
@@ -215,7 +213,9 @@ def predict(ctx, bundle_dir, inputs, fmt, top_k, output):
     from .bundle import audio_files, load_bundle
     from .dataset import read_feature_csv
 
-    _quiet_tensorflow()
+    from .training import quiet_tensorflow
+
+    quiet_tensorflow()
     if top_k < 1:
         raise ConfigError(f"--top-k must be >= 1. Received: {top_k}")
     bundle = load_bundle(bundle_dir)

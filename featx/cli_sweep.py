@@ -67,12 +67,12 @@ def sweep(ctx, csv, model_name, output, params, grid_file, search, n_iter, metri
       featx sweep data.csv -m mlp -o sweeps/rs --search random --n-iter 50 \\
           -p "learning_rate=loguniform(1e-4,1e-1)" -p dropout=0.2,0.4
     """
-    import os
 
     from .registry import get_model
     from .sweep import SweepOptions, plan_sweep, run_sweep, space_from_options
+    from .training import quiet_tensorflow
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     options = SweepOptions(
         csv=csv, model=model_name, output=output, search=search, n_iter=n_iter, metric=metric,
         level=level, split=split, folds=folds, test_fraction=test_fraction, seed=seed,

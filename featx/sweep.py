@@ -539,7 +539,9 @@ def _load_table(csv: str, sha: str):
 
 def _configure_worker(threads: int | None, keras_model: bool) -> None:
     """Once per process: quiet TensorFlow, cap its threads, let trials share a GPU."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from .training import quiet_tensorflow
+
+    quiet_tensorflow()
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     if not keras_model or _WORKER.get("configured"):
         return

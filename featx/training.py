@@ -180,6 +180,15 @@ class Preprocessing:
 # Keras plumbing
 
 
+def quiet_tensorflow() -> None:
+    """Silence TensorFlow's C++ log lines before it is imported (the user's setting wins).
+
+    Its failures still reach featx as Python exceptions; the log lines are only the
+    start-up and graph chatter that would bury featx's own messages.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and the Keras backend; make TensorFlow ops deterministic."""
     import keras
@@ -196,7 +205,7 @@ def seed_everything(seed: int) -> None:
 
 def describe_device() -> str:
     """Which backend and device Keras trains on (for logs and metadata)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     import keras
 
     backend = keras.backend.backend()
@@ -292,7 +301,7 @@ def fit_model(spec: ModelSpec, params: dict, X_train, y_train, X_valid, y_valid,
         fit_estimator(estimator, X_all, y_all)
         return estimator, {}
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     import keras
 
     seed_everything(seed)
