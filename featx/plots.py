@@ -73,7 +73,10 @@ def history_curves(histories, *, metric: str = "loss", ax):
         return ax
     frame = pd.DataFrame(rows)
     sns.lineplot(frame, x="epoch", y=metric, hue="fold", style="part", ax=ax)
-    ax.set_title(f"{metric}: train (solid) and validation (dashed)")
+    if (frame["part"] == "validation").any():
+        ax.set_title(f"{metric}: train (solid) and validation (dashed)")
+    else:
+        ax.set_title(f"{metric}: train (no validation part was held out)")
     return ax
 
 
