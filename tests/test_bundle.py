@@ -32,12 +32,12 @@ def write_table(path, *, settings=None, n_tracks=8, seed=0):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A tiny mlp bundle and an svm bundle trained on the same table with known settings."""
+    """Tiny mlp, svm and ensemble bundles trained on the same table with known settings."""
     root = tmp_path_factory.mktemp("bundles")
     settings = FeatureSettings(preset="gtzan", segment_seconds=None)
     table = read_feature_csv(write_table(root / "train.csv", settings=settings))
     out = {}
-    for name, params in (("mlp", {"units": "8"}), ("svm", {"C": "2"})):
+    for name, params in (("mlp", {"units": "8"}), ("svm", {"C": "2"}), ("ensemble", {"nn_units": "8"})):
         result = cross_validate(table, TrainConfig(model=name, folds=2, seed=3, params=params, **TINY),
                                 progress=False)
         directory = prepare_output_dir(root / name, overwrite=False)
@@ -46,7 +46,7 @@ def trained(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("name", ["mlp", "svm"])
+@pytest.mark.parametrize("name", ["mlp", "svm", "ensemble"])
 def test_round_trip_gives_identical_predictions(trained, name):
     directory, result, table = trained[name]
     bundle = load_bundle(directory)

@@ -66,7 +66,7 @@ def test_builders_reject_bad_arguments(call, pattern):
 
 
 def test_registry_names_and_hyperparameters():
-    assert set(MODELS) == {"lstm", "segment-lstm", "mlp", "cnn", "svm", "knn", "random-forest"}
+    assert set(MODELS) == {"lstm", "segment-lstm", "mlp", "cnn", "svm", "ensemble", "knn", "random-forest"}
     with pytest.raises(ConfigError, match="unknown model 'transformer'; expected one of lstm, "):
         get_model("transformer")
     lstm = get_model("lstm")
@@ -82,4 +82,31 @@ def test_registry_names_and_hyperparameters():
         lstm.resolve({"units": "big"})
     with pytest.raises(ConfigError, match="one of uniform, distance"):
         get_model("knn").resolve({"weights": "cosine"})
-    assert get_model("svm").resolve({"C": "10"})["C"] == 10.0
+    assert get_model("svm").resolve({"C": "3"})["C"] == 3.0
+    assert get_model("ensemble").resolve({"nn_units": "32,16"})["nn_units"] == (32, 16)
+
+
+@pytest.mark.parametrize("weights, pattern", [
+    ({"nn_weight": -1.0}, "nn_weight must be >= 0. Received: nn_weight=-1.0"),
+    ({"svm_weight": 0.0, "nn_weight": 0.0, "logistic_weight": 0.0}, "every member weight is 0"),
+])
+def test_ensemble_rejects_bad_weights(weights, pattern):
+    spec = get_model("ensemble")
+    with pytest.raises(ConfigError, match=pattern):
+        spec.builder(seed=0, **spec.resolve(weights))
+
+
+def test_ensemble_probabilities_are_the_weighted_mean_of_its_members():
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0, 1, (30, 4)), rng.normal(1.5, 1, (30, 4)), rng.normal(-1.5, 1, (30, 4))])
+    y = np.repeat([0, 1, 2], 30)
+    spec = get_model("ensemble")
+    params = spec.resolve({"nn_units": "16", "svm_weight": 2.0, "logistic_weight": 0.5})
+    model = spec.builder(seed=1, **params).fit(X, y)
+    members = dict(model.named_estimators_)
+    assert set(members) == {"svm", "nn", "logistic"}
+    expected = (2.0 * members["svm"].predict_proba(X) + members["nn"].predict_proba(X)
+                + 0.5 * members["logistic"].predict_proba(X)) / 3.5
+    np.testing.assert_allclose(model.predict_proba(X), expected, rtol=1e-12)
+    alone = spec.builder(seed=1, **spec.resolve({"nn_weight": 0.0, "logistic_weight": 0.0})).fit(X, y)
+    assert list(alone.named_estimators_) == ["svm"]
