@@ -55,7 +55,8 @@ def library_versions(*, keras_too: bool = True) -> dict:
     versions = {"featx": __version__, "python": platform.python_version(),
                 "numpy": np.__version__, "pandas": pd.__version__, "scikit-learn": sklearn.__version__}
     if keras_too:
-        import keras
+        from ._keras import import_keras
+        keras = import_keras()
 
         versions["keras"] = keras.__version__
         versions["keras_backend"] = keras.backend.backend()
@@ -369,7 +370,8 @@ def _load_keras(path: Path):
     from .training import quiet_tensorflow
 
     quiet_tensorflow()
-    import keras
+    from ._keras import import_keras
+    keras = import_keras()
 
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)

@@ -67,7 +67,8 @@ def build_lstm(
     dropout : float in [0, 1)
         Dropout after each LSTM layer (adds no parameters).
     """
-    import keras
+    from ._keras import import_keras
+    keras = import_keras()
     from keras import layers
 
     (n_features,) = _check_common(input_shape, num_classes, 1, "build_lstm")
@@ -105,7 +106,8 @@ def build_segment_lstm(
     dense : int >= 0
         Width of a ReLU layer before the output (0: none).
     """
-    import keras
+    from ._keras import import_keras
+    keras = import_keras()
     from keras import layers
 
     n_segments, n_features = _check_common(input_shape, num_classes, 2, "build_segment_lstm")
@@ -157,7 +159,8 @@ def build_mlp(
         Independent sub-networks trained jointly whose softmax outputs are
         averaged (an ensemble inside one model).
     """
-    import keras
+    from ._keras import import_keras
+    keras = import_keras()
     from keras import layers
 
     (n_features,) = _check_common(input_shape, num_classes, 1, "build_mlp")
@@ -213,7 +216,8 @@ def build_cnn(
     dropout : float in [0, 1)
         Dropout before the output.
     """
-    import keras
+    from ._keras import import_keras
+    keras = import_keras()
     from keras import layers
 
     (n_features,) = _check_common(input_shape, num_classes, 1, "build_cnn")

@@ -546,7 +546,8 @@ def _configure_worker(threads: int | None, keras_model: bool) -> None:
     if not keras_model or _WORKER.get("configured"):
         return
     _WORKER["configured"] = True
-    import keras
+    from ._keras import import_keras
+    keras = import_keras()
 
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
@@ -651,7 +652,8 @@ def run_trial(task: dict) -> dict:
         logger.debug("trial %s failed", task["key"], exc_info=True)
     finally:
         if keras_model and "keras" in __import__("sys").modules:
-            import keras
+            from ._keras import import_keras
+            keras = import_keras()
 
             keras.backend.clear_session()
         if marker is not None:
@@ -946,7 +948,8 @@ def retrain_best(plan: SweepPlan, trial: Trial) -> Path:
         shutil.rmtree(best)
     os.replace(tmp, best)
     if spec.kind == "keras":
-        import keras
+        from ._keras import import_keras
+        keras = import_keras()
 
         keras.backend.clear_session()
     return best

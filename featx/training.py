@@ -15,13 +15,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from ._keras import quiet_tensorflow  # noqa: F401  (re-exported)
 from .dataset import FeatureTable, SplitPlan, make_splits
 from .errors import ConfigError, DataError, TrainingError
 from .registry import ModelSpec, get_model
@@ -180,18 +180,10 @@ class Preprocessing:
 # Keras plumbing
 
 
-def quiet_tensorflow() -> None:
-    """Silence TensorFlow's C++ log lines before it is imported (the user's setting wins).
-
-    Its failures still reach featx as Python exceptions; the log lines are only the
-    start-up and graph chatter that would bury featx's own messages.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and the Keras backend; make TensorFlow ops deterministic."""
-    import keras
+    from ._keras import import_keras
+    keras = import_keras()
 
     keras.utils.set_random_seed(int(seed))
     if keras.backend.backend() == "tensorflow":
@@ -206,7 +198,8 @@ def seed_everything(seed: int) -> None:
 def describe_device() -> str:
     """Which backend and device Keras trains on (for logs and metadata)."""
     quiet_tensorflow()
-    import keras
+    from ._keras import import_keras
+    keras = import_keras()
 
     backend = keras.backend.backend()
     device = "cpu"
@@ -230,7 +223,8 @@ def describe_device() -> str:
 
 
 def _epoch_bar(total: int, desc: str, progress):
-    import keras
+    from ._keras import import_keras
+    keras = import_keras()
     from tqdm.auto import tqdm
 
     class EpochBar(keras.callbacks.Callback):
@@ -261,7 +255,8 @@ OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
 
 def make_optimizer(name: str, learning_rate: float):
     """A Keras optimizer by name (one of :data:`OPTIMIZERS`)."""
-    import keras
+    from ._keras import import_keras
+    keras = import_keras()
 
     classes = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW,
                "nadam": keras.optimizers.Nadam, "rmsprop": keras.optimizers.RMSprop,
@@ -273,7 +268,8 @@ def make_optimizer(name: str, learning_rate: float):
 
 def _nan_guard():
     """A callback that stops training at the first non-finite batch loss."""
-    import keras
+    from ._keras import import_keras
+    keras = import_keras()
 
     class NanGuard(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
@@ -302,7 +298,8 @@ def fit_model(spec: ModelSpec, params: dict, X_train, y_train, X_valid, y_valid,
         return estimator, {}
 
     quiet_tensorflow()
-    import keras
+    from ._keras import import_keras
+    keras = import_keras()
 
     seed_everything(seed)
     model = spec.builder(tuple(X_train.shape[1:]), num_classes, **params)

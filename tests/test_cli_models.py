@@ -47,6 +47,32 @@ def bundle(tmp_path_factory):
     return out, csv
 
 
+def test_train_in_a_terminal_prints_no_tensorflow_start_up_logs(tmp_path):
+    """TensorFlow writes C++ log lines to stderr while loading; a featx run shows none."""
+    import os
+
+    csv = make_csv(tmp_path / "t.csv")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run([sys.executable, "-m", "featx", "-q", "train", str(csv), "--model", "mlp",
+                           "--units", "8", "-o", str(tmp_path / "m"), *TINY],
+                          capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    assert "track accuracy" in done.stdout
+    assert "absl::InitializeLog" not in done.stderr and "I0000" not in done.stderr, done.stderr
+
+
+def test_cpp_log_filter_keeps_everything_else():
+    from featx._keras import filter_cpp_logs
+
+    text = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+            "I0000 00:00:1795253668.223746    1171 port.cc:153] oneDNN custom operations are on.\n"
+            "E0000 00:00:1795253070.338662   26422 cuda_platform.cc:52] failed call to cuInit\n"
+            "    continued detail of that line\n"
+            "/x/y.py:3: UserWarning: something the user should see\n"
+            "  warnings.warn(\n")
+    assert filter_cpp_logs(text) == ("/x/y.py:3: UserWarning: something the user should see\n"
+                                     "  warnings.warn(\n")
+
 def test_importing_the_cli_does_not_import_tensorflow():
     code = ("import featx.cli, sys; "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'heavy import'")
