@@ -10,6 +10,7 @@ that is not such a log line: Python warnings and errors still reach the user.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import re
 import sys
@@ -78,7 +79,12 @@ def import_keras():
         quiet_tensorflow()
         context = contextlib.nullcontext() if _USER_LEVEL else _stderr_without_cpp_logs()
         with context:
-            import keras  # noqa: F401
+            import keras
+
+            # Under the jax and torch backends Keras still loads TensorFlow, when it is
+            # installed, for its data pipelines at the first fit: load it here, filtered.
+            if keras.backend.backend() != "tensorflow" and importlib.util.find_spec("tensorflow"):
+                import tensorflow  # noqa: F401
     import keras
 
     return keras
