@@ -19,7 +19,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-ROW_MODELS = ["mlp", "cnn", "lstm", "svm", "knn", "random-forest"]
+ROW_MODELS = ["mlp", "ensemble", "svm", "cnn", "lstm", "knn", "random-forest"]
 
 
 def main(argv=None) -> None:
