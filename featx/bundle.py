@@ -182,7 +182,29 @@ class Bundle:
         predictions = prediction_frame(table, np.arange(table.n_rows), proba, self.classes, "evaluate")
         metrics = compute_metrics(predictions, self.classes)
         metrics.update(split="none (external evaluation data)", leaky=False, folds=1, model=self.spec.name)
+        seen = self.training_overlap(table)
+        if seen is not None:
+            metrics["training_overlap"] = seen
         return metrics, predictions
+
+    def training_overlap(self, table: FeatureTable) -> dict | None:
+        """How many of ``table``'s tracks the saved model was fitted on.
+
+        ``{"tracks": n, "of": total, "example": name}``, or ``None`` when it cannot
+        be told (a bundle without its track list, and a different file).
+        """
+        final = self.metadata.get("final_fit") or {}
+        tracks = sorted({str(t) for t in table.tracks})
+        if "tracks" in final:
+            seen = sorted(set(tracks) & {str(t) for t in final["tracks"]})
+        else:
+            trained = (self.metadata.get("training_data") or {}).get("sha256")
+            same = bool(trained and table.path and Path(table.path).is_file()
+                        and file_sha256(table.path) == trained)
+            if not same:
+                return None
+            seen = tracks
+        return {"tracks": len(seen), "of": len(tracks), "example": seen[0] if seen else None}
 
     def classify_table(self, table: FeatureTable) -> pd.DataFrame:
         """One row per track: ``file``, ``genre``, then one probability column per class."""
@@ -279,7 +301,10 @@ def save_bundle(result: TrainResult, directory, *, table: FeatureTable) -> Path:
         "config": result.config.to_dict(),
         "seed": result.config.seed,
         "final_fit": {"rows": final["rows"], "n_train": int(len(final["train"])),
-                      "n_valid": int(len(final["valid"])), "seed": int(final.get("seed", result.config.seed))},
+                      "n_valid": int(len(final["valid"])), "seed": int(final.get("seed", result.config.seed)),
+                      # Tracks the saved model has seen: evaluate warns when they come back.
+                      "tracks": sorted({str(t) for t in table.tracks[np.concatenate(
+                          [final["train"], final["valid"]]).astype(int)]})},
         "training_data": {
             "path": str(table.path) if table.path else None,
             "sha256": file_sha256(table.path) if table.path and Path(table.path).is_file() else None,

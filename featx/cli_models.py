@@ -160,6 +160,11 @@ def evaluate(ctx, bundle_dir, csv, output):
     write_outputs(output, metrics=metrics, predictions=predictions,
                   title=f"featx {bundle.spec.name}: evaluation on {Path(csv).name}", facts=facts)
     click.echo(f"{bundle.spec.name} on {csv}: {_summary_line(metrics)}")
+    overlap = metrics.get("training_overlap") or {}
+    if overlap.get("tracks"):
+        from .report import training_overlap_warning
+
+        click.echo(training_overlap_warning(overlap), err=True)
     click.echo(f"report written to {output}")
 
 

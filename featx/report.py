@@ -8,6 +8,14 @@ LEAKY_WARNING = (
     "both training and test data.**"
 )
 
+def training_overlap_warning(overlap: dict, *, bold: bool = False) -> str:
+    """The line that says evaluation figures include tracks the model was trained on."""
+    text = (f"WARNING: {overlap['tracks']} of {overlap['of']} tracks here (e.g. {overlap['example']}) "
+            "were used to train this model: these figures are not held-out accuracy. The bundle's "
+            "own metrics.json has the cross-validated figures.")
+    return f"**{text}**" if bold else text
+
+
 _HEAD = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
 
 
@@ -52,6 +60,9 @@ def render_report(metrics: dict, *, title: str, facts: list[tuple[str, str]], fi
     lines = []
     if metrics.get("leaky"):
         lines += [LEAKY_WARNING, ""]
+    overlap = metrics.get("training_overlap") or {}
+    if overlap.get("tracks"):
+        lines += [training_overlap_warning(overlap, bold=True), ""]
     lines += [f"# {title}", ""]
     lines += [f"- **{k}:** {v}" for k, v in facts]
     lines += ["", "## Summary", "",

@@ -124,12 +124,46 @@ def test_random_split_report_says_inflated(tmp_path):
 def test_evaluate_writes_metrics_and_report(bundle, tmp_path):
     out, _ = bundle
     other = make_csv(tmp_path / "test.csv", seed=7)
+    frame = pd.read_csv(other)
+    frame["filename"] = "new-" + frame["filename"]  # other tracks than the training ones
+    frame.to_csv(other, index=False)
     dest = tmp_path / "eval"
     result = run("evaluate", out, other, "-o", dest)
-    assert "track accuracy" in result.output
+    assert "track accuracy" in result.output and "WARNING" not in result.output
     metrics = json.loads((dest / "metrics.json").read_text())
     assert metrics["track"]["n"] == 16 and metrics["segment"]["n"] == 32
+    assert metrics["training_overlap"] == {"tracks": 0, "of": 16, "example": None}
     assert (dest / "report.md").is_file() and (dest / "figures" / "confusion_counts.png").is_file()
+    assert (dest / "report.md").read_text().startswith("# featx mlp: evaluation")
+
+
+def test_evaluate_on_training_tracks_says_so(bundle, tmp_path):
+    out, csv = bundle
+    part = tmp_path / "part.csv"
+    frame = pd.read_csv(csv)
+    tracks = frame["filename"].str.rsplit(".", n=2).str[0]
+    kept = sorted(set(tracks))[:3]
+    frame[tracks.isin(kept)].to_csv(part, index=False)
+    dest = tmp_path / "eval"
+    result = CliRunner().invoke(main, ["-q", "evaluate", str(out), str(part), "-o", str(dest)])
+    assert result.exit_code == 0, result.output
+    warning = f"WARNING: 3 of 3 tracks here (e.g. {kept[0]}) were used to train this model"
+    assert warning in result.stderr and warning not in result.stdout
+    assert (dest / "report.md").read_text().splitlines()[0].startswith("**" + warning)
+    assert json.loads((dest / "metrics.json").read_text())["training_overlap"]["tracks"] == 3
+    # a bundle without the track list still recognises its own training file by checksum
+    meta_path = out / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    old = json.loads(meta_path.read_text())
+    del meta["final_fit"]["tracks"]
+    try:
+        meta_path.write_text(json.dumps(meta))
+        result = CliRunner().invoke(main, ["-q", "evaluate", str(out), str(csv), "-o", str(tmp_path / "e2")])
+        assert "WARNING: 16 of 16 tracks here" in result.stderr
+        result = CliRunner().invoke(main, ["-q", "evaluate", str(out), str(part), "-o", str(tmp_path / "e3")])
+        assert "WARNING" not in result.stderr
+    finally:
+        meta_path.write_text(json.dumps(old))
 
 
 def test_predict_formats(bundle, tmp_path):
