@@ -43,7 +43,7 @@ def main(argv=None) -> None:
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     for split in args.splits.split(","):
         for model in args.models.split(","):
-            key = f"{model}/{split}"
+            key = f"{model}/{split}/seed{args.seed}"
             if key in results:
                 continue
             kwargs = {"split": split, "folds": 5 if split == "track" else 1, "seed": args.seed,
@@ -66,7 +66,8 @@ def main(argv=None) -> None:
     print("| model | 5-fold track split: accuracy (± sd) | macro F1 | fault-filtered: accuracy | macro F1 |")
     print("|---|---|---|---|---|")
     for model in args.models.split(","):
-        t, f = results.get(f"{model}/track"), results.get(f"{model}/fault-filtered")
+        t = results.get(f"{model}/track/seed{args.seed}")
+        f = results.get(f"{model}/fault-filtered/seed{args.seed}")
         cells = [f"{t['accuracy']:.3f} ± {t['std']:.3f}", f"{t['f1_macro']:.3f}"] if t else ["-", "-"]
         cells += [f"{f['accuracy']:.3f}", f"{f['f1_macro']:.3f}"] if f else ["-", "-"]
         print(f"| {model} | " + " | ".join(cells) + " |")

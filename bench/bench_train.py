@@ -113,6 +113,8 @@ def main(argv=None) -> None:
     parser.add_argument("--cores", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.compare_cpu is not None and args.compare_cpu < 1:
+        parser.error(f"--compare-cpu expects a number of cores >= 1. Received: {args.compare_cpu}")
     if args.cores:
         pin_cores(args.cores)
 

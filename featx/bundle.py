@@ -190,21 +190,28 @@ class Bundle:
     def training_overlap(self, table: FeatureTable) -> dict | None:
         """How many of ``table``'s tracks the saved model was fitted on.
 
-        ``{"tracks": n, "of": total, "example": name}``, or ``None`` when it cannot
-        be told (a bundle without its track list, and a different file).
+        ``{"tracks": n, "of": total, "example": name, "source": csv, "at_most": bool}``,
+        or ``None`` when it cannot be told (a bundle without its track list, and a
+        different file). ``at_most``: an older bundle whose final fit used only part
+        of its training file, which is recognised by checksum: ``n`` is an upper bound.
         """
         final = self.metadata.get("final_fit") or {}
         tracks = sorted({str(t) for t in table.tracks})
+        at_most = False
         if "tracks" in final:
             seen = sorted(set(tracks) & {str(t) for t in final["tracks"]})
         else:
-            trained = (self.metadata.get("training_data") or {}).get("sha256")
+            data = self.metadata.get("training_data") or {}
+            trained = data.get("sha256")
             same = bool(trained and table.path and Path(table.path).is_file()
                         and file_sha256(table.path) == trained)
             if not same:
                 return None
             seen = tracks
-        return {"tracks": len(seen), "of": len(tracks), "example": seen[0] if seen else None}
+            used = int(final.get("n_train", 0)) + int(final.get("n_valid", 0))
+            at_most = used < int(data.get("rows") or 0)
+        return {"tracks": len(seen), "of": len(tracks), "example": seen[0] if seen else None,
+                "source": Path(table.name).name, "at_most": at_most}
 
     def classify_table(self, table: FeatureTable) -> pd.DataFrame:
         """One row per track: ``file``, ``genre``, then one probability column per class."""
@@ -425,7 +432,8 @@ def _load_baseline(path: Path, spec: ModelSpec, metadata: dict):
     if proba.shape != arrays["check_proba"].shape or not np.allclose(proba, arrays["check_proba"], atol=1e-6):
         warnings.warn(
             f"{path}: the refitted {spec.name} does not reproduce the saved probabilities exactly "
-            "(different scikit-learn version?); predictions may differ slightly",
+            "(another scikit-learn version, or a CPU whose BLAS rounds differently); "
+            "predictions may differ slightly",
             UserWarning, stacklevel=3,
         )
     return estimator

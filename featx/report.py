@@ -10,9 +10,11 @@ LEAKY_WARNING = (
 
 def training_overlap_warning(overlap: dict, *, bold: bool = False) -> str:
     """The line that says evaluation figures include tracks the model was trained on."""
-    text = (f"WARNING: {overlap['tracks']} of {overlap['of']} tracks here (e.g. {overlap['example']}) "
-            "were used to train this model: these figures are not held-out accuracy. The bundle's "
-            "own metrics.json has the cross-validated figures.")
+    count = f"{'up to ' if overlap.get('at_most') else ''}{overlap['tracks']} of {overlap['of']}"
+    where = f" in {overlap['source']}" if overlap.get("source") else ""
+    text = (f"WARNING: {count} tracks{where} (e.g. {overlap['example']}) were used to train this "
+            "model: these figures are not held-out accuracy (the bundle's own metrics.json has "
+            "its held-out figures).")
     return f"**{text}**" if bold else text
 
 

@@ -61,17 +61,46 @@ def test_train_in_a_terminal_prints_no_tensorflow_start_up_logs(tmp_path):
     assert "absl::InitializeLog" not in done.stderr and "I0000" not in done.stderr, done.stderr
 
 
-def test_cpp_log_filter_keeps_everything_else():
+def test_cpp_log_filter_follows_the_log_level():
     from featx._keras import filter_cpp_logs
 
     text = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
             "I0000 00:00:1795253668.223746    1171 port.cc:153] oneDNN custom operations are on.\n"
+            "W0000 00:00:1795253668.3    1171 gpu.cc:9] a warning\n"
             "E0000 00:00:1795253070.338662   26422 cuda_platform.cc:52] failed call to cuInit\n"
             "    continued detail of that line\n"
+            "F0000 00:00:1795253070.4   26422 guard.cc:1] fatal\n"
             "/x/y.py:3: UserWarning: something the user should see\n"
             "  warnings.warn(\n")
-    assert filter_cpp_logs(text) == ("/x/y.py:3: UserWarning: something the user should see\n"
-                                     "  warnings.warn(\n")
+    user = "/x/y.py:3: UserWarning: something the user should see\n  warnings.warn(\n"
+    fatal = "F0000 00:00:1795253070.4   26422 guard.cc:1] fatal\n"
+    assert filter_cpp_logs(text, 3) == fatal + user
+    assert filter_cpp_logs(text, 2) == ("E0000 00:00:1795253070.338662   26422 cuda_platform.cc:52] failed call "
+                                        "to cuInit\n    continued detail of that line\n") + fatal + user
+    assert "W0000" in filter_cpp_logs(text, 1) and "I0000" not in filter_cpp_logs(text, 1)
+    assert filter_cpp_logs(text, 0) == text
+
+
+def test_a_crash_while_importing_keras_still_shows_its_message(tmp_path):
+    """The filter runs in its own process: a fatal abort inside the import keeps its last words."""
+    import os
+
+    fake = tmp_path / "fake" / "keras"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(
+        "import os\n"
+        "os.write(2, b'I0000 00:00:1.0    1 port.cc:1] chatter\\n'\n"
+        "            b'F0000 00:00:1.0    1 cpu_feature_guard.cc:1] compiled to use AVX\\n'\n"
+        "            b'a plain line\\n')\n"
+        "os.abort()\n")
+    repo = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "fake"), str(repo)])
+    done = subprocess.run([sys.executable, "-c", "from featx._keras import import_keras; import_keras()"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode != 0
+    assert "compiled to use AVX" in done.stderr and "a plain line" in done.stderr, done.stderr
+    assert "chatter" not in done.stderr
 
 def test_importing_the_cli_does_not_import_tensorflow():
     code = ("import featx.cli, sys; "
@@ -132,7 +161,8 @@ def test_evaluate_writes_metrics_and_report(bundle, tmp_path):
     assert "track accuracy" in result.output and "WARNING" not in result.output
     metrics = json.loads((dest / "metrics.json").read_text())
     assert metrics["track"]["n"] == 16 and metrics["segment"]["n"] == 32
-    assert metrics["training_overlap"] == {"tracks": 0, "of": 16, "example": None}
+    assert metrics["training_overlap"] == {"tracks": 0, "of": 16, "example": None, "source": "test.csv",
+                                           "at_most": False}
     assert (dest / "report.md").is_file() and (dest / "figures" / "confusion_counts.png").is_file()
     assert (dest / "report.md").read_text().startswith("# featx mlp: evaluation")
 
@@ -147,7 +177,7 @@ def test_evaluate_on_training_tracks_says_so(bundle, tmp_path):
     dest = tmp_path / "eval"
     result = CliRunner().invoke(main, ["-q", "evaluate", str(out), str(part), "-o", str(dest)])
     assert result.exit_code == 0, result.output
-    warning = f"WARNING: 3 of 3 tracks here (e.g. {kept[0]}) were used to train this model"
+    warning = f"WARNING: 3 of 3 tracks in part.csv (e.g. {kept[0]}) were used to train this model"
     assert warning in result.stderr and warning not in result.stdout
     assert (dest / "report.md").read_text().splitlines()[0].startswith("**" + warning)
     assert json.loads((dest / "metrics.json").read_text())["training_overlap"]["tracks"] == 3
@@ -159,9 +189,13 @@ def test_evaluate_on_training_tracks_says_so(bundle, tmp_path):
     try:
         meta_path.write_text(json.dumps(meta))
         result = CliRunner().invoke(main, ["-q", "evaluate", str(out), str(csv), "-o", str(tmp_path / "e2")])
-        assert "WARNING: 16 of 16 tracks here" in result.stderr
+        assert "WARNING: 16 of 16 tracks in train.csv" in result.stderr
         result = CliRunner().invoke(main, ["-q", "evaluate", str(out), str(part), "-o", str(tmp_path / "e3")])
         assert "WARNING" not in result.stderr
+        meta["final_fit"]["n_train"] = 3  # a final fit on part of the file: only a bound is known
+        meta_path.write_text(json.dumps(meta))
+        result = CliRunner().invoke(main, ["-q", "evaluate", str(out), str(csv), "-o", str(tmp_path / "e4")])
+        assert "WARNING: up to 16 of 16 tracks in train.csv" in result.stderr
     finally:
         meta_path.write_text(json.dumps(old))
 
