@@ -399,9 +399,6 @@ def load_bundle(directory) -> Bundle:
 def _load_keras(path: Path):
     if not path.is_file():
         raise BundleError(f"{path}: missing; expected the saved Keras model")
-    from .training import quiet_tensorflow
-
-    quiet_tensorflow()
     from ._keras import import_keras
     keras = import_keras()
 

@@ -90,9 +90,6 @@ def train(ctx, csv, model_name, output, epochs, batch_size, learning_rate, seed,
     from .report import LEAKY_WARNING, write_outputs
     from .training import TrainConfig, cross_validate
 
-    from .training import quiet_tensorflow
-
-    quiet_tensorflow()
     spec = get_model(model_name)
     overrides = _parse_params(params)
     for name, value in (("units", units), ("dropout", dropout), ("depth", depth)):
@@ -147,9 +144,6 @@ def evaluate(ctx, bundle_dir, csv, output):
     from .dataset import read_feature_csv
     from .report import write_outputs
 
-    from .training import quiet_tensorflow
-
-    quiet_tensorflow()
     bundle = load_bundle(bundle_dir)
     table = read_feature_csv(csv)
     metrics, predictions = bundle.evaluate(table)
@@ -218,9 +212,6 @@ def predict(ctx, bundle_dir, inputs, fmt, top_k, output):
     from .bundle import audio_files, load_bundle
     from .dataset import read_feature_csv
 
-    from .training import quiet_tensorflow
-
-    quiet_tensorflow()
     if top_k < 1:
         raise ConfigError(f"--top-k must be >= 1. Received: {top_k}")
     bundle = load_bundle(bundle_dir)

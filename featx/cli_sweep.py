@@ -70,9 +70,6 @@ def sweep(ctx, csv, model_name, output, params, grid_file, search, n_iter, metri
 
     from .registry import get_model
     from .sweep import SweepOptions, plan_sweep, run_sweep, space_from_options
-    from .training import quiet_tensorflow
-
-    quiet_tensorflow()
     options = SweepOptions(
         csv=csv, model=model_name, output=output, search=search, n_iter=n_iter, metric=metric,
         level=level, split=split, folds=folds, test_fraction=test_fraction, seed=seed,

@@ -212,6 +212,8 @@ def make_random_forest(*, seed: int = 0, n_estimators: int = 300, max_depth: int
 
 
 _DROPOUT = "dropout rate after each layer, in [0, 1)"
+_SVM_C = Param("float", 10.0, "SVM: inverse regularisation strength (scikit-learn's own default: 1)")
+_SVM_GAMMA = Param("str", "scale", "SVM: RBF width: scale, auto or a number")
 
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
@@ -252,15 +254,15 @@ MODELS: dict[str, ModelSpec] = {
         ),
         ModelSpec(
             "svm", "sklearn", "rows", make_svm,
-            {"C": Param("float", 10.0, "inverse regularisation strength (scikit-learn's own default: 1)"),
-             "gamma": Param("str", "scale", "RBF width: scale, auto or a number"),
+            {"C": _SVM_C,
+             "gamma": _SVM_GAMMA,
              "kernel": Param("str", "rbf", "kernel", ("rbf", "linear", "poly", "sigmoid"))},
             "scikit-learn SVC (RBF); softmax of its decision values as probabilities",
         ),
         ModelSpec(
             "ensemble", "sklearn", "rows", make_ensemble,
-            {"C": Param("float", 10.0, "SVM: inverse regularisation strength"),
-             "gamma": Param("str", "scale", "SVM: RBF width: scale, auto or a number"),
+            {"C": _SVM_C,
+             "gamma": _SVM_GAMMA,
              "nn_units": Param("ints", (256, 128), "network: hidden layer widths"),
              "nn_alpha": Param("float", 0.1, "network: L2 penalty"),
              "logistic_C": Param("float", 0.3, "logistic regression: inverse regularisation strength"),

@@ -538,10 +538,7 @@ def _load_table(csv: str, sha: str):
 
 
 def _configure_worker(threads: int | None, keras_model: bool) -> None:
-    """Once per process: quiet TensorFlow, cap its threads, let trials share a GPU."""
-    from .training import quiet_tensorflow
-
-    quiet_tensorflow()
+    """Once per process: cap TensorFlow's threads, let trials share a GPU."""
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     if not keras_model or _WORKER.get("configured"):
         return

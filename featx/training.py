@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ._keras import quiet_tensorflow  # noqa: F401  (re-exported)
 from .dataset import FeatureTable, SplitPlan, make_splits
 from .errors import ConfigError, DataError, TrainingError
 from .registry import ModelSpec, get_model
@@ -197,7 +196,6 @@ def seed_everything(seed: int) -> None:
 
 def describe_device() -> str:
     """Which backend and device Keras trains on (for logs and metadata)."""
-    quiet_tensorflow()
     from ._keras import import_keras
     keras = import_keras()
 
@@ -297,7 +295,6 @@ def fit_model(spec: ModelSpec, params: dict, X_train, y_train, X_valid, y_valid,
         fit_estimator(estimator, X_all, y_all)
         return estimator, {}
 
-    quiet_tensorflow()
     from ._keras import import_keras
     keras = import_keras()
 

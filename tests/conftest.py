@@ -83,3 +83,20 @@ def synthetic_feature_csv(path: Path, *, n_tracks: int, n_segments: int, classes
     frame["f_a_var"] = frame["f_a_var"].abs() + 0.1
     frame.to_csv(path, index=False)
     return path
+
+
+def run_cli(*args, ok: bool = True):
+    """Run ``featx -q ARGS`` in-process; check success, or a clean error without traceback
+    (exit 1: featx's one-line error; 2: click's usage error)."""
+    from click.testing import CliRunner
+
+    from featx.cli import main
+
+    result = CliRunner().invoke(main, ["-q", *[str(a) for a in args]])
+    if ok:
+        assert result.exit_code == 0, result.output
+    else:
+        assert result.exit_code in (1, 2), result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+        assert "Traceback" not in result.output
+    return result

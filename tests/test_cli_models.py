@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from featx.cli import main
-from conftest import shared_data_dir, synthetic_feature_csv
+from conftest import run_cli, shared_data_dir, synthetic_feature_csv
 
 SHARED = shared_data_dir()
 GTZAN = SHARED / "gtzan"
@@ -26,15 +26,7 @@ def make_csv(path, *, n_tracks=8, n_segments=2, classes=("blues", "rock"), seed=
                                  seed=seed, separation=2.0, track_spread=0.5, row_spread=0.3)
 
 
-def run(*args, ok=True):
-    result = CliRunner().invoke(main, ["-q", *[str(a) for a in args]])
-    if ok:
-        assert result.exit_code == 0, result.output
-    else:
-        assert result.exit_code != 0, result.output
-        assert "Traceback" not in result.output and result.exception is None or isinstance(
-            result.exception, SystemExit), result.output
-    return result
+run = run_cli
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
-from conftest import synthetic_feature_csv
+from conftest import run_cli, synthetic_feature_csv
 
-from featx.cli import main
 from featx.errors import ConfigError
 from featx.registry import get_model
 from featx.sweep import Distribution, build_space, parse_param_option, space_from_options
@@ -28,15 +26,7 @@ def make_csv(path, *, n_tracks=8, n_segments=1, classes=("blues", "jazz", "rock"
                                  seed=seed, separation=1.5, track_spread=0.4, row_spread=0.4)
 
 
-def run(*args, ok=True):
-    result = CliRunner().invoke(main, ["-q", *[str(a) for a in args]])
-    if ok:
-        assert result.exit_code == 0, result.output
-    else:
-        assert result.exit_code == 1, result.output
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-        assert "Traceback" not in result.output
-    return result
+run = run_cli
 
 
 def journal_lines(directory):
