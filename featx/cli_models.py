@@ -68,7 +68,7 @@ def _summary_line(metrics: dict) -> str:
 @click.option("--dropout", type=float, default=None, help="Dropout rate (Keras models).")
 @click.option("--depth", type=int, default=None, help="Number of layers (lstm, segment-lstm, mlp).")
 @click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
-              help="Any model hyperparameter (repeatable), e.g. -p C=10 or -p n_neighbors=7.")
+              help="Any model hyperparameter (repeatable), e.g. -p C=3 or -p n_neighbors=7.")
 @click.option("--log-variances/--no-log-variances", default=True, show_default=True,
               help="Log-scale the *_var columns before standardising.")
 @click.option("--refit/--no-refit", default=True, show_default=True,
@@ -139,7 +139,11 @@ def train(ctx, csv, model_name, output, epochs, batch_size, learning_rate, seed,
 @click.pass_context
 @handle_errors
 def evaluate(ctx, bundle_dir, csv, output):
-    """Evaluate a trained bundle on a labelled feature CSV."""
+    """Evaluate a trained bundle on a labelled feature CSV.
+
+    Warns when the CSV holds tracks the saved model was trained on: figures on
+    those are not held-out accuracy.
+    """
     from .bundle import load_bundle
     from .dataset import read_feature_csv
     from .report import write_outputs

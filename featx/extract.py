@@ -62,8 +62,11 @@ def extract_features(path, settings: FeatureSettings):
         The file cannot be decoded, or is shorter than one segment.
     """
     import pandas as pd
+    from threadpoolctl import threadpool_limits
 
-    names, length, values = _extract_arrays(path, settings)
+    # one BLAS thread, as in `featx extract`: the same audio gives the very same numbers
+    with threadpool_limits(limits=1):
+        names, length, values = _extract_arrays(path, settings)
     frame = pd.DataFrame(values, columns=settings.feature_columns())
     frame.insert(0, "length", length)
     frame.insert(0, "filename", names)

@@ -241,3 +241,21 @@ def test_extract_never_imports_tensorflow(corpus, tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr
+
+
+def test_one_file_api_gives_the_numbers_of_featx_extract(tmp_path):
+    """extract_features (used by featx predict) pins BLAS to one thread like featx extract does."""
+    from featx.extract import extract_features
+    from featx.settings import FeatureSettings
+
+    rng = np.random.default_rng(5)
+    y = (0.3 * rng.standard_normal(int(6.5 * 22050)) + tone(330, 6.5) + clicks(128, 6.5)).astype(np.float32)
+    audio = write_wav(tmp_path / "audio" / "mix" / "mix.00000.wav", y)
+    out = tmp_path / "f.csv"
+    result = CliRunner().invoke(main, ["-q", "extract", str(tmp_path / "audio"), "-o", str(out), "-j", "1"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out)
+    rows = extract_features(audio, FeatureSettings())
+    columns = FeatureSettings().feature_columns()
+    assert len(rows) == len(table) == 2
+    np.testing.assert_array_equal(rows[columns].to_numpy(), table[columns].to_numpy())
