@@ -420,6 +420,7 @@ def trial_identity(config: TrainConfig, optimizer: str, data: dict) -> dict:
     if get_model(config.model).kind == "sklearn":
         for name in KERAS_OPTIONS:
             cfg.pop(name, None)
+        cfg["fit_rows"] = "training part"  # since no validation part is split off first
     else:
         cfg["optimizer"] = optimizer
     return {"config": cfg, "data": data}

@@ -78,6 +78,10 @@ class TrainConfig:
         for name, value, ok, expected in checks:
             if not ok(value):
                 raise ConfigError(f"{name} must be {expected}. Received: {name}={value!r}")
+        if spec.kind == "sklearn":
+            # no early stopping: a scikit-learn model fits the whole training part, so no
+            # validation part is split off (only to be joined back)
+            self.valid_fraction = 0.0
         self.params = spec.resolve(self.params)
         return self
 
