@@ -94,8 +94,11 @@ def write_json(path, data) -> None:
     os.replace(tmp, path)
 
 
-def prepare_output_dir(directory, *, overwrite: bool) -> Path:
-    """Create ``directory``; an existing non-empty one needs ``overwrite`` and must be a bundle."""
+def check_output_dir(directory, *, overwrite: bool) -> Path:
+    """Raise unless a bundle may be written to ``directory`` (nothing is changed).
+
+    An existing non-empty folder needs ``overwrite`` and must hold a bundle.
+    """
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise OutputError(f"{directory}: exists and is not a folder; expected a folder for the bundle")
@@ -106,6 +109,13 @@ def prepare_output_dir(directory, *, overwrite: bool) -> Path:
             raise OutputError(
                 f"{directory}: folder is not empty and holds no featx bundle; refusing to replace it"
             )
+    return directory
+
+
+def prepare_output_dir(directory, *, overwrite: bool) -> Path:
+    """Create ``directory`` after :func:`check_output_dir`, emptying an old bundle's folder."""
+    directory = check_output_dir(directory, overwrite=overwrite)
+    if directory.is_dir() and any(directory.iterdir()):
         shutil.rmtree(directory)
     directory.mkdir(parents=True, exist_ok=True)
     return directory

@@ -84,7 +84,7 @@ def train(ctx, csv, model_name, output, epochs, batch_size, learning_rate, seed,
     DIR receives the model, its preprocessing and metadata, metrics.json,
     out-of-fold predictions.csv, report.md and figures/.
     """
-    from .bundle import prepare_output_dir, save_bundle
+    from .bundle import check_output_dir, prepare_output_dir, save_bundle
     from .dataset import read_feature_csv
     from .registry import get_model
     from .report import LEAKY_WARNING, write_outputs
@@ -103,8 +103,7 @@ def train(ctx, csv, model_name, output, epochs, batch_size, learning_rate, seed,
         split_dir=str(split_dir) if split_dir else None, refit=refit,
     ).validate()
     output = output or Path("models") / spec.name
-    if output.is_dir() and any(output.iterdir()) and not overwrite:
-        prepare_output_dir(output, overwrite=False)  # fails early, before training
+    check_output_dir(output, overwrite=overwrite)  # fails early, before training
     table = read_feature_csv(csv)
     result = cross_validate(table, config, progress=progress_enabled(ctx))
     directory = prepare_output_dir(output, overwrite=overwrite)

@@ -168,7 +168,8 @@ def typed_value(spec: ModelSpec, name: str, value, *, source: str):
     param = _param_for(spec, name, source)
     raw = value
     if param.kind == "ints" and isinstance(value, str):
-        value = value.strip().strip("()[]").replace("-", ",")
+        # '-' joins layer sizes (256-128-64); only between digits, so -5 or 8--4 stay invalid
+        value = re.sub(r"(?<=\d)-(?=\d)", ",", value.strip().strip("()[]"))
     if param.kind == "int" and isinstance(value, str):
         value = value.strip()
     if isinstance(value, (list, tuple)) and param.kind != "ints":

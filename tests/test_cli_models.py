@@ -133,6 +133,17 @@ def test_existing_bundle_needs_overwrite(bundle):
     assert "not empty; pass --overwrite" in result.output
 
 
+def test_overwrite_refuses_a_foreign_folder_before_reading_or_training(tmp_path):
+    precious = tmp_path / "mine"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    unlabelled = make_csv(tmp_path / "t.csv")
+    pd.read_csv(unlabelled).drop(columns=["label"]).to_csv(unlabelled, index=False)
+    result = run("train", unlabelled, "--model", "knn", "-o", precious, "--overwrite", ok=False)
+    assert "holds no featx bundle; refusing to replace it" in result.output  # not the CSV's error
+    assert (precious / "notes.txt").read_text() == "keep me"
+
+
 def test_random_split_report_says_inflated(tmp_path):
     csv = make_csv(tmp_path / "t.csv")
     out = tmp_path / "rnd"

@@ -176,6 +176,8 @@ def test_widening_a_grid_runs_only_new_combinations_in_parallel(tmp_path, csv):
     ("knn", ["-p", "n_neighbors=3,abc"], "--param n_neighbors: bad value for n_neighbors; expected an integer"),
     ("knn", ["-p", "weights=uniform,closest"], "expected one of uniform, distance. Received: 'closest'"),
     ("mlp", ["-p", "units=8-x"], "--param units: bad value for units; expected positive integers joined by '-'"),
+    ("mlp", ["-p", "units=16-8,8--4"], "bad value for units; expected positive integers joined by '-'"),
+    ("mlp", ["-p", "units=-5"], "bad value for units; expected positive integers joined by '-'"),
     ("mlp", ["-p", "epochs=0,2"], "epochs must be an integer >= 1. Received: epochs=0"),
     ("mlp", ["-p", "learning_rate=loguniform(1e-4,1e-1)"], "--search grid needs a list of values"),
     ("mlp", ["-p", "optimizer=adam,lbfgs"], "--param optimizer: bad value for optimizer"),
