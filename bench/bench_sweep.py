@@ -95,7 +95,7 @@ def report_time(csv: Path, out: Path, best_from: Path, n: int = 1000) -> tuple[f
         ok = rng.random() > 0.02
         records[t.key] = {"key": t.key, "status": "ok" if ok else "failed", "seconds": float(rng.uniform(2, 9)),
                           "metrics": {"track": level, "segment": level, "epochs_run": 30.0},
-                          **({} if ok else {"error": "TrialError: training loss became nan in epoch 3"})}
+                          **({} if ok else {"error": "TrainingError: training loss became nan in epoch 3"})}
     out.mkdir(parents=True, exist_ok=True)
     shutil.copytree(best_from, out / BEST)
     start = time.perf_counter()

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError, DataError, FeatxError, OutputError
+from .errors import ConfigError, DataError, OutputError
 from .registry import ModelSpec, Param, get_model
 from .training import METRIC_NAMES, OPTIMIZERS, TrainConfig
 
@@ -74,10 +74,6 @@ _EXPECTED = {
     "bool": "true or false",
     "str": "text",
 }
-
-
-class TrialError(FeatxError):
-    """A trial could not produce a result (diverging loss, bad predictions)."""
 
 
 # ---------------------------------------------------------------------------
@@ -561,20 +557,6 @@ def _configure_worker(threads: int | None, keras_model: bool) -> None:
             pass
 
 
-def fit_trial_model(spec: ModelSpec, config: TrainConfig, optimizer: str, X_train, y_train,
-                    X_valid, y_valid, *, num_classes: int, seed: int):
-    """Fit one trial's model (:func:`featx.training.fit_model`, quietly).
-
-    A diverging run (NaN/inf loss) stops at once and raises
-    :class:`featx.errors.TrainingError`, which the sweep records as the trial's failure.
-    """
-    from .training import fit_model
-
-    return fit_model(spec, config.params, X_train, y_train, X_valid, y_valid,
-                     num_classes=num_classes, config=config, seed=seed, progress=False,
-                     optimizer=optimizer)
-
-
 def _level_summary(metrics: dict) -> dict:
     out = {}
     for level in LEVELS:
@@ -588,31 +570,22 @@ def _level_summary(metrics: dict) -> dict:
 def evaluate_config(table, config: TrainConfig, optimizer: str, design: Design) -> dict:
     """Cross-validate one configuration on the selection folds; the test part is not touched."""
     from .dataset import _inner_valid
-    from .training import Preprocessing, _fold_arrays, compute_metrics, predict_rows, prediction_frame
+    from .training import compute_metrics, fit_and_predict, label_setup, prediction_frame
 
     spec = get_model(config.model)
-    prep0 = Preprocessing.for_labels(table.feature_columns, table.labels, log_variances=config.log_variances)
-    classes = prep0.classes
-    y = prep0.encode(table.labels)
-    max_segments = int(pd.Series(table.tracks).value_counts().max()) if spec.input == "segments" else None
+    prep0, y, max_segments = label_setup(table, spec, config)
     frames, epochs_run, fit_seconds = [], [], 0.0
     for k, (name, train, valid) in enumerate(design.folds):
         tr, es = _inner_valid(train, y, design.groups, config.valid_fraction, config.seed + k, design.grouped)
-        prep = prep0.fit(table.X[tr])
-        X_tr, y_tr = _fold_arrays(table, spec, prep, tr, y, max_segments)
-        X_es, y_es = _fold_arrays(table, spec, prep, es, y, max_segments)
         start = time.perf_counter()
-        model, history = fit_trial_model(spec, config, optimizer, X_tr, y_tr, X_es, y_es,
-                                         num_classes=len(classes), seed=config.seed + k)
+        model, _, history, proba = fit_and_predict(table, spec, config, prep0, y, tr, es, valid,
+                                                   seed=config.seed + k, max_segments=max_segments,
+                                                   progress=False, desc=name, optimizer=optimizer)
         fit_seconds += time.perf_counter() - start
         epochs_run.append(len(history.get("loss", [])))
-        proba = predict_rows(model, spec, prep.transform(table.X[valid]), table.tracks[valid],
-                         table.segment_indices[valid], num_classes=len(classes), max_segments=max_segments)
-        if not np.all(np.isfinite(proba)):
-            raise TrialError(f"{name}: the model predicts non-finite probabilities; training diverged")
-        frames.append(prediction_frame(table, valid, proba, classes, name))
+        frames.append(prediction_frame(table, valid, proba, prep0.classes, name))
         del model
-    metrics = compute_metrics(pd.concat(frames, ignore_index=True), classes)
+    metrics = compute_metrics(pd.concat(frames, ignore_index=True), prep0.classes)
     summary = _level_summary(metrics)
     summary["fit_seconds"] = round(fit_seconds, 4)
     if spec.kind == "keras":
@@ -881,41 +854,29 @@ def retrain_best(plan: SweepPlan, trial: Trial) -> Path:
     from .bundle import save_bundle, write_json
     from .dataset import Fold, SplitPlan, _inner_valid
     from .report import write_outputs
-    from .training import (Preprocessing, TrainResult, _fold_arrays, compute_metrics, describe_device,
-                           predict_rows, prediction_frame)
+    from .training import (TrainResult, compute_metrics, describe_device, final_fit_record,
+                           fit_and_predict, label_setup, prediction_frame)
 
     start = time.perf_counter()
     table, design, spec = plan.table, plan.design, plan.spec
     config, optimizer = trial.config, trial.optimizer
     _configure_worker(None, spec.kind == "keras")
-    prep0 = Preprocessing.for_labels(table.feature_columns, table.labels, log_variances=config.log_variances)
-    classes = prep0.classes
-    y = prep0.encode(table.labels)
-    max_segments = int(pd.Series(table.tracks).value_counts().max()) if spec.input == "segments" else None
+    prep0, y, max_segments = label_setup(table, spec, config)
     seed = config.seed + len(design.folds)
     train, valid = _inner_valid(design.dev, y, design.groups, config.valid_fraction, seed, design.grouped)
-    prep = prep0.fit(table.X[train])
-    X_tr, y_tr = _fold_arrays(table, spec, prep, train, y, max_segments)
-    X_va, y_va = _fold_arrays(table, spec, prep, valid, y, max_segments)
-    model, history = fit_trial_model(spec, config, optimizer, X_tr, y_tr, X_va, y_va,
-                                     num_classes=len(classes), seed=seed)
     test = design.test
-    proba = predict_rows(model, spec, prep.transform(table.X[test]), table.tracks[test],
-                         table.segment_indices[test], num_classes=len(classes), max_segments=max_segments)
-    predictions = prediction_frame(table, test, proba, classes, "test")
-    metrics = compute_metrics(predictions, classes)
+    model, prep, history, proba = fit_and_predict(table, spec, config, prep0, y, train, valid, test,
+                                                  seed=seed, max_segments=max_segments, progress=False,
+                                                  desc="final", optimizer=optimizer)
+    predictions = prediction_frame(table, test, proba, prep0.classes, "test")
+    metrics = compute_metrics(predictions, prep0.classes)
     split_plan = SplitPlan(plan.options.split, [Fold("test", train, valid, test)], design.groups,
                            f"trained on the non-test rows, tested once on {design.test_description}",
                            leaky=design.leaky)
     metrics.update(split=plan.options.split, split_description=split_plan.description, leaky=design.leaky,
                    folds=1, model=spec.name)
-    final_fit = {"rows": "all non-test rows" + (" (a validation part for early stopping)"
-                                                if spec.kind == "keras" and len(valid) else ""),
-                 "train": train, "valid": valid, "seed": seed}
-    if spec.kind == "sklearn":
-        rows = np.concatenate([train, valid])
-        final_fit["X"] = prep.transform(table.X[rows])
-        final_fit["y"] = y[rows]
+    rows = "all non-test rows" + (" (a validation part for early stopping)" if len(valid) else "")
+    final_fit = final_fit_record(rows, train, valid, seed, spec, prep, table, y)
     device = describe_device() if spec.kind == "keras" else "cpu (scikit-learn)"
     histories = [{"fold": "final", **history}]
     result = TrainResult(config, spec, prep, model, split_plan, predictions, metrics, histories,

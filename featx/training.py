@@ -518,6 +518,52 @@ def _fold_arrays(table, spec, prep, rows, y, max_segments):
     return X, y[rows]
 
 
+def label_setup(table: FeatureTable, spec: ModelSpec, config: TrainConfig):
+    """``(prep0, y, max_segments)``: label encoding and unfitted preprocessing for ``table``."""
+    prep0 = Preprocessing.for_labels(table.feature_columns, table.labels, log_variances=config.log_variances)
+    y = prep0.encode(table.labels)
+    max_segments = int(pd.Series(table.tracks).value_counts().max()) if spec.input == "segments" else None
+    return prep0, y, max_segments
+
+
+def fit_and_predict(table: FeatureTable, spec: ModelSpec, config: TrainConfig, prep0: Preprocessing, y,
+                    train, valid, test, *, seed: int, max_segments, progress=None, desc: str = "epochs",
+                    optimizer: str = "adam"):
+    """One fold: fit the scaler and the model on ``train`` (``valid``: early stopping), predict ``test``.
+
+    Returns ``(model, prep, history, proba)``; ``proba`` is ``None`` when ``test`` is.
+
+    Raises
+    ------
+    TrainingError
+        The loss, or the predicted probabilities, became non-finite.
+    """
+    n_classes = len(prep0.classes)
+    prep = prep0.fit(table.X[train])
+    X_tr, y_tr = _fold_arrays(table, spec, prep, train, y, max_segments)
+    X_va, y_va = _fold_arrays(table, spec, prep, valid, y, max_segments)
+    model, history = fit_model(spec, config.params, X_tr, y_tr, X_va, y_va, num_classes=n_classes,
+                               config=config, seed=seed, progress=progress, desc=desc, optimizer=optimizer)
+    if test is None:
+        return model, prep, history, None
+    proba = predict_rows(model, spec, prep.transform(table.X[test]), table.tracks[test],
+                         table.segment_indices[test], num_classes=n_classes, max_segments=max_segments)
+    if not np.all(np.isfinite(proba)):
+        raise TrainingError(f"{desc}: the model predicts non-finite probabilities; training diverged")
+    return model, prep, history, proba
+
+
+def final_fit_record(rows: str, train, valid, seed: int, spec: ModelSpec, prep: Preprocessing,
+                     table: FeatureTable, y) -> dict:
+    """What the saved model was fitted on (a scikit-learn model also keeps its rows)."""
+    record = {"rows": rows, "train": train, "valid": valid, "seed": seed}
+    if spec.kind == "sklearn":
+        both = np.concatenate([train, valid])
+        record["X"] = prep.transform(table.X[both])
+        record["y"] = y[both]
+    return record
+
+
 def cross_validate(table: FeatureTable, config: TrainConfig, *, progress=None) -> TrainResult:
     """Cross-validate ``config.model`` on ``table`` and fit the model to keep.
 
@@ -545,21 +591,16 @@ def cross_validate(table: FeatureTable, config: TrainConfig, *, progress=None) -
             f"model {spec.name!r} predicts whole tracks; --split random would cut tracks apart. "
             "Expected --split track, artist or fault-filtered"
         )
-    labels = table.labels
-    prep0 = Preprocessing.for_labels(table.feature_columns, labels, log_variances=config.log_variances)
+    prep0, y, max_segments = label_setup(table, spec, config)
     classes = prep0.classes
     if len(classes) < 2:
         raise DataError(
             f"{table.name}: only one class ({classes[0]!r}) in column '{LABEL_COLUMN}'; "
             "expected at least two genres to classify"
         )
-    y = prep0.encode(labels)
     plan = make_splits(table, split=config.split, folds=config.folds, seed=config.seed,
                        valid_fraction=config.valid_fraction, artist_map=config.artist_map,
                        split_dir=config.split_dir)
-    max_segments = None
-    if spec.input == "segments":
-        max_segments = int(pd.Series(table.tracks).value_counts().max())
     device = describe_device() if spec.kind == "keras" else "cpu (scikit-learn)"
     logger.info("training %s on %s: %s; %s", spec.name, table.name, plan.description, device)
 
@@ -567,15 +608,9 @@ def cross_validate(table: FeatureTable, config: TrainConfig, *, progress=None) -
     models = []
     bar = tqdm(plan.folds, desc="folds", unit="fold", disable=None if progress is None else not progress)
     for k, fold in enumerate(bar):
-        prep = prep0.fit(table.X[fold.train])
-        X_tr, y_tr = _fold_arrays(table, spec, prep, fold.train, y, max_segments)
-        X_va, y_va = _fold_arrays(table, spec, prep, fold.valid, y, max_segments)
-        model, history = fit_model(spec, config.params, X_tr, y_tr, X_va, y_va,
-                                   num_classes=len(classes), config=config,
-                                   seed=config.seed + k, progress=progress, desc=fold.name)
-        proba = predict_rows(model, spec, prep.transform(table.X[fold.test]), table.tracks[fold.test],
-                             table.segment_indices[fold.test], num_classes=len(classes),
-                             max_segments=max_segments)
+        model, prep, history, proba = fit_and_predict(
+            table, spec, config, prep0, y, fold.train, fold.valid, fold.test, seed=config.seed + k,
+            max_segments=max_segments, progress=progress, desc=fold.name)
         frames.append(prediction_frame(table, fold.test, proba, classes, fold.name))
         histories.append({"fold": fold.name, **history})
         models.append((model, prep, fold))
@@ -589,27 +624,20 @@ def cross_validate(table: FeatureTable, config: TrainConfig, *, progress=None) -
 
     if len(plan.folds) == 1 or not config.refit:
         model, prep, fold = models[0]
-        final_fit = {"rows": f"train part of {fold.name}", "train": fold.train, "valid": fold.valid,
-                     "seed": config.seed}
+        final_fit = final_fit_record(f"train part of {fold.name}", fold.train, fold.valid, config.seed,
+                                     spec, prep, table, y)
     else:
         from .dataset import _inner_valid
 
         everything = np.arange(table.n_rows)
         grouped = plan.split != "random"
         train, valid = _inner_valid(everything, y, plan.groups, config.valid_fraction, config.seed, grouped)
-        prep = prep0.fit(table.X[train])
-        X_tr, y_tr = _fold_arrays(table, spec, prep, train, y, max_segments)
-        X_va, y_va = _fold_arrays(table, spec, prep, valid, y, max_segments)
-        model, history = fit_model(spec, config.params, X_tr, y_tr, X_va, y_va,
-                                   num_classes=len(classes), config=config,
-                                   seed=config.seed + len(plan.folds), progress=progress, desc="final")
+        seed = config.seed + len(plan.folds)
+        model, prep, history, _ = fit_and_predict(table, spec, config, prep0, y, train, valid, None,
+                                                  seed=seed, max_segments=max_segments,
+                                                  progress=progress, desc="final")
         histories.append({"fold": "final", **history})
-        final_fit = {"rows": "all rows" + (" (a validation part for early stopping)" if spec.kind == "keras" else ""),
-                     "train": train,
-                     "valid": valid, "seed": config.seed + len(plan.folds)}
-    if spec.kind == "sklearn":
-        rows = np.concatenate([final_fit["train"], final_fit["valid"]])
-        final_fit["X"] = prep.transform(table.X[rows])
-        final_fit["y"] = y[rows]
+        rows = "all rows" + (" (a validation part for early stopping)" if len(valid) else "")
+        final_fit = final_fit_record(rows, train, valid, seed, spec, prep, table, y)
     return TrainResult(config, spec, prep, model, plan, predictions, metrics, histories,
                        max_segments, final_fit, device, time.perf_counter() - start)
