@@ -78,7 +78,8 @@ def baseline(plan, folds: int) -> tuple[float, float]:
 
 def report_time(csv: Path, out: Path, best_from: Path, n: int = 1000) -> tuple[float, float, int]:
     """Write results.csv and the reports for ``n`` synthesised trial results."""
-    from featx.sweep import BEST, SweepOutcome, best_trial, results_frame, write_atomic, write_report
+    from featx._io import atomic_write
+    from featx.sweep import BEST, SweepOutcome, best_trial, results_frame, write_report
 
     params = ["epochs=20,40,60,80,100", "batch_size=16,32,64,128", "learning_rate=1e-4,3e-4,1e-3,3e-3,1e-2",
               "dropout=" + ",".join(f"{d:.1f}" for d in np.linspace(0.0, 0.9, 10))]
@@ -100,7 +101,7 @@ def report_time(csv: Path, out: Path, best_from: Path, n: int = 1000) -> tuple[f
     shutil.copytree(best_from, out / BEST)
     start = time.perf_counter()
     frame = results_frame(plan, records)
-    write_atomic(out / "results.csv", frame.to_csv(index=False, float_format="%.6g"))
+    atomic_write(out / "results.csv", frame.to_csv(index=False, float_format="%.6g"))
     results_s = time.perf_counter() - start
     outcome = SweepOutcome(plan, records, total=n, reused=n, ran=0,
                            failed=int((frame["status"] == "failed").sum()), pending=0,

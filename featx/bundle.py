@@ -21,7 +21,6 @@ import datetime as _dt
 import hashlib
 import json
 import logging
-import os
 import platform
 import shutil
 import warnings
@@ -33,6 +32,7 @@ import pandas as pd
 
 from . import __version__
 from .dataset import FeatureTable, check_columns, track_name
+from ._io import atomic_write
 from .errors import AudioError, BundleError, DataError, OutputError
 from .registry import ModelSpec, get_model
 from .settings import FeatureSettings
@@ -88,10 +88,7 @@ def _json_default(value):
 
 
 def write_json(path, data) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=2, default=_json_default) + "\n")
 
 
 def check_output_dir(directory, *, overwrite: bool) -> Path:

@@ -94,6 +94,7 @@ class FeatureTable:
     segmented: bool
     settings_source: str = "unknown"
     _tracks: np.ndarray | None = field(default=None, repr=False)
+    _segments: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -134,9 +135,10 @@ class FeatureTable:
     @property
     def segment_indices(self) -> np.ndarray:
         """Segment index of every row (0 for whole-file rows)."""
-        if not self.segmented:
-            return np.zeros(self.n_rows, dtype=int)
-        return np.array([segment_index(f) or 0 for f in self.filenames], dtype=int)
+        if self._segments is None:
+            self._segments = (np.array([segment_index(f) or 0 for f in self.filenames], dtype=int)
+                              if self.segmented else np.zeros(self.n_rows, dtype=int))
+        return self._segments
 
     def subset(self, mask) -> "FeatureTable":
         frame = self.frame.loc[np.asarray(mask)].reset_index(drop=True)

@@ -29,6 +29,7 @@ import numpy as np
 
 from . import __version__
 from .audio import find_audio, load, segment
+from ._io import atomic_write
 from .errors import AudioError, ConfigError, DataError, OutputError
 from .settings import LABEL_COLUMN, FeatureSettings
 
@@ -184,19 +185,6 @@ def read_settings_sidecar(csv_path) -> dict | None:
         return json.loads(side.read_text())
     except (OSError, ValueError) as exc:
         raise DataError(f"{side}: unreadable settings record ({exc}); expected JSON written by featx extract") from None
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _check_writable(folder: Path) -> None:
@@ -507,11 +495,11 @@ def _assemble(out: OutputPaths, journal: Journal, keys, label_list, settings, re
         if errors:
             lines = [["file", "reason"], *errors]
             text = "".join(_csv_line(r) for r in lines)
-            _atomic_write_text(out.errors, text)
+            atomic_write(out.errors, text)
         else:
             out.errors.unlink(missing_ok=True)
         record = dict(record, rows=n_rows, errors=[list(e) for e in errors])
-        _atomic_write_text(out.settings, json.dumps(record, indent=2) + "\n")
+        atomic_write(out.settings, json.dumps(record, indent=2) + "\n")
         os.replace(tmp, out.csv)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -91,9 +91,9 @@ def render_report(metrics: dict, *, title: str, facts: list[tuple[str, str]], fi
 
 
 def write_report(path, text: str) -> Path:
-    path = Path(path)
-    path.write_text(text)
-    return path
+    from ._io import atomic_write
+
+    return atomic_write(path, text)
 
 
 def write_outputs(directory, *, metrics: dict, predictions, title: str, facts: list[tuple[str, str]],

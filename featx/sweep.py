@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._io import atomic_write
 from .errors import ConfigError, DataError, OutputError
 from .registry import ModelSpec, Param, get_model
 from .training import METRIC_NAMES, OPTIMIZERS, TrainConfig
@@ -813,20 +814,9 @@ def results_frame(plan: SweepPlan, records: dict[str, dict]) -> pd.DataFrame:
     return frame
 
 
-def write_atomic(path: Path, text: str | bytes) -> Path:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    if isinstance(text, bytes):
-        tmp.write_bytes(text)
-    else:
-        tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
-
-
 def write_results(plan: SweepPlan, records: dict[str, dict]) -> pd.DataFrame:
     frame = results_frame(plan, records)
-    write_atomic(plan.options.output / RESULTS, frame.to_csv(index=False, float_format="%.6g"))
+    atomic_write(plan.options.output / RESULTS, frame.to_csv(index=False, float_format="%.6g"))
     return frame
 
 
@@ -988,11 +978,14 @@ def run_sweep(plan: SweepPlan, *, progress=None, report: bool = True) -> SweepOu
 
     start = time.perf_counter()
     options = plan.options
+    # trials run in this process (-j 1) use the table already read, not a second copy
+    _TABLES.clear()
+    _TABLES[(str(options.csv), plan.data["sha256"])] = plan.table
     out = prepare_sweep_dir(options.output)
     journal = Journal(out / JOURNAL)
     records = journal.open()
     try:
-        write_atomic(out / SETTINGS, json.dumps(_settings_record(plan), indent=2) + "\n")
+        atomic_write(out / SETTINGS, json.dumps(_settings_record(plan), indent=2) + "\n")
         unique: dict[str, Trial] = {}
         for trial in plan.trials:
             unique.setdefault(trial.key, trial)
@@ -1396,7 +1389,7 @@ def write_report(outcome: SweepOutcome) -> tuple[Path, Path]:
     figures = sweep_figures(outcome.results, outcome.plan.space.names, outcome.plan.options.metric,
                             out / "figures")
     blocks = report_blocks(outcome, figures)
-    md = write_atomic(out / "report.md", render_markdown(blocks))
+    md = atomic_write(out / "report.md", render_markdown(blocks))
     title = f"featx sweep: {outcome.plan.spec.name} on {Path(outcome.plan.options.csv).name}"
-    html = write_atomic(out / "report.html", render_html(blocks, out, title))
+    html = atomic_write(out / "report.html", render_html(blocks, out, title))
     return md, html
