@@ -36,8 +36,9 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=Path("accuracy_results.json"))
     args = parser.parse_args(argv)
 
-    from featx.dataset import read_feature_csv
-    from featx.training import TrainConfig, cross_validate
+    from featx.data.table import read_feature_csv
+    from featx.training.config import TrainConfig
+    from featx.training.cv import cross_validate
 
     table = read_feature_csv(args.csv)
     results = json.loads(args.out.read_text()) if args.out.exists() else {}

@@ -32,9 +32,9 @@ sys.path.insert(0, str(HERE.parent))
 import baseline  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from featx.audio import load  # noqa: E402
-from featx.extract import extract_features  # noqa: E402
-from featx.settings import FeatureSettings  # noqa: E402
+from featx.extract.audio import load  # noqa: E402
+from featx.extract.file import extract_features  # noqa: E402
+from featx.features.settings import FeatureSettings  # noqa: E402
 
 
 def _clips(data: Path, n: int | None) -> list[Path]:
@@ -100,7 +100,7 @@ def steady_state(paths):
     """
     from joblib import Parallel, delayed, parallel_config
 
-    from featx.extract import _file_key, _work
+    from featx.extract.runner import _file_key, _work
 
     settings = FeatureSettings()
     keys = [_file_key(p) for p in paths]
@@ -122,8 +122,8 @@ def steady_state(paths):
 
 _PEAK = """
 import resource, sys
-from featx.extract import run_extraction
-from featx.settings import FeatureSettings
+from featx.extract.runner import run_extraction
+from featx.features.settings import FeatureSettings
 run_extraction([sys.argv[1]], sys.argv[2], settings=FeatureSettings(), jobs=1, overwrite=True, progress=False)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """

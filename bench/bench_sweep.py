@@ -45,15 +45,16 @@ def synthetic_csv(path: Path, rows: int = 1000) -> Path:
 
 
 def make_plan(csv: Path, out: Path, params: list[str], *, folds: int, jobs: int, model: str = "mlp"):
-    from featx.registry import get_model
-    from featx.sweep import SweepOptions, plan_sweep, space_from_options
+    from featx.models.registry import get_model
+    from featx.sweep.plan import SweepOptions, plan_sweep
+    from featx.sweep.space import space_from_options
 
     options = SweepOptions(csv=csv, model=model, output=out, folds=folds, jobs=jobs).validate()
     return plan_sweep(options, space_from_options(get_model(model), params))
 
 
 def timed_sweep(csv, out, params, *, folds, jobs):
-    from featx.sweep import run_sweep
+    from featx.sweep.runner import run_sweep
 
     plan = make_plan(csv, out, params, folds=folds, jobs=jobs)
     start = time.perf_counter()
@@ -65,7 +66,7 @@ def timed_sweep(csv, out, params, *, folds, jobs):
 
 def baseline(plan, folds: int) -> tuple[float, float]:
     """cross_validate (what 'featx train --no-refit' runs) for every configuration, same rows."""
-    from featx.training import cross_validate
+    from featx.training.cv import cross_validate
 
     table = plan.table.subset(np.isin(np.arange(plan.table.n_rows), plan.design.dev))
     start = time.perf_counter()
@@ -78,8 +79,10 @@ def baseline(plan, folds: int) -> tuple[float, float]:
 
 def report_time(csv: Path, out: Path, best_from: Path, n: int = 1000) -> tuple[float, float, int]:
     """Write results.csv and the reports for ``n`` synthesised trial results."""
-    from featx._io import atomic_write
-    from featx.sweep import BEST, SweepOutcome, best_trial, results_frame, write_report
+    from featx.io.atomic import atomic_write
+    from featx.sweep.space import BEST
+    from featx.sweep.plan import SweepOutcome, best_trial, results_frame
+    from featx.sweep.report import write_report
 
     params = ["epochs=20,40,60,80,100", "batch_size=16,32,64,128", "learning_rate=1e-4,3e-4,1e-3,3e-3,1e-2",
               "dropout=" + ",".join(f"{d:.1f}" for d in np.linspace(0.0, 0.9, 10))]
@@ -124,7 +127,7 @@ def main(argv=None) -> None:
     parser.add_argument("--skip-baseline", action="store_true")
     args = parser.parse_args(argv)
 
-    from featx.training import describe_device
+    from featx.training.fit import describe_device
 
     root = Path(tempfile.mkdtemp(prefix="featx-bench-sweep-"))
     csv = args.csv if args.csv.exists() else synthetic_csv(root / "synthetic.csv")

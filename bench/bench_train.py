@@ -30,8 +30,8 @@ import numpy as np  # noqa: E402
 
 def load_data(path: Path | None, rows: int):
     if path is not None and path.exists():
-        from featx.dataset import read_feature_csv
-        from featx.training import Preprocessing
+        from featx.data.table import read_feature_csv
+        from featx.training.preprocessing import Preprocessing
 
         table = read_feature_csv(path)
         prep = Preprocessing.for_labels(table.feature_columns, table.labels, log_variances=True)
@@ -45,8 +45,8 @@ def load_data(path: Path | None, rows: int):
 def time_model(name: str, X, y, num_classes: int, *, epochs: int, batch_size: int) -> dict:
     import keras
 
-    from featx.registry import get_model
-    from featx.training import seed_everything
+    from featx.models.registry import get_model
+    from featx.training.fit import seed_everything
 
     spec = get_model(name)
     if keras.backend.backend() == "jax":
@@ -118,7 +118,7 @@ def main(argv=None) -> None:
     if args.cores:
         pin_cores(args.cores)
 
-    from featx.training import describe_device
+    from featx.training.fit import describe_device
 
     X, y, k, source = load_data(args.csv, args.rows)
     device = describe_device()

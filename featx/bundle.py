@@ -31,12 +31,14 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .dataset import FeatureTable, check_columns, track_name
-from ._io import atomic_write
+from .data.table import FeatureTable, check_columns, track_name
+from .io.atomic import atomic_write
 from .errors import AudioError, BundleError, DataError, OutputError
-from .registry import ModelSpec, get_model
-from .settings import FeatureSettings
-from .training import Preprocessing, TrainResult, fit_estimator, predict_rows
+from .models.registry import ModelSpec, get_model
+from .features.settings import FeatureSettings
+from .training.preprocessing import Preprocessing
+from .training.cv import TrainResult
+from .training.fit import fit_estimator, predict_rows
 
 logger = logging.getLogger(__name__)
 
@@ -176,7 +178,7 @@ class Bundle:
 
     def evaluate(self, table: FeatureTable) -> tuple[dict, pd.DataFrame]:
         """Metrics and row predictions of the model on a labelled table."""
-        from .training import compute_metrics, prediction_frame
+        from .training.metrics import compute_metrics, prediction_frame
 
         labels = table.labels
         unknown = sorted(set(labels) - set(self.classes))
@@ -235,7 +237,7 @@ class Bundle:
         """
         from tqdm.auto import tqdm
 
-        from .extract import extract_features
+        from .extract.file import extract_features
 
         settings = self.settings
         if settings is None:
@@ -269,7 +271,7 @@ def _per_file(frame: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
 
 def audio_files(inputs) -> list[Path]:
     """Audio files named in ``inputs`` (files, or folders searched recursively); none: ``[]``."""
-    from .audio import find_audio
+    from .extract.audio import find_audio
 
     inputs = list(inputs)
     return find_audio(inputs) if inputs else []

@@ -80,8 +80,8 @@ def run_demo(output_dir, *, jobs=None, progress=None, echo=print) -> Path:
     """Synthesise the corpus in ``output_dir/audio`` and extract it to ``features.csv``."""
     import pandas as pd
 
-    from .extract import run_extraction
-    from .settings import FeatureSettings
+    from .extract.runner import run_extraction
+    from .features.settings import FeatureSettings
 
     output_dir = Path(output_dir)
     audio = output_dir / "audio"

@@ -1,4 +1,5 @@
 """The exceptions featx raises for problems a user can fix."""
+from __future__ import annotations
 
 
 class FeatxError(Exception):

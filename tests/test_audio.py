@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from conftest import SR, tone, write_wav
 
-from featx.audio import find_audio, load, segment
+from featx.extract.audio import find_audio, load, segment
 from featx.errors import AudioError, ConfigError
-from featx.extract import extract_features
-from featx.settings import FeatureSettings
+from featx.extract.file import extract_features
+from featx.features.settings import FeatureSettings
 
 
 def test_stereo_is_downmixed_to_the_same_features_as_mono(tmp_path):

@@ -8,10 +8,11 @@ import pandas as pd
 import pytest
 
 from featx.bundle import load_bundle, prepare_output_dir, save_bundle
-from featx.dataset import read_feature_csv
+from featx.data.table import read_feature_csv
 from featx.errors import BundleError, DataError, OutputError
-from featx.settings import FeatureSettings
-from featx.training import TrainConfig, cross_validate
+from featx.features.settings import FeatureSettings
+from featx.training.config import TrainConfig
+from featx.training.cv import cross_validate
 
 TINY = {"epochs": 3, "batch_size": 16, "patience": 2, "reduce_lr_patience": 1, "learning_rate": 0.01}
 

@@ -5,12 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from featx.dataset import (
-    Fold, SplitPlan, assert_no_leakage, make_splits, read_artist_map, read_feature_csv,
-    read_split_lists, segment_index, track_id,
-)
+from featx.data.splits import Fold, SplitPlan, assert_no_leakage, make_splits, read_artist_map, read_split_lists
+from featx.data.table import read_feature_csv, segment_index, track_id
 from featx.errors import ConfigError, DataError
-from featx.settings import FeatureSettings
+from featx.features.settings import FeatureSettings
 from conftest import shared_data_dir
 
 SHARED = shared_data_dir()

@@ -204,8 +204,9 @@ def test_cut_journal_line_is_discarded(tmp_path):
     """A record cut short by a kill mid-write is dropped and its file redone."""
     from threadpoolctl import threadpool_limits
 
-    from featx.extract import Journal, _file_key, _work
-    from featx.settings import FeatureSettings
+    from featx.io.journal import Journal
+    from featx.extract.runner import _file_key, _work
+    from featx.features.settings import FeatureSettings
 
     audio = _big_corpus(tmp_path / "audio", 3)
     reference = tmp_path / "reference.csv"
@@ -245,8 +246,8 @@ def test_extract_never_imports_tensorflow(corpus, tmp_path):
 
 def test_one_file_api_gives_the_numbers_of_featx_extract(tmp_path):
     """extract_features (used by featx predict) pins BLAS to one thread like featx extract does."""
-    from featx.extract import extract_features
-    from featx.settings import FeatureSettings
+    from featx.extract.file import extract_features
+    from featx.features.settings import FeatureSettings
 
     rng = np.random.default_rng(5)
     y = (0.3 * rng.standard_normal(int(6.5 * 22050)) + tone(330, 6.5) + clicks(128, 6.5)).astype(np.float32)

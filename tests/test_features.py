@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from conftest import SR, clicks, tone
 
-from featx.features import median_filter_rows, segment_features
-from featx.settings import FeatureSettings, contrast_columns, kaggle_feature_columns
+from featx.features.median import median_filter_rows
+from featx.features.compute import segment_features
+from featx.features.settings import FeatureSettings, contrast_columns, kaggle_feature_columns
 
 SETTINGS = FeatureSettings(preset="default")
 SEG = SETTINGS.segment_samples

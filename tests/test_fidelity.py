@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from featx.extract import extract_features
-from featx.settings import FeatureSettings
+from featx.extract.file import extract_features
+from featx.features.settings import FeatureSettings
 
 NEAR_ZERO = {"harmony_mean", "perceptr_mean"}
 

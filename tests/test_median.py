@@ -1,10 +1,10 @@
-"""Bit-exactness of featx._median.median_filter_rows against SciPy's N-D median filter."""
+"""Bit-exactness of featx.features.median.median_filter_rows against SciPy's N-D median filter."""
 
 import numpy as np
 import pytest
 import scipy.ndimage
 
-from featx._median import median_filter_rows
+from featx.features.median import median_filter_rows
 
 
 def scipy_reference(x, size, axis):

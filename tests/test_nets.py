@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from featx import nets
+from featx.models import keras_tabular as nets
 from featx.errors import ConfigError
-from featx.registry import MODELS, get_model
+from featx.models.registry import MODELS, get_model
 
 keras = pytest.importorskip("keras")
 

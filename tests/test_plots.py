@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from featx import plots
+from featx.reporting import figures as plots
 from conftest import shared_data_dir
 
 SHARED = shared_data_dir()

@@ -13,8 +13,8 @@ import pytest
 from conftest import run_cli, synthetic_feature_csv
 
 from featx.errors import ConfigError
-from featx.registry import get_model
-from featx.sweep import Distribution, build_space, parse_param_option, space_from_options
+from featx.models.registry import get_model
+from featx.sweep.space import Distribution, build_space, parse_param_option, space_from_options
 
 REPO = Path(__file__).resolve().parents[1]
 METRICS = ["accuracy", "precision_macro", "recall_macro", "f1_macro"]

@@ -6,11 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from featx.dataset import make_splits, read_feature_csv
+from featx.data.splits import make_splits
+from featx.data.table import read_feature_csv
 from featx.errors import ConfigError, DataError
-from featx.training import (
-    Preprocessing, TrainConfig, compute_metrics, cross_validate, segment_sequences,
-)
+from featx.training.preprocessing import Preprocessing
+from featx.training.config import TrainConfig
+from featx.training.metrics import compute_metrics
+from featx.training.cv import cross_validate
+from featx.training.fit import segment_sequences
 
 SHARED = Path(os.environ.get("FEATX_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 GTZAN = SHARED / "gtzan"
@@ -148,11 +151,11 @@ def test_train_serve_agreement_on_real_audio():
     """A model trained on Kaggle 3-s rows classifies featx's own extraction of held-out clips
     as well as it classifies the Kaggle rows of the same clips."""
     try:
-        from featx.extract import extract_features
+        from featx.extract.file import extract_features
     except ImportError as exc:
         pytest.skip(f"featx.extract is not available: {exc}")
     from featx.bundle import Bundle
-    from featx.dataset import FeatureTable
+    from featx.data.table import FeatureTable
 
     clips = sorted((GTZAN / "audio").glob("*/*.wav"))
     clips = [c for c in clips if c.parent.name in ("classical", "jazz", "rock")]

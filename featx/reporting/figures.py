@@ -6,6 +6,8 @@ the user's matplotlib backend.
 """
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 
 import numpy as np
@@ -168,3 +170,94 @@ def write_evaluation_figures(directory, metrics: dict, histories: list[dict] | N
         history_curves(histories, metric="accuracy", ax=axes[1])
         written.append(save_figure(fig, directory / "curves.png"))
     return written
+
+
+# ---------------------------------------------------------------------------
+# sweep figures
+def metric_by_hyperparameter(frame: pd.DataFrame, name: str, metric: str, *, ax):
+    """The validation metric of every finished trial against one hyperparameter.
+
+    Few distinct values: a box per value with the trials as points; many numeric
+    values (random search): a scatter plot, log-scaled when the values span two
+    decades or more.
+    """
+    import seaborn as sns
+
+    values = frame[name]
+    if _is_numeric(values) and values.nunique() > 12:
+        sns.scatterplot(x=values.astype(float), y=frame[metric], s=14, alpha=0.6, ax=ax)
+        low, high = float(values.min()), float(values.max())
+        if low > 0 and high / low >= 100:
+            ax.set_xscale("log")
+    else:
+        cat = _ordered_category(values, max_levels=10**6)
+        data = pd.DataFrame({name: cat, metric: frame[metric].to_numpy()})
+        sns.boxplot(data, x=name, y=metric, color="#c6dbef", showfliers=False, ax=ax)
+        sns.stripplot(data, x=name, y=metric, color="#08306b", size=3, alpha=0.6, jitter=0.15, ax=ax)
+        if len(cat.categories) > 5:
+            ax.tick_params(axis="x", labelrotation=45)
+    ax.set_xlabel(name)
+    ax.set_ylabel(f"validation {metric}")
+    ax.set_title(f"{metric} by {name}")
+    return ax
+
+
+def pair_heatmap(frame: pd.DataFrame, a: str, b: str, metric: str, *, ax):
+    """Mean validation metric for each pair of values of two hyperparameters."""
+    import seaborn as sns
+
+    data = pd.DataFrame({a: _ordered_category(frame[a]), b: _ordered_category(frame[b]),
+                         metric: frame[metric].to_numpy()})
+    table = data.pivot_table(index=a, columns=b, values=metric, aggfunc="mean", observed=False)
+    sns.heatmap(table, annot=table.size <= 100, fmt=".3f", cmap="viridis", cbar=True, ax=ax,
+                annot_kws={"fontsize": 8})
+    ax.set_title(f"mean {metric}: {a} × {b}")
+    return ax
+
+
+def _grid_figure(n: int, *, width: float, height: float):
+
+    ncols = min(3, n)
+    nrows = math.ceil(n / ncols)
+    fig, axes = new_figure(width * ncols, height * nrows, ncols=ncols, nrows=nrows)
+    axes = [axes] if n == 1 else list(axes)
+    for ax in axes[n:]:
+        ax.set_axis_off()
+    return fig, axes[:n]
+
+
+def sweep_figures(frame: pd.DataFrame, names: list[str], metric: str, directory: Path,
+                  *, max_pairs: int = 6) -> list[Path]:
+    """``figures/metric_by_hyperparameter.png`` and ``figures/pair_heatmaps.png``."""
+
+    ok = frame[frame["status"] == "ok"]
+    varied = [n for n in names if ok[n].nunique() > 1]
+    written = []
+    if len(ok) < 2 or not varied:
+        return written
+    fig, axes = _grid_figure(len(varied), width=4.4, height=3.6)
+    for name, ax in zip(varied, axes):
+        metric_by_hyperparameter(ok, name, metric, ax=ax)
+    written.append(save_figure(fig, directory / "metric_by_hyperparameter.png", dpi=90))
+    pairs = [(a, b) for i, a in enumerate(varied) for b in varied[i + 1:]][:max_pairs]
+    if pairs:
+        fig, axes = _grid_figure(len(pairs), width=4.8, height=4.0)
+        for (a, b), ax in zip(pairs, axes):
+            pair_heatmap(ok, a, b, metric, ax=ax)
+        written.append(save_figure(fig, directory / "pair_heatmaps.png", dpi=90))
+    return written
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
+def _ordered_category(series: pd.Series, *, max_levels: int = 8) -> pd.Categorical:
+    """Hyperparameter values as ordered categories; many numeric values become quantile bins."""
+    if _is_numeric(series) and series.nunique() > max_levels:
+        binned = pd.qcut(series.astype(float), q=5, duplicates="drop")
+        labels = [f"{iv.left:.3g}–{iv.right:.3g}" for iv in binned.cat.categories]
+        return binned.cat.rename_categories(labels)
+    values = series.dropna().unique().tolist()
+    values = sorted(values) if _is_numeric(series) else sorted(values, key=str)
+    return pd.Categorical(series.astype(str), categories=[str(v) for v in values], ordered=True)

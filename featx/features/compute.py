@@ -26,7 +26,7 @@ import functools
 import numpy as np
 import scipy.fft
 
-from ._median import median_filter_rows
+from .median import median_filter_rows
 from .settings import FeatureSettings
 
 __all__ = [

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .cli import handle_errors, progress_enabled
+from ._common import handle_errors, progress_enabled
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +68,10 @@ def sweep(ctx, csv, model_name, output, params, grid_file, search, n_iter, metri
           -p "learning_rate=loguniform(1e-4,1e-1)" -p dropout=0.2,0.4
     """
 
-    from .registry import get_model
-    from .sweep import SweepOptions, plan_sweep, run_sweep, space_from_options
+    from ..models.registry import get_model
+    from ..sweep.plan import SweepOptions, plan_sweep
+    from ..sweep.runner import run_sweep
+    from ..sweep.space import space_from_options
     options = SweepOptions(
         csv=csv, model=model_name, output=output, search=search, n_iter=n_iter, metric=metric,
         level=level, split=split, folds=folds, test_fraction=test_fraction, seed=seed,
@@ -100,6 +102,3 @@ def sweep(ctx, csv, model_name, output, params, grid_file, search, n_iter, metri
     else:
         click.echo("no trial finished successfully; see the failures in the report")
     click.echo(f"results: {output / 'results.csv'}; report: {output / 'report.html'}")
-
-
-COMMANDS = [sweep]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 #: Summary statistics of the Kaggle GTZAN tables, in column order.
 _KAGGLE_FRAME_FEATURES = (

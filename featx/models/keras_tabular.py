@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 def _check_common(input_shape, num_classes, ndim: int, builder: str) -> tuple[int, ...]:
@@ -67,7 +67,7 @@ def build_lstm(
     dropout : float in [0, 1)
         Dropout after each LSTM layer (adds no parameters).
     """
-    from ._keras import import_keras
+    from .._keras import import_keras
     keras = import_keras()
     from keras import layers
 
@@ -106,7 +106,7 @@ def build_segment_lstm(
     dense : int >= 0
         Width of a ReLU layer before the output (0: none).
     """
-    from ._keras import import_keras
+    from .._keras import import_keras
     keras = import_keras()
     from keras import layers
 
@@ -159,7 +159,7 @@ def build_mlp(
         Independent sub-networks trained jointly whose softmax outputs are
         averaged (an ensemble inside one model).
     """
-    from ._keras import import_keras
+    from .._keras import import_keras
     keras = import_keras()
     from keras import layers
 
@@ -216,7 +216,7 @@ def build_cnn(
     dropout : float in [0, 1)
         Dropout before the output.
     """
-    from ._keras import import_keras
+    from .._keras import import_keras
     keras = import_keras()
     from keras import layers
 

@@ -91,7 +91,7 @@ def render_report(metrics: dict, *, title: str, facts: list[tuple[str, str]], fi
 
 
 def write_report(path, text: str) -> Path:
-    from ._io import atomic_write
+    from ..io.atomic import atomic_write
 
     return atomic_write(path, text)
 
@@ -99,8 +99,8 @@ def write_report(path, text: str) -> Path:
 def write_outputs(directory, *, metrics: dict, predictions, title: str, facts: list[tuple[str, str]],
                   histories: list[dict] | None = None, config: dict | None = None) -> list[Path]:
     """Write ``metrics.json``, ``predictions.csv``, figures and ``report.md`` into ``directory``."""
-    from .bundle import write_json
-    from .plots import write_evaluation_figures
+    from ..bundle import write_json
+    from .figures import write_evaluation_figures
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

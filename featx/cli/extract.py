@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from .cli import handle_errors, progress_enabled
-from .settings import PRESETS
+from ._common import handle_errors, progress_enabled
+from ..features.settings import PRESETS
 
 
 def _report(result) -> None:
@@ -66,9 +66,9 @@ def extract(ctx, inputs, output, preset, segment_seconds, whole_file, sr, labels
       featx extract genres/ -o features_csv/features_3_sec.csv
       featx extract genres/ -o features_csv/features_30_sec.csv --preset gtzan --whole-file
     """
-    from .errors import ConfigError
-    from .extract import run_extraction
-    from .settings import FeatureSettings
+    from ..errors import ConfigError
+    from ..extract.runner import run_extraction
+    from ..features.settings import FeatureSettings
 
     try:
         seconds = None if whole_file else float(segment_seconds)
@@ -105,9 +105,6 @@ def demo(ctx, output_dir, jobs):
     extraction as `featx extract OUTPUT_DIR/audio -o OUTPUT_DIR/features.csv`,
     and prints a summary of the table it wrote.
     """
-    from .demo import run_demo
+    from ..demo import run_demo
 
     run_demo(output_dir, jobs=jobs, progress=progress_enabled(ctx), echo=click.echo)
-
-
-COMMANDS = [extract, demo]

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import click
 
-from .cli import handle_errors, progress_enabled
-from .errors import ConfigError
+from ._common import handle_errors, progress_enabled
+from ..errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -84,11 +84,12 @@ def train(ctx, csv, model_name, output, epochs, batch_size, learning_rate, seed,
     DIR receives the model, its preprocessing and metadata, metrics.json,
     out-of-fold predictions.csv, report.md and figures/.
     """
-    from .bundle import check_output_dir, prepare_output_dir, save_bundle
-    from .dataset import read_feature_csv
-    from .registry import get_model
-    from .report import LEAKY_WARNING, write_outputs
-    from .training import TrainConfig, cross_validate
+    from ..bundle import check_output_dir, prepare_output_dir, save_bundle
+    from ..data.table import read_feature_csv
+    from ..models.registry import get_model
+    from ..reporting.report import LEAKY_WARNING, write_outputs
+    from ..training.config import TrainConfig
+    from ..training.cv import cross_validate
 
     spec = get_model(model_name)
     overrides = _parse_params(params)
@@ -143,9 +144,9 @@ def evaluate(ctx, bundle_dir, csv, output):
     Warns when the CSV holds tracks the saved model was trained on: figures on
     those are not held-out accuracy.
     """
-    from .bundle import load_bundle
-    from .dataset import read_feature_csv
-    from .report import write_outputs
+    from ..bundle import load_bundle
+    from ..data.table import read_feature_csv
+    from ..reporting.report import write_outputs
 
     bundle = load_bundle(bundle_dir)
     table = read_feature_csv(csv)
@@ -159,7 +160,7 @@ def evaluate(ctx, bundle_dir, csv, output):
     click.echo(f"{bundle.spec.name} on {csv}: {_summary_line(metrics)}")
     overlap = metrics.get("training_overlap") or {}
     if overlap.get("tracks"):
-        from .report import training_overlap_warning
+        from ..reporting.report import training_overlap_warning
 
         click.echo(training_overlap_warning(overlap), err=True)
     click.echo(f"report written to {output}")
@@ -212,8 +213,8 @@ def predict(ctx, bundle_dir, inputs, fmt, top_k, output):
     """
     import pandas as pd
 
-    from .bundle import audio_files, load_bundle
-    from .dataset import read_feature_csv
+    from ..bundle import audio_files, load_bundle
+    from ..data.table import read_feature_csv
 
     if top_k < 1:
         raise ConfigError(f"--top-k must be >= 1. Received: {top_k}")
@@ -240,98 +241,13 @@ def predict(ctx, bundle_dir, inputs, fmt, top_k, output):
 
 
 # ---------------------------------------------------------------------------
-# plot
-
-
-@click.group("plot")
-def plot():
-    """Figures: feature boxplots, audio views, a bundle's curves and confusion matrix."""
-
-
-@plot.command("features")
-@click.argument("csv", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-f", "--feature", "features", multiple=True,
-              help="Feature column (repeatable) [default: spectral_centroid_mean, tempo].")
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("plots"),
-              show_default=True)
-@handle_errors
-def plot_features(csv, features, output):
-    """Boxplots of feature columns by genre."""
-    from .dataset import read_feature_csv
-    from .plots import feature_boxplot, new_figure, save_figure
-
-    table = read_feature_csv(csv)
-    features = list(features) or [c for c in ("spectral_centroid_mean", "tempo") if c in table.feature_columns]
-    if not features:
-        features = table.feature_columns[:1]
-    for name in features:
-        if name not in table.feature_columns:
-            raise ConfigError(
-                f"{csv}: no feature column {name!r}; expected one of "
-                f"{', '.join(table.feature_columns[:6])}, ..."
-            )
-    for name in features:
-        fig, ax = new_figure(max(6.0, 0.7 * len(set(table.labels)) + 2), 4.5)
-        feature_boxplot(table.frame, name, ax=ax)
-        click.echo(save_figure(fig, output / f"box_{name}.png"))
-
-
-@plot.command("audio")
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--sr", type=int, default=22050, show_default=True, help="Sample rate for analysis.")
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("plots"),
-              show_default=True)
-@handle_errors
-def plot_audio(files, sr, output):
-    """Waveform, mel spectrogram and chromagram of audio files."""
-    from .audio import find_audio, load
-    from .plots import chromagram, mel_spectrogram, new_figure, save_figure, waveform
-
-    for path in find_audio(files):
-        y = load(path, sr=sr)
-        rate = sr
-        fig, axes = new_figure(10, 10, nrows=3)
-        waveform(y, rate, ax=axes[0], title=f"{path.name}: waveform")
-        mel_spectrogram(y, rate, ax=axes[1])
-        chromagram(y, rate, ax=axes[2])
-        click.echo(save_figure(fig, output / f"{path.stem}.png"))
-
-
-@plot.command("bundle")
-@click.argument("bundle_dir", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder for the PNGs [default: BUNDLE_DIR/figures].")
-@handle_errors
-def plot_bundle(bundle_dir, output):
-    """Training curves, confusion matrices and per-class scores of a trained bundle."""
-    from .bundle import _read_json
-    from .errors import BundleError
-    from .plots import write_evaluation_figures
-
-    metrics = _read_json(Path(bundle_dir) / "metrics.json")
-    history_path = Path(bundle_dir) / "history.json"
-    histories = None
-    if history_path.exists():
-        try:
-            histories = json.loads(history_path.read_text())
-        except ValueError:
-            raise BundleError(f"{history_path}: corrupt JSON; expected per-fold training curves") from None
-    try:
-        written = write_evaluation_figures(output or Path(bundle_dir) / "figures", metrics, histories)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BundleError(f"{bundle_dir}/metrics.json: unexpected content ({exc})") from None
-    for path in written:
-        click.echo(path)
-
-
-# ---------------------------------------------------------------------------
 # models
 
 
 @click.command("models")
 def models():
     """List the available models and their hyperparameters."""
-    from .registry import MODELS
+    from ..models.registry import MODELS
 
     for spec in MODELS.values():
         click.echo(f"{spec.name:<14} {spec.kind:<8} {spec.description}")
@@ -340,6 +256,3 @@ def models():
             click.echo(f"    {name}={default}  ({param.help})")
         if "units" in spec.params:
             click.echo("    depth=<n>  (number of layers; extends units by halving)")
-
-
-COMMANDS = [train, evaluate, predict, plot, models]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import AudioError, ConfigError
+from ..errors import AudioError, ConfigError
 
 #: File extensions treated as audio when searching folders (lower case).
 AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".m4a", ".opus")

@@ -6,27 +6,12 @@ model commands import it only when they run.
 """
 from __future__ import annotations
 
-import functools
 import logging
 import sys
 
 import click
 
-from . import __version__
-from .errors import FeatxError
-
-
-def handle_errors(func):
-    """Turn FeatxError (and Ctrl-C) into clean click errors, without a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except FeatxError as exc:
-            raise click.ClickException(str(exc)) from None
-
-    return wrapper
+from .. import __version__
 
 
 def _configure_logging(verbosity: int) -> None:
@@ -47,17 +32,14 @@ def main(ctx, verbose, quiet):
     _configure_logging(-1 if quiet else verbose)
 
 
-def progress_enabled(ctx: click.Context) -> bool | None:
-    """False with -q; otherwise None, which lets tqdm show a bar only on a terminal."""
-    return False if (ctx.obj or {}).get("quiet") else None
+def _register_commands() -> None:
+    from .extract import demo, extract
+    from .models import evaluate, models, predict, train
+    from .plot import plot
+    from .sweep import sweep
 
-
-def _register_commands():
-    from . import cli_extract, cli_models, cli_sweep
-
-    for module in (cli_extract, cli_models, cli_sweep):
-        for command in module.COMMANDS:
-            main.add_command(command)
+    for command in (extract, demo, train, evaluate, predict, plot, models, sweep):
+        main.add_command(command)
 
 
 _register_commands()

@@ -1,0 +1,288 @@
+"""Read and validate feature tables; track/artist groups; leakage-free splits.
+
+A feature table is a CSV with one row per analysed segment (or whole file):
+``filename``, ``length``, the numeric feature columns and, for training data,
+``label``. Rows are grouped by *track* (the filename with its segment index
+removed: ``rock.00001.7.wav`` belongs to ``rock.00001``) so that no split puts
+segments of one track on both sides.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..extract.audio import AUDIO_EXTENSIONS
+from ..errors import DataError
+from ..features.settings import ID_COLUMNS, LABEL_COLUMN, FeatureSettings, kaggle_feature_columns
+
+logger = logging.getLogger(__name__)
+
+_SEGMENT_RE = re.compile(r"^(?P<stem>.+)\.(?P<index>0|[1-9][0-9]*)$")
+
+
+def _split_ext(name: str) -> tuple[str, str]:
+    """``('rock.00001.7', '.wav')``; names without a known audio extension keep it all."""
+    lower = name.lower()
+    for ext in AUDIO_EXTENSIONS:
+        if lower.endswith(ext):
+            return name[: -len(ext)], name[-len(ext):]
+    return name, ""
+
+
+def segment_index(filename: str) -> int | None:
+    """Segment index encoded in ``filename``, or ``None`` for a whole-file name.
+
+    A segment index is a final dot-separated integer without leading zeros, so
+    GTZAN's zero-padded track numbers (``blues.00000.wav``) are not mistaken
+    for one, while ``blues.00000.3.wav`` is segment 3.
+    """
+    stem, _ = _split_ext(str(filename))
+    match = _SEGMENT_RE.match(stem)
+    return int(match.group("index")) if match else None
+
+
+def track_id(filename: str, *, segmented: bool = True) -> str:
+    """The track a row belongs to: its filename without segment index and extension.
+
+    ``rock.00001.7.wav`` -> ``rock.00001``; with ``segmented=False`` the
+    whole filename (without extension) is the track: ``rock.00001.wav`` ->
+    ``rock.00001``.
+    """
+    stem, _ = _split_ext(str(filename))
+    if segmented:
+        match = _SEGMENT_RE.match(stem)
+        if match:
+            return match.group("stem")
+    return stem
+
+
+def track_name(filename: str, *, segmented: bool = True) -> str:
+    """Like :func:`track_id` but keeping the extension (``rock.00001.wav``)."""
+    stem, ext = _split_ext(str(filename))
+    return track_id(filename, segmented=segmented) + ext if stem else str(filename)
+
+
+@dataclass
+class FeatureTable:
+    """A validated feature table.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        The table as read (rows in file order).
+    path : Path or None
+        Where it was read from (used in messages).
+    feature_columns : list of str
+        Numeric feature columns, in table order.
+    settings : FeatureSettings or None
+        Extraction settings the features were made with, when known.
+    segmented : bool
+        Whether rows are segments of longer files.
+    """
+
+    frame: pd.DataFrame
+    path: Path | None
+    feature_columns: list[str]
+    settings: FeatureSettings | None
+    segmented: bool
+    settings_source: str = "unknown"
+    _tracks: np.ndarray | None = field(default=None, repr=False)
+    _segments: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return str(self.path) if self.path is not None else "<table>"
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.frame)
+
+    @property
+    def X(self) -> np.ndarray:
+        """Feature matrix, shape ``(n_rows, n_features)``, float64."""
+        return self.frame[self.feature_columns].to_numpy(dtype=np.float64)
+
+    @property
+    def labelled(self) -> bool:
+        return LABEL_COLUMN in self.frame.columns
+
+    @property
+    def labels(self) -> np.ndarray:
+        if not self.labelled:
+            raise DataError(f"{self.name}: no '{LABEL_COLUMN}' column; expected a labelled feature table")
+        return self.frame[LABEL_COLUMN].astype(str).to_numpy()
+
+    @property
+    def filenames(self) -> np.ndarray:
+        return self.frame["filename"].astype(str).to_numpy()
+
+    @property
+    def tracks(self) -> np.ndarray:
+        """Track id of every row."""
+        if self._tracks is None:
+            self._tracks = np.array(
+                [track_id(f, segmented=self.segmented) for f in self.filenames], dtype=object
+            )
+        return self._tracks
+
+    @property
+    def segment_indices(self) -> np.ndarray:
+        """Segment index of every row (0 for whole-file rows)."""
+        if self._segments is None:
+            self._segments = (np.array([segment_index(f) or 0 for f in self.filenames], dtype=int)
+                              if self.segmented else np.zeros(self.n_rows, dtype=int))
+        return self._segments
+
+    def subset(self, mask) -> "FeatureTable":
+        frame = self.frame.loc[np.asarray(mask)].reset_index(drop=True)
+        return FeatureTable(frame, self.path, list(self.feature_columns), self.settings,
+                            self.segmented, self.settings_source)
+
+
+def _read_sidecar(path: Path) -> FeatureSettings | None:
+    """The extraction settings recorded beside a CSV by ``featx extract``, if any."""
+    from ..extract.sinks import read_settings_sidecar
+
+    record = read_settings_sidecar(path)
+    if record is None:
+        return None
+    try:
+        return FeatureSettings.from_dict(record["settings"])
+    except (KeyError, TypeError) as exc:
+        raise DataError(
+            f"{path}.settings.json: no usable 'settings' object ({exc}); expected the record featx extract writes"
+        ) from None
+
+
+def read_feature_csv(path, *, require_label: bool = True) -> FeatureTable:
+    """Read and validate a feature CSV.
+
+    Parameters
+    ----------
+    path : str or Path
+        The CSV. A ``<csv>.settings.json`` sidecar (written by ``featx extract``)
+        supplies the extraction settings; a table with exactly the Kaggle GTZAN
+        columns and no sidecar is taken as ``preset='gtzan'``.
+    require_label : bool
+        Whether a ``label`` column is required.
+
+    Raises
+    ------
+    DataError
+        Missing file or columns, non-numeric, NaN or infinite feature values,
+        mixed segment/whole-file names.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such feature CSV; expected a file written by 'featx extract'")
+    try:
+        frame = pd.read_csv(path, low_memory=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path}: not a readable CSV ({first})") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if "filename" not in frame.columns:
+        raise DataError(
+            f"{path}: no 'filename' column; expected columns filename, length, <features>, label. "
+            f"Received: {', '.join(frame.columns[:5])}{', ...' if len(frame.columns) > 5 else ''}"
+        )
+    if require_label and LABEL_COLUMN not in frame.columns:
+        raise DataError(f"{path}: no '{LABEL_COLUMN}' column; training and evaluation need labelled rows")
+    if len(frame) == 0:
+        raise DataError(f"{path}: the table has no rows")
+    duplicated = [c for c in frame.columns if list(frame.columns).count(c) > 1]
+    if duplicated:
+        raise DataError(f"{path}: column '{duplicated[0]}' appears more than once")
+    if require_label and frame[LABEL_COLUMN].isna().any():
+        row = int(np.flatnonzero(frame[LABEL_COLUMN].isna().to_numpy())[0])
+        raise DataError(f"{path}: empty label in row {row + 2} (filename {frame['filename'].iloc[row]})")
+
+    non_feature = set(ID_COLUMNS) | {LABEL_COLUMN}
+    feature_columns = [c for c in frame.columns if c not in non_feature]
+    if not feature_columns:
+        raise DataError(f"{path}: no feature columns besides filename/length/label")
+    _check_numeric(frame, feature_columns, path)
+
+    settings = _read_sidecar(path)
+    source = "sidecar" if settings is not None else "unknown"
+    if settings is not None:
+        expected = settings.feature_columns()
+        if feature_columns != expected:
+            missing = [c for c in expected if c not in feature_columns]
+            extra = [c for c in feature_columns if c not in expected]
+            detail = (f"missing {missing[:3]}" if missing else "") + (
+                f"{'; ' if missing else ''}unexpected {extra[:3]}" if extra else "")
+            raise DataError(
+                f"{path}: feature columns do not match its settings sidecar "
+                f"({detail or 'different order'})"
+            )
+
+    names = frame["filename"].astype(str)
+    has_index = names.map(lambda f: segment_index(f) is not None).to_numpy()
+    if settings is not None:
+        segmented = settings.segment_seconds is not None
+    elif has_index.all():
+        segmented = True
+    elif not has_index.any():
+        segmented = False
+    else:
+        row = int(np.flatnonzero(~has_index)[0])
+        raise DataError(
+            f"{path}: filename {names.iloc[row]!r} (row {row + 2}) has no segment index while "
+            f"others do (e.g. {names.iloc[int(np.flatnonzero(has_index)[0])]!r}); "
+            "expected all segment rows or all whole-file rows"
+        )
+    if settings is None and feature_columns == kaggle_feature_columns():
+        settings = FeatureSettings(preset="gtzan", segment_seconds=3.0 if segmented else None)
+        source = "kaggle-columns"
+    table = FeatureTable(frame, path, feature_columns, settings, segmented, source)
+    logger.info("read %s: %d rows, %d features, %s rows, settings from %s",
+                path, len(frame), len(feature_columns),
+                "segment" if segmented else "whole-file", source)
+    return table
+
+
+def _check_numeric(frame: pd.DataFrame, columns: list[str], path: Path) -> None:
+    for col in columns:
+        values = frame[col]
+        numeric = pd.to_numeric(values, errors="coerce")
+        bad = numeric.isna() & values.notna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(
+                f"{path}: non-numeric value {values.iloc[row]!r} in column '{col}' "
+                f"(row {row + 2}, filename {frame['filename'].iloc[row]}); expected a number"
+            )
+        arr = numeric.to_numpy(dtype=np.float64)
+        nonfinite = ~np.isfinite(arr)
+        if nonfinite.any():
+            row = int(np.flatnonzero(nonfinite)[0])
+            raise DataError(
+                f"{path}: {'missing' if np.isnan(arr[row]) else arr[row]} value in column '{col}' "
+                f"(row {row + 2}, filename {frame['filename'].iloc[row]}); expected a finite number"
+            )
+        frame[col] = arr
+
+
+def check_columns(table: FeatureTable, expected: list[str], *, source: str) -> FeatureTable:
+    """Return ``table`` with its features in the order ``expected``; error on any mismatch."""
+    have = table.feature_columns
+    missing = [c for c in expected if c not in have]
+    extra = [c for c in have if c not in expected]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing column(s) {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
+        if extra:
+            parts.append(f"unexpected column(s) {', '.join(extra[:4])}{' ...' if len(extra) > 4 else ''}")
+        raise DataError(
+            f"{table.name}: feature columns do not match {source} ({'; '.join(parts)}); "
+            f"expected the {len(expected)} columns the model was trained on"
+        )
+    table.feature_columns = list(expected)
+    return table

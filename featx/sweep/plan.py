@@ -1,0 +1,262 @@
+"""Hyperparameter sweeps: search spaces, resumable parallel trials, results and reports.
+
+A sweep evaluates many configurations of one model on one feature table:
+
+1. A grouped *test part* is held out once (the same kind of split as
+   ``featx train``: by track, by artist, per row, or the fault-filtered test list).
+2. Every configuration (a *trial*) is cross-validated on the remaining rows;
+   its out-of-fold validation metrics are the only figures used for selection.
+3. The best configuration is retrained on all non-test rows, scored once on the
+   test part and saved as a normal bundle in ``DIR/best/``.
+
+Finished trials are appended to ``DIR/trials.jsonl`` (one JSON line per trial,
+written with a single ``write``), keyed by a hash of everything that determines
+the result: the resolved hyperparameters, the data file's content, the split,
+folds and seed. Re-running a sweep reuses every trial already in the journal,
+so a widened grid or an interrupted run only trains what is missing.
+``results.csv`` is rewritten atomically after every trial; ``report.md`` and the
+self-contained ``report.html`` are written at the end.
+
+Trials run through :mod:`joblib` (loky worker processes, one BLAS thread each).
+Keras/TensorFlow is imported inside the trial functions only.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..io.atomic import atomic_write
+from ..errors import ConfigError, DataError
+from ..models.registry import ModelSpec, get_model
+from ..training.config import METRIC_NAMES
+
+logger = logging.getLogger(__name__)
+from .space import LEVELS, RESULTS, SEARCHES, SearchSpace
+from .trials import Design, Trial, trial_config, trial_identity, trial_key
+
+
+# ---------------------------------------------------------------------------
+# Planning
+
+
+@dataclass
+class SweepOptions:
+    """Everything ``featx sweep`` was asked to do."""
+
+    csv: Path
+    model: str
+    output: Path
+    search: str = "grid"
+    n_iter: int = 20
+    metric: str = "f1_macro"
+    level: str = "track"
+    split: str = "track"
+    folds: int = 5
+    test_fraction: float = 0.2
+    seed: int = 0
+    artist_map: Path | None = None
+    split_dir: Path | None = None
+    jobs: int = 1
+    retry_failed: bool = False
+    retrain_best: bool = True
+
+    def validate(self) -> "SweepOptions":
+        get_model(self.model)
+        if self.search not in SEARCHES:
+            raise ConfigError(f"--search must be one of {', '.join(SEARCHES)}. Received: {self.search!r}")
+        if self.metric not in METRIC_NAMES:
+            raise ConfigError(f"--metric must be one of {', '.join(METRIC_NAMES)}. Received: {self.metric!r}")
+        if self.level not in LEVELS:
+            raise ConfigError(f"--level must be one of {', '.join(LEVELS)}. Received: {self.level!r}")
+        if not isinstance(self.folds, int) or self.folds < 1:
+            raise ConfigError(f"--folds must be a positive integer. Received: folds={self.folds!r}")
+        if self.split == "fault-filtered" and self.folds != 1:
+            raise ConfigError(
+                "--split fault-filtered selects on its valid list and tests on its test list; "
+                f"expected --folds 1. Received: folds={self.folds}"
+            )
+        if not 0 < float(self.test_fraction) <= 0.5:
+            raise ConfigError(f"--test-fraction must be in (0, 0.5]. Received: {self.test_fraction!r}")
+        if not isinstance(self.jobs, int) or self.jobs == 0 or self.jobs < -1:
+            raise ConfigError(f"--jobs must be a positive integer or -1 (all cores). Received: {self.jobs!r}")
+        return self
+
+    def base(self) -> dict:
+        return {"seed": self.seed, "split": self.split, "folds": self.folds,
+                "artist_map": str(self.artist_map) if self.artist_map else None,
+                "split_dir": str(self.split_dir) if self.split_dir else None}
+
+
+def _data_identity(table, options: SweepOptions) -> dict:
+    from ..bundle import file_sha256
+
+    data = {"sha256": file_sha256(options.csv), "test_fraction": float(options.test_fraction)}
+    if options.artist_map and options.split == "artist":
+        data["artist_map"] = file_sha256(options.artist_map)
+    if options.split_dir and options.split == "fault-filtered":
+        digest = hashlib.sha256()
+        for file in sorted(Path(options.split_dir).iterdir()):
+            if file.is_file() and file.suffix == ".txt":
+                digest.update(file.name.encode() + b"\0" + file.read_bytes())
+        data["split_lists"] = digest.hexdigest()
+    return data
+
+
+def plan_design(table, options: SweepOptions) -> Design:
+    """The held-out test part and the selection folds (same split kinds as ``featx train``)."""
+    from ..data.splits import make_splits
+
+    common = dict(split=options.split, seed=options.seed, valid_fraction=0.0,
+                  artist_map=options.artist_map, split_dir=options.split_dir)
+    outer = make_splits(table, folds=1, test_fraction=float(options.test_fraction), **common)
+    fold = outer.folds[0]
+    test = np.sort(fold.test)
+    groups = np.asarray(outer.groups, dtype=object)
+    grouped = options.split != "random"
+    if options.split == "fault-filtered":
+        dev = np.sort(np.concatenate([fold.train, fold.valid]))
+        if len(fold.valid) == 0:
+            raise DataError(f"{options.split_dir}: no valid list; sweeps select on the valid list")
+        folds = [("valid", np.sort(fold.train), np.sort(fold.valid))]
+        description = "the fault-filtered valid list (training on its train list)"
+        test_description = f"the fault-filtered test list ({len(set(outer.groups[test]))} tracks)"
+    else:
+        dev = np.sort(fold.train)
+        inner = make_splits(table.subset(np.isin(np.arange(table.n_rows), dev)),
+                            folds=options.folds, **common)
+        groups = np.empty(table.n_rows, dtype=object)
+        groups[:] = outer.groups
+        folds = [(f.name if options.folds > 1 else "valid", dev[np.sort(f.train)], dev[np.sort(f.test)])
+                 for f in inner.folds]
+        unit = {"track": "track", "artist": "artist", "random": "row"}[options.split]
+        n_test = len(set(groups[test])) if grouped else len(test)
+        by = f", grouped by {unit}" if grouped else ""
+        if options.folds > 1:
+            description = f"{options.folds}-fold cross-validation on the non-test rows{by}"
+        else:
+            description = f"one validation part of the non-test rows{by}"
+        test_description = (f"{n_test} held-out {unit}s ({options.test_fraction:.0%} of the "
+                            f"{unit}s, stratified by genre)")
+    leaky = bool(options.split == "random" and table.segmented)
+    return Design(dev, test, folds, groups, grouped, description, test_description, leaky)
+
+
+@dataclass
+class SweepPlan:
+    options: SweepOptions
+    spec: ModelSpec
+    space: SearchSpace
+    table: object
+    data: dict
+    design: Design
+    trials: list[Trial]
+
+
+def plan_sweep(options: SweepOptions, space: SearchSpace) -> SweepPlan:
+    """Check everything and list the trials; nothing is trained. Errors name their entry."""
+    from ..data.table import read_feature_csv
+
+    options.validate()
+    spec = get_model(options.model)
+    points = space.points(options.search, n_iter=options.n_iter, seed=options.seed)
+    configs = [trial_config(spec, p, base=options.base()) for p in points]
+    if spec.input == "segments" and options.split == "random":
+        raise ConfigError(f"model {spec.name!r} predicts whole tracks; expected --split track, artist "
+                          "or fault-filtered")
+    table = read_feature_csv(options.csv)
+    if spec.input == "segments" and not table.segmented:
+        raise DataError(f"{table.name}: model {spec.name!r} needs segment rows; this table has one row per file")
+    data = _data_identity(table, options)
+    design = plan_design(table, options)
+    trials = []
+    for i, (point, (config, optimizer)) in enumerate(zip(points, configs)):
+        key = trial_key(trial_identity(config, optimizer, data))
+        trials.append(Trial(i, point, config, optimizer, key))
+    return SweepPlan(options, spec, space, table, data, design, trials)
+
+
+# ---------------------------------------------------------------------------
+# Results
+
+
+def score_of(record: dict | None, metric: str, level: str) -> float:
+    if not record or record.get("status") != "ok":
+        return float("nan")
+    return float(record["metrics"][level][metric])
+
+
+def results_frame(plan: SweepPlan, records: dict[str, dict]) -> pd.DataFrame:
+    """One row per combination: hyperparameters, metric means and standard deviations, time, status."""
+    level = plan.options.level
+    rows = []
+    for trial in plan.trials:
+        row = {name: trial.shown.get(name) for name in plan.space.names}
+        record = records.get(trial.key)
+        status = record.get("status") if record else "pending"
+        for name in METRIC_NAMES:
+            if status == "ok":
+                m = record["metrics"][level]
+                row[name], row[f"{name}_std"] = m[name], m["std"][name]
+            else:
+                row[name] = row[f"{name}_std"] = np.nan
+        row["epochs_run"] = (record or {}).get("metrics", {}).get("epochs_run", np.nan) if status == "ok" else np.nan
+        row["train_seconds"] = record.get("seconds", np.nan) if record else np.nan
+        row["status"] = status
+        row["error"] = (record or {}).get("error", "")
+        row["trial"] = trial.key
+        rows.append(row)
+    columns = list(plan.space.names) + [c for n in METRIC_NAMES for c in (n, f"{n}_std")]
+    columns += ["epochs_run", "train_seconds", "status", "error", "trial"]
+    frame = pd.DataFrame(rows, columns=columns)
+    if plan.spec.kind != "keras":
+        frame = frame.drop(columns="epochs_run")
+    return frame
+
+
+def write_results(plan: SweepPlan, records: dict[str, dict]) -> pd.DataFrame:
+    frame = results_frame(plan, records)
+    atomic_write(plan.options.output / RESULTS, frame.to_csv(index=False, float_format="%.6g"))
+    return frame
+
+
+def best_trial(plan: SweepPlan, records: dict[str, dict]) -> Trial | None:
+    """The trial with the highest mean validation metric (ties: lower std, then earlier)."""
+    metric, level = plan.options.metric, plan.options.level
+    best, best_rank = None, None
+    for trial in plan.trials:
+        record = records.get(trial.key)
+        score = score_of(record, metric, level)
+        if not math.isfinite(score):
+            continue
+        rank = (-score, record["metrics"][level]["std"][metric], trial.index)
+        if best_rank is None or rank < best_rank:
+            best, best_rank = trial, rank
+    return best
+
+
+# ---------------------------------------------------------------------------
+# Running a sweep
+
+
+@dataclass
+class SweepOutcome:
+    """What :func:`run_sweep` did."""
+
+    plan: SweepPlan
+    records: dict
+    total: int
+    reused: int
+    ran: int
+    failed: int
+    pending: int
+    best: Trial | None
+    best_dir: Path | None
+    seconds: float
+    results: pd.DataFrame = field(repr=False, default=None)
+    retrain_seconds: float = 0.0

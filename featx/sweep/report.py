@@ -1,0 +1,171 @@
+"""Hyperparameter sweeps: search spaces, resumable parallel trials, results and reports.
+
+A sweep evaluates many configurations of one model on one feature table:
+
+1. A grouped *test part* is held out once (the same kind of split as
+   ``featx train``: by track, by artist, per row, or the fault-filtered test list).
+2. Every configuration (a *trial*) is cross-validated on the remaining rows;
+   its out-of-fold validation metrics are the only figures used for selection.
+3. The best configuration is retrained on all non-test rows, scored once on the
+   test part and saved as a normal bundle in ``DIR/best/``.
+
+Finished trials are appended to ``DIR/trials.jsonl`` (one JSON line per trial,
+written with a single ``write``), keyed by a hash of everything that determines
+the result: the resolved hyperparameters, the data file's content, the split,
+folds and seed. Re-running a sweep reuses every trial already in the journal,
+so a widened grid or an interrupted run only trains what is missing.
+``results.csv`` is rewritten atomically after every trial; ``report.md`` and the
+self-contained ``report.html`` are written at the end.
+
+Trials run through :mod:`joblib` (loky worker processes, one BLAS thread each).
+Keras/TensorFlow is imported inside the trial functions only.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from ..io.atomic import atomic_write
+from ..training.config import METRIC_NAMES
+
+logger = logging.getLogger(__name__)
+from ..reporting.blocks import render_html, render_markdown
+from ..reporting.figures import sweep_figures
+from .plan import results_frame
+from .plan import SweepOutcome
+from .space import BEST, Distribution, LEVELS, display_value
+
+
+# ---------------------------------------------------------------------------
+# Reports
+
+
+
+
+def _fmt(value, digits: int = 4) -> str:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def _results_table(frame: pd.DataFrame, names: list[str], metric: str) -> tuple[list, list]:
+    ok = frame[frame["status"] == "ok"].sort_values([metric, f"{metric}_std"], ascending=[False, True],
+                                                    kind="stable")
+    has_epochs = "epochs_run" in ok.columns
+    headers = ["rank", *names, *[f"{m} (mean ± std)" for m in METRIC_NAMES]]
+    headers += (["epochs run"] if has_epochs else []) + ["time (s)"]
+    rows = []
+    for rank, (_, r) in enumerate(ok.iterrows(), start=1):
+        cells = [str(rank), *[_fmt(r[n]) if not isinstance(r[n], float) else f"{r[n]:g}" for n in names]]
+        cells += [f"{r[m]:.4f} ± {r[f'{m}_std']:.4f}" for m in METRIC_NAMES]
+        if has_epochs:
+            cells.append(f"{r['epochs_run']:.1f}")
+        cells.append(f"{r['train_seconds']:.1f}")
+        rows.append(cells)
+    return headers, rows
+
+
+def _best_blocks(outcome: SweepOutcome, frame: pd.DataFrame) -> list:
+    plan, best = outcome.plan, outcome.best
+    o = plan.options
+    blocks: list = [("h2", "Best configuration")]
+    if best is None:
+        return blocks + [("p", "No trial finished successfully.")]
+    record = outcome.records[best.key]
+    m = record["metrics"][o.level]
+    blocks.append(("facts", [*[(k, str(v)) for k, v in best.shown.items()],
+                             (f"validation {o.metric}", f"{m[o.metric]:.4f} ± {m['std'][o.metric]:.4f} "
+                                                        f"({plan.design.description})"),
+                             ("trial", best.key)]))
+    metrics_path = plan.options.output / BEST / "metrics.json"
+    if not metrics_path.exists():
+        return blocks + [("p", "The best configuration has not been retrained on the test part "
+                               "(run without --no-retrain-best).")]
+    test = json.loads(metrics_path.read_text())
+    blocks.append(("p", f"Retrained on all non-test rows and scored once on the test part "
+                        f"({plan.design.test_description}); the bundle is in {BEST}/."))
+    rows = []
+    levels = LEVELS if plan.table.segmented else ("track",)
+    for level in levels:
+        t = test[level]
+        rows.append([f"test, {level}", str(t["n"]), *[f"{t[k]:.4f}" for k in METRIC_NAMES]])
+    for level in levels:
+        v = record["metrics"][level]
+        rows.append([f"validation, {level}", str(v["n"]),
+                     *[f"{v[k]:.4f} ± {v['std'][k]:.4f}" for k in METRIC_NAMES]])
+    blocks.append(("table", ["part", "n", *METRIC_NAMES], rows))
+    classes = test["classes"]
+    cm = test["track"]["confusion_matrix"]
+    blocks += [("h3", "Test confusion matrix (track level, counts)"),
+               ("table", ["true \\ predicted", *classes], [[c, *map(str, row)] for c, row in zip(classes, cm)])]
+    for name, alt in (("confusion_normalized.png", "test confusion matrix (row-normalised)"),
+                      ("curves.png", "training curves of the retrained model")):
+        if (plan.options.output / BEST / "figures" / name).exists():
+            blocks.append(("img", f"{BEST}/figures/{name}", alt))
+    return blocks
+
+
+def report_blocks(outcome: SweepOutcome, figures: list[Path]) -> list:
+    plan = outcome.plan
+    o = plan.options
+    frame = outcome.results
+    names = plan.space.names
+    ok = int((frame["status"] == "ok").sum())
+    blocks: list = []
+    if plan.design.leaky:
+        blocks.append(("p", "WARNING: accuracy is inflated: random per-segment split, segments of one "
+                            "track are in both training and validation data."))
+    blocks.append(("h1", f"featx sweep: {plan.spec.name} on {Path(o.csv).name}"))
+    search = o.search + (f" ({o.n_iter} samples, seed {o.seed})" if o.search == "random" else "")
+    blocks.append(("facts", [
+        ("model", f"{plan.spec.name} ({plan.spec.description})"),
+        ("data", f"{o.csv} ({plan.table.n_rows} rows, {len(set(plan.table.tracks))} tracks, "
+                 f"sha256 {plan.data['sha256'][:12]})"),
+        ("search", f"{search}; {outcome.total} combinations: {ok} finished, {outcome.failed} failed, "
+                   f"{outcome.pending} pending"),
+        ("selection", f"{o.level}-level {o.metric} on validation data only: {plan.design.description}"),
+        ("test part", f"{plan.design.test_description} ({len(plan.design.test)} rows), used once for "
+                      "the best configuration"),
+        ("seed", str(o.seed)),
+        ("hyperparameters", "; ".join(
+            f"{k}: {v}" if isinstance(v, Distribution) else f"{k}: {', '.join(str(display_value(x)) for x in v)}"
+            for g in plan.space.grids for k, v in g.items())),
+    ]))
+    blocks += _best_blocks(outcome, frame)
+    blocks.append(("h2", f"All trials, sorted by validation {o.metric}"))
+    blocks.append(("p", f"Means over {len(plan.design.folds)} validation fold(s) ± standard deviation across "
+                        f"folds, {o.level} level. Time is the whole trial (all folds)."))
+    headers, rows = _results_table(frame, names, o.metric)
+    blocks.append(("table", headers, rows))
+    if figures:
+        blocks.append(("h2", "Figures"))
+        for path in figures:
+            blocks.append(("img", f"figures/{path.name}", path.stem.replace("_", " ")))
+    failed = frame[frame["status"] == "failed"]
+    if len(failed):
+        blocks.append(("h2", f"Failed trials ({len(failed)})"))
+        blocks.append(("table", [*names, "reason"],
+                       [[_fmt(r[n]) for n in names] + [str(r["error"])] for _, r in failed.iterrows()]))
+    pending = frame[frame["status"] == "pending"]
+    if len(pending):
+        blocks.append(("p", f"{len(pending)} combination(s) have not run yet; run the same command "
+                            "again to finish the sweep."))
+    return blocks
+
+
+def write_report(outcome: SweepOutcome) -> tuple[Path, Path]:
+    """``report.md`` and a self-contained ``report.html`` (figures embedded) in the sweep folder."""
+    out = outcome.plan.options.output
+    if outcome.results is None:
+        outcome.results = results_frame(outcome.plan, outcome.records)
+    figures = sweep_figures(outcome.results, outcome.plan.space.names, outcome.plan.options.metric,
+                            out / "figures")
+    blocks = report_blocks(outcome, figures)
+    md = atomic_write(out / "report.md", render_markdown(blocks))
+    title = f"featx sweep: {outcome.plan.spec.name} on {Path(outcome.plan.options.csv).name}"
+    html = atomic_write(out / "report.html", render_html(blocks, out, title))
+    return md, html

@@ -1,0 +1,295 @@
+"""Hyperparameter sweeps: search spaces, resumable parallel trials, results and reports.
+
+A sweep evaluates many configurations of one model on one feature table:
+
+1. A grouped *test part* is held out once (the same kind of split as
+   ``featx train``: by track, by artist, per row, or the fault-filtered test list).
+2. Every configuration (a *trial*) is cross-validated on the remaining rows;
+   its out-of-fold validation metrics are the only figures used for selection.
+3. The best configuration is retrained on all non-test rows, scored once on the
+   test part and saved as a normal bundle in ``DIR/best/``.
+
+Finished trials are appended to ``DIR/trials.jsonl`` (one JSON line per trial,
+written with a single ``write``), keyed by a hash of everything that determines
+the result: the resolved hyperparameters, the data file's content, the split,
+folds and seed. Re-running a sweep reuses every trial already in the journal,
+so a widened grid or an interrupted run only trains what is missing.
+``results.csv`` is rewritten atomically after every trial; ``report.md`` and the
+self-contained ``report.html`` are written at the end.
+
+Trials run through :mod:`joblib` (loky worker processes, one BLAS thread each).
+Keras/TensorFlow is imported inside the trial functions only.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+
+from ..io.atomic import atomic_write
+from ..errors import OutputError
+
+logger = logging.getLogger(__name__)
+from .plan import SweepOutcome, SweepPlan, best_trial, score_of, write_results
+from .report import write_report
+from .space import BEST, Distribution, JOURNAL, RUNNING, SETTINGS, _TABLES, display_value, to_plain
+from .trials import Journal, Trial, _configure_worker, run_trial, trial_identity
+
+
+# ---------------------------------------------------------------------------
+# The best configuration: retrain on all non-test rows, test once, save a bundle
+
+
+def retrain_best(plan: SweepPlan, trial: Trial) -> Path:
+    """Fit ``trial``'s configuration on the non-test rows, score the test part, save ``DIR/best``."""
+    from ..bundle import save_bundle, write_json
+    from ..data.splits import Fold, SplitPlan, _inner_valid
+    from ..reporting.report import write_outputs
+    from ..training.cv import TrainResult, final_fit_record, fit_and_predict, label_setup
+    from ..training.metrics import compute_metrics, prediction_frame
+    from ..training.fit import describe_device
+
+    start = time.perf_counter()
+    table, design, spec = plan.table, plan.design, plan.spec
+    config, optimizer = trial.config, trial.optimizer
+    _configure_worker(None, spec.kind == "keras")
+    prep0, y, max_segments = label_setup(table, spec, config)
+    seed = config.seed + len(design.folds)
+    train, valid = _inner_valid(design.dev, y, design.groups, config.valid_fraction, seed, design.grouped)
+    test = design.test
+    model, prep, history, proba = fit_and_predict(table, spec, config, prep0, y, train, valid, test,
+                                                  seed=seed, max_segments=max_segments, progress=False,
+                                                  desc="final", optimizer=optimizer)
+    predictions = prediction_frame(table, test, proba, prep0.classes, "test")
+    metrics = compute_metrics(predictions, prep0.classes)
+    split_plan = SplitPlan(plan.options.split, [Fold("test", train, valid, test)], design.groups,
+                           f"trained on the non-test rows, tested once on {design.test_description}",
+                           leaky=design.leaky)
+    metrics.update(split=plan.options.split, split_description=split_plan.description, leaky=design.leaky,
+                   folds=1, model=spec.name)
+    rows = "all non-test rows" + (" (a validation part for early stopping)" if len(valid) else "")
+    final_fit = final_fit_record(rows, train, valid, seed, spec, prep, table, y)
+    device = describe_device() if spec.kind == "keras" else "cpu (scikit-learn)"
+    histories = [{"fold": "final", **history}]
+    result = TrainResult(config, spec, prep, model, split_plan, predictions, metrics, histories,
+                         max_segments, final_fit, device, time.perf_counter() - start)
+
+    out = plan.options.output
+    tmp = out / ".best.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    save_bundle(result, tmp, table=table)
+    record_meta = {"trial": trial.key, "hyperparameters": to_plain(trial.point), "optimizer": optimizer,
+                   "selected_by": f"{plan.options.level}-level {plan.options.metric} on validation folds",
+                   "test_part": design.test_description, "n_test_rows": int(len(test))}
+    metadata = json.loads((tmp / "metadata.json").read_text())
+    metadata["sweep"] = record_meta
+    write_json(tmp / "metadata.json", metadata)
+    facts = [("model", f"{spec.name} ({spec.description})"),
+             ("hyperparameters", ", ".join(f"{k}={v}" for k, v in trial.shown.items())),
+             ("selected by", record_meta["selected_by"] + " (" + design.description + ")"),
+             ("test part", f"{design.test_description}: {len(test)} rows, used once"),
+             ("device", device), ("seed", str(config.seed))]
+    write_outputs(tmp, metrics=metrics, predictions=predictions,
+                  title=f"featx sweep: best {spec.name} configuration on the test part", facts=facts,
+                  histories=histories if spec.kind == "keras" else None,
+                  config={**config.to_dict(), "optimizer": optimizer})
+    best = out / BEST
+    if best.exists():
+        shutil.rmtree(best)
+    os.replace(tmp, best)
+    if spec.kind == "keras":
+        from .._keras import import_keras
+        keras = import_keras()
+
+        keras.backend.clear_session()
+    return best
+
+
+def prepare_sweep_dir(directory: Path) -> Path:
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise OutputError(f"{directory}: exists and is not a folder; expected a folder for the sweep")
+    if directory.is_dir() and any(directory.iterdir()) and not (
+            (directory / JOURNAL).exists() or (directory / SETTINGS).exists()):
+        raise OutputError(f"{directory}: folder is not empty and holds no featx sweep; "
+                          "expected a new folder or one written by 'featx sweep'")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def _settings_record(plan: SweepPlan) -> dict:
+    o = plan.options
+    return {
+        "featx_sweep": 1,
+        "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "data": {"path": str(o.csv), **plan.data, "rows": plan.table.n_rows,
+                 "tracks": int(len(set(plan.table.tracks)))},
+        "model": plan.spec.name, "search": o.search, "n_iter": o.n_iter if o.search == "random" else None,
+        "metric": o.metric, "level": o.level, "split": o.split, "folds": o.folds,
+        "test_fraction": o.test_fraction, "seed": o.seed, "jobs": o.jobs,
+        "artist_map": str(o.artist_map) if o.artist_map else None,
+        "split_dir": str(o.split_dir) if o.split_dir else None,
+        "selection": plan.design.description, "test_part": plan.design.test_description,
+        "space": [{k: (str(v) if isinstance(v, Distribution) else [to_plain(display_value(x)) for x in v])
+                   for k, v in g.items()} for g in plan.space.grids],
+        "trials": len(plan.trials),
+    }
+
+
+def _task(plan: SweepPlan, trial: Trial, threads: int | None) -> dict:
+    return {"key": trial.key, "index": trial.index, "csv": str(plan.options.csv), "sha": plan.data["sha256"],
+            "params": {k: to_plain(v) for k, v in trial.point.items()},
+            "identity": trial_identity(trial.config, trial.optimizer, plan.data),
+            "train_config": trial.config.to_dict(), "optimizer": trial.optimizer,
+            "design": plan.design, "threads": threads,
+            "running": str(plan.options.output / RUNNING) if threads else None}
+
+
+def run_sweep(plan: SweepPlan, *, progress=None, report: bool = True) -> SweepOutcome:
+    """Run the missing trials of ``plan`` (in parallel), then retrain the best and write reports.
+
+    Ctrl-C stops the sweep; finished trials are kept and ``KeyboardInterrupt``
+    propagates after ``results.csv`` is brought up to date.
+    """
+    from joblib import Parallel, delayed, parallel_config
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    options = plan.options
+    # trials run in this process (-j 1) use the table already read, not a second copy
+    _TABLES.clear()
+    _TABLES[(str(options.csv), plan.data["sha256"])] = plan.table
+    out = prepare_sweep_dir(options.output)
+    journal = Journal(out / JOURNAL)
+    records = journal.open()
+    try:
+        atomic_write(out / SETTINGS, json.dumps(_settings_record(plan), indent=2) + "\n")
+        unique: dict[str, Trial] = {}
+        for trial in plan.trials:
+            unique.setdefault(trial.key, trial)
+        done = {k for k, r in records.items()
+                if k in unique and (r.get("status") == "ok" or not options.retry_failed)}
+        todo = [t for k, t in unique.items() if k not in done]
+        reused = len(done)
+        jobs = options.jobs if options.jobs > 0 else (os.cpu_count() or 1)
+        jobs = max(1, min(jobs, len(todo) or 1))
+        threads = 1 if jobs > 1 else None
+        logger.info("%d combinations (%d distinct): %d from earlier runs, %d to run on %d worker(s)",
+                    len(plan.trials), len(unique), reused, len(todo), jobs)
+        write_results(plan, records)
+
+        best = best_trial(plan, records)
+        bar = tqdm(total=len(unique), initial=reused, desc="trials", unit="trial",
+                   disable=None if progress is None else not progress, dynamic_ncols=True)
+        _bar_postfix(bar, plan, records, best)
+        ran = 0
+        state = {"journal": journal, "records": records, "bar": bar, "plan": plan, "finished": set()}
+        if threads:
+            shutil.rmtree(out / RUNNING, ignore_errors=True)
+            (out / RUNNING).mkdir()
+        try:
+            suspects: dict[str, int] = {}
+            while todo:
+                tasks = (delayed(run_trial)(_task(plan, t, threads)) for t in todo)
+                try:
+                    with parallel_config(backend="loky", inner_max_num_threads=threads):
+                        for record in Parallel(n_jobs=jobs, return_as="generator_unordered",
+                                               batch_size=1)(tasks):
+                            _finish(state, record)
+                            ran += 1
+                    break
+                except Exception as exc:
+                    if type(exc).__name__ != "TerminatedWorkerError":
+                        raise
+                    todo, recorded = _after_worker_death(state, todo, suspects)
+                    ran += recorded
+        finally:
+            bar.close()
+            write_results(plan, records)
+    finally:
+        journal.close()
+
+    best = best_trial(plan, records)
+    best_dir = None
+    retrain_start = time.perf_counter()
+    if best is not None and options.retrain_best:
+        best_dir = out / BEST
+        current = None
+        try:
+            current = json.loads((best_dir / "metadata.json").read_text()).get("sweep", {}).get("trial")
+        except (OSError, ValueError):
+            pass
+        if current != best.key or not (best_dir / "metrics.json").exists():
+            logger.info("retraining the best configuration on the non-test rows")
+            best_dir = retrain_best(plan, best)
+    retrain_seconds = time.perf_counter() - retrain_start
+    results = write_results(plan, records)
+    relevant = [records.get(t.key) for t in plan.trials]
+    outcome = SweepOutcome(
+        plan, records, total=len(plan.trials), reused=reused, ran=ran,
+        failed=sum(1 for r in relevant if r and r.get("status") != "ok"),
+        pending=sum(1 for r in relevant if r is None), best=best, best_dir=best_dir,
+        seconds=time.perf_counter() - start, results=results, retrain_seconds=retrain_seconds)
+    if report:
+        write_report(outcome)
+    return outcome
+
+
+def _finish(state: dict, record: dict) -> None:
+    """Journal one finished trial, refresh results.csv and the progress bar."""
+    plan, records = state["plan"], state["records"]
+    state["journal"].append(record)
+    records[record["key"]] = record
+    state["finished"].add(record["key"])
+    if record["status"] != "ok":
+        logger.warning("trial %s failed: %s", record["params"], record.get("error"))
+    write_results(plan, records)
+    state["bar"].update(1)
+    _bar_postfix(state["bar"], plan, records, best_trial(plan, records))
+
+
+def _after_worker_death(state: dict, todo: list[Trial], suspects: dict[str, int]):
+    """A worker process was killed (by the system, e.g. out of memory) during some trials.
+
+    The trials it may have been running are named by their marker files. A trial
+    that was the only one running, or that was running during two such deaths, is
+    recorded as failed; the others are run again (the suspects spread apart).
+    Returns the remaining trials and how many failures were recorded.
+    """
+    plan = state["plan"]
+    running = plan.options.output / RUNNING
+    in_flight = [m.name for m in running.iterdir()] if running.is_dir() else []
+    for m in running.glob("*"):
+        m.unlink(missing_ok=True)
+    recorded = 0
+    for key in in_flight:
+        suspects[key] = suspects.get(key, 0) + 1
+        if len(in_flight) == 1 or suspects[key] >= 2:
+            trial = next((t for t in todo if t.key == key), None)
+            if trial is None or key in state["finished"]:
+                continue
+            _finish(state, {"key": key, "index": trial.index, "params": to_plain(trial.point),
+                            "config": trial_identity(trial.config, trial.optimizer, plan.data)["config"],
+                            "status": "failed", "seconds": 0.0,
+                            "error": "worker process died while running this trial (killed by the "
+                                     "system; out of memory?)",
+                            "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+            recorded += 1
+    logger.warning("a worker process died while running %d trial(s); continuing", len(in_flight))
+    left = [t for t in todo if t.key not in state["finished"]]
+    first = [t for t in left if t.key in in_flight][:1]
+    rest = [t for t in left if t.key not in in_flight]
+    return first + rest + [t for t in left if t.key in in_flight][1:], recorded
+
+
+def _bar_postfix(bar, plan, records, best) -> None:
+    if best is not None:
+        score = score_of(records.get(best.key), plan.options.metric, plan.options.level)
+        bar.set_postfix_str(f"best {plan.options.metric} {score:.4f}", refresh=False)

@@ -1,0 +1,386 @@
+"""Hyperparameter sweeps: search spaces, resumable parallel trials, results and reports.
+
+A sweep evaluates many configurations of one model on one feature table:
+
+1. A grouped *test part* is held out once (the same kind of split as
+   ``featx train``: by track, by artist, per row, or the fault-filtered test list).
+2. Every configuration (a *trial*) is cross-validated on the remaining rows;
+   its out-of-fold validation metrics are the only figures used for selection.
+3. The best configuration is retrained on all non-test rows, scored once on the
+   test part and saved as a normal bundle in ``DIR/best/``.
+
+Finished trials are appended to ``DIR/trials.jsonl`` (one JSON line per trial,
+written with a single ``write``), keyed by a hash of everything that determines
+the result: the resolved hyperparameters, the data file's content, the split,
+folds and seed. Re-running a sweep reuses every trial already in the journal,
+so a widened grid or an interrupted run only trains what is missing.
+``results.csv`` is rewritten atomically after every trial; ``report.md`` and the
+self-contained ``report.html`` are written at the end.
+
+Trials run through :mod:`joblib` (loky worker processes, one BLAS thread each).
+Keras/TensorFlow is imported inside the trial functions only.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..models.registry import ModelSpec, Param
+from ..training.config import OPTIMIZERS
+
+logger = logging.getLogger(__name__)
+
+JOURNAL = "trials.jsonl"
+RESULTS = "results.csv"
+SETTINGS = "sweep.json"
+RUNNING = ".running"
+BEST = "best"
+SEARCHES = ("grid", "random")
+LEVELS = ("track", "segment")
+
+#: Training options that can be swept next to a model's own hyperparameters.
+TRAIN_OPTIONS: dict[str, Param] = {
+    "epochs": Param("int", None, "maximum epochs"),
+    "batch_size": Param("int", 32, "mini-batch size"),
+    "learning_rate": Param("float", 1e-3, "initial learning rate"),
+    "optimizer": Param("str", "adam", "optimizer", OPTIMIZERS),
+    "patience": Param("int", 15, "early-stopping patience (0: off)"),
+    "reduce_lr_patience": Param("int", 5, "ReduceLROnPlateau patience (0: off)"),
+    "reduce_lr_factor": Param("float", 0.5, "ReduceLROnPlateau factor"),
+    "min_lr": Param("float", 1e-5, "ReduceLROnPlateau floor"),
+    "valid_fraction": Param("float", None, "share of each training part held out for early stopping"),
+    "log_variances": Param("bool", True, "log-scale the *_var columns"),
+}
+#: Training options that only mean something for Keras models.
+KERAS_OPTIONS = frozenset(TRAIN_OPTIONS) - {"log_variances"}
+
+_EXPECTED = {
+    "ints": "positive integers joined by '-' like 256-128-64",
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "str": "text",
+}
+
+
+# ---------------------------------------------------------------------------
+# Search space
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A distribution to sample from in random search: ``loguniform(1e-4, 1e-1)``.
+
+    ``uniform`` and ``loguniform`` are continuous on ``[low, high]``;
+    ``randint`` draws integers with ``low <= x <= high``.
+    """
+
+    kind: str
+    low: float
+    high: float
+
+    KINDS = ("uniform", "loguniform", "randint")
+
+    def __post_init__(self):
+        if self.kind not in self.KINDS:
+            raise ConfigError(f"unknown distribution {self.kind!r}; expected one of {', '.join(self.KINDS)}")
+        if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high):
+            raise ConfigError(f"{self}: expected finite bounds with low < high")
+        if self.kind == "loguniform" and self.low <= 0:
+            raise ConfigError(f"{self}: expected low > 0 for a log-uniform distribution")
+        if self.kind == "randint" and (self.low != int(self.low) or self.high != int(self.high)):
+            raise ConfigError(f"{self}: expected integer bounds")
+
+    def scipy(self):
+        """The frozen :mod:`scipy.stats` distribution (anything with ``rvs``)."""
+        from scipy import stats
+
+        if self.kind == "uniform":
+            return stats.uniform(loc=self.low, scale=self.high - self.low)
+        if self.kind == "loguniform":
+            return stats.loguniform(self.low, self.high)
+        return stats.randint(int(self.low), int(self.high) + 1)
+
+    def __str__(self) -> str:
+        return f"{self.kind}({self.low:g}, {self.high:g})"
+
+
+_DIST_RE = re.compile(r"^\s*([a-z_]+)\s*\((.*)\)\s*$", re.IGNORECASE)
+
+
+def parse_distribution(text: str, *, source: str) -> Distribution | None:
+    """``'loguniform(1e-4, 1e-1)'`` -> :class:`Distribution`; ``None`` if not that form."""
+    match = _DIST_RE.match(text)
+    if not match:
+        return None
+    kind, args = match.group(1).lower(), [a.strip() for a in match.group(2).split(",")]
+    try:
+        low, high = (float(a) for a in args)
+    except ValueError:
+        raise ConfigError(
+            f"{source}: expected a distribution like {kind}(LOW, HIGH). Received: {text!r}"
+        ) from None
+    try:
+        return Distribution(kind, low, high)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _param_for(spec: ModelSpec, name: str, source: str) -> Param:
+    """The :class:`Param` describing hyperparameter ``name`` of ``spec``."""
+    if name in spec.params:
+        return spec.params[name]
+    if name == "depth" and "units" in spec.params:
+        return Param("int", None, "number of layers")
+    if name in TRAIN_OPTIONS and (spec.kind == "keras" or name not in KERAS_OPTIONS):
+        return TRAIN_OPTIONS[name]
+    valid = list(spec.params) + (["depth"] if "units" in spec.params else [])
+    valid += [n for n in TRAIN_OPTIONS if spec.kind == "keras" or n not in KERAS_OPTIONS]
+    if name in TRAIN_OPTIONS:
+        raise ConfigError(
+            f"{source}: {name} is a Keras training option; model {spec.name!r} is a scikit-learn "
+            f"model. Expected one of {', '.join(valid)}"
+        )
+    raise ConfigError(
+        f"{source}: model {spec.name!r} has no hyperparameter {name!r}; expected one of {', '.join(valid)}"
+    )
+
+
+def typed_value(spec: ModelSpec, name: str, value, *, source: str):
+    """Convert one raw value (text from ``--param`` or a YAML/JSON item) to its kind."""
+    param = _param_for(spec, name, source)
+    raw = value
+    if param.kind == "ints" and isinstance(value, str):
+        # '-' joins layer sizes (256-128-64); only between digits, so -5 or 8--4 stay invalid
+        value = re.sub(r"(?<=\d)-(?=\d)", ",", value.strip().strip("()[]"))
+    if param.kind == "int" and isinstance(value, str):
+        value = value.strip()
+    if isinstance(value, (list, tuple)) and param.kind != "ints":
+        value = None  # a list where one value is expected
+    try:
+        if value is None or (isinstance(value, dict)):
+            raise ConfigError("")
+        out = param.parse(spec.name, name, value)
+        if param.kind in ("int", "float") and isinstance(raw, bool):
+            raise ConfigError("")
+        return out
+    except ConfigError:
+        expected = _EXPECTED[param.kind]
+        if param.choices:
+            expected = "one of " + ", ".join(param.choices)
+        raise ConfigError(f"{source}: bad value for {name}; expected {expected}. Received: {raw!r}") from None
+
+
+def split_values(text: str) -> list[str]:
+    """``'1e-3,1e-2'`` -> ``['1e-3', '1e-2']`` (commas outside brackets separate values)."""
+    out, depth, current = [], 0, ""
+    for ch in text:
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        if ch == "," and depth == 0:
+            out.append(current)
+            current = ""
+        else:
+            current += ch
+    out.append(current)
+    return [v.strip() for v in out]
+
+
+def parse_param_option(text: str) -> tuple[str, object]:
+    """One ``--param NAME=V1,V2`` option -> ``(name, [raw values] or Distribution)``."""
+    source = f"--param {text}"
+    if "=" not in text:
+        raise ConfigError(f"--param expects NAME=V1,V2,... Received: {text!r}")
+    name, values = (p.strip() for p in text.split("=", 1))
+    name = name.replace("-", "_")
+    if not name:
+        raise ConfigError(f"--param expects NAME=V1,V2,... with a name. Received: {text!r}")
+    source = f"--param {name}"
+    dist = parse_distribution(values, source=source)
+    if dist is not None:
+        return name, dist
+    items = split_values(values)
+    if not values.strip() or any(not v for v in items):
+        raise ConfigError(f"{source}: empty value in the list; expected NAME=V1,V2,... Received: {text!r}")
+    return name, items
+
+
+def read_grid_file(path) -> list[dict]:
+    """A YAML or JSON search space -> list of sub-grids ``{name: [raw values] or Distribution}``.
+
+    The file holds a mapping ``{name: [values]}`` (a scalar is one value; a
+    string like ``"loguniform(1e-4, 1e-1)"`` is a distribution for random
+    search), a list of such mappings (sub-grids searched one after the other),
+    or either of those under a top-level ``grid`` key.
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such grid file; expected a YAML or JSON search space")
+    try:
+        data = yaml.safe_load(path.read_text())  # JSON is YAML
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise ConfigError(f"{path}: grid file does not parse{line} ({first})") from None
+    if isinstance(data, dict) and set(data) == {"grid"}:
+        data = data["grid"]
+    grids = data if isinstance(data, list) else [data]
+    if not grids or not all(isinstance(g, dict) and g for g in grids):
+        raise ConfigError(
+            f"{path}: expected a mapping of hyperparameter names to value lists, or a list of such "
+            f"mappings. Received: {type(data).__name__}"
+        )
+    out = []
+    for i, grid in enumerate(grids):
+        where = f"{path}" + (f" (sub-grid {i + 1})" if len(grids) > 1 else "")
+        sub = {}
+        for name, values in grid.items():
+            name = str(name).replace("-", "_")
+            source = f"{where}: {name}"
+            if isinstance(values, str):
+                dist = parse_distribution(values, source=source)
+                if dist is not None:
+                    sub[name] = dist
+                    continue
+            if isinstance(values, dict):
+                try:
+                    sub[name] = Distribution(str(values.get("dist", values.get("distribution"))),
+                                             float(values["low"]), float(values["high"]))
+                except (KeyError, TypeError, ValueError):
+                    raise ConfigError(
+                        f"{source}: expected a list of values or a distribution "
+                        "{dist: loguniform, low: ..., high: ...}"
+                    ) from None
+                except ConfigError as exc:
+                    raise ConfigError(f"{source}: {exc}") from None
+                continue
+            values = values if isinstance(values, list) else [values]
+            if not values or any(v is None for v in values):
+                raise ConfigError(f"{source}: empty value list; expected one or more values")
+            sub[name] = values
+        out.append((where, sub))
+    return out
+
+
+@dataclass
+class SearchSpace:
+    """Typed sub-grids: ``{name: [values] or Distribution}``, and the names in given order."""
+
+    names: list[str]
+    grids: list[dict]
+
+    def points(self, search: str, *, n_iter: int = 20, seed: int = 0) -> list[dict]:
+        """The combinations to evaluate, in a fixed order."""
+        if search == "grid":
+            from sklearn.model_selection import ParameterGrid
+
+            for grid in self.grids:
+                for name, values in grid.items():
+                    if isinstance(values, Distribution):
+                        raise ConfigError(
+                            f"{name}={values} is a distribution; --search grid needs a list of values "
+                            "(or use --search random --n-iter N)"
+                        )
+            points = list(ParameterGrid(self.grids))
+        elif search == "random":
+            import warnings
+
+            from sklearn.model_selection import ParameterSampler
+
+            if not isinstance(n_iter, int) or n_iter < 1:
+                raise ConfigError(f"--n-iter must be a positive integer. Received: n_iter={n_iter!r}")
+            space = [{k: (v.scipy() if isinstance(v, Distribution) else v) for k, v in g.items()}
+                     for g in self.grids]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # n_iter larger than a finite grid
+                points = list(ParameterSampler(space, n_iter=n_iter, random_state=seed))
+        else:
+            raise ConfigError(f"unknown search {search!r}; expected one of {', '.join(SEARCHES)}")
+        return [{k: (p[k].item() if isinstance(p[k], np.generic) else p[k]) for k in self.names if k in p}
+                for p in points]
+
+
+def build_space(spec: ModelSpec, entries: list[tuple[str, dict]]) -> SearchSpace:
+    """Type and check raw sub-grids against ``spec``; every problem names its entry.
+
+    ``entries`` is a list of ``(source, {name: [raw values] or Distribution})``;
+    ``--param`` options are passed as one entry merged into every sub-grid.
+    """
+    if not entries:
+        raise ConfigError("nothing to sweep; expected --param NAME=V1,V2,... or --grid FILE")
+    names: list[str] = []
+    grids = []
+    for source, grid in entries:
+        typed = {}
+        for name, values in grid.items():
+            where = f"--param {name}" if source == "--param" else f"{source}: {name}"
+            param = _param_for(spec, name, where)
+            if isinstance(values, Distribution):
+                if param.kind not in ("int", "float"):
+                    raise ConfigError(f"{where}: {values} needs a numeric hyperparameter; "
+                                      f"{name} expects {_EXPECTED[param.kind]}")
+                typed[name] = values
+            else:
+                if not values:
+                    raise ConfigError(f"{where}: empty value list; expected one or more values")
+                typed[name] = [typed_value(spec, name, v, source=where) for v in values]
+            if name not in names:
+                names.append(name)
+        grids.append(typed)
+    return SearchSpace(names, grids)
+
+
+def space_from_options(spec: ModelSpec, params: list[str], grid_file=None) -> SearchSpace:
+    """The search space of ``--param`` options and/or a ``--grid`` file.
+
+    ``--param`` values apply to every sub-grid of the file (and override it).
+    """
+    option_grid: dict = {}
+    for text in params:
+        name, values = parse_param_option(text)
+        option_grid[name] = values
+    if grid_file is not None:
+        entries = read_grid_file(grid_file)
+        entries = [(src, {**sub, **option_grid}) for src, sub in entries]
+    else:
+        entries = [("--param", option_grid)] if option_grid else []
+    return build_space(spec, entries)
+
+
+# ---------------------------------------------------------------------------
+# Trials: configuration, keys, display
+
+
+def to_plain(value):
+    """JSON-safe plain value (tuples -> lists, numpy scalars -> Python)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (tuple, list)):
+        return [to_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_plain(v) for k, v in value.items()}
+    return value
+
+
+def display_value(value) -> str | float | int | bool:
+    """How a hyperparameter value appears in results and reports (tuples as ``256-128-64``)."""
+    if isinstance(value, (list, tuple)):
+        return "-".join(str(v) for v in value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+_TABLES: dict = {}
+_WORKER: dict = {"threads": None}

@@ -1,0 +1,285 @@
+"""Hyperparameter sweeps: search spaces, resumable parallel trials, results and reports.
+
+A sweep evaluates many configurations of one model on one feature table:
+
+1. A grouped *test part* is held out once (the same kind of split as
+   ``featx train``: by track, by artist, per row, or the fault-filtered test list).
+2. Every configuration (a *trial*) is cross-validated on the remaining rows;
+   its out-of-fold validation metrics are the only figures used for selection.
+3. The best configuration is retrained on all non-test rows, scored once on the
+   test part and saved as a normal bundle in ``DIR/best/``.
+
+Finished trials are appended to ``DIR/trials.jsonl`` (one JSON line per trial,
+written with a single ``write``), keyed by a hash of everything that determines
+the result: the resolved hyperparameters, the data file's content, the split,
+folds and seed. Re-running a sweep reuses every trial already in the journal,
+so a widened grid or an interrupted run only trains what is missing.
+``results.csv`` is rewritten atomically after every trial; ``report.md`` and the
+self-contained ``report.html`` are written at the end.
+
+Trials run through :mod:`joblib` (loky worker processes, one BLAS thread each).
+Keras/TensorFlow is imported inside the trial functions only.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError, OutputError
+from ..models.registry import ModelSpec, get_model
+from ..training.config import METRIC_NAMES, TrainConfig
+
+logger = logging.getLogger(__name__)
+from .space import KERAS_OPTIONS, LEVELS, TRAIN_OPTIONS, _TABLES, _WORKER, _param_for, display_value, to_plain
+
+
+def trial_config(spec: ModelSpec, point: dict, *, base: dict) -> tuple[TrainConfig, str]:
+    """``(TrainConfig, optimizer)`` for one combination; raises ConfigError naming it."""
+    point = dict(point)
+    for name, value in list(point.items()):
+        param = _param_for(spec, name, name)
+        if param.kind == "int" and isinstance(value, (float, np.floating)):
+            point[name] = int(round(float(value)))  # sampled from a continuous distribution
+        elif isinstance(value, np.generic):
+            point[name] = value.item()
+    model_params = {k: v for k, v in point.items() if k in spec.params or k == "depth"}
+    options = {k: v for k, v in point.items() if k in TRAIN_OPTIONS}
+    optimizer = options.pop("optimizer", "adam")
+    try:
+        config = TrainConfig(model=spec.name, params=model_params, refit=False, **base, **options).validate()
+    except ConfigError as exc:
+        shown = ", ".join(f"{k}={display_value(v)}" for k, v in point.items())
+        raise ConfigError(f"{exc} (in the combination {shown})") from None
+    return config, optimizer
+
+
+def trial_identity(config: TrainConfig, optimizer: str, data: dict) -> dict:
+    """Everything that determines a trial's result, as plain data."""
+    cfg = config.to_dict()
+    for drop in ("artist_map", "split_dir", "refit"):
+        cfg.pop(drop, None)
+    if get_model(config.model).kind == "sklearn":
+        for name in KERAS_OPTIONS:
+            cfg.pop(name, None)
+        cfg["fit_rows"] = "training part"  # since no validation part is split off first
+    else:
+        cfg["optimizer"] = optimizer
+    return {"config": cfg, "data": data}
+
+
+def trial_key(identity: dict) -> str:
+    text = json.dumps(to_plain(identity), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Trial:
+    """One combination of the search space."""
+
+    index: int
+    point: dict
+    config: TrainConfig
+    optimizer: str
+    key: str
+
+    @property
+    def shown(self) -> dict:
+        return {k: display_value(v) for k, v in self.point.items()}
+
+
+# ---------------------------------------------------------------------------
+# The journal
+
+
+class Journal:
+    """Append-only JSON-lines record of finished trials, locked against a second writer."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._fd = None
+
+    def open(self) -> dict[str, dict]:
+        """Lock the journal, drop a cut-off last line, and return ``{key: record}``."""
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            import fcntl
+
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # pragma: no cover - no advisory locks on this platform
+            pass
+        except OSError:
+            os.close(self._fd)
+            self._fd = None
+            raise OutputError(
+                f"{self.path.parent}: another featx sweep is writing to this folder; "
+                "wait for it or use another -o folder"
+            ) from None
+        data = self.path.read_bytes()
+        end = data.rfind(b"\n") + 1
+        if end < len(data):
+            logger.warning("%s: ignoring a cut-off last line (%d bytes) from an interrupted run",
+                           self.path, len(data) - end)
+            os.ftruncate(self._fd, end)
+            data = data[:end]
+        records: dict[str, dict] = {}
+        for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                records[str(record["key"])] = record
+            except (ValueError, KeyError, TypeError):
+                logger.warning("%s: ignoring unreadable line %d", self.path, number)
+        return records
+
+    def append(self, record: dict) -> None:
+        line = (json.dumps(record, sort_keys=True, allow_nan=True) + "\n").encode()
+        os.write(self._fd, line)  # one write per record: a record is whole or cut, never interleaved
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+# ---------------------------------------------------------------------------
+# Running one trial (in a worker process)
+
+
+@dataclass
+class Design:
+    """How rows are used: a test part held out once, and the selection folds on the rest.
+
+    All index arrays refer to rows of the full table. ``folds`` are
+    ``(name, train_rows, validation_rows)``; each trial carves its own
+    early-stopping part out of ``train_rows`` (its ``valid_fraction`` may be swept).
+    """
+
+    dev: np.ndarray
+    test: np.ndarray
+    folds: list[tuple[str, np.ndarray, np.ndarray]]
+    groups: np.ndarray
+    grouped: bool
+    description: str
+    test_description: str
+    leaky: bool = False
+
+
+def _load_table(csv: str, sha: str):
+    from ..data.table import read_feature_csv
+
+    key = (csv, sha)
+    if key not in _TABLES:
+        _TABLES.clear()
+        _TABLES[key] = read_feature_csv(csv)
+    return _TABLES[key]
+
+
+def _configure_worker(threads: int | None, keras_model: bool) -> None:
+    """Once per process: cap TensorFlow's threads, let trials share a GPU."""
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+    if not keras_model or _WORKER.get("configured"):
+        return
+    _WORKER["configured"] = True
+    from .._keras import import_keras
+    keras = import_keras()
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        try:
+            if threads:
+                tf.config.threading.set_intra_op_parallelism_threads(threads)
+                tf.config.threading.set_inter_op_parallelism_threads(threads)
+            for gpu in tf.config.list_physical_devices("GPU"):
+                tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # already initialised in this process
+            pass
+
+
+def _level_summary(metrics: dict) -> dict:
+    out = {}
+    for level in LEVELS:
+        m = metrics[level]
+        out[level] = {name: m[name] for name in METRIC_NAMES}
+        out[level]["std"] = {name: m["std"][name] for name in METRIC_NAMES}
+        out[level]["n"] = m["n"]
+    return out
+
+
+def evaluate_config(table, config: TrainConfig, optimizer: str, design: Design) -> dict:
+    """Cross-validate one configuration on the selection folds; the test part is not touched."""
+    from ..data.splits import _inner_valid
+    from ..training.metrics import compute_metrics, prediction_frame
+    from ..training.cv import fit_and_predict, label_setup
+
+    spec = get_model(config.model)
+    prep0, y, max_segments = label_setup(table, spec, config)
+    frames, epochs_run, fit_seconds = [], [], 0.0
+    for k, (name, train, valid) in enumerate(design.folds):
+        tr, es = _inner_valid(train, y, design.groups, config.valid_fraction, config.seed + k, design.grouped)
+        start = time.perf_counter()
+        model, _, history, proba = fit_and_predict(table, spec, config, prep0, y, tr, es, valid,
+                                                   seed=config.seed + k, max_segments=max_segments,
+                                                   progress=False, desc=name, optimizer=optimizer)
+        fit_seconds += time.perf_counter() - start
+        epochs_run.append(len(history.get("loss", [])))
+        frames.append(prediction_frame(table, valid, proba, prep0.classes, name))
+        del model
+    metrics = compute_metrics(pd.concat(frames, ignore_index=True), prep0.classes)
+    summary = _level_summary(metrics)
+    summary["fit_seconds"] = round(fit_seconds, 4)
+    if spec.kind == "keras":
+        summary["epochs_run"] = float(np.mean(epochs_run))
+    return summary
+
+
+def _error_text(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if isinstance(exc, MemoryError) or "OOM" in text or "ResourceExhausted" in type(exc).__name__:
+        prefix = "out of memory"
+    else:
+        prefix = type(exc).__name__
+    return f"{prefix}: {text[:400]}" if text else prefix
+
+
+def run_trial(task: dict) -> dict:
+    """Evaluate one trial (picklable; runs in a worker). Never raises for a failing trial."""
+    start = time.perf_counter()
+    record = {"key": task["key"], "index": task["index"], "params": task["params"],
+              "config": task["identity"]["config"], "pid": os.getpid()}
+    spec = get_model(task["identity"]["config"]["model"])
+    keras_model = spec.kind == "keras"
+    marker = Path(task["running"]) / task["key"] if task.get("running") else None
+    if marker is not None:  # lets the parent name the trial if this process is killed
+        marker.write_text(str(os.getpid()))
+    try:
+        _configure_worker(task.get("threads"), keras_model)
+        table = _load_table(task["csv"], task["sha"])
+        config = TrainConfig.from_dict(task["train_config"]).validate()
+        record["metrics"] = evaluate_config(table, config, task["optimizer"], task["design"])
+        record["status"] = "ok"
+    except Exception as exc:  # a failing trial is a result, not a crash
+        record["status"] = "failed"
+        record["error"] = _error_text(exc)
+        logger.debug("trial %s failed", task["key"], exc_info=True)
+    finally:
+        if keras_model and "keras" in __import__("sys").modules:
+            from .._keras import import_keras
+            keras = import_keras()
+
+            keras.backend.clear_session()
+        if marker is not None:
+            marker.unlink(missing_ok=True)
+    record["seconds"] = round(time.perf_counter() - start, 4)
+    record["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return record

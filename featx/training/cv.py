@@ -1,0 +1,189 @@
+"""Training and evaluation: preprocessing, seeding, fitting, cross-validation, metrics.
+
+The flow for ``featx train`` is :func:`cross_validate`: plan grouped folds
+(:func:`featx.dataset.make_splits`), and in every fold fit the scaler on the
+training rows only, fit the model (Keras with early stopping and
+ReduceLROnPlateau, or a scikit-learn baseline), and predict the held-out rows.
+Out-of-fold predictions give segment- and track-level metrics. Finally a model
+is fitted on all rows (or, for a single split, the split's model is kept) and
+returned with its preprocessing, ready for :mod:`featx.bundle`.
+
+Keras is imported inside functions only.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..data.table import FeatureTable
+from ..data.splits import SplitPlan, make_splits
+from ..errors import ConfigError, DataError, TrainingError
+from ..models.registry import ModelSpec, get_model
+from ..features.settings import LABEL_COLUMN
+
+logger = logging.getLogger(__name__)
+from .config import TrainConfig
+from .fit import describe_device, fit_model, predict_rows, segment_sequences
+from .metrics import compute_metrics, prediction_frame, track_labels
+from .preprocessing import Preprocessing
+
+
+# ---------------------------------------------------------------------------
+# Cross-validation
+
+
+@dataclass
+class TrainResult:
+    """What :func:`cross_validate` produced."""
+
+    config: TrainConfig
+    spec: ModelSpec
+    preprocessing: Preprocessing
+    model: object
+    plan: SplitPlan
+    predictions: pd.DataFrame
+    metrics: dict
+    histories: list[dict]
+    max_segments: int | None
+    final_fit: dict
+    device: str
+    seconds: float
+
+
+def _fold_arrays(table, spec, prep, rows, y, max_segments):
+    """Model inputs and targets for ``rows``."""
+    X = prep.transform(table.X[rows])
+    if spec.input == "segments":
+        seqs, _, row_track = segment_sequences(
+            X, table.tracks[rows], table.segment_indices[rows], max_segments=max_segments)
+        return seqs, track_labels(y[rows], row_track, len(seqs), table.name)
+    return X, y[rows]
+
+
+def label_setup(table: FeatureTable, spec: ModelSpec, config: TrainConfig):
+    """``(prep0, y, max_segments)``: label encoding and unfitted preprocessing for ``table``."""
+    prep0 = Preprocessing.for_labels(table.feature_columns, table.labels, log_variances=config.log_variances)
+    y = prep0.encode(table.labels)
+    max_segments = int(pd.Series(table.tracks).value_counts().max()) if spec.input == "segments" else None
+    return prep0, y, max_segments
+
+
+def fit_and_predict(table: FeatureTable, spec: ModelSpec, config: TrainConfig, prep0: Preprocessing, y,
+                    train, valid, test, *, seed: int, max_segments, progress=None, desc: str = "epochs",
+                    optimizer: str = "adam"):
+    """One fold: fit the scaler and the model on ``train`` (``valid``: early stopping), predict ``test``.
+
+    Returns ``(model, prep, history, proba)``; ``proba`` is ``None`` when ``test`` is.
+
+    Raises
+    ------
+    TrainingError
+        The loss, or the predicted probabilities, became non-finite.
+    """
+    n_classes = len(prep0.classes)
+    prep = prep0.fit(table.X[train])
+    X_tr, y_tr = _fold_arrays(table, spec, prep, train, y, max_segments)
+    X_va, y_va = _fold_arrays(table, spec, prep, valid, y, max_segments)
+    model, history = fit_model(spec, config.params, X_tr, y_tr, X_va, y_va, num_classes=n_classes,
+                               config=config, seed=seed, progress=progress, desc=desc, optimizer=optimizer)
+    if test is None:
+        return model, prep, history, None
+    proba = predict_rows(model, spec, prep.transform(table.X[test]), table.tracks[test],
+                         table.segment_indices[test], num_classes=n_classes, max_segments=max_segments)
+    if not np.all(np.isfinite(proba)):
+        raise TrainingError(f"{desc}: the model predicts non-finite probabilities; training diverged")
+    return model, prep, history, proba
+
+
+def final_fit_record(rows: str, train, valid, seed: int, spec: ModelSpec, prep: Preprocessing,
+                     table: FeatureTable, y) -> dict:
+    """What the saved model was fitted on (a scikit-learn model also keeps its rows)."""
+    record = {"rows": rows, "train": train, "valid": valid, "seed": seed}
+    if spec.kind == "sklearn":
+        both = np.concatenate([train, valid])
+        record["X"] = prep.transform(table.X[both])
+        record["y"] = y[both]
+    return record
+
+
+def cross_validate(table: FeatureTable, config: TrainConfig, *, progress=None) -> TrainResult:
+    """Cross-validate ``config.model`` on ``table`` and fit the model to keep.
+
+    Parameters
+    ----------
+    table : FeatureTable
+        A labelled feature table.
+    config : TrainConfig
+    progress : bool or None
+        ``False`` hides progress bars; ``None`` shows them on a terminal.
+    """
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    config.validate()
+    spec = get_model(config.model)
+    if spec.input == "segments" and not table.segmented:
+        raise DataError(
+            f"{table.name}: model {spec.name!r} needs segment rows (filenames like "
+            "rock.00001.7.wav); this table has one row per file. Use a segmented table "
+            "(featx extract --segment-seconds 3) or a row model (mlp, lstm, cnn)"
+        )
+    if spec.input == "segments" and config.split == "random":
+        raise ConfigError(
+            f"model {spec.name!r} predicts whole tracks; --split random would cut tracks apart. "
+            "Expected --split track, artist or fault-filtered"
+        )
+    prep0, y, max_segments = label_setup(table, spec, config)
+    classes = prep0.classes
+    if len(classes) < 2:
+        raise DataError(
+            f"{table.name}: only one class ({classes[0]!r}) in column '{LABEL_COLUMN}'; "
+            "expected at least two genres to classify"
+        )
+    plan = make_splits(table, split=config.split, folds=config.folds, seed=config.seed,
+                       valid_fraction=config.valid_fraction, artist_map=config.artist_map,
+                       split_dir=config.split_dir)
+    device = describe_device() if spec.kind == "keras" else "cpu (scikit-learn)"
+    logger.info("training %s on %s: %s; %s", spec.name, table.name, plan.description, device)
+
+    frames, histories = [], []
+    models = []
+    bar = tqdm(plan.folds, desc="folds", unit="fold", disable=None if progress is None else not progress)
+    for k, fold in enumerate(bar):
+        model, prep, history, proba = fit_and_predict(
+            table, spec, config, prep0, y, fold.train, fold.valid, fold.test, seed=config.seed + k,
+            max_segments=max_segments, progress=progress, desc=fold.name)
+        frames.append(prediction_frame(table, fold.test, proba, classes, fold.name))
+        histories.append({"fold": fold.name, **history})
+        models.append((model, prep, fold))
+        logger.info("%s: test accuracy %.4f (%d rows)", fold.name,
+                    float((frames[-1]["label"] == frames[-1]["predicted"]).mean()), len(fold.test))
+    bar.close()
+    predictions = pd.concat(frames, ignore_index=True)
+    metrics = compute_metrics(predictions, classes)
+    metrics.update(split=plan.split, split_description=plan.description, leaky=plan.leaky,
+                   folds=len(plan.folds), model=spec.name)
+
+    if len(plan.folds) == 1 or not config.refit:
+        model, prep, fold = models[0]
+        final_fit = final_fit_record(f"train part of {fold.name}", fold.train, fold.valid, config.seed,
+                                     spec, prep, table, y)
+    else:
+        from ..data.splits import _inner_valid
+
+        everything = np.arange(table.n_rows)
+        grouped = plan.split != "random"
+        train, valid = _inner_valid(everything, y, plan.groups, config.valid_fraction, config.seed, grouped)
+        seed = config.seed + len(plan.folds)
+        model, prep, history, _ = fit_and_predict(table, spec, config, prep0, y, train, valid, None,
+                                                  seed=seed, max_segments=max_segments,
+                                                  progress=progress, desc="final")
+        histories.append({"fold": "final", **history})
+        rows = "all rows" + (" (a validation part for early stopping)" if len(valid) else "")
+        final_fit = final_fit_record(rows, train, valid, seed, spec, prep, table, y)
+    return TrainResult(config, spec, prep, model, plan, predictions, metrics, histories,
+                       max_segments, final_fit, device, time.perf_counter() - start)
