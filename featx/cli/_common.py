@@ -1,9 +1,4 @@
-"""The ``featx`` command line: one click group, thin commands.
-
-Commands parse options, call the library, and turn :class:`featx.errors.FeatxError`
-into a one-line error with a non-zero exit status. Nothing here imports TensorFlow:
-model commands import it only when they run.
-"""
+"""Shared pieces of the commands: error handling and progress switches."""
 from __future__ import annotations
 
 import functools

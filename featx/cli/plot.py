@@ -1,8 +1,4 @@
-"""Model commands: ``featx train``, ``evaluate``, ``predict``, ``plot``, ``models``.
-
-Each command parses its options and delegates to the library; TensorFlow/Keras
-is imported only when a command runs.
-"""
+"""``featx plot``: feature boxplots, audio views, a bundle's curves and confusion matrix."""
 from __future__ import annotations
 
 import json

@@ -1,0 +1,1 @@
+"""The numeric core: settings and columns, shared spectra, summary statistics, kernels. No I/O."""

@@ -1,0 +1,1 @@
+"""Files featx writes: atomic writes, the journal, and the guard for output folders."""

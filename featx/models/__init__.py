@@ -1,0 +1,1 @@
+"""Model registry and builders per family (tabular Keras, scikit-learn)."""

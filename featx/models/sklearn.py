@@ -1,10 +1,4 @@
-"""Model registry: name -> builder and its hyperparameters.
-
-Keras models come from :mod:`featx.nets`; the classic baselines are
-scikit-learn estimators trained through the same splits and reports. An
-unknown model or hyperparameter name is a :class:`ConfigError` that lists the
-valid ones.
-"""
+"""scikit-learn model builders (svm, ensemble, knn, random forest)."""
 from __future__ import annotations
 
 

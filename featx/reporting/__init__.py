@@ -1,0 +1,1 @@
+"""Reports (Markdown/HTML blocks) and every figure."""
