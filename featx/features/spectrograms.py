@@ -1,0 +1,396 @@
+"""Time-frequency images of audio segments: mel, MFCC and chroma from one shared STFT.
+
+The numeric core of the spectrogram models; it does no file I/O. Each image is the
+number librosa gives for that segment on its own (within float32 rounding):
+
+* ``mel``: ``librosa.power_to_db(librosa.feature.melspectrogram(y=seg, sr=sr,
+  n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, fmax=fmax))``, power in dB
+  relative to 1.0, floored 80 dB below the segment's peak;
+* ``mfcc``: ``librosa.feature.mfcc(y=seg, sr=sr, n_mfcc=n_mfcc, n_fft=n_fft,
+  hop_length=hop_length, n_mels=n_mels)``, whose mel bands span the whole band up
+  to ``sr / 2`` (librosa's default, and the MFCC studies');
+* ``chroma``: ``librosa.feature.chroma_stft(y=seg, sr=sr, n_fft=n_fft,
+  hop_length=hop_length, n_chroma=n_chroma)``, with its tuning estimated per segment.
+
+Where a straightforward loop calls those three functions on each segment, and so
+computes three STFTs per segment, here one STFT per segment serves every kind, all
+frames of all segments of a batch go through a single ``rfft`` call, the mel,
+chroma and DCT matrices are built once and cached, and the mel filterbanks are
+applied as sparse matrices (each filter spans a few FFT bins).
+
+Images have shape ``(n_bins, n_frames)``: row 0 is the lowest band (or C for chroma,
+or the first coefficient), column 0 the first frame. They can be resized to a fixed
+``(height, width)`` and scaled per image; see :class:`SpectrogramSettings`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.fft
+
+from ..errors import ConfigError
+from .compute import _chroma, _power_to_db
+from .settings import FeatureSettings
+
+__all__ = [
+    "KINDS",
+    "NORMALISATIONS",
+    "SpectrogramSettings",
+    "power_spectrogram",
+    "resize_images",
+    "segment_spectrograms",
+]
+
+#: The image kinds, in the order featx stores and lists them.
+KINDS = ("mel", "mfcc", "chroma")
+#: Per-image scaling applied after any resize (see :class:`SpectrogramSettings`).
+NORMALISATIONS = ("none", "per-image")
+#: Decibel floor below each segment's peak, as ``librosa.power_to_db``'s default.
+TOP_DB = 80.0
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ConfigError(f"spectrogram setting {name} must be a positive integer. Received: {name}={value!r}")
+    return int(value)
+
+
+def _parse_kinds(kinds) -> tuple[str, ...]:
+    if isinstance(kinds, str):
+        kinds = [k for k in re.split(r"[,\s]+", kinds) if k]
+    try:
+        given = [str(k).strip().lower() for k in kinds]
+    except TypeError:
+        given = None
+    if not given:
+        raise ConfigError(
+            f"spectrogram setting kinds needs one or more of {', '.join(KINDS)}. Received: kinds={kinds!r}"
+        )
+    unknown = [k for k in given if k not in KINDS]
+    if unknown:
+        raise ConfigError(
+            f"spectrogram setting kinds: unknown kind {unknown[0]!r}; expected any of "
+            f"{', '.join(KINDS)}. Received: kinds={kinds!r}"
+        )
+    return tuple(k for k in KINDS if k in given)
+
+
+def _parse_image_size(value) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    parts = value
+    if isinstance(value, str):
+        parts = re.split(r"\s*[xX,]\s*", value.strip())
+    try:
+        h, w = (int(p) for p in parts)
+        ok = h > 0 and w > 0 and all(float(p) == int(p) for p in parts)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ConfigError(
+            "spectrogram setting image_size must be HEIGHTxWIDTH in positive pixels, e.g. 128x128. "
+            f"Received: image_size={value!r}"
+        )
+    return h, w
+
+
+@dataclass(frozen=True)
+class SpectrogramSettings:
+    """How spectrogram images are made.
+
+    Parameters
+    ----------
+    kinds : tuple of {'mel', 'mfcc', 'chroma'}
+        Which images to make (any non-empty subset; also accepted as ``"mel,mfcc"``).
+        Kept in the canonical order of :data:`KINDS`.
+    sr : int > 0
+        Audio is resampled to this rate before analysis.
+    segment_seconds : float > 0 or None
+        Segment length, cut with the Kaggle 3-second table's rule (see
+        :attr:`segment_samples`); ``None`` makes one image per whole file.
+    n_fft, hop_length : int > 0
+        STFT frame and hop, in samples (``hop_length <= n_fft``). Frames are centred,
+        the signal zero-padded at both ends (librosa's default).
+    n_mels : int > 0
+        Mel bands of the ``mel`` image and of the mel spectrum the MFCCs are taken from.
+    fmax : float > 0
+        Highest frequency of the ``mel`` image's bands, in Hz (at most ``sr / 2``).
+        The MFCCs' bands always reach ``sr / 2``, as ``librosa.feature.mfcc``'s do.
+    n_mfcc : int in [1, n_mels]
+        MFCCs per frame (20; the MFCC studies used 13, 18 and 26 as well).
+    n_chroma : int > 0
+        Chroma bins per octave.
+    image_size : (height, width) or None
+        Resize every image to this size (``"128x128"`` is accepted), with linear
+        interpolation that averages over the source pixels when shrinking. ``None``
+        keeps each kind's own size, ``(n_bins, n_frames)``.
+    normalisation : {'none', 'per-image'}
+        ``'none'`` keeps the values above (dB, MFCC units, chroma in [0, 1]).
+        ``'per-image'`` scales each image to [0, 1] by its own minimum and maximum,
+        as a grayscale picture (a constant image becomes all zeros). Standardising
+        with statistics of a whole corpus is not a setting here: such statistics
+        must be learnt from the training rows only, so the training step fits them.
+    """
+
+    kinds: tuple = KINDS
+    sr: int = 22050
+    segment_seconds: float | None = 3.0
+    n_fft: int = 2048
+    hop_length: int = 512
+    n_mels: int = 128
+    fmax: float = 8000.0
+    n_mfcc: int = 20
+    n_chroma: int = 12
+    image_size: tuple | None = None
+    normalisation: str = "none"
+
+    def __post_init__(self):
+        put = functools.partial(object.__setattr__, self)
+        put("kinds", _parse_kinds(self.kinds))
+        for name in ("sr", "n_fft", "hop_length", "n_mels", "n_mfcc", "n_chroma"):
+            put(name, _positive_int(name, getattr(self, name)))
+        if self.hop_length > self.n_fft:
+            raise ConfigError(
+                "spectrogram setting hop_length must not exceed n_fft. "
+                f"Received: hop_length={self.hop_length}, n_fft={self.n_fft}"
+            )
+        if self.n_mfcc > self.n_mels:
+            raise ConfigError(
+                "spectrogram setting n_mfcc must not exceed n_mels. "
+                f"Received: n_mfcc={self.n_mfcc}, n_mels={self.n_mels}"
+            )
+        try:
+            fmax = float(self.fmax)
+        except (TypeError, ValueError):
+            fmax = float("nan")
+        if not 0 < fmax <= self.sr / 2:
+            raise ConfigError(
+                f"spectrogram setting fmax must be in (0, sr/2 = {self.sr / 2:g}] Hz. Received: fmax={self.fmax!r}"
+            )
+        put("fmax", fmax)
+        if self.segment_seconds is not None:
+            try:
+                seconds = float(self.segment_seconds)
+            except (TypeError, ValueError):
+                seconds = float("nan")
+            if not 0 < seconds < float("inf"):
+                raise ConfigError(
+                    "spectrogram setting segment_seconds must be a positive number of seconds or None. "
+                    f"Received: segment_seconds={self.segment_seconds!r}"
+                )
+            put("segment_seconds", seconds)
+        _ = self.segment_hop  # the feature tables' rules for rates and segments apply here too
+        put("image_size", _parse_image_size(self.image_size))
+        if self.normalisation not in NORMALISATIONS:
+            raise ConfigError(
+                f"spectrogram setting normalisation must be one of {', '.join(NORMALISATIONS)}. "
+                f"Received: normalisation={self.normalisation!r}"
+            )
+
+    def _segmenting(self) -> FeatureSettings:
+        """The feature tables' settings for the same rate, segments and STFT: one segmenting rule."""
+        # preset 'gtzan': the segmenting rule is the same, and no contrast bands to fit
+        return FeatureSettings(preset="gtzan", sr=self.sr, segment_seconds=self.segment_seconds,
+                               n_fft=self.n_fft, hop_length=self.hop_length)
+
+    @property
+    def segment_hop(self) -> int | None:
+        """Samples from one segment's start to the next, or ``None`` for whole files."""
+        return self._segmenting().segment_hop
+
+    @property
+    def segment_samples(self) -> int | None:
+        """Samples per segment (one less than :attr:`segment_hop`, the Kaggle rule), or ``None``."""
+        return self._segmenting().segment_samples
+
+    def n_frames(self, n_samples: int) -> int:
+        """STFT frames of a signal of ``n_samples`` samples (centred frames)."""
+        return 1 + int(n_samples) // self.hop_length
+
+    def n_bins(self, kind: str) -> int:
+        """Rows of a ``kind`` image before any resize."""
+        return {"mel": self.n_mels, "mfcc": self.n_mfcc, "chroma": self.n_chroma}[kind]
+
+    def image_shape(self, kind: str, n_samples: int | None = None) -> tuple[int, int]:
+        """``(height, width)`` of the ``kind`` images of a segment of ``n_samples`` samples.
+
+        ``n_samples`` defaults to :attr:`segment_samples`; it is needed (and only then)
+        for whole files without an ``image_size``.
+        """
+        if kind not in KINDS:
+            raise ConfigError(f"unknown spectrogram kind {kind!r}; expected one of {', '.join(KINDS)}")
+        if self.image_size is not None:
+            return self.image_size
+        n = self.segment_samples if n_samples is None else n_samples
+        if n is None:
+            raise ConfigError("whole-file images have no fixed width; set image_size to fix one")
+        return self.n_bins(kind), self.n_frames(n)
+
+    def to_dict(self) -> dict:
+        """Plain-data form (JSON-safe)."""
+        data = dataclasses.asdict(self)
+        data["kinds"] = list(self.kinds)
+        data["image_size"] = None if self.image_size is None else list(self.image_size)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SpectrogramSettings:
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown spectrogram setting(s) {', '.join(unknown)}; expected some of {', '.join(sorted(known))}"
+            )
+        return cls(**data)
+
+
+def power_spectrogram(y: np.ndarray, *, n_fft: int = 2048, hop_length: int = 512) -> np.ndarray:
+    """Power spectrogram ``|STFT|**2`` of each segment, from one ``rfft`` over all frames.
+
+    The same frames as ``librosa.stft(y, n_fft=n_fft, hop_length=hop_length)``:
+    Hann window, centred, zero padding.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n_segments, n)]
+        Equal-length mono waveforms.
+
+    Returns
+    -------
+    power : np.ndarray [shape=(n_segments, 1 + n_fft // 2, n_frames), dtype=float32]
+    """
+    y = np.ascontiguousarray(np.atleast_2d(y), dtype=np.float32)
+    half = n_fft // 2
+    padded = np.pad(y, ((0, 0), (half, half)))
+    n_frames = 1 + (padded.shape[-1] - n_fft) // hop_length
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=-1)[:, ::hop_length][:, :n_frames]
+    frames = frames * _window(n_fft)  # (n_segments, n_frames, n_fft), contiguous
+    spectrum = scipy.fft.rfft(frames, axis=-1)
+    power = np.square(spectrum.real)
+    power += np.square(spectrum.imag)
+    return np.ascontiguousarray(np.swapaxes(power, -1, -2))
+
+
+def segment_spectrograms(y: np.ndarray, *, settings: SpectrogramSettings) -> dict[str, np.ndarray]:
+    """Every image kind of ``settings`` for a batch of segments.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n_segments, n)]
+        Mono waveforms at ``settings.sr``, all of the same length (a 1-D array is
+        one segment).
+    settings : SpectrogramSettings
+
+    Returns
+    -------
+    images : dict
+        ``kind -> np.ndarray [shape=(n_segments, height, width), dtype=float32]`` for
+        each kind in ``settings.kinds``; finite everywhere, silence included.
+    """
+    s = settings
+    y = np.atleast_2d(np.asarray(y))
+    if y.ndim != 2 or y.shape[-1] == 0:
+        raise ConfigError(f"segments must be a (n_segments, n_samples) array. Received: shape={y.shape}")
+    power = power_spectrogram(y, n_fft=s.n_fft, hop_length=s.hop_length)
+    out: dict[str, np.ndarray] = {}
+    if "mel" in s.kinds:
+        mel = _mel_power(power, _mel_matrix(s.sr, s.n_fft, s.n_mels, s.fmax))
+        out["mel"] = _power_to_db(mel, top_db=TOP_DB)
+    if "mfcc" in s.kinds:
+        mel_db = _power_to_db(_mel_power(power, _mel_matrix(s.sr, s.n_fft, s.n_mels, None)), top_db=TOP_DB)
+        out["mfcc"] = np.matmul(_dct_matrix(s.n_mels, s.n_mfcc), mel_db)
+    if "chroma" in s.kinds:
+        out["chroma"] = _chroma(power, sr=s.sr, n_fft=s.n_fft, n_chroma=s.n_chroma)
+    for kind, images in out.items():
+        images = np.nan_to_num(images.astype(np.float32, copy=False), nan=0.0, posinf=0.0, neginf=0.0)
+        if s.image_size is not None:
+            images = resize_images(images, s.image_size)
+        if s.normalisation == "per-image":
+            images = _minmax(images)
+        out[kind] = np.ascontiguousarray(images, dtype=np.float32)
+    return out
+
+
+def resize_images(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a batch of images to ``size`` by separable linear interpolation.
+
+    Pixel centres are aligned as in image libraries (half-pixel offsets); when an
+    axis shrinks, the interpolation kernel widens with it, so each output pixel
+    averages the input pixels it covers instead of skipping some.
+
+    Parameters
+    ----------
+    images : np.ndarray [shape=(..., h, w)]
+    size : (height, width)
+
+    Returns
+    -------
+    resized : np.ndarray [shape=(..., height, width), dtype=float32]
+    """
+    height, width = size
+    h, w = images.shape[-2:]
+    out = np.asarray(images, dtype=np.float32)
+    if (h, w) == (height, width):
+        return out
+    if h != height:
+        out = np.matmul(_resize_matrix(h, height), out)
+    if w != width:
+        out = np.matmul(out, _resize_matrix(w, width).T)
+    return out
+
+
+@functools.lru_cache(maxsize=32)
+def _resize_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """``(n_out, n_in)`` weights of a triangle kernel (bilinear with area averaging)."""
+    scale = n_in / n_out
+    support = max(scale, 1.0)
+    centres = (np.arange(n_out) + 0.5) * scale - 0.5
+    weights = np.maximum(0.0, 1.0 - np.abs(np.arange(n_in)[None, :] - centres[:, None]) / support)
+    empty = weights.sum(axis=1) == 0  # cannot happen for support >= 1; kept for safety
+    weights[empty, np.clip(np.round(centres[empty]).astype(int), 0, n_in - 1)] = 1.0
+    return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _minmax(images: np.ndarray) -> np.ndarray:
+    lo = images.min(axis=(-2, -1), keepdims=True)
+    span = images.max(axis=(-2, -1), keepdims=True) - lo
+    flat = span <= 0
+    span[flat] = 1.0
+    return (images - lo) / span
+
+
+def _mel_power(power: np.ndarray, basis) -> np.ndarray:
+    """``basis @ power[i]`` for every segment.
+
+    ``basis`` is a sparse matrix: each triangular mel filter covers a few FFT bins, so
+    the product costs about 2 multiply-adds per bin and frame instead of ``n_mels``.
+    """
+    return np.stack([basis @ p for p in power]).astype(np.float32, copy=False)
+
+
+@functools.lru_cache(maxsize=16)
+def _window(n_fft: int) -> np.ndarray:
+    import librosa
+
+    return librosa.filters.get_window("hann", n_fft, fftbins=True).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=16)
+def _mel_matrix(sr: int, n_fft: int, n_mels: int, fmax: float | None):
+    """librosa's mel filterbank (Slaney scale and area normalisation), as a sparse matrix."""
+    import librosa
+    import scipy.sparse
+
+    dense = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmax=fmax).astype(np.float32)
+    return scipy.sparse.csr_array(dense)
+
+
+@functools.lru_cache(maxsize=16)
+def _dct_matrix(n_mels: int, n_mfcc: int) -> np.ndarray:
+    """The first ``n_mfcc`` rows of the orthonormal DCT-II over ``n_mels`` bands."""
+    return scipy.fft.dct(np.eye(n_mels), type=2, norm="ortho", axis=0)[:n_mfcc].astype(np.float32)
