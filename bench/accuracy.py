@@ -59,7 +59,7 @@ def main(argv=None) -> None:
             m = result.metrics["track"]
             results[key] = {"accuracy": m["accuracy"], "std": m["std"]["accuracy"], "f1_macro": m["f1_macro"],
                             "per_fold": [f["accuracy"] for f in m["per_fold"]],
-                            "seconds": time.perf_counter() - start, "config": config.to_dict()}
+                            "seconds": time.perf_counter() - start, "config": result.config.to_dict()}
             print(f"{key}: accuracy {m['accuracy']:.4f} (f1 {m['f1_macro']:.4f}) "
                   f"in {results[key]['seconds']:.0f} s", flush=True)
             args.out.write_text(json.dumps(results, indent=2))

@@ -100,10 +100,10 @@ def steady_state(paths):
     """
     from joblib import Parallel, delayed, parallel_config
 
-    from featx.extract.runner import _file_key, _work
+    from featx.extract.runner import _work
 
     settings = FeatureSettings()
-    keys = [_file_key(p) for p in paths]
+    keys = [str(p) for p in paths]
     times = {}
     with threadpool_limits(limits=1):
         _work(keys[0], settings)

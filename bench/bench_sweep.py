@@ -16,6 +16,7 @@ Three measurements, printed as Markdown tables:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import shutil
@@ -71,8 +72,7 @@ def baseline(plan, folds: int) -> tuple[float, float]:
     table = plan.table.subset(np.isin(np.arange(plan.table.n_rows), plan.design.dev))
     start = time.perf_counter()
     for trial in plan.trials:
-        config = trial.config
-        config.refit = False
+        config = dataclasses.replace(trial.config, refit=False)  # TrainConfig is frozen
         cross_validate(table, config, progress=False)
     return time.perf_counter() - start, len(plan.trials)
 

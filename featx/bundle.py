@@ -13,7 +13,9 @@ Nothing in a bundle is unpickled. Keras models load in safe mode (no code from
 the file runs). A scikit-learn baseline is stored as the standardised rows it
 was fitted on plus its hyperparameters and seed, and refitted on load (these
 estimators are deterministic for a fixed seed); the refit is checked against
-probabilities saved at training time.
+probabilities saved at training time. Every value read is checked first
+(:mod:`featx.bundle_checks`): a tampered or damaged bundle is one
+``corrupt bundle: <file>: <field> ...`` error, never wrong predictions or a hang.
 """
 from __future__ import annotations
 
@@ -22,7 +24,6 @@ import hashlib
 import json
 import logging
 import platform
-import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,14 +32,15 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from .bundle_api import BundleAPI
 from .data.table import FeatureTable, check_columns, track_name
-from .io.atomic import atomic_write
-from .errors import AudioError, BundleError, DataError, OutputError
+from .io.atomic import atomic_open, atomic_save, atomic_write
+from .errors import AudioError, BundleError, DataError, FeatxError, OutputError
 from .models.registry import ModelSpec, get_model
 from .features.settings import FeatureSettings
 from .training.preprocessing import Preprocessing
 from .training.cv import TrainResult
-from .training.fit import fit_estimator, predict_rows
+from .training.fit import fit_estimator, predict_rows, sklearn_proba
 
 logger = logging.getLogger(__name__)
 
@@ -93,35 +95,70 @@ def write_json(path, data) -> None:
     atomic_write(path, json.dumps(data, indent=2, default=_json_default) + "\n")
 
 
+#: Every path a bundle written before featx left folder markers can hold.
+LEGACY_LAYOUT = (KERAS_MODEL, BASELINE, PREPROCESSING, METADATA, "metrics.json", "predictions.csv",
+                 "history.json", "report.md", "figures/*.png",
+                 *(f"evaluation/*/{name}" for name in ("metrics.json", "predictions.csv", "history.json",
+                                                       "report.md", "figures/*.png")))
+
+
+def legacy_bundle():
+    """How a bundle folder written before folder markers is recognised (see :mod:`featx.io.guard`).
+
+    Only when every file in it is one the bundle format writes (:data:`LEGACY_LAYOUT`),
+    nothing in it is a link, and ``metadata.json`` says ``"format": "featx-bundle"``.
+    """
+    from .io.guard import Legacy, json_says
+
+    return Legacy(FORMAT, LEGACY_LAYOUT, json_says(METADATA, "format", FORMAT))
+
+
+def legacy_figures(directory: Path):
+    """How the ``figures`` folder of a bundle written before folder markers is recognised:
+    it holds only the figures a bundle has, and ``directory`` is such a bundle."""
+    from .io.guard import Legacy, json_says
+
+    bundle = json_says(METADATA, "format", FORMAT)
+    names = tuple(p.removeprefix("figures/") for p in LEGACY_LAYOUT if p.startswith("figures/"))
+    return Legacy("featx-output", names, lambda folder: bundle(Path(directory)))
+
+
 def check_output_dir(directory, *, overwrite: bool) -> Path:
     """Raise unless a bundle may be written to ``directory`` (nothing is changed).
 
-    An existing non-empty folder needs ``overwrite`` and must hold a bundle.
+    ``directory`` may be new or empty; a folder featx wrote a bundle into needs
+    ``overwrite``; any other non-empty folder is refused, whatever it holds.
+
+    Raises
+    ------
+    OutputError
+        ``directory`` is a file or a symbolic link, was not written by featx, or holds
+        a bundle and ``overwrite`` is false.
     """
+    from .io.guard import folder_state
+
     directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise OutputError(f"{directory}: exists and is not a folder; expected a folder for the bundle")
-    if directory.is_dir() and any(directory.iterdir()):
-        if not overwrite:
-            raise OutputError(f"{directory}: folder is not empty; pass --overwrite to replace the bundle in it")
-        if not (directory / METADATA).exists():
-            raise OutputError(
-                f"{directory}: folder is not empty and holds no featx bundle; refusing to replace it"
-            )
+    state = folder_state(directory, FORMAT, legacy=legacy_bundle())
+    if state in ("ours", "legacy") and not overwrite:
+        raise OutputError(f"{directory}: folder is not empty; pass overwrite to replace the featx "
+                          "model bundle in it", param="overwrite")
     return directory
 
 
 def prepare_output_dir(directory, *, overwrite: bool) -> Path:
-    """Create ``directory`` after :func:`check_output_dir`, emptying an old bundle's folder."""
+    """Create ``directory`` after :func:`check_output_dir`, deleting an old bundle's files.
+
+    Only the files featx listed in the folder's marker are deleted; anything a user
+    added to the folder stays.
+    """
+    from .io.guard import claim_folder
+
     directory = check_output_dir(directory, overwrite=overwrite)
-    if directory.is_dir() and any(directory.iterdir()):
-        shutil.rmtree(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
+    return claim_folder(directory, FORMAT, legacy=legacy_bundle(), clear=True)
 
 
 @dataclass
-class Bundle:
+class Bundle(BundleAPI):
     """A loaded model with everything needed to use it on new data."""
 
     path: Path | None
@@ -146,6 +183,29 @@ class Bundle:
     @property
     def max_segments(self) -> int | None:
         return self.metadata.get("max_segments")
+
+    @property
+    def clip_samples(self) -> int | None:
+        """Length of the whole clips a whole-file model was trained on, in samples.
+
+        ``None`` for segment rows, and for bundles that do not record it.
+        """
+        value = self.metadata.get("clip_samples")
+        if value is None:
+            return None
+        sr = self.settings.sr if self.settings is not None else 0
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= sr * 24 * 3600:
+            raise BundleError(
+                f"{self.name}: corrupt bundle: clip_samples must be a whole number of samples "
+                f"between 1 and 24 h at {sr} Hz. Received: clip_samples={value!r}"
+            )
+        return value
+
+    @property
+    def clip_seconds(self) -> float | None:
+        """:attr:`clip_samples` in seconds."""
+        samples = self.clip_samples
+        return samples / self.settings.sr if samples is not None else None
 
     @property
     def name(self) -> str:
@@ -173,6 +233,15 @@ class Bundle:
         self.check_table(table)
         X = self.preprocessing.transform(table.X[:, [table.feature_columns.index(c)
                                                       for c in self.feature_columns]])
+        beyond = ~np.isfinite(X)
+        if beyond.any():  # finite in the table, but too far from the training data for float32
+            row, col = (int(i[0]) for i in np.nonzero(beyond))
+            raise DataError(
+                f"{table.name}: value {float(table.frame[self.feature_columns[col]].iloc[row])!r} in column "
+                f"'{self.feature_columns[col]}' (row {row + 2}, filename {table.filenames[row]}) is too far "
+                "outside the model's training data to be standardised; expected a value of the kind "
+                "the model was trained on"
+            )
         return predict_rows(self.model, self.spec, X, table.tracks, table.segment_indices,
                             num_classes=len(self.classes), max_segments=self.max_segments)
 
@@ -180,17 +249,16 @@ class Bundle:
         """Metrics and row predictions of the model on a labelled table."""
         from .training.metrics import compute_metrics, prediction_frame
 
-        labels = table.labels
-        unknown = sorted(set(labels) - set(self.classes))
-        if unknown:
-            raise DataError(
-                f"{table.name}: label {unknown[0]!r} is not one of the model's classes "
-                f"({', '.join(self.classes)})"
-            )
+        encoding = self.preprocessing.labels
+        try:
+            encoding.encode(table.labels)
+        except DataError as exc:
+            raise DataError(f"{table.name}: {exc}") from None
         proba = self.predict_table(table)
-        predictions = prediction_frame(table, np.arange(table.n_rows), proba, self.classes, "evaluate")
-        metrics = compute_metrics(predictions, self.classes)
-        metrics.update(split="none (external evaluation data)", leaky=False, folds=1, model=self.spec.name)
+        predictions = prediction_frame(table, np.arange(table.n_rows), proba, encoding, "evaluate")
+        metrics = compute_metrics(predictions, encoding)
+        metrics.update(split="none (external evaluation data)", leaky=False, folds=1, model=self.spec.name,
+                       data=str(Path(table.path).resolve()) if table.path is not None else None)
         seen = self.training_overlap(table)
         if seen is not None:
             metrics["training_overlap"] = seen
@@ -222,21 +290,40 @@ class Bundle:
         return {"tracks": len(seen), "of": len(tracks), "example": seen[0] if seen else None,
                 "source": Path(table.name).name, "at_most": at_most}
 
+    def seen_tracks(self, paths) -> list[str]:
+        """The audio files among ``paths`` whose track the saved model was fitted on.
+
+        A file matches a training track id when the id is the file's path without
+        extension, or a trailing part of it (``rock.00001`` or ``rock/rock.00001``
+        for ``/data/rock/rock.00001.wav``). Empty for a bundle without its track list.
+        """
+        trained = {str(t) for t in (self.metadata.get("final_fit") or {}).get("tracks", [])}
+        seen = []
+        for path in paths if trained else []:
+            parts = Path(path).with_suffix("").as_posix().split("/")
+            if any("/".join(parts[i:]) in trained for i in range(len(parts))):
+                seen.append(str(path))
+        return seen
+
     def classify_table(self, table: FeatureTable) -> pd.DataFrame:
         """One row per track: ``file``, ``genre``, then one probability column per class."""
         proba = self.predict_table(table)
         frame = pd.DataFrame(proba, columns=self.classes)
         frame.insert(0, "file", [track_name(f, segmented=table.segmented) for f in table.filenames])
-        return _per_file(frame, self.classes)
+        return _per_file(frame, self.preprocessing.labels)
 
     def classify_audio(self, paths, *, progress=None) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
         """Extract features from audio files with the model's settings and classify each file.
 
         Returns the per-file predictions and ``(file, reason)`` for every file that could
         not be analysed (undecodable, shorter than one segment); those are skipped.
-        """
-        from tqdm.auto import tqdm
 
+        A model trained on whole clips (one row per file) is served audio in windows of
+        its training clips' length (:attr:`clip_samples`): each window is classified and
+        the probabilities are averaged per file, as segment models average their
+        segments; the column ``windows`` then gives the number of windows per file.
+        """
+        from ._progress import progress_bar
         from .extract.file import extract_features
 
         settings = self.settings
@@ -245,11 +332,12 @@ class Bundle:
                 f"{self.name}: the model's training features have no known extraction settings, "
                 "so audio cannot be featurised to match; classify a feature CSV instead"
             )
+        whole_file = settings.segment_seconds is None
+        window = self.clip_samples if whole_file else None
         frames, skipped = [], []
-        for path in tqdm(list(paths), desc="files", unit="file",
-                         disable=None if progress is None else not progress):
+        for path in progress_bar(list(paths), desc="predict", unit="file", progress=progress):
             try:
-                rows = extract_features(path, settings)
+                rows = extract_features(path, settings, window=window)
             except AudioError as exc:
                 skipped.append((str(path), str(exc).removeprefix(f"{path}: ")))
                 continue
@@ -258,14 +346,31 @@ class Bundle:
             part = pd.DataFrame(self.predict_table(table), columns=self.classes)
             part.insert(0, "file", str(path))
             frames.append(part)
+        extra = ["windows"] if whole_file else []
         if not frames:
-            return pd.DataFrame(columns=["file", "genre", *self.classes]), skipped
-        return _per_file(pd.concat(frames, ignore_index=True), self.classes), skipped
+            return pd.DataFrame(columns=["file", "genre", *extra, *self.classes]), skipped
+        rows = pd.concat(frames, ignore_index=True)
+        out = _per_file(rows, self.preprocessing.labels)
+        if whole_file:
+            out.insert(2, "windows", rows.groupby("file", sort=False).size().to_numpy())
+        return out, skipped
 
 
-def _per_file(frame: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
+
+def _clip_samples(table: FeatureTable) -> int | None:
+    """The training clips' typical length in samples (median of ``length``), whole-file rows only."""
+    if table.segmented or table.settings is None or "length" not in table.frame.columns:
+        return None
+    lengths = pd.to_numeric(table.frame["length"], errors="coerce").to_numpy(dtype=np.float64)
+    lengths = lengths[np.isfinite(lengths) & (lengths > 0)]
+    return int(np.median(lengths)) if len(lengths) else None
+
+
+def _per_file(frame: pd.DataFrame, labels) -> pd.DataFrame:
+    """Mean probabilities per file and the labels ``labels`` (a LabelEncoding) reads from them."""
+    classes = list(labels.classes_)
     out = frame.groupby("file", sort=False)[classes].mean().reset_index()
-    out.insert(1, "genre", np.asarray(classes, dtype=object)[out[classes].to_numpy().argmax(axis=1)])
+    out.insert(1, "genre", labels.decode_proba(out[classes].to_numpy()))
     return out
 
 
@@ -281,21 +386,26 @@ def audio_files(inputs) -> list[Path]:
 # Saving
 
 
-def save_bundle(result: TrainResult, directory, *, table: FeatureTable) -> Path:
-    """Write the model, its preprocessing and metadata into ``directory`` (which must exist)."""
+def save_bundle(result: TrainResult, directory, *, table: FeatureTable, extra: dict | None = None) -> Path:
+    """Write the model, its preprocessing and metadata into ``directory`` (which must exist).
+
+    ``metadata.json`` records the resolved training configuration (optimizer
+    included), the label encoding's kind and ``extra``'s entries.
+    """
     directory = Path(directory)
     spec = result.spec
     files = {}
     if spec.kind == "keras":
-        result.model.save(directory / KERAS_MODEL)
+        atomic_save(directory / KERAS_MODEL, lambda tmp: result.model.save(tmp))
         files["model"] = KERAS_MODEL
     else:
         X = np.asarray(result.final_fit["X"])
         y = np.asarray(result.final_fit["y"], dtype=np.int64)
         check = X[: min(len(X), 64)]
-        proba = result.model.predict_proba(check)
-        np.savez_compressed(directory / BASELINE, X=X, y=y, check_X=check,
-                            check_proba=proba, classes_=np.asarray(result.model.classes_, dtype=np.int64))
+        proba = sklearn_proba(result.model, check)
+        with atomic_open(directory / BASELINE) as fh:
+            np.savez_compressed(fh, X=X, y=y, check_X=check, check_proba=proba,
+                                classes_=np.asarray(result.model.classes_, dtype=np.int64))
         files["model"] = BASELINE
     write_json(directory / PREPROCESSING, result.preprocessing.to_dict())
     final = result.final_fit
@@ -310,10 +420,12 @@ def save_bundle(result: TrainResult, directory, *, table: FeatureTable) -> Path:
         "params": result.config.to_dict()["params"],
         "feature_columns": result.preprocessing.feature_columns,
         "classes": result.preprocessing.classes,
+        "multi_label": result.preprocessing.labels.multi_label,
         "settings": table.settings.to_dict() if table.settings else None,
         "settings_source": table.settings_source,
         "segmented": table.segmented,
         "max_segments": result.max_segments,
+        "clip_samples": _clip_samples(table),
         "config": result.config.to_dict(),
         "seed": result.config.seed,
         "final_fit": {"rows": final["rows"], "n_train": int(len(final["train"])),
@@ -332,6 +444,7 @@ def save_bundle(result: TrainResult, directory, *, table: FeatureTable) -> Path:
         "device": result.device,
         "train_seconds": round(result.seconds, 2),
         "files": files,
+        **(extra or {}),
     }
     write_json(directory / METADATA, metadata)
     return directory
@@ -378,30 +491,47 @@ def load_bundle(directory) -> Bundle:
     directory = Path(directory)
     if not directory.is_dir():
         raise BundleError(f"{directory}: no such bundle folder; expected the -o folder of 'featx train'")
-    metadata = _read_json(directory / METADATA)
+    from .bundle_checks import check_keras_shapes, check_metadata, check_preprocessing, corrupt
+
+    meta_path, prep_path = directory / METADATA, directory / PREPROCESSING
+    metadata = _read_json(meta_path)
     if metadata.get("format") != FORMAT:
-        raise BundleError(f"{directory / METADATA}: not a featx bundle (format={metadata.get('format')!r})")
-    if int(metadata.get("format_version", 0)) > FORMAT_VERSION:
+        raise BundleError(f"{meta_path}: not a featx bundle (format={metadata.get('format')!r})")
+    version = metadata.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise corrupt(meta_path, "format_version", "must be an integer >= 0", version)
+    if version > FORMAT_VERSION:
         raise BundleError(
-            f"{directory}: bundle format {metadata.get('format_version')} is newer than this featx "
+            f"{directory}: bundle format {version} is newer than this featx "
             f"understands ({FORMAT_VERSION}); upgrade featx"
         )
+    if not isinstance(metadata.get("model"), str):
+        raise corrupt(meta_path, "model", "must be the name of a model", metadata.get("model"))
     try:
-        spec = get_model(str(metadata.get("model")))
-        preprocessing = Preprocessing.from_dict(_read_json(directory / PREPROCESSING))
-        if preprocessing.classes != list(metadata.get("classes", [])):
-            raise ValueError("classes differ between preprocessing.json and metadata.json")
-        if metadata.get("settings"):
-            FeatureSettings.from_dict(metadata["settings"])
-    except BundleError:
-        raise
-    except Exception as exc:
-        raise BundleError(f"{directory}: corrupt bundle ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+        spec = get_model(metadata["model"])
+    except FeatxError as exc:
+        raise BundleError(f"corrupt bundle: {meta_path}: model: {exc}") from None
+    prep_data = _read_json(prep_path)
+    check_preprocessing(prep_path, prep_data)
+    try:
+        preprocessing = Preprocessing.from_dict(prep_data)
+    except Exception as exc:  # checked above; anything left is corruption too
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BundleError(f"corrupt bundle: {prep_path}: {first[:200]}") from None
+    params = check_metadata(meta_path, metadata, spec, n_features=len(preprocessing.feature_columns),
+                            classes=preprocessing.classes)
+    if metadata.get("multi_label", preprocessing.labels.multi_label) != preprocessing.labels.multi_label:
+        raise corrupt(meta_path, "multi_label", "must agree with the label encoding of preprocessing.json",
+                      metadata["multi_label"])
     _check_versions(metadata, directory, spec.kind == "keras")
     if spec.kind == "keras":
         model = _load_keras(directory / KERAS_MODEL)
+        check_keras_shapes(directory / KERAS_MODEL, model, spec, n_features=len(preprocessing.feature_columns),
+                           n_classes=len(preprocessing.classes), max_segments=metadata.get("max_segments"))
     else:
-        model = _load_baseline(directory / BASELINE, spec, metadata)
+        model = _load_baseline(directory / BASELINE, spec, metadata, params=params,
+                               n_features=len(preprocessing.feature_columns),
+                               n_classes=len(preprocessing.classes))
     return Bundle(directory, spec, model, preprocessing, metadata)
 
 
@@ -418,7 +548,10 @@ def _load_keras(path: Path):
         raise BundleError(f"{path}: cannot load the Keras model ({first[:200]})") from None
 
 
-def _load_baseline(path: Path, spec: ModelSpec, metadata: dict):
+def _load_baseline(path: Path, spec: ModelSpec, metadata: dict, *, params: dict, n_features: int,
+                   n_classes: int):
+    from .bundle_checks import check_baseline_arrays
+
     if not path.is_file():
         raise BundleError(f"{path}: missing; expected the saved baseline arrays")
     try:
@@ -427,12 +560,12 @@ def _load_baseline(path: Path, spec: ModelSpec, metadata: dict):
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BundleError(f"{path}: cannot read the baseline arrays ({first[:200]})") from None
-    params = spec.resolve(metadata.get("params") or {})
+    check_baseline_arrays(path, arrays, n_features=n_features, n_classes=n_classes)
     seed = int((metadata.get("final_fit") or {}).get("seed", metadata.get("seed", 0)))
     estimator = spec.builder(seed=seed, **params)
     try:
         fit_estimator(estimator, arrays["X"], arrays["y"])
-        proba = estimator.predict_proba(arrays["check_X"])
+        proba = sklearn_proba(estimator, arrays["check_X"])
     except Exception as exc:
         raise BundleError(f"{path}: corrupt baseline data ({type(exc).__name__}: {exc})") from None
     if proba.shape != arrays["check_proba"].shape or not np.allclose(proba, arrays["check_proba"], atol=1e-6):

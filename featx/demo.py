@@ -60,30 +60,46 @@ _MAKERS = {"drone": drone, "beats": beats, "arpeggio": arpeggio}
 
 
 def write_corpus(folder, *, clips_per_genre: int = 4, seconds: float = 6.5, seed: int = 0) -> list[Path]:
-    """Write ``folder/<genre>/<genre>.0000k.wav`` clips (16-bit, 22050 Hz, mono)."""
+    """Write ``folder/<genre>/<genre>.0000k.wav`` clips (16-bit, 22050 Hz, mono).
+
+    Folders are created with featx's marker and files written atomically
+    (:mod:`featx.io.guard`, :mod:`featx.io.atomic`).
+    """
+    import io
+
     import soundfile as sf
+
+    from .io.atomic import atomic_write
+    from .io.guard import make_folder
 
     rng = np.random.default_rng(seed)
     paths = []
     for genre in GENRES:
-        (Path(folder) / genre).mkdir(parents=True, exist_ok=True)
+        make_folder(Path(folder) / genre)
         for k in range(clips_per_genre):
             y = _MAKERS[genre](rng, seconds)
             y = y + 0.002 * rng.standard_normal(len(y))
             path = Path(folder) / genre / f"{genre}.{k:05d}.wav"
-            sf.write(path, np.clip(y, -1, 1), SR, subtype="PCM_16")
+            buffer = io.BytesIO()
+            sf.write(buffer, np.clip(y, -1, 1), SR, subtype="PCM_16", format="WAV")
+            atomic_write(path, buffer.getvalue())
             paths.append(path)
     return paths
 
 
 def run_demo(output_dir, *, jobs=None, progress=None, echo=print) -> Path:
-    """Synthesise the corpus in ``output_dir/audio`` and extract it to ``features.csv``."""
+    """Synthesise the corpus in ``output_dir/audio`` and extract it to ``features.csv``.
+
+    ``output_dir`` must be new, empty, or a demo folder featx wrote (its files are
+    then replaced); any other folder is refused with :class:`~featx.errors.OutputError`.
+    """
     import pandas as pd
 
     from .extract.runner import run_extraction
     from .features.settings import FeatureSettings
+    from .io.guard import claim_folder
 
-    output_dir = Path(output_dir)
+    output_dir = claim_folder(output_dir, "featx-demo")
     audio = output_dir / "audio"
     paths = write_corpus(audio)
     echo(f"synthesised {len(paths)} clips of {len(GENRES)} genres in {audio}")

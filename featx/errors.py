@@ -7,18 +7,31 @@ class FeatxError(Exception):
 
     The message says what was received, what was expected and, where possible,
     how to fix it. The command line prints it as a one-line error.
+
+    Parameters
+    ----------
+    message : str
+        The one-line message. Library code names parameters as in Python
+        (``folds=0``), never command-line flags.
+    param : str, optional
+        The parameter the message is about (``"folds"``). The command line
+        writes it as its option (``--folds``) when it prints the message.
     """
+
+    def __init__(self, message: str = "", *, param: str | None = None):
+        super().__init__(message)
+        self.param = param
 
 
 class AudioError(FeatxError):
     """An audio file cannot be decoded or is unusable (empty, too short)."""
 
 
-class ConfigError(FeatxError):
+class ConfigError(FeatxError, ValueError):
     """An option or setting has an invalid value."""
 
 
-class DataError(FeatxError):
+class DataError(FeatxError, ValueError):
     """A feature table or mapping file is malformed."""
 
 

@@ -1,4 +1,9 @@
-"""Shared fixtures: synthetic audio with known properties, and the real GTZAN data."""
+"""Shared fixtures: synthetic audio with known properties, a CLI runner, a feature-table
+builder, and the real GTZAN data.
+
+Tests receive all of these as fixtures (helpers come as fixtures that return a function);
+nothing here is imported by a test module.
+"""
 from __future__ import annotations
 
 import os
@@ -11,7 +16,7 @@ SR = 22050
 REPO = Path(__file__).resolve().parents[1]
 
 
-def shared_data_dir() -> Path:
+def _shared_data_dir() -> Path:
     """``../shared/data`` beside the repository, or $FEATX_SHARED_DATA."""
     env = os.environ.get("FEATX_SHARED_DATA")
     return Path(env) if env else REPO.parent / "shared" / "data"
@@ -19,19 +24,23 @@ def shared_data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def gtzan_dir() -> Path:
-    """The real GTZAN material; tests using it skip when it is absent."""
-    path = shared_data_dir() / "gtzan"
+    """The real GTZAN material (``../shared/data/gtzan``).
+
+    The one gate for real data: a test that asks for this fixture is skipped, with the
+    path it looked at as the reason, where the data is absent (a user's clone).
+    """
+    path = _shared_data_dir() / "gtzan"
     if not (path / "features_30_sec.csv").exists():
         pytest.skip(f"real GTZAN data not found at {path} (set FEATX_SHARED_DATA)")
     return path
 
 
-def tone(freq: float, seconds: float, sr: int = SR, amp: float = 0.5) -> np.ndarray:
+def _tone(freq: float, seconds: float, sr: int = SR, amp: float = 0.5) -> np.ndarray:
     t = np.arange(int(round(seconds * sr))) / sr
     return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
-def clicks(bpm: float, seconds: float, sr: int = SR) -> np.ndarray:
+def _clicks(bpm: float, seconds: float, sr: int = SR) -> np.ndarray:
     """Short decaying noise bursts every 60/bpm seconds."""
     rng = np.random.default_rng(0)
     y = np.zeros(int(round(seconds * sr)), dtype=np.float32)
@@ -43,7 +52,7 @@ def clicks(bpm: float, seconds: float, sr: int = SR) -> np.ndarray:
     return y
 
 
-def write_wav(path: Path, y: np.ndarray, sr: int = SR, subtype: str = "PCM_16") -> Path:
+def _write_wav(path: Path, y: np.ndarray, sr: int = SR, subtype: str = "PCM_16") -> Path:
     import soundfile as sf
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,14 +64,14 @@ def write_wav(path: Path, y: np.ndarray, sr: int = SR, subtype: str = "PCM_16") 
 def corpus(tmp_path) -> Path:
     """A tiny labelled corpus in the GTZAN layout: 2 genres x 2 clips of 6.5 s."""
     root = tmp_path / "audio"
-    write_wav(root / "tones" / "tones.00000.wav", tone(440, 6.5))
-    write_wav(root / "tones" / "tones.00001.wav", tone(660, 6.5))
-    write_wav(root / "clicks" / "clicks.00000.wav", clicks(120, 6.5))
-    write_wav(root / "clicks" / "clicks.00001.wav", clicks(100, 6.5))
+    _write_wav(root / "tones" / "tones.00000.wav", _tone(440, 6.5))
+    _write_wav(root / "tones" / "tones.00001.wav", _tone(660, 6.5))
+    _write_wav(root / "clicks" / "clicks.00000.wav", _clicks(120, 6.5))
+    _write_wav(root / "clicks" / "clicks.00001.wav", _clicks(100, 6.5))
     return root
 
 
-def synthetic_feature_csv(path: Path, *, n_tracks: int, n_segments: int, classes, seed: int,
+def _synthetic_feature_csv(path: Path, *, n_tracks: int, n_segments: int, classes, seed: int,
                           separation: float, track_spread: float, row_spread: float) -> Path:
     """A small feature table whose classes are separable: four features per row.
 
@@ -85,7 +94,7 @@ def synthetic_feature_csv(path: Path, *, n_tracks: int, n_segments: int, classes
     return path
 
 
-def run_cli(*args, ok: bool = True):
+def _run_cli(*args, ok: bool = True):
     """Run ``featx -q ARGS`` in-process; check success, or a clean error without traceback
     (exit 1: featx's one-line error; 2: click's usage error)."""
     from click.testing import CliRunner
@@ -100,3 +109,33 @@ def run_cli(*args, ok: bool = True):
         assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
         assert "Traceback" not in result.output
     return result
+
+
+@pytest.fixture(scope="session")
+def tone():
+    """Return ``tone(freq, seconds, sr=22050, amp=0.5)``: a float32 sine."""
+    return _tone
+
+
+@pytest.fixture(scope="session")
+def clicks():
+    """Return ``clicks(bpm, seconds, sr=22050)``: decaying noise bursts at a known tempo."""
+    return _clicks
+
+
+@pytest.fixture(scope="session")
+def write_wav():
+    """Return ``write_wav(path, y, sr=22050, subtype="PCM_16")``: write audio, make parents."""
+    return _write_wav
+
+
+@pytest.fixture(scope="session")
+def synthetic_feature_csv():
+    """Return the builder of small separable feature tables (see ``_synthetic_feature_csv``)."""
+    return _synthetic_feature_csv
+
+
+@pytest.fixture(scope="session")
+def run_cli():
+    """Return ``run_cli(*args, ok=True)``: ``featx -q ARGS`` through click's CliRunner."""
+    return _run_cli

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import SR, tone, write_wav
 
 from featx.extract.audio import find_audio, load, segment
 from featx.errors import AudioError, ConfigError
 from featx.extract.file import extract_features
 from featx.features.settings import FeatureSettings
 
+SR = 22050
 
-def test_stereo_is_downmixed_to_the_same_features_as_mono(tmp_path):
+
+def test_stereo_is_downmixed_to_the_same_features_as_mono(tmp_path, tone, write_wav):
     y = tone(440, 3.5)
     mono = write_wav(tmp_path / "mono.wav", y)
     stereo = write_wav(tmp_path / "stereo.wav", np.stack([y, y], axis=1))
@@ -20,14 +21,14 @@ def test_stereo_is_downmixed_to_the_same_features_as_mono(tmp_path):
     np.testing.assert_allclose(a.iloc[:, 2:].to_numpy(), b.iloc[:, 2:].to_numpy(), rtol=1e-5, atol=1e-9)
 
 
-def test_stereo_channels_are_averaged(tmp_path):
+def test_stereo_channels_are_averaged(tmp_path, tone, write_wav):
     left, right = tone(440, 1.0), tone(660, 1.0, amp=0.25)
     path = write_wav(tmp_path / "s.wav", np.stack([left, right], axis=1), subtype="FLOAT")
     np.testing.assert_allclose(load(path, sr=SR), (left + right) / 2, atol=1e-6)
 
 
 @pytest.mark.parametrize("native_sr", [8000, 44100, 48000])
-def test_other_sample_rates_are_resampled(tmp_path, native_sr):
+def test_other_sample_rates_are_resampled(tmp_path, native_sr, tone, write_wav):
     path = write_wav(tmp_path / f"t{native_sr}.wav", tone(1000, 4.0, sr=native_sr), sr=native_sr)
     rows = extract_features(path, FeatureSettings())
     assert len(rows) == 1 and rows["length"].iloc[0] == 66149
@@ -35,7 +36,7 @@ def test_other_sample_rates_are_resampled(tmp_path, native_sr):
 
 
 @pytest.mark.parametrize("ext,fmt", [(".flac", "FLAC"), (".ogg", "OGG"), (".au", "AU")])
-def test_formats(tmp_path, ext, fmt):
+def test_formats(tmp_path, ext, fmt, tone):
     import soundfile as sf
 
     path = tmp_path / f"clip{ext}"
@@ -45,7 +46,7 @@ def test_formats(tmp_path, ext, fmt):
     assert rows["spectral_centroid_mean"].iloc[0] == pytest.approx(500, rel=0.05)
 
 
-def test_mp3(tmp_path):
+def test_mp3(tmp_path, tone):
     import soundfile as sf
 
     if "MP3" not in sf.available_formats():
@@ -67,7 +68,7 @@ def test_segmenting_follows_the_kaggle_rule():
     assert segment(y, hop=None).shape == (1, 661794)
 
 
-def test_filenames_are_kaggle_style(tmp_path):
+def test_filenames_are_kaggle_style(tmp_path, tone, write_wav):
     path = write_wav(tmp_path / "blues.00000.wav", tone(300, 6.5))
     rows = extract_features(path, FeatureSettings())
     assert rows["filename"].tolist() == ["blues.00000.0.wav", "blues.00000.1.wav"]
@@ -76,7 +77,7 @@ def test_filenames_are_kaggle_style(tmp_path):
     assert whole["length"].tolist() == [int(6.5 * SR)]
 
 
-def test_bad_files_raise_audio_error(tmp_path):
+def test_bad_files_raise_audio_error(tmp_path, tone, write_wav):
     empty = tmp_path / "empty.wav"
     empty.write_bytes(b"")
     junk = tmp_path / "junk.wav"
@@ -92,7 +93,7 @@ def test_bad_files_raise_audio_error(tmp_path):
         extract_features(short, FeatureSettings())
 
 
-def test_find_audio(tmp_path):
+def test_find_audio(tmp_path, tone, write_wav):
     write_wav(tmp_path / "b" / "x.wav", tone(440, 0.1))
     write_wav(tmp_path / "a" / "y.flac", tone(440, 0.1))
     (tmp_path / "a" / "readme.txt").write_text("no")

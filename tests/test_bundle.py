@@ -155,6 +155,6 @@ def test_output_folder_protection(tmp_path):
     (d / "notes.txt").write_text("mine")
     with pytest.raises(OutputError, match="not empty"):
         prepare_output_dir(d, overwrite=False)
-    with pytest.raises(OutputError, match="holds no featx bundle"):
+    with pytest.raises(OutputError, match="was not written by featx; refusing to replace it"):
         prepare_output_dir(d, overwrite=True)
     assert (d / "notes.txt").exists()

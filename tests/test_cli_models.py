@@ -10,27 +10,27 @@ import pytest
 from click.testing import CliRunner
 
 from featx.cli import main
-from conftest import run_cli, shared_data_dir, synthetic_feature_csv
-
-SHARED = shared_data_dir()
-GTZAN = SHARED / "gtzan"
-needs_data = pytest.mark.skipif(not (GTZAN / "features_30_sec.csv").exists(),
-                                reason=f"GTZAN reference data not found at {GTZAN}")
 
 TINY = ["--epochs", "3", "--batch-size", "16", "--patience", "2", "--folds", "2"]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def make_csv(path, *, n_tracks=8, n_segments=2, classes=("blues", "rock"), seed=0):
-    return synthetic_feature_csv(path, n_tracks=n_tracks, n_segments=n_segments, classes=classes,
-                                 seed=seed, separation=2.0, track_spread=0.5, row_spread=0.3)
-
-
-run = run_cli
+@pytest.fixture(scope="module")
+def make_csv(synthetic_feature_csv):
+    """Return ``make(path, ...)``: write a small separable feature table (two genres)."""
+    def make(path, *, n_tracks=8, n_segments=2, classes=("blues", "rock"), seed=0):
+        return synthetic_feature_csv(path, n_tracks=n_tracks, n_segments=n_segments, classes=classes,
+                                     seed=seed, separation=2.0, track_spread=0.5, row_spread=0.3)
+    return make
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
+def run(run_cli):
+    return run_cli
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory, make_csv, run):
     root = tmp_path_factory.mktemp("cli")
     csv = make_csv(root / "train.csv")
     out = root / "mlp"
@@ -39,7 +39,7 @@ def bundle(tmp_path_factory):
     return out, csv
 
 
-def test_train_in_a_terminal_prints_no_tensorflow_start_up_logs(tmp_path):
+def test_train_in_a_terminal_prints_no_tensorflow_start_up_logs(tmp_path, make_csv):
     """TensorFlow writes C++ log lines to stderr while loading; a featx run shows none."""
     import os
 
@@ -127,24 +127,24 @@ def test_train_writes_a_complete_bundle(bundle):
     assert report.startswith("# featx mlp") and "figures/confusion_normalized.png" in report
 
 
-def test_existing_bundle_needs_overwrite(bundle):
+def test_existing_bundle_needs_overwrite(bundle, run):
     out, csv = bundle
     result = run("train", csv, "--model", "knn", "-o", out, "--folds", "2", ok=False)
     assert "not empty; pass --overwrite" in result.output
 
 
-def test_overwrite_refuses_a_foreign_folder_before_reading_or_training(tmp_path):
+def test_overwrite_refuses_a_foreign_folder_before_reading_or_training(tmp_path, make_csv, run):
     precious = tmp_path / "mine"
     precious.mkdir()
     (precious / "notes.txt").write_text("keep me")
     unlabelled = make_csv(tmp_path / "t.csv")
     pd.read_csv(unlabelled).drop(columns=["label"]).to_csv(unlabelled, index=False)
     result = run("train", unlabelled, "--model", "knn", "-o", precious, "--overwrite", ok=False)
-    assert "holds no featx bundle; refusing to replace it" in result.output  # not the CSV's error
+    assert "was not written by featx; refusing to replace it" in result.output  # not the CSV's error
     assert (precious / "notes.txt").read_text() == "keep me"
 
 
-def test_random_split_report_says_inflated(tmp_path):
+def test_random_split_report_says_inflated(tmp_path, make_csv, run):
     csv = make_csv(tmp_path / "t.csv")
     out = tmp_path / "rnd"
     run("train", csv, "--model", "knn", "-p", "n_neighbors=3", "--split", "random", "-o", out, "--folds", "2")
@@ -153,7 +153,7 @@ def test_random_split_report_says_inflated(tmp_path):
     assert "inflated" in json.loads((out / "metrics.json").read_text())["warning"]
 
 
-def test_evaluate_writes_metrics_and_report(bundle, tmp_path):
+def test_evaluate_writes_metrics_and_report(bundle, tmp_path, make_csv, run):
     out, _ = bundle
     other = make_csv(tmp_path / "test.csv", seed=7)
     frame = pd.read_csv(other)
@@ -178,7 +178,7 @@ def test_evaluate_on_training_tracks_says_so(bundle, tmp_path):
     kept = sorted(set(tracks))[:3]
     frame[tracks.isin(kept)].to_csv(part, index=False)
     dest = tmp_path / "eval"
-    result = CliRunner().invoke(main, ["-q", "evaluate", str(out), str(part), "-o", str(dest)])
+    result = CliRunner().invoke(main, ["evaluate", str(out), str(part), "-o", str(dest)])
     assert result.exit_code == 0, result.output
     warning = f"WARNING: 3 of 3 tracks in part.csv (e.g. {kept[0]}) were used to train this model"
     assert warning in result.stderr and warning not in result.stdout
@@ -191,19 +191,19 @@ def test_evaluate_on_training_tracks_says_so(bundle, tmp_path):
     del meta["final_fit"]["tracks"]
     try:
         meta_path.write_text(json.dumps(meta))
-        result = CliRunner().invoke(main, ["-q", "evaluate", str(out), str(csv), "-o", str(tmp_path / "e2")])
+        result = CliRunner().invoke(main, ["evaluate", str(out), str(csv), "-o", str(tmp_path / "e2")])
         assert "WARNING: 16 of 16 tracks in train.csv" in result.stderr
-        result = CliRunner().invoke(main, ["-q", "evaluate", str(out), str(part), "-o", str(tmp_path / "e3")])
+        result = CliRunner().invoke(main, ["evaluate", str(out), str(part), "-o", str(tmp_path / "e3")])
         assert "WARNING" not in result.stderr
         meta["final_fit"]["n_train"] = 3  # a final fit on part of the file: only a bound is known
         meta_path.write_text(json.dumps(meta))
-        result = CliRunner().invoke(main, ["-q", "evaluate", str(out), str(csv), "-o", str(tmp_path / "e4")])
+        result = CliRunner().invoke(main, ["evaluate", str(out), str(csv), "-o", str(tmp_path / "e4")])
         assert "WARNING: up to 16 of 16 tracks in train.csv" in result.stderr
     finally:
         meta_path.write_text(json.dumps(old))
 
 
-def test_predict_formats(bundle, tmp_path):
+def test_predict_formats(bundle, tmp_path, make_csv, run):
     out, _ = bundle
     unlabelled = make_csv(tmp_path / "new.csv", seed=3)
     pd.read_csv(unlabelled).drop(columns=["label"]).to_csv(unlabelled, index=False)
@@ -219,7 +219,7 @@ def test_predict_formats(bundle, tmp_path):
     assert table[0].split()[:3] == ["file", "top", "2"] and len(table) == 17
 
 
-def test_predict_audio_needs_known_settings(bundle, tmp_path):
+def test_predict_audio_needs_known_settings(bundle, tmp_path, run):
     out, _ = bundle
     wav = tmp_path / "tone.wav"
     import soundfile as sf
@@ -229,24 +229,23 @@ def test_predict_audio_needs_known_settings(bundle, tmp_path):
     assert "no known extraction settings" in result.output
 
 
-@needs_data
-def test_predict_real_audio_with_a_kaggle_model(tmp_path):
+def test_predict_real_audio_with_a_kaggle_model(tmp_path, run, gtzan_dir):
     out = tmp_path / "knn"
-    run("train", GTZAN / "features_30_sec.csv", "--model", "knn", "--folds", "2", "-o", out)
-    clips = [GTZAN / "audio" / "classical" / "classical.00000.wav", GTZAN / "audio" / "metal"]
+    run("train", gtzan_dir / "features_30_sec.csv", "--model", "knn", "--folds", "2", "-o", out)
+    clips = [gtzan_dir / "audio" / "classical" / "classical.00000.wav", gtzan_dir / "audio" / "metal"]
     frame = pd.read_csv(pd.io.common.StringIO(
         run("predict", out, *clips, "--format", "csv").output))
     assert len(frame) == 2 and frame.columns[0] == "file" and frame.columns[1] == "genre"
     assert frame["file"].iloc[0].endswith("classical.00000.wav")
-    assert frame.shape[1] == 12
+    assert frame.shape[1] == 13 and (frame["windows"] == 1).all()  # 30-s clips: one window each
 
 
-def test_plot_commands(bundle, tmp_path):
+def test_plot_commands(bundle, tmp_path, run):
     out, csv = bundle
     written = run("plot", "features", csv, "-f", "tempo", "-f", "f_a_mean", "-o", tmp_path / "p").output
     assert (tmp_path / "p" / "box_tempo.png").read_bytes()[:8] == PNG and "box_f_a_mean.png" in written
     run("plot", "bundle", out, "-o", tmp_path / "b")
-    assert {p.name for p in (tmp_path / "b").iterdir()} == {
+    assert {p.name for p in (tmp_path / "b").glob("*.png")} == {
         "confusion_counts.png", "confusion_normalized.png", "per_class.png", "curves.png"}
     import soundfile as sf
 
@@ -259,7 +258,7 @@ def test_plot_commands(bundle, tmp_path):
                                              ok=False).output
 
 
-def test_models_lists_every_model():
+def test_models_lists_every_model(run):
     text = run("models").output
     for name in ("lstm", "segment-lstm", "mlp", "cnn", "svm", "knn", "random-forest"):
         assert name in text
@@ -273,7 +272,7 @@ def test_models_lists_every_model():
     (lambda f: f.assign(label="rock"), "only one class ('rock')"),
     (lambda f: f[f["filename"].str.contains(r"\.0000[01]\.")], "4 track/artist group(s) but 5 fold(s)"),
 ])
-def test_train_bad_tables_fail_in_one_line(tmp_path, edit, message):
+def test_train_bad_tables_fail_in_one_line(tmp_path, edit, message, make_csv, run):
     csv = make_csv(tmp_path / "t.csv")
     edit(pd.read_csv(csv)).to_csv(csv, index=False)
     result = run("train", csv, "--model", "knn", "--folds", "5", "-o", tmp_path / "o", ok=False)
@@ -282,7 +281,7 @@ def test_train_bad_tables_fail_in_one_line(tmp_path, edit, message):
     assert str(csv) in error_lines[0] or "only one class" in message
 
 
-def test_unknown_model_split_and_missing_bundle(bundle, tmp_path):
+def test_unknown_model_split_and_missing_bundle(bundle, tmp_path, run):
     out, csv = bundle
     result = run("train", csv, "--model", "transformer", "-o", tmp_path / "x", ok=False)
     assert "unknown model 'transformer'; expected one of lstm" in result.output
@@ -300,7 +299,7 @@ def test_unknown_model_split_and_missing_bundle(bundle, tmp_path):
     assert "corrupt JSON" in run("evaluate", broken, csv, ok=False).output
 
 
-def test_evaluate_and_predict_reject_other_columns(bundle, tmp_path):
+def test_evaluate_and_predict_reject_other_columns(bundle, tmp_path, run):
     out, csv = bundle
     other = tmp_path / "other.csv"
     pd.read_csv(csv).rename(columns={"f_b": "f_c"}).to_csv(other, index=False)
@@ -309,16 +308,18 @@ def test_evaluate_and_predict_reject_other_columns(bundle, tmp_path):
         assert "missing column(s) f_b; unexpected column(s) f_c" in text and str(other) in text
 
 
-def test_diverging_training_is_a_one_line_error(tmp_path):
+def test_diverging_training_is_a_one_line_error(tmp_path, make_csv, run):
     csv = make_csv(tmp_path / "train.csv")
-    result = run("train", csv, "--model", "mlp", "--units", "8", "-p", "l2=1e38",
-                 "-o", tmp_path / "bad", *TINY, ok=False)
+    # plain SGD at rate 0.5 with an L2 penalty of 100 multiplies the weights by -99 per step
+    result = run("train", csv, "--model", "mlp", "--units", "8", "-p", "l2=100", "-p", "batch_norm=false",
+                 "--optimizer", "sgd", "--learning-rate", "0.5", "-o", tmp_path / "bad",
+                 "--epochs", "30", "--patience", "0", "--folds", "2", ok=False)
     assert "training loss became" in result.output and "diverged" in result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
     assert not (tmp_path / "bad" / "model.keras").exists()
 
 
-def test_predict_skips_bad_audio_and_classifies_the_rest(corpus, tmp_path):
+def test_predict_skips_bad_audio_and_classifies_the_rest(corpus, tmp_path, run):
     table = tmp_path / "features.csv"
     assert CliRunner().invoke(main, ["-q", "extract", str(corpus), "-o", str(table), "-j", "1"]).exit_code == 0
     model = tmp_path / "knn"

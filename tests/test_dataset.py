@@ -9,12 +9,6 @@ from featx.data.splits import Fold, SplitPlan, assert_no_leakage, make_splits, r
 from featx.data.table import read_feature_csv, segment_index, track_id
 from featx.errors import ConfigError, DataError
 from featx.features.settings import FeatureSettings
-from conftest import shared_data_dir
-
-SHARED = shared_data_dir()
-GTZAN = SHARED / "gtzan"
-needs_data = pytest.mark.skipif(not (GTZAN / "features_30_sec.csv").exists(),
-                                reason=f"GTZAN reference data not found at {GTZAN}")
 
 
 def synthetic_table(path, *, n_tracks=12, n_segments=3, classes=("a", "b", "c"), seed=0):
@@ -43,15 +37,14 @@ def test_track_and_segment_ids():
     assert track_id("song.3.wav", segmented=False) == "song.3"
 
 
-@needs_data
-def test_reads_kaggle_tables_with_inferred_settings():
-    seg = read_feature_csv(GTZAN / "features_3_sec.classical_jazz_rock.csv")
+def test_reads_kaggle_tables_with_inferred_settings(gtzan_dir):
+    seg = read_feature_csv(gtzan_dir / "features_3_sec.classical_jazz_rock.csv")
     assert seg.n_rows == 2996 and seg.segmented
     assert seg.settings == FeatureSettings(preset="gtzan", segment_seconds=3.0)
     assert len(set(seg.tracks)) == 300
     assert set(seg.labels) == {"classical", "jazz", "rock"}
     assert seg.feature_columns == FeatureSettings(preset="gtzan").feature_columns()
-    whole = read_feature_csv(GTZAN / "features_30_sec.csv")
+    whole = read_feature_csv(gtzan_dir / "features_30_sec.csv")
     assert not whole.segmented and whole.settings.segment_seconds is None
     assert len(set(whole.tracks)) == 1000 and whole.X.shape == (1000, 57)
     assert "length" not in whole.feature_columns
@@ -110,9 +103,8 @@ def _assert_grouped(plan, table):
         assert not parts[0] & parts[2] and not parts[0] & parts[1] and not parts[1] & parts[2]
 
 
-@needs_data
-def test_track_split_keeps_segments_of_a_track_together():
-    table = read_feature_csv(GTZAN / "features_3_sec.classical_jazz_rock.csv")
+def test_track_split_keeps_segments_of_a_track_together(gtzan_dir):
+    table = read_feature_csv(gtzan_dir / "features_3_sec.classical_jazz_rock.csv")
     plan = make_splits(table, split="track", folds=5, seed=3)
     _assert_grouped(plan, table)
     tested = np.concatenate([f.test for f in plan.folds])
@@ -122,9 +114,8 @@ def test_track_split_keeps_segments_of_a_track_together():
         assert len(fold.valid) > 0
 
 
-@needs_data
-def test_random_split_leaks_and_is_flagged():
-    table = read_feature_csv(GTZAN / "features_3_sec.classical_jazz_rock.csv")
+def test_random_split_leaks_and_is_flagged(gtzan_dir):
+    table = read_feature_csv(gtzan_dir / "features_3_sec.classical_jazz_rock.csv")
     plan = make_splits(table, split="random", folds=5, seed=0)
     assert plan.leaky
     fold = plan.folds[0]
@@ -133,10 +124,9 @@ def test_random_split_leaks_and_is_flagged():
         assert_no_leakage(plan, table)
 
 
-@needs_data
-def test_artist_split_keeps_artists_apart():
-    table = read_feature_csv(GTZAN / "features_30_sec.csv")
-    index = GTZAN / "splits" / "GTZANindex.txt"
+def test_artist_split_keeps_artists_apart(gtzan_dir):
+    table = read_feature_csv(gtzan_dir / "features_30_sec.csv")
+    index = gtzan_dir / "splits" / "GTZANindex.txt"
     mapping = read_artist_map(index)
     assert mapping["blues.00000"] == "John Lee Hooker"
     plan = make_splits(table, split="artist", folds=3, seed=0, artist_map=index)
@@ -148,19 +138,18 @@ def test_artist_split_keeps_artists_apart():
         make_splits(table, split="artist", folds=3)
 
 
-@needs_data
-def test_fault_filtered_split_uses_the_lists():
-    table = read_feature_csv(GTZAN / "features_30_sec.csv")
-    lists = GTZAN / "splits" / "fault_filtered"
+def test_fault_filtered_split_uses_the_lists(gtzan_dir):
+    table = read_feature_csv(gtzan_dir / "features_30_sec.csv")
+    lists = gtzan_dir / "splits" / "fault_filtered"
     parts = read_split_lists(lists)
     assert sum(v == "train" for v in parts.values()) == 443
     plan = make_splits(table, split="fault-filtered", folds=1, split_dir=lists)
     (fold,) = plan.folds
     assert (len(fold.train), len(fold.valid), len(fold.test)) == (443, 197, 290)
     assert all(parts[t] == "test" for t in table.tracks[fold.test])
-    with pytest.raises(ConfigError, match="--folds 1"):
+    with pytest.raises(ConfigError, match="expected folds=1"):
         make_splits(table, split="fault-filtered", folds=5, split_dir=lists)
-    with pytest.raises(ConfigError, match="--split-dir"):
+    with pytest.raises(ConfigError, match="split_dir=DIR"):
         make_splits(table, split="fault-filtered", folds=1)
 
 

@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import REPO, clicks, tone, write_wav
 
 from featx.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def run(*args):
@@ -32,7 +33,7 @@ def test_extracts_a_corpus_with_folder_labels(corpus, tmp_path):
     assert table.columns[0] == "filename" and table.columns[-1] == "label"
     assert table.columns[2] == "chroma_stft_mean" and "spectral_contrast1_mean" in table.columns
     assert sorted(set(table["label"])) == ["clicks", "tones"]
-    assert table["filename"].iloc[0] == "clicks.00000.0.wav"
+    assert table["filename"].iloc[0] == "clicks/clicks.00000.0.wav"  # unique: path under the input
     assert np.isfinite(table.iloc[:, 2:-1].to_numpy()).all()
     record = json.loads((tmp_path / "out" / "features.csv.settings.json").read_text())
     assert record["settings"]["preset"] == "default" and record["rows"] == 8
@@ -67,7 +68,7 @@ def test_gtzan_preset_whole_file_and_label_options(corpus, tmp_path):
     assert result.exit_code != 0 and "no label for 3 of 4" in result.output
 
 
-def test_bad_files_are_skipped_and_reported(corpus, tmp_path):
+def test_bad_files_are_skipped_and_reported(corpus, tmp_path, tone, write_wav):
     (corpus / "tones" / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunkjunkjunk" * 50)
     (corpus / "tones" / "empty.wav").write_bytes(b"")
     (corpus / "tones" / "text.ogg").write_text("not audio")
@@ -88,7 +89,7 @@ def test_bad_files_are_skipped_and_reported(corpus, tmp_path):
     table = pd.read_csv(out)
     assert len(table) == 9  # 8 segments of the good clips + 1 of the silent file
     assert np.isfinite(table.iloc[:, 2:-1].to_numpy()).all()
-    silent = table[table["filename"] == "silent.0.wav"].iloc[0]
+    silent = table[table["filename"] == "tones/silent.0.wav"].iloc[0]
     assert silent["rms_mean"] == 0.0
 
 
@@ -96,10 +97,10 @@ def test_bad_options_get_one_line_errors(corpus, tmp_path):
     cases = [
         (["--preset", "kaggle"], "unknown preset 'kaggle'"),
         (["--segment-seconds", "0"], "positive"),
-        (["--segment-seconds", "-3"], "segment_seconds=-3.0"),
+        (["--segment-seconds", "-3"], "--segment-seconds -3.0"),
         (["--segment-seconds", "abc"], "'abc'"),
-        (["--sr", "0"], "sr=0"),
-        (["-j", "0"], "jobs=0"),
+        (["--sr", "0"], "--sr 0"),
+        (["-j", "0"], "--jobs 0"),
     ]
     for extra, words in cases:
         result = run(corpus, "-o", tmp_path / "x.csv", *extra)
@@ -152,11 +153,15 @@ def test_rerun_is_a_no_op_and_other_settings_are_refused(corpus, tmp_path):
     assert foreign.read_text() == "a,b\n1,2\n"
 
 
-def _big_corpus(root: Path, n: int) -> Path:
-    for i in range(n):
-        y = tone(200 + 40 * i, 9.5) + clicks(80 + 5 * i, 9.5)
-        write_wav(root / ("g1" if i % 2 else "g2") / f"clip.{i:05d}.wav", y)
-    return root
+@pytest.fixture
+def big_corpus(tone, clicks, write_wav):
+    """Return ``make(root, n)``: write ``n`` 9.5-s clips of tones and clicks in two genres."""
+    def make(root: Path, n: int) -> Path:
+        for i in range(n):
+            y = tone(200 + 40 * i, 9.5) + clicks(80 + 5 * i, 9.5)
+            write_wav(root / ("g1" if i % 2 else "g2") / f"clip.{i:05d}.wav", y)
+        return root
+    return make
 
 
 def _journal_records(path: Path) -> int:
@@ -165,8 +170,8 @@ def _journal_records(path: Path) -> int:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
-def test_interrupted_run_resumes_to_the_same_result(tmp_path, sig):
-    audio = _big_corpus(tmp_path / "audio", 20)
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, sig, big_corpus):
+    audio = big_corpus(tmp_path / "audio", 20)
     reference = tmp_path / "reference.csv"
     assert run(audio, "-o", reference, "-j", "1").exit_code == 0
 
@@ -200,31 +205,31 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, sig):
     assert not journal.exists()
 
 
-def test_cut_journal_line_is_discarded(tmp_path):
+def test_cut_journal_line_is_discarded(tmp_path, big_corpus):
     """A record cut short by a kill mid-write is dropped and its file redone."""
     from threadpoolctl import threadpool_limits
 
-    from featx.io.journal import Journal
-    from featx.extract.runner import _file_key, _work
+    from featx.extract.corpus import find_corpus
+    from featx.extract.runner import _journal_header, _keyed, _work
     from featx.features.settings import FeatureSettings
+    from featx.io.journal import Journal
 
-    audio = _big_corpus(tmp_path / "audio", 3)
+    audio = big_corpus(tmp_path / "audio", 3)
     reference = tmp_path / "reference.csv"
     assert run(audio, "-o", reference, "-j", "1").exit_code == 0
 
     out = tmp_path / "features.csv"
     journal = out.with_name("features.csv.partial")
     settings = FeatureSettings()
-    files = sorted(audio.rglob("*.wav"))
-    header = {"featx_journal": 1, "settings": settings.to_dict(), "labels": "folder"}
-    j = Journal(journal, header)
-    j.open(overwrite=True)
+    files = find_corpus([audio])
+    j = Journal(journal, _journal_header(settings))
+    j.open(fresh=True)
     with threadpool_limits(limits=1):
-        j.append(_work(_file_key(files[0]), settings))
-        half = json.dumps(_work(_file_key(files[1]), settings))[:500]
+        first, second = [_keyed(_work(str(f.path), settings), f.id, f.fingerprint()) for f in files[:2]]
+    j.append(first)
     j.close()
     with open(journal, "a") as fh:
-        fh.write(half)
+        fh.write(json.dumps(second)[:500])
     result = CliRunner().invoke(main, ["extract", str(audio), "-o", str(out), "-j", "1"])
     assert result.exit_code == 0, result.output
     assert "1 from an earlier run" in result.output
@@ -244,7 +249,7 @@ def test_extract_never_imports_tensorflow(corpus, tmp_path):
     assert result.returncode == 0, result.stderr
 
 
-def test_one_file_api_gives_the_numbers_of_featx_extract(tmp_path):
+def test_one_file_api_gives_the_numbers_of_featx_extract(tmp_path, tone, clicks, write_wav):
     """extract_features (used by featx predict) pins BLAS to one thread like featx extract does."""
     from featx.extract.file import extract_features
     from featx.features.settings import FeatureSettings

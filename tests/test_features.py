@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import SR, clicks, tone
 
 from featx.features.median import median_filter_rows
 from featx.features.compute import segment_features
 from featx.features.settings import FeatureSettings, contrast_columns, kaggle_feature_columns
 
+SR = 22050
 SETTINGS = FeatureSettings(preset="default")
 SEG = SETTINGS.segment_samples
 
@@ -28,7 +28,7 @@ def test_columns_are_kaggle_order_then_contrast():
 
 
 @pytest.mark.parametrize("freq", [440.0, 1000.0, 3000.0])
-def test_pure_tone_centroid_is_its_frequency(freq):
+def test_pure_tone_centroid_is_its_frequency(freq, tone):
     f = features(tone(freq, 3.0)[:SEG])
     assert f["spectral_centroid_mean"][0] == pytest.approx(freq, rel=0.02)
     # a pure tone's energy is in one place: narrow band, roll-off just above it
@@ -40,14 +40,14 @@ def test_pure_tone_centroid_is_its_frequency(freq):
     assert f["zero_crossing_rate_mean"][0] == pytest.approx(2 * freq / SR, rel=0.05)
 
 
-def test_tone_is_harmonic_and_clicks_are_percussive():
+def test_tone_is_harmonic_and_clicks_are_percussive(tone, clicks):
     t = features(tone(440, 3.0)[:SEG])
     c = features(clicks(120, 3.0)[:SEG])
     assert t["harmony_var"][0] > 100 * t["perceptr_var"][0]
     assert c["perceptr_var"][0] > c["harmony_var"][0]
 
 
-def test_chroma_of_a440_peaks_at_a():
+def test_chroma_of_a440_peaks_at_a(tone):
     import librosa
 
     y = tone(440, 3.0)[:SEG]
@@ -60,7 +60,7 @@ def test_chroma_of_a440_peaks_at_a():
 
 
 @pytest.mark.parametrize("bpm", [100.0, 120.0, 150.0])
-def test_clicks_at_known_tempo(bpm):
+def test_clicks_at_known_tempo(bpm, clicks):
     settings = FeatureSettings(segment_seconds=10)
     y = clicks(bpm, 10.0)[: settings.segment_samples]
     tempo = features(y, settings)["tempo"][0]
@@ -79,7 +79,7 @@ def test_silence_and_near_silence_are_finite(amp):
         assert f["rms_mean"][0] == 0 and f["spectral_centroid_mean"][0] == 0
 
 
-def test_batch_equals_item_by_item():
+def test_batch_equals_item_by_item(tone, clicks):
     rng = np.random.default_rng(2)
     batch = np.stack([
         tone(330, 3.0)[:SEG],
@@ -94,7 +94,7 @@ def test_batch_equals_item_by_item():
             np.testing.assert_allclose(together[col][i], alone[col][0], rtol=1e-6, atol=1e-12, err_msg=col)
 
 
-def test_matches_straightforward_librosa_calls():
+def test_matches_straightforward_librosa_calls(tone, clicks):
     """Shared spectra give the numbers each librosa feature function gives on its own."""
     import librosa
 

@@ -87,7 +87,7 @@ def test_registry_names_and_hyperparameters():
 
 
 @pytest.mark.parametrize("weights, pattern", [
-    ({"nn_weight": -1.0}, "nn_weight must be >= 0. Received: nn_weight=-1.0"),
+    ({"nn_weight": -1.0}, r"nn_weight; expected a finite number in \[0, 1e\+06\]. Received: nn_weight=-1.0"),
     ({"svm_weight": 0.0, "nn_weight": 0.0, "logistic_weight": 0.0}, "every member weight is 0"),
 ])
 def test_ensemble_rejects_bad_weights(weights, pattern):

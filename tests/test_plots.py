@@ -5,10 +5,6 @@ import pandas as pd
 import pytest
 
 from featx.reporting import figures as plots
-from conftest import shared_data_dir
-
-SHARED = shared_data_dir()
-GTZAN = SHARED / "gtzan"
 
 
 def test_confusion_heatmap_counts_and_normalised():
@@ -44,9 +40,8 @@ def test_per_class_bars_heights():
     assert heights == sorted(round(v, 4) for v in (0.5, 0.25, 1 / 3, 1.0, 0.75, 6 / 7))
 
 
-@pytest.mark.skipif(not (GTZAN / "features_30_sec.csv").exists(), reason=f"no GTZAN data at {GTZAN}")
-def test_feature_boxplot_on_real_features(tmp_path):
-    frame = pd.read_csv(GTZAN / "features_30_sec.csv")
+def test_feature_boxplot_on_real_features(tmp_path, gtzan_dir):
+    frame = pd.read_csv(gtzan_dir / "features_30_sec.csv")
     fig, ax = plots.new_figure()
     plots.feature_boxplot(frame, "spectral_centroid_mean", ax=ax)
     labels = [t.get_text() for t in ax.get_xticklabels()]

@@ -1,5 +1,4 @@
 """Real (tiny) training runs: folds, preprocessing, determinism, metrics, train/serve agreement."""
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +13,6 @@ from featx.training.config import TrainConfig
 from featx.training.metrics import compute_metrics
 from featx.training.cv import cross_validate
 from featx.training.fit import segment_sequences
-
-SHARED = Path(os.environ.get("FEATX_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-GTZAN = SHARED / "gtzan"
-needs_data = pytest.mark.skipif(not (GTZAN / "features_30_sec.csv").exists(),
-                                reason=f"GTZAN reference data not found at {GTZAN}")
 
 TINY = {"epochs": 4, "batch_size": 16, "patience": 2, "reduce_lr_patience": 1, "learning_rate": 0.01}
 
@@ -134,9 +128,8 @@ def test_training_rejects_bad_setups(seg_table, tmp_path):
         TrainConfig(model="gru").validate()
 
 
-@needs_data
-def test_baselines_on_real_features_and_random_split_inflation():
-    table = read_feature_csv(GTZAN / "features_3_sec.classical_jazz_rock.csv")
+def test_baselines_on_real_features_and_random_split_inflation(gtzan_dir):
+    table = read_feature_csv(gtzan_dir / "features_3_sec.classical_jazz_rock.csv")
     track = cross_validate(table, TrainConfig(model="knn", folds=5, seed=0, refit=False), progress=False)
     leaky = cross_validate(table, TrainConfig(model="knn", split="random", folds=5, seed=0, refit=False),
                            progress=False)
@@ -146,8 +139,7 @@ def test_baselines_on_real_features_and_random_split_inflation():
     assert track.metrics["track"]["accuracy"] > 0.8
 
 
-@needs_data
-def test_train_serve_agreement_on_real_audio():
+def test_train_serve_agreement_on_real_audio(gtzan_dir):
     """A model trained on Kaggle 3-s rows classifies featx's own extraction of held-out clips
     as well as it classifies the Kaggle rows of the same clips."""
     try:
@@ -157,11 +149,11 @@ def test_train_serve_agreement_on_real_audio():
     from featx.bundle import Bundle
     from featx.data.table import FeatureTable
 
-    clips = sorted((GTZAN / "audio").glob("*/*.wav"))
+    clips = sorted((gtzan_dir / "audio").glob("*/*.wav"))
     clips = [c for c in clips if c.parent.name in ("classical", "jazz", "rock")]
     if len(clips) < 6:
         pytest.skip("held-out GTZAN clips are missing")
-    table = read_feature_csv(GTZAN / "features_3_sec.classical_jazz_rock.csv")
+    table = read_feature_csv(gtzan_dir / "features_3_sec.classical_jazz_rock.csv")
     held_out = {c.stem for c in clips}
     is_held = np.array([t in held_out for t in table.tracks])
     train = table.subset(~is_held)
@@ -182,3 +174,103 @@ def test_train_serve_agreement_on_real_audio():
     own_acc = float(np.mean(ours))
     assert kaggle_acc >= 0.6
     assert own_acc >= kaggle_acc - 1.0 / len(clips) - 1e-9, (own_acc, kaggle_acc)
+
+
+# ---------------------------------------------------------------------------
+# One configuration, one pipeline, parameter names in library errors
+
+
+def test_train_config_is_frozen_and_validate_returns_a_resolved_copy():
+    import dataclasses
+    import json
+
+    config = TrainConfig(model="mlp", optimizer="nadam")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.epochs = 3
+    resolved = config.validate()
+    assert config.epochs is None and config.valid_fraction is None and config.params == {}
+    assert (resolved.epochs, resolved.valid_fraction, resolved.optimizer) == (60, 0.0, "nadam")
+    assert resolved.params["units"] == (512, 256, 128)
+    assert TrainConfig.from_dict(json.loads(json.dumps(resolved.to_dict()))).validate() == resolved
+    with pytest.raises(ConfigError, match="optimizer must be one of adam, adamw, nadam, rmsprop, sgd. "
+                                          "Received: optimizer='lbfgs'"):
+        TrainConfig(optimizer="lbfgs").validate()
+
+
+def test_options_read_the_training_vocabulary():
+    from featx.cli import main
+    from featx.sweep.space import TRAIN_OPTIONS
+    from featx.training.config import DEFAULTS, LEVELS, METRIC_NAMES, OPTIMIZERS, SPLITS
+
+    train = {p.name: p for p in main.commands["train"].params}
+    sweep = {p.name: p for p in main.commands["sweep"].params}
+    for name in ("batch_size", "learning_rate", "optimizer", "seed", "patience", "reduce_lr_patience",
+                 "folds", "split", "epochs", "valid_fraction", "log_variances", "refit"):
+        assert train[name].default == getattr(DEFAULTS, name), name
+    assert tuple(train["split"].type.choices) == tuple(sweep["split"].type.choices) == SPLITS
+    assert tuple(train["optimizer"].type.choices) == TRAIN_OPTIONS["optimizer"].choices == OPTIMIZERS
+    assert tuple(sweep["metric"].type.choices) == METRIC_NAMES and tuple(sweep["level"].type.choices) == LEVELS
+    assert sweep["folds"].default == DEFAULTS.folds and sweep["seed"].default == DEFAULTS.seed
+    for name, param in TRAIN_OPTIONS.items():
+        assert param.default == getattr(DEFAULTS, name), name
+
+
+def test_train_bundle_writes_what_featx_train_writes(tmp_path, run_cli):
+    import json
+
+    from featx.training.pipeline import train_bundle
+
+    csv = synthetic_csv(tmp_path / "t.csv")
+    run_cli("train", csv, "--model", "knn", "--folds", "3", "--seed", "2", "-p", "n_neighbors=3",
+            "-o", tmp_path / "cli")
+    run = train_bundle(csv, TrainConfig(model="knn", folds=3, seed=2, params={"n_neighbors": 3}),
+                       output_dir=tmp_path / "lib", progress=False)
+    assert run.directory == tmp_path / "lib" and run.result.config.params["n_neighbors"] == 3
+    cli, lib = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("cli", "lib"))
+    assert lib == cli == json.loads(json.dumps(run.metrics))
+    assert (tmp_path / "lib" / "predictions.csv").read_bytes() == (tmp_path / "cli" / "predictions.csv").read_bytes()
+    assert sorted(p.name for p in (tmp_path / "lib").rglob("*")) == sorted(p.name for p in (tmp_path / "cli").rglob("*"))
+    meta = {d: json.loads((tmp_path / d / "metadata.json").read_text()) for d in ("cli", "lib")}
+    assert meta["lib"]["config"] == meta["cli"]["config"] and meta["lib"]["final_fit"] == meta["cli"]["final_fit"]
+    # the output folder is checked before anything is trained
+    with pytest.raises(Exception, match="overwrite"):
+        train_bundle(csv, TrainConfig(model="knn", folds=3), output_dir=tmp_path / "lib", progress=False)
+
+
+def test_bundle_metadata_records_the_optimizer(tmp_path, run_cli):
+    import json
+
+    from featx.bundle import load_bundle
+    from featx.training.pipeline import train_bundle
+
+    csv = synthetic_csv(tmp_path / "t.csv", n_tracks=6, n_segments=2)
+    config = TrainConfig(model="mlp", folds=2, optimizer="sgd", params={"units": "8"}, **TINY)
+    run = train_bundle(csv, config, output_dir=tmp_path / "sgd", progress=False)
+    assert type(run.result.model.optimizer).__name__ == "SGD"
+    meta = json.loads((tmp_path / "sgd" / "metadata.json").read_text())
+    assert meta["config"]["optimizer"] == "sgd" and meta["multi_label"] is False
+    assert load_bundle(tmp_path / "sgd").metadata["config"]["optimizer"] == "sgd"
+    run_cli("train", csv, "--optimizer", "rmsprop", "--epochs", "2", "--folds", "2", "--units", "8",
+            "-o", tmp_path / "rmsprop")
+    assert json.loads((tmp_path / "rmsprop" / "metadata.json").read_text())["config"]["optimizer"] == "rmsprop"
+
+
+def test_library_errors_name_parameters_and_the_command_line_names_options(tmp_path, run_cli):
+    with pytest.raises(ValueError) as caught:  # a featx error about a bad value is a ValueError
+        TrainConfig(folds=0).validate()
+    error = caught.value
+    assert isinstance(error, ConfigError) and error.param == "folds"
+    assert str(error) == "folds must be an integer >= 1. Received: folds=0"
+    assert issubclass(DataError, ValueError)
+    csv = synthetic_csv(tmp_path / "t.csv")
+    with pytest.raises(ConfigError, match=r"split='artist' needs an artist mapping file \(artist_map=FILE") as caught:
+        make_splits(read_feature_csv(csv), split="artist")
+    assert "--" not in str(caught.value)
+
+    result = run_cli("train", csv, "--model", "knn", "--folds", "0", "-o", tmp_path / "x", ok=False)
+    assert "Error: --folds must be an integer >= 1. Received: --folds 0" in result.output
+    result = run_cli("train", csv, "--model", "knn", "--split", "artist", "-o", tmp_path / "x", ok=False)
+    assert "--split artist needs an artist mapping file (--artist-map FILE" in result.output
+    result = run_cli("sweep", csv, "-m", "knn", "-o", tmp_path / "s", "--folds", "0", "-p", "n_neighbors=1",
+                     ok=False)
+    assert "Error: --folds must be a positive integer. Received: --folds 0" in result.output

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._common import handle_errors, progress_enabled
+from ._common import handle_errors, info, progress_enabled
 from ..features.settings import PRESETS
 
 
@@ -15,11 +15,11 @@ def _report(result) -> None:
     for file, reason in result.errors:
         click.echo(f"skipped {file}: {reason}", err=True)
     if result.up_to_date:
-        click.echo(f"{result.output} is up to date ({result.n_rows} rows); nothing to do", err=True)
+        info(f"{result.output} is up to date ({result.n_rows} rows); nothing to do", err=True)
     else:
         done_before = result.n_files - result.n_extracted
         resumed = f", {done_before} from an earlier run" if done_before else ""
-        click.echo(
+        info(
             f"wrote {result.n_rows} rows from {result.n_files - len(result.errors)} file(s) "
             f"to {result.output} in {result.seconds:.1f} s{resumed}",
             err=True,
@@ -52,7 +52,7 @@ def _report(result) -> None:
 @click.option("--overwrite", is_flag=True,
               help="Replace an existing output or unfinished run made with other settings.")
 @click.pass_context
-@handle_errors
+@handle_errors(interrupted="finished files are kept; run the same command again to continue")
 def extract(ctx, inputs, output, preset, segment_seconds, whole_file, sr, labels, jobs, overwrite):
     """Extract GTZAN-style features from audio files or folders into a CSV.
 
@@ -77,17 +77,10 @@ def extract(ctx, inputs, output, preset, segment_seconds, whole_file, sr, labels
             f"--segment-seconds must be a positive number. Received: {segment_seconds!r}"
         ) from None
     settings = FeatureSettings(preset=preset, sr=sr, segment_seconds=seconds)
-    try:
-        result = run_extraction(
-            inputs, output, settings=settings, labels=labels, jobs=jobs,
-            overwrite=overwrite, progress=progress_enabled(ctx),
-        )
-    except KeyboardInterrupt:
-        click.echo(
-            "\ninterrupted: finished files are kept; run the same command again to continue",
-            err=True,
-        )
-        sys.exit(130)
+    result = run_extraction(
+        inputs, output, settings=settings, labels=labels, jobs=jobs,
+        overwrite=overwrite, progress=progress_enabled(ctx),
+    )
     _report(result)
 
 

@@ -23,7 +23,7 @@ def _configure_logging(verbosity: int) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="featx")
 @click.option("-v", "--verbose", count=True, help="More log output (repeatable).")
-@click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress bars.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr: no progress, notes or warnings (results still go to stdout).")
 @click.pass_context
 def main(ctx, verbose, quiet):
     """featx: music-genre classification from hand-crafted audio features."""
@@ -37,8 +37,9 @@ def _register_commands() -> None:
     from .models import evaluate, models, predict, train
     from .plot import plot
     from .sweep import sweep
+    from .blend import blend
 
-    for command in (extract, demo, train, evaluate, predict, plot, models, sweep):
+    for command in (extract, demo, train, evaluate, predict, plot, models, sweep, blend):
         main.add_command(command)
 
 

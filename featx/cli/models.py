@@ -12,8 +12,9 @@ from pathlib import Path
 
 import click
 
-from ._common import handle_errors, progress_enabled
+from ._common import handle_errors, info, progress_enabled
 from ..errors import ConfigError
+from ..training.config import DEFAULTS, OPTIMIZERS, OPTION_HELP, SPLITS
 
 logger = logging.getLogger(__name__)
 
@@ -40,43 +41,42 @@ def _summary_line(metrics: dict) -> str:
 
 @click.command("train")
 @click.argument("csv", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-m", "--model", "model_name", default="mlp", show_default=True,
-              help="Model name (see 'featx models').")
+@click.option("-m", "--model", "model_name", default=DEFAULTS.model, show_default=True,
+              help=OPTION_HELP["model"])
 @click.option("-o", "--output", "output", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Bundle folder to write [default: models/<model>].")
-@click.option("--epochs", type=int, default=None,
-              help="Maximum epochs (Keras models) [default: 100; mlp: 60].")
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--learning-rate", type=float, default=1e-3, show_default=True, help="Adam learning rate.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for splits, weights and shuffling.")
-@click.option("--patience", type=int, default=15, show_default=True,
-              help="Early-stopping patience in epochs (best weights restored; 0: off).")
-@click.option("--reduce-lr-patience", type=int, default=5, show_default=True,
-              help="ReduceLROnPlateau patience (0: off).")
-@click.option("--split", "split", type=click.Choice(["track", "artist", "fault-filtered", "random"]),
-              default="track", show_default=True, help="How rows are split into train/test.")
-@click.option("--folds", type=int, default=5, show_default=True,
-              help="K-fold cross-validation; 1: one train/validation/test split.")
-@click.option("--valid-fraction", type=float, default=None,
-              help="Share of each training part held out (by track) for early stopping and "
-                   "validation curves [default: 0.15; mlp: 0, i.e. train on all training rows].")
-@click.option("--artist-map", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="'file ::: artist ::: title' index for --split artist (e.g. GTZANindex.txt).")
-@click.option("--split-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder of train/valid/test lists for --split fault-filtered.")
+@click.option("--epochs", type=int, default=DEFAULTS.epochs, help=OPTION_HELP["epochs"])
+@click.option("--batch-size", type=int, default=DEFAULTS.batch_size, show_default=True,
+              help=OPTION_HELP["batch_size"])
+@click.option("--learning-rate", type=float, default=DEFAULTS.learning_rate, show_default=True,
+              help=OPTION_HELP["learning_rate"])
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=DEFAULTS.optimizer, show_default=True,
+              help=OPTION_HELP["optimizer"])
+@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True, help=OPTION_HELP["seed"])
+@click.option("--patience", type=int, default=DEFAULTS.patience, show_default=True,
+              help=OPTION_HELP["patience"])
+@click.option("--reduce-lr-patience", type=int, default=DEFAULTS.reduce_lr_patience, show_default=True,
+              help=OPTION_HELP["reduce_lr_patience"])
+@click.option("--split", "split", type=click.Choice(SPLITS), default=DEFAULTS.split, show_default=True,
+              help=OPTION_HELP["split"])
+@click.option("--folds", type=int, default=DEFAULTS.folds, show_default=True, help=OPTION_HELP["folds"])
+@click.option("--valid-fraction", type=float, default=DEFAULTS.valid_fraction, help=OPTION_HELP["valid_fraction"])
+@click.option("--artist-map", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULTS.artist_map,
+              help=OPTION_HELP["artist_map"])
+@click.option("--split-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULTS.split_dir,
+              help=OPTION_HELP["split_dir"])
 @click.option("--units", default=None, help="Layer sizes, e.g. 256,128,64 (lstm, segment-lstm, mlp).")
 @click.option("--dropout", type=float, default=None, help="Dropout rate (Keras models).")
 @click.option("--depth", type=int, default=None, help="Number of layers (lstm, segment-lstm, mlp).")
 @click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
               help="Any model hyperparameter (repeatable), e.g. -p C=3 or -p n_neighbors=7.")
-@click.option("--log-variances/--no-log-variances", default=True, show_default=True,
-              help="Log-scale the *_var columns before standardising.")
-@click.option("--refit/--no-refit", default=True, show_default=True,
-              help="After K-fold CV, fit the saved model on all rows (else keep fold 1's model).")
+@click.option("--log-variances/--no-log-variances", default=DEFAULTS.log_variances, show_default=True,
+              help=OPTION_HELP["log_variances"])
+@click.option("--refit/--no-refit", default=DEFAULTS.refit, show_default=True, help=OPTION_HELP["refit"])
 @click.option("--overwrite", is_flag=True, help="Replace an existing bundle in the output folder.")
 @click.pass_context
 @handle_errors
-def train(ctx, csv, model_name, output, epochs, batch_size, learning_rate, seed, patience,
+def train(ctx, csv, model_name, output, epochs, batch_size, learning_rate, optimizer, seed, patience,
           reduce_lr_patience, split, folds, valid_fraction, artist_map, split_dir, units, dropout,
           depth, params, log_variances, refit, overwrite):
     """Train and cross-validate a model on a feature CSV; write a bundle to -o DIR.
@@ -84,12 +84,10 @@ def train(ctx, csv, model_name, output, epochs, batch_size, learning_rate, seed,
     DIR receives the model, its preprocessing and metadata, metrics.json,
     out-of-fold predictions.csv, report.md and figures/.
     """
-    from ..bundle import check_output_dir, prepare_output_dir, save_bundle
-    from ..data.table import read_feature_csv
     from ..models.registry import get_model
-    from ..reporting.report import LEAKY_WARNING, write_outputs
+    from ..reporting.report import LEAKY_WARNING
     from ..training.config import TrainConfig
-    from ..training.cv import cross_validate
+    from ..training.pipeline import train_bundle
 
     spec = get_model(model_name)
     overrides = _parse_params(params)
@@ -98,33 +96,17 @@ def train(ctx, csv, model_name, output, epochs, batch_size, learning_rate, seed,
             overrides[name] = value
     config = TrainConfig(
         model=spec.name, params=overrides, epochs=epochs, batch_size=batch_size,
-        learning_rate=learning_rate, seed=seed, patience=patience,
+        learning_rate=learning_rate, optimizer=optimizer, seed=seed, patience=patience,
         reduce_lr_patience=reduce_lr_patience, split=split, folds=folds,
         valid_fraction=valid_fraction, log_variances=log_variances, artist_map=str(artist_map) if artist_map else None,
         split_dir=str(split_dir) if split_dir else None, refit=refit,
     ).validate()
-    output = output or Path("models") / spec.name
-    check_output_dir(output, overwrite=overwrite)  # fails early, before training
-    table = read_feature_csv(csv)
-    result = cross_validate(table, config, progress=progress_enabled(ctx))
-    directory = prepare_output_dir(output, overwrite=overwrite)
-    save_bundle(result, directory, table=table)
-    facts = [("model", f"{spec.name} ({spec.description})"),
-             ("data", f"{csv} ({table.n_rows} rows, {len(set(table.tracks))} tracks, "
-                      f"{len(table.feature_columns)} features, {len(result.preprocessing.classes)} classes)"),
-             ("split", result.plan.description),
-             ("saved model", result.final_fit["rows"]),
-             ("device", result.device),
-             ("seed", str(config.seed)),
-             ("training time", f"{result.seconds:.1f} s")]
-    write_outputs(directory, metrics=result.metrics, predictions=result.predictions,
-                  title=f"featx {spec.name}: cross-validated evaluation", facts=facts,
-                  histories=result.histories if spec.kind == "keras" else None,
-                  config=config.to_dict())
-    if result.plan.leaky:
-        click.echo(LEAKY_WARNING.strip("*"), err=True)
-    click.echo(f"{spec.name}: {_summary_line(result.metrics)}")
-    click.echo(f"bundle written to {directory}")
+    run = train_bundle(csv, config, output_dir=output or Path("models") / spec.name, overwrite=overwrite,
+                       progress=progress_enabled(ctx))
+    if run.result.plan.leaky:
+        info(LEAKY_WARNING.strip("*"), err=True)
+    click.echo(f"{spec.name}: {_summary_line(run.metrics)}")
+    click.echo(f"bundle written to {run.directory}")
 
 
 # ---------------------------------------------------------------------------
@@ -135,7 +117,8 @@ def train(ctx, csv, model_name, output, epochs, batch_size, learning_rate, seed,
 @click.argument("bundle_dir", type=click.Path(path_type=Path))
 @click.argument("csv", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder for metrics/report/figures [default: BUNDLE_DIR/evaluation/<csv name>].")
+              help="Folder for metrics/report/figures [default: BUNDLE_DIR/evaluation/<csv name>, "
+                   "made safe; -2, -3, ... when that name holds another CSV's evaluation].")
 @click.pass_context
 @handle_errors
 def evaluate(ctx, bundle_dir, csv, output):
@@ -146,12 +129,12 @@ def evaluate(ctx, bundle_dir, csv, output):
     """
     from ..bundle import load_bundle
     from ..data.table import read_feature_csv
-    from ..reporting.report import write_outputs
+    from ..reporting.report import evaluation_dir, write_outputs
 
     bundle = load_bundle(bundle_dir)
     table = read_feature_csv(csv)
     metrics, predictions = bundle.evaluate(table)
-    output = output or Path(bundle_dir) / "evaluation" / Path(csv).stem
+    output = output or evaluation_dir(bundle_dir, csv)
     facts = [("model", f"{bundle.spec.name} from {bundle_dir}"),
              ("data", f"{csv} ({table.n_rows} rows, {len(set(table.tracks))} tracks)"),
              ("trained on", str((bundle.metadata.get("training_data") or {}).get("path")))]
@@ -162,7 +145,7 @@ def evaluate(ctx, bundle_dir, csv, output):
     if overlap.get("tracks"):
         from ..reporting.report import training_overlap_warning
 
-        click.echo(training_overlap_warning(overlap), err=True)
+        info(training_overlap_warning(overlap), err=True)
     click.echo(f"report written to {output}")
 
 
@@ -170,18 +153,29 @@ def evaluate(ctx, bundle_dir, csv, output):
 # predict
 
 
-def _render_predictions(frame, classes, fmt: str, top_k: int) -> str:
+def _render_predictions(frame, classes, fmt: str, top_k: int, *, csv_top_k: bool = False) -> str:
+    """Predictions as text; ``csv_top_k``: CSV columns ``top1, top1_probability, ...``
+    for the ``top_k`` best genres instead of one probability column per genre."""
     import numpy as np
+    import pandas as pd
 
     proba = frame[classes].to_numpy()
     order = np.argsort(-proba, axis=1, kind="stable")[:, :top_k]
+    extra = [c for c in ("windows",) if c in frame.columns]
     if fmt == "csv":
-        return frame.to_csv(index=False, float_format="%.6f")
+        if not csv_top_k:
+            return frame.to_csv(index=False, float_format="%.6f")
+        ranked = frame[["file", "genre", *extra]].reset_index(drop=True)
+        for r in range(top_k):
+            ranked[f"top{r + 1}"] = [classes[j] for j in order[:, r]]
+            ranked[f"top{r + 1}_probability"] = proba[np.arange(len(proba)), order[:, r]]
+        return ranked.to_csv(index=False, float_format="%.6f")
     if fmt == "json":
         items = []
         for i, row in frame.reset_index(drop=True).iterrows():
             items.append({
                 "file": row["file"], "genre": row["genre"],
+                **{c: int(row[c]) for c in extra if not pd.isna(row[c])},
                 "top": [{"genre": classes[j], "probability": round(float(proba[i, j]), 6)} for j in order[i]],
                 "probabilities": {c: round(float(row[c]), 6) for c in classes},
             })
@@ -194,13 +188,42 @@ def _render_predictions(frame, classes, fmt: str, top_k: int) -> str:
     return "\n".join(lines)
 
 
+def _check_output_file(output: Path) -> None:
+    """Raise unless a file can be written at ``output`` (its folder exists; it is no folder)."""
+    from ..errors import OutputError
+
+    parent = output.parent
+    if not parent.is_dir():
+        raise OutputError(f"{output}: folder {parent} does not exist; expected -o in an existing "
+                          "folder (create it first)")
+    if output.is_dir():
+        raise OutputError(f"{output}: is a folder; expected a file name for -o")
+
+
+def _warn_training_tracks(bundle, tables, audio) -> None:
+    """Say when inputs are tracks the model was trained on: their predictions prove nothing."""
+    seen, total, example = 0, 0, None
+    for table in tables:
+        overlap = bundle.training_overlap(table) or {}
+        seen += int(overlap.get("tracks") or 0)
+        total += len(set(table.tracks))
+        example = example or overlap.get("example")
+    trained = bundle.seen_tracks(audio)
+    seen, total = seen + len(trained), total + len(audio)
+    example = example or (trained[0] if trained else None)
+    if seen:
+        info(f"WARNING: {seen} of {total} input tracks (e.g. {example}) were used to train this "
+             "model: its predictions for them do not show how it does on new music", err=True)
+
+
 @click.command("predict")
 @click.argument("bundle_dir", type=click.Path(path_type=Path))
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True)
 @click.option("-k", "--top-k", type=int, default=3, show_default=True,
-              help="Genres shown per file (table and json).")
+              help="Genres shown per file (table and json). Given with -f csv: columns "
+                   "top1, top1_probability, ... for the k best genres instead of one per genre.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write to this file instead of standard output.")
 @click.pass_context
@@ -209,7 +232,9 @@ def predict(ctx, bundle_dir, inputs, fmt, top_k, output):
     """Classify audio files/folders, or the rows of feature CSVs, with a trained bundle.
 
     Audio is featurised with exactly the extraction settings of the model's
-    training data; segment probabilities are averaged per file.
+    training data; segment probabilities are averaged per file. A model trained
+    on whole clips gets long audio in windows of its clips' length, averaged
+    per file (column 'windows').
     """
     import pandas as pd
 
@@ -218,20 +243,33 @@ def predict(ctx, bundle_dir, inputs, fmt, top_k, output):
 
     if top_k < 1:
         raise ConfigError(f"--top-k must be >= 1. Received: {top_k}")
+    if output is not None:
+        _check_output_file(output)  # before any work: a wrong -o must not cost a whole run
     bundle = load_bundle(bundle_dir)
     classes = bundle.classes
     csvs = [p for p in inputs if p.suffix.lower() == ".csv"]
     audio = audio_files([p for p in inputs if p.suffix.lower() != ".csv"])
-    frames = [bundle.classify_table(read_feature_csv(p, require_label=False)) for p in csvs]
+    tables = [read_feature_csv(p, require_label=False) for p in csvs]
+    frames = [bundle.classify_table(table) for table in tables]
+    _warn_training_tracks(bundle, tables, audio)
     skipped = []
     if audio:
         predicted, skipped = bundle.classify_audio(audio, progress=progress_enabled(ctx))
         frames.append(predicted)
     frame = pd.concat(frames, ignore_index=True)
-    text = _render_predictions(frame, classes, fmt, min(top_k, len(classes)))
+    if "windows" in frame.columns:  # rows of feature CSVs have no windows: left blank
+        frame["windows"] = frame["windows"].astype("Int64")
+        if (frame["windows"] > 1).any():
+            info(f"note: {bundle.spec.name} was trained on whole clips of {bundle.clip_seconds:.1f} s; "
+                 "longer audio is cut into windows of that length and their probabilities are "
+                 "averaged (column 'windows')", err=True)
+    csv_top_k = ctx.get_parameter_source("top_k") is not click.core.ParameterSource.DEFAULT
+    text = _render_predictions(frame, classes, fmt, min(top_k, len(classes)), csv_top_k=csv_top_k)
     if output:
-        output.write_text(text if text.endswith("\n") else text + "\n")
-        click.echo(f"{len(frame)} prediction(s) written to {output}", err=True)
+        from ..io.atomic import atomic_write
+
+        atomic_write(output, text if text.endswith("\n") else text + "\n")
+        info(f"{len(frame)} prediction(s) written to {output}", err=True)
     elif len(frame):
         click.echo(text.rstrip("\n"))
     for file, reason in skipped:
@@ -245,6 +283,7 @@ def predict(ctx, bundle_dir, inputs, fmt, top_k, output):
 
 
 @click.command("models")
+@handle_errors
 def models():
     """List the available models and their hyperparameters."""
     from ..models.registry import MODELS

@@ -12,6 +12,9 @@ from ..errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
+#: Folders featx made that ``plot`` may add figures to (plot folders; a bundle's figures/).
+PLOT_FOLDERS = ("featx-plots", "featx-output")
+
 
 # ---------------------------------------------------------------------------
 # plot
@@ -32,6 +35,7 @@ def plot():
 def plot_features(csv, features, output):
     """Boxplots of feature columns by genre."""
     from ..data.table import read_feature_csv
+    from ..io.guard import claim_folder, safe_name, unique_names
     from ..reporting.figures import feature_boxplot, new_figure, save_figure
 
     table = read_feature_csv(csv)
@@ -44,10 +48,12 @@ def plot_features(csv, features, output):
                 f"{csv}: no feature column {name!r}; expected one of "
                 f"{', '.join(table.feature_columns[:6])}, ..."
             )
-    for name in features:
+    claim_folder(output, "featx-plots", accept=PLOT_FOLDERS)
+    files = unique_names([f"box_{safe_name(name)}" for name in features], suffix=".png")
+    for name, file in zip(features, files):
         fig, ax = new_figure(max(6.0, 0.7 * len(set(table.labels)) + 2), 4.5)
         feature_boxplot(table.frame, name, ax=ax)
-        click.echo(save_figure(fig, output / f"box_{name}.png"))
+        click.echo(save_figure(fig, output / file))
 
 
 @plot.command("audio")
@@ -59,16 +65,19 @@ def plot_features(csv, features, output):
 def plot_audio(files, sr, output):
     """Waveform, mel spectrogram and chromagram of audio files."""
     from ..extract.audio import find_audio, load
+    from ..io.guard import claim_folder, names_for_paths
     from ..reporting.figures import chromagram, mel_spectrogram, new_figure, save_figure, waveform
 
-    for path in find_audio(files):
+    paths = find_audio(files)
+    claim_folder(output, "featx-plots", accept=PLOT_FOLDERS)
+    for path, file in zip(paths, names_for_paths(paths, suffix=".png")):
         y = load(path, sr=sr)
         rate = sr
         fig, axes = new_figure(10, 10, nrows=3)
         waveform(y, rate, ax=axes[0], title=f"{path.name}: waveform")
         mel_spectrogram(y, rate, ax=axes[1])
         chromagram(y, rate, ax=axes[2])
-        click.echo(save_figure(fig, output / f"{path.stem}.png"))
+        click.echo(save_figure(fig, output / file))
 
 
 @plot.command("bundle")
@@ -78,8 +87,9 @@ def plot_audio(files, sr, output):
 @handle_errors
 def plot_bundle(bundle_dir, output):
     """Training curves, confusion matrices and per-class scores of a trained bundle."""
-    from ..bundle import _read_json
+    from ..bundle import _read_json, legacy_figures
     from ..errors import BundleError
+    from ..io.guard import claim_folder
     from ..reporting.figures import write_evaluation_figures
 
     metrics = _read_json(Path(bundle_dir) / "metrics.json")
@@ -90,8 +100,13 @@ def plot_bundle(bundle_dir, output):
             histories = json.loads(history_path.read_text())
         except ValueError:
             raise BundleError(f"{history_path}: corrupt JSON; expected per-fold training curves") from None
+    default = Path(bundle_dir) / "figures"
+    claim_folder(output or default, "featx-plots", accept=PLOT_FOLDERS,
+                 legacy=None if output else legacy_figures(Path(bundle_dir)))
     try:
-        written = write_evaluation_figures(output or Path(bundle_dir) / "figures", metrics, histories)
+        trained = (_read_json(Path(bundle_dir) / "metadata.json").get("training_data") or {}).get("path")
+        written = write_evaluation_figures(output or default, metrics, histories,
+                                           data=Path(str(trained)).name if trained else None)
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(f"{bundle_dir}/metrics.json: unexpected content ({exc})") from None
     for path in written:

@@ -7,10 +7,10 @@ from pathlib import Path
 import click
 
 from ._common import handle_errors, progress_enabled
+from ..sweep.space import MAX_TRIALS
+from ..training.config import DEFAULTS, LEVELS, METRIC_NAMES, SEARCHES, SPLITS
 
 logger = logging.getLogger(__name__)
-
-_METRICS = ["accuracy", "precision_macro", "recall_macro", "f1_macro"]
 
 
 @click.command("sweep")
@@ -24,16 +24,16 @@ _METRICS = ["accuracy", "precision_macro", "recall_macro", "f1_macro"]
                    "learning_rate='loguniform(1e-4,1e-1)'. One value fixes it.")
 @click.option("--grid", "grid_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="YAML or JSON search space: {name: [values]} or a list of such sub-grids.")
-@click.option("--search", type=click.Choice(["grid", "random"]), default="grid", show_default=True)
+@click.option("--search", type=click.Choice(SEARCHES), default=SEARCHES[0], show_default=True)
 @click.option("--n-iter", type=int, default=20, show_default=True,
               help="Combinations sampled by --search random.")
-@click.option("--metric", type=click.Choice(_METRICS), default="f1_macro", show_default=True,
+@click.option("--metric", type=click.Choice(METRIC_NAMES), default="f1_macro", show_default=True,
               help="Validation metric that ranks the trials.")
-@click.option("--level", type=click.Choice(["track", "segment"]), default="track", show_default=True,
+@click.option("--level", type=click.Choice(LEVELS), default=LEVELS[0], show_default=True,
               help="Score tracks (segment probabilities averaged) or single rows.")
-@click.option("--split", type=click.Choice(["track", "artist", "fault-filtered", "random"]),
-              default="track", show_default=True, help="How rows are grouped into test/validation parts.")
-@click.option("--folds", type=int, default=5, show_default=True,
+@click.option("--split", type=click.Choice(SPLITS), default=DEFAULTS.split, show_default=True,
+              help="How rows are grouped into test/validation parts.")
+@click.option("--folds", type=int, default=DEFAULTS.folds, show_default=True,
               help="Validation folds on the non-test rows; 1: one validation part.")
 @click.option("--test-fraction", type=float, default=0.2, show_default=True,
               help="Share of the groups held out as the test part (not with fault-filtered).")
@@ -41,17 +41,20 @@ _METRICS = ["accuracy", "precision_macro", "recall_macro", "f1_macro"]
               help="'file ::: artist ::: title' index for --split artist.")
 @click.option("--split-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder of train/valid/test lists for --split fault-filtered.")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True,
               help="Seed for splits, weights, shuffling and random search.")
 @click.option("-j", "--jobs", type=int, default=1, show_default=True,
               help="Trials run in parallel worker processes (-1: one per CPU core).")
 @click.option("--retry-failed", is_flag=True, help="Run failed trials of earlier runs again.")
 @click.option("--retrain-best/--no-retrain-best", default=True, show_default=True,
               help="Retrain the best configuration and score it once on the test part (DIR/best).")
+@click.option("--max-trials", type=int, default=MAX_TRIALS, show_default=True, metavar="N",
+              help="Refuse a search of more than N combinations (raise it to run a bigger one).")
 @click.pass_context
-@handle_errors
+@handle_errors(interrupted="finished trials are kept in {output}/trials.jsonl; "
+                           "run the same command again to resume")
 def sweep(ctx, csv, model_name, output, params, grid_file, search, n_iter, metric, level, split, folds,
-          test_fraction, artist_map, split_dir, seed, jobs, retry_failed, retrain_best):
+          test_fraction, artist_map, split_dir, seed, jobs, retry_failed, retrain_best, max_trials):
     """Evaluate a grid or random sample of hyperparameters for one model on a feature CSV.
 
     Each combination is cross-validated on the non-test rows; the best by the
@@ -76,15 +79,10 @@ def sweep(ctx, csv, model_name, output, params, grid_file, search, n_iter, metri
         csv=csv, model=model_name, output=output, search=search, n_iter=n_iter, metric=metric,
         level=level, split=split, folds=folds, test_fraction=test_fraction, seed=seed,
         artist_map=artist_map, split_dir=split_dir, jobs=jobs, retry_failed=retry_failed,
-        retrain_best=retrain_best).validate()
+        retrain_best=retrain_best, max_trials=max_trials).validate()
     space = space_from_options(get_model(model_name), list(params), grid_file)
     plan = plan_sweep(options, space)
-    try:
-        outcome = run_sweep(plan, progress=progress_enabled(ctx))
-    except KeyboardInterrupt:
-        click.echo(f"\ninterrupted; finished trials are kept in {output}/trials.jsonl. "
-                   "Run the same command again to resume.", err=True)
-        ctx.exit(130)
+    outcome = run_sweep(plan, progress=progress_enabled(ctx))
     click.echo(f"{outcome.total} combinations: {outcome.reused} reused, {outcome.ran} run, "
                f"{outcome.failed} failed ({outcome.seconds:.1f} s)")
     if outcome.best is not None:

@@ -12,8 +12,7 @@ from ..features.settings import LABEL_COLUMN
 
 logger = logging.getLogger(__name__)
 from .table import FeatureTable, track_id
-
-SPLITS = ("track", "artist", "fault-filtered", "random")
+from .vocabulary import SPLITS  # noqa: F401  (re-exported: featx.data.splits.SPLITS)
 
 
 # ---------------------------------------------------------------------------
@@ -114,8 +113,8 @@ def _groups_for(table: FeatureTable, split: str, artist_map_path) -> tuple[np.nd
     if split == "artist":
         if artist_map_path is None:
             raise ConfigError(
-                "--split artist needs an artist mapping file (--artist-map FILE, e.g. "
-                "GTZANindex.txt with lines 'file ::: artist ::: title')"
+                "split='artist' needs an artist mapping file (artist_map=FILE, e.g. "
+                "GTZANindex.txt with lines 'file ::: artist ::: title')", param="artist_map"
             )
         mapping = read_artist_map(artist_map_path)
         base = [Path(t).name for t in tracks]
@@ -145,13 +144,13 @@ def _check_labels(y: np.ndarray, groups: np.ndarray, folds: int, name: str) -> N
     if n_groups < needed:
         raise DataError(
             f"{name}: {n_groups} track/artist group(s) but {folds} fold(s) requested; "
-            f"expected at least {needed} groups (use fewer --folds or more data)"
+            f"expected at least {needed} groups (use fewer folds or more data)", param="folds"
         )
     per_class = {label: len(set(groups[y == label])) for label in classes}
     if max(per_class.values()) < folds:
         raise DataError(
             f"{name}: every class has fewer tracks than the {folds} folds requested "
-            f"(largest: {max(per_class.values())}); use fewer --folds or more data"
+            f"(largest: {max(per_class.values())}); use fewer folds or more data", param="folds"
         )
     for label, n in per_class.items():
         if n < max(folds, 2):
@@ -215,7 +214,7 @@ def make_splits(
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     if not isinstance(folds, int) or folds < 1:
-        raise ConfigError(f"--folds must be a positive integer. Received: folds={folds!r}")
+        raise ConfigError(f"folds must be a positive integer. Received: folds={folds!r}", param="folds")
     from sklearn.model_selection import KFold, StratifiedGroupKFold, StratifiedKFold
 
     y = table.labels
@@ -224,13 +223,13 @@ def make_splits(
     if split == "fault-filtered":
         if split_dir is None:
             raise ConfigError(
-                "--split fault-filtered needs --split-dir DIR holding train/valid/test lists "
-                "(e.g. gtzan/splits/fault_filtered)"
+                "split='fault-filtered' needs split_dir=DIR holding train/valid/test lists "
+                "(e.g. gtzan/splits/fault_filtered)", param="split_dir"
             )
         if folds != 1:
             raise ConfigError(
-                f"--split fault-filtered is one fixed train/valid/test split; expected --folds 1. "
-                f"Received: folds={folds}"
+                f"split='fault-filtered' is one fixed train/valid/test split; expected folds=1. "
+                f"Received: folds={folds}", param="folds"
             )
         parts = read_split_lists(split_dir)
         base = np.array([Path(t).name for t in table.tracks], dtype=object)

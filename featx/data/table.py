@@ -1,6 +1,7 @@
 """Feature tables: reading and validating CSVs, row identities (track, segment), column checks."""
 from __future__ import annotations
 
+import csv
 import logging
 import re
 from dataclasses import dataclass, field
@@ -42,9 +43,10 @@ def segment_index(filename: str) -> int | None:
 def track_id(filename: str, *, segmented: bool = True) -> str:
     """The track a row belongs to: its filename without segment index and extension.
 
-    ``rock.00001.7.wav`` -> ``rock.00001``; with ``segmented=False`` the
-    whole filename (without extension) is the track: ``rock.00001.wav`` ->
-    ``rock.00001``.
+    ``rock.00001.7.wav`` -> ``rock.00001``; ``AlbumA/01.7.mp3`` (the form ``featx
+    extract`` writes: the file's path under its input folder) -> ``AlbumA/01``, a
+    different track from ``AlbumB/01``. With ``segmented=False`` the whole filename
+    (without extension) is the track: ``rock.00001.wav`` -> ``rock.00001``.
     """
     stem, _ = _split_ext(str(filename))
     if segmented:
@@ -167,8 +169,16 @@ def read_feature_csv(path, *, require_label: bool = True) -> FeatureTable:
     Raises
     ------
     DataError
-        Missing file or columns, non-numeric, NaN or infinite feature values,
-        mixed segment/whole-file names.
+        Missing file or columns, a column named twice in the header, non-numeric,
+        NaN, infinite or absurdly large (above :data:`MAX_FEATURE_MAGNITUDE`) feature
+        values, mixed segment/whole-file names.
+
+    Examples
+    --------
+    >>> import featx
+    >>> table = featx.read_feature_csv("features_csv/features_30_sec.csv")  # doctest: +SKIP
+    >>> table.n_rows, len(table.feature_columns), table.settings.preset  # doctest: +SKIP
+    (1000, 57, 'gtzan')
     """
     path = Path(path)
     if not path.is_file():
@@ -188,9 +198,7 @@ def read_feature_csv(path, *, require_label: bool = True) -> FeatureTable:
         raise DataError(f"{path}: no '{LABEL_COLUMN}' column; training and evaluation need labelled rows")
     if len(frame) == 0:
         raise DataError(f"{path}: the table has no rows")
-    duplicated = [c for c in frame.columns if list(frame.columns).count(c) > 1]
-    if duplicated:
-        raise DataError(f"{path}: column '{duplicated[0]}' appears more than once")
+    _check_header(path, frame)
     if require_label and frame[LABEL_COLUMN].isna().any():
         row = int(np.flatnonzero(frame[LABEL_COLUMN].isna().to_numpy())[0])
         raise DataError(f"{path}: empty label in row {row + 2} (filename {frame['filename'].iloc[row]})")
@@ -234,10 +242,58 @@ def read_feature_csv(path, *, require_label: bool = True) -> FeatureTable:
         settings = FeatureSettings(preset="gtzan", segment_seconds=3.0 if segmented else None)
         source = "kaggle-columns"
     table = FeatureTable(frame, path, feature_columns, settings, segmented, source)
+    if table.labelled:
+        _check_track_labels(table)
     logger.info("read %s: %d rows, %d features, %s rows, settings from %s",
                 path, len(frame), len(feature_columns),
                 "segment" if segmented else "whole-file", source)
     return table
+
+
+#: Largest magnitude a feature value may have: the squares of such values still sum without
+#: overflow when scalers are fitted, and no audio feature comes near it.
+MAX_FEATURE_MAGNITUDE = 1e100
+
+
+def _check_header(path: Path, frame: pd.DataFrame) -> None:
+    """Refuse a header that names a column twice.
+
+    pandas renames the second ``tempo`` to ``tempo.1``, so the raw header line is read
+    again here: a renamed column would otherwise be trained on under a name nobody gave it.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            header = next(csv.reader(fh), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        header = []
+    names = [str(c).strip() for c in header] if len(header) == len(frame.columns) else list(frame.columns)
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in seen:
+            raise DataError(
+                f"{path}: column {name!r} appears more than once in the header (columns {seen[name] + 1} "
+                f"and {i + 1}); expected each column name once"
+            )
+        seen[name] = i
+
+
+def _check_track_labels(table: FeatureTable) -> None:
+    """Refuse a table in which rows of one track carry different labels.
+
+    Such rows come from different files that share a track id (for example two
+    ``01.mp3`` named without their folders): grouped splits and track-level
+    metrics would treat them as one track.
+    """
+    labels = table.frame[LABEL_COLUMN].astype(str).to_numpy()
+    first: dict[str, tuple[str, int]] = {}
+    for row, (track, label) in enumerate(zip(table.tracks, labels)):
+        seen = first.setdefault(track, (label, row))
+        if seen[0] != label:
+            raise DataError(
+                f"{table.name}: track {track!r} has rows labelled {seen[0]!r} (row {seen[1] + 2}) and "
+                f"{label!r} (row {row + 2}); expected one label per track (give each file a unique "
+                "filename, e.g. its path under the corpus folder, as featx extract does)"
+            )
 
 
 def _check_numeric(frame: pd.DataFrame, columns: list[str], path: Path) -> None:
@@ -258,6 +314,14 @@ def _check_numeric(frame: pd.DataFrame, columns: list[str], path: Path) -> None:
             raise DataError(
                 f"{path}: {'missing' if np.isnan(arr[row]) else arr[row]} value in column '{col}' "
                 f"(row {row + 2}, filename {frame['filename'].iloc[row]}); expected a finite number"
+            )
+        huge = np.abs(arr) > MAX_FEATURE_MAGNITUDE
+        if huge.any():
+            row = int(np.flatnonzero(huge)[0])
+            raise DataError(
+                f"{path}: value {float(arr[row])!r} in column '{col}' (row {row + 2}, filename "
+                f"{frame['filename'].iloc[row]}) is out of range; expected a number of magnitude at "
+                f"most {MAX_FEATURE_MAGNITUDE:g}"
             )
         frame[col] = arr
 

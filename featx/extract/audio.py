@@ -5,6 +5,9 @@ Everything that can go wrong with an audio file is raised here as
 """
 from __future__ import annotations
 
+import math
+import numbers
+import codecs
 import os
 import warnings
 from pathlib import Path
@@ -15,6 +18,13 @@ from ..errors import AudioError, ConfigError
 
 #: File extensions treated as audio when searching folders (lower case).
 AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".m4a", ".opus")
+
+#: Lowest native sample rate accepted, in Hz. A file declaring less (a crafted or
+#: damaged header) would be resampled by a factor of thousands.
+MIN_NATIVE_SR = 1000
+#: Most samples a file may hold, per channel, as decoded and after resampling
+#: (2**27: about 101 minutes at 22050 Hz, 512 MiB as float32).
+MAX_SAMPLES = 2**27
 
 
 def find_audio(inputs) -> list[Path]:
@@ -59,7 +69,9 @@ def load(path, *, sr: int) -> np.ndarray:
     """Decode ``path`` to a mono float32 waveform at ``sr`` Hz.
 
     Multi-channel audio is downmixed by averaging the channels; other rates are
-    resampled (librosa's default high-quality resampler).
+    resampled (librosa's default high-quality resampler), as ``librosa.load`` does.
+    Sizes are checked before they are allocated: the header's rate and length
+    where the decoder reports them, before decoding, and again after decoding.
 
     Returns
     -------
@@ -67,29 +79,123 @@ def load(path, *, sr: int) -> np.ndarray:
 
     Raises
     ------
+    ConfigError
+        ``sr`` is outside :data:`featx.features.settings.SR_RANGE`.
     AudioError
-        The file is unreadable, not audio, corrupt, empty, or holds non-finite samples.
+        The file is unreadable, not audio, corrupt, empty, holds non-finite samples,
+        declares a sample rate below :data:`MIN_NATIVE_SR`, or holds more than
+        :data:`MAX_SAMPLES` samples as decoded or after resampling to ``sr``.
     """
     import librosa
 
+    from ..features.settings import SR_RANGE
+
+    if isinstance(sr, bool) or not isinstance(sr, numbers.Integral) or not SR_RANGE[0] <= sr <= SR_RANGE[1]:
+        raise ConfigError(f"sr must be between {SR_RANGE[0]} and {SR_RANGE[1]} Hz. Received: sr={sr!r}")
     path = Path(path)
     if not os.access(path, os.R_OK):
         raise AudioError(f"{path}: cannot be read (missing or no read permission)")
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: empty file (0 bytes)")
+    header = _header(path)
+    if header is not None:
+        _check_size(path, *header, sr=sr)
     try:
         with warnings.catch_warnings():
             # librosa warns before falling back to audioread; the outcome is what counts
             warnings.simplefilter("ignore")
-            y, _ = librosa.load(path, sr=sr, mono=True, dtype=np.float32)
+            y, native = librosa.load(path, sr=None, mono=True, dtype=np.float32)
     except Exception as exc:  # decoders raise many unrelated types
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise AudioError(f"{path}: cannot be decoded as audio ({reason})") from None
+        raise AudioError(f"{path}: cannot be decoded as audio: {decode_failure(path, exc)}") from None
+    _check_size(path, int(native), y.shape[-1], sr=sr)
+    if native != sr:
+        y = librosa.resample(y, orig_sr=native, target_sr=sr, res_type="soxr_hq")
     if y.size == 0:
         raise AudioError(f"{path}: decodes to no samples")
     if not np.all(np.isfinite(y)):
         raise AudioError(f"{path}: decoded samples contain NaN or infinity")
     return y
+
+
+#: Container signatures: (format name, extensions, test on the first 12 bytes).
+_SIGNATURES = (
+    ("WAV", (".wav",), lambda b: b[:4] in (b"RIFF", b"RIFX", b"RF64") and b[8:12] == b"WAVE"),
+    ("FLAC", (".flac",), lambda b: b[:4] == b"fLaC"),
+    ("Ogg", (".ogg", ".opus"), lambda b: b[:4] == b"OggS"),
+    ("MP3", (".mp3",), lambda b: b[:3] == b"ID3" or (len(b) > 1 and b[0] == 0xFF and b[1] & 0xE0 == 0xE0)),
+    ("AIFF", (".aiff", ".aif"), lambda b: b[:4] == b"FORM" and b[8:12] in (b"AIFF", b"AIFC")),
+    ("AU", (".au",), lambda b: b[:4] == b".snd"),
+    ("M4A", (".m4a",), lambda b: b[4:8] == b"ftyp"),
+)
+#: What each format's header starts with, for messages.
+_EXPECTED_HEADER = {"WAV": "RIFF/WAVE", "FLAC": "fLaC", "Ogg": "OggS", "MP3": "ID3 or an MPEG frame",
+                    "AIFF": "FORM/AIFF", "AU": ".snd", "M4A": "an MP4 'ftyp' box"}
+
+
+def decode_failure(path, exc: BaseException) -> str:
+    """Say what is wrong with a file the decoders refused, from its first bytes.
+
+    Decoders report a header they do not recognise with errors such as
+    ``NoBackendError`` that name no cause; the file's own signature tells more:
+    "not a WAV file: no RIFF header (starts with text)", "corrupt FLAC file: ..."
+    or "unknown format (...)".
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+    except OSError as err:
+        return f"cannot be read ({err.strerror or type(err).__name__})"
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    found = next((name for name, _, test in _SIGNATURES if test(head[:12])), None)
+    if found is not None:
+        return f"corrupt {found} file: its header is readable but decoding failed" + (
+            f" ({detail[:200]})" if detail else "")
+    try:
+        # an incremental decoder tolerates a character cut off at the end of the bytes read
+        decoded = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        decoded = None
+    if decoded is not None and all(c.isprintable() or c in "\t\r\n" for c in decoded):
+        starts = "starts with text"
+    else:
+        starts = f"starts with bytes {head[:4].hex(' ')}"
+    claimed = next((name for name, exts, _ in _SIGNATURES if path.suffix.lower() in exts), None)
+    if claimed is not None:
+        what = "RIFF" if claimed == "WAV" else _EXPECTED_HEADER[claimed]
+        return f"not a {claimed} file: no {what} header ({starts})"
+    return (f"unknown format ({starts}); expected WAV, FLAC, Ogg, MP3, AIFF, "
+            "AU or M4A audio")
+
+
+def _header(path: Path) -> tuple[int, int] | None:
+    """``(sample rate, frames)`` from the header, or ``None`` where soundfile cannot tell."""
+    import soundfile
+
+    try:
+        info = soundfile.info(str(path))
+    except Exception:  # not a soundfile format: the decoder's own error comes later
+        return None
+    if info.frames <= 0:  # unknown length (some streams)
+        return None
+    return int(info.samplerate), int(info.frames)
+
+
+def _check_size(path: Path, native: int, frames: int, *, sr: int) -> None:
+    """Refuse a file whose rate is absurd or whose samples exceed :data:`MAX_SAMPLES`."""
+    if native < MIN_NATIVE_SR:
+        raise AudioError(
+            f"{path}: sample rate {native} Hz is below the {MIN_NATIVE_SR} Hz featx accepts "
+            f"(resampling it to {sr} Hz would multiply its length by {sr / max(native, 1):,.0f}); "
+            "the header is damaged or the file is not audio"
+        )
+    resampled = math.ceil(frames * sr / native)
+    if max(frames, resampled) > MAX_SAMPLES:
+        raise AudioError(
+            f"{path}: {frames / native / 60:,.1f} min long ({frames:,} samples at {native} Hz, "
+            f"{resampled:,} at {sr} Hz); featx analyses at most {MAX_SAMPLES:,} samples per file "
+            f"({MAX_SAMPLES / sr / 60:,.0f} min at {sr} Hz): cut it into shorter files"
+        )
 
 
 def segment(y: np.ndarray, *, hop: int | None, length: int | None = None) -> np.ndarray:

@@ -9,15 +9,17 @@ from pathlib import Path
 
 
 from .. import __version__
-from .audio import find_audio
+from .corpus import find_corpus
 from ..errors import AudioError, ConfigError, OutputError
 from ..features.settings import FeatureSettings
 
 logger = logging.getLogger(__name__)
 from .file import _extract_arrays
-from .labels import resolve_labels
-from .sinks import OutputPaths, _assemble, _check_writable, read_settings_sidecar
-from ..io.journal import Journal, _JOURNAL_VERSION, _settings_diff
+from .labels import labels_digest, resolve_labels
+from .sinks import (OutputPaths, _assemble, _check_writable, file_sha256, previous_records,
+                    read_settings_sidecar)
+from ..io.atomic import refuse_symlink
+from ..io.journal import Journal, _settings_diff
 
 
 # --------------------------------------------------------------------------- the run
@@ -38,10 +40,6 @@ class ExtractionResult:
     @property
     def errors_path(self) -> Path:
         return OutputPaths(self.output).errors
-
-
-def _file_key(path: Path) -> str:
-    return str(path.resolve())
 
 
 def _work(path: str, settings: FeatureSettings):
@@ -96,6 +94,14 @@ def run_extraction(
     ------
     ConfigError, DataError, OutputError
         Before any file is analysed, for bad inputs, labels or output location.
+
+    Examples
+    --------
+    >>> import featx
+    >>> result = featx.run_extraction(["genres/"], "features.csv",
+    ...                               settings=featx.FeatureSettings())  # doctest: +SKIP
+    >>> result.n_files, result.n_rows, len(result.errors)  # doctest: +SKIP
+    (1000, 9990, 0)
     """
     t0 = time.perf_counter()
     jobs = default_jobs() if jobs is None else jobs
@@ -106,88 +112,157 @@ def run_extraction(
         raise ConfigError(f"output must be a .csv file. Received: {str(out.csv)!r}")
     if out.csv.is_dir():
         raise OutputError(f"output {str(out.csv)!r} is a folder; expected a CSV file path")
-    files = find_audio(inputs)
+    files = find_corpus(inputs)
     label_list = resolve_labels(files, labels)
+    _check_names(files, settings)
     _check_writable(out.csv.parent)
+    for path in (out.csv, out.settings, out.errors):  # refused before any work, not at the end
+        refuse_symlink(path, what="output")
 
-    keys = [_file_key(f) for f in files]
-    header = {
-        "featx_journal": _JOURNAL_VERSION,
-        "settings": settings.to_dict(),
-        "labels": "none" if label_list is None else ("folder" if labels == "folder" else "file"),
-    }
+    fingerprints = {}
+    for f in files:
+        try:
+            fingerprints[f.id] = f.fingerprint()
+        except OSError:  # vanished meanwhile: its worker reports it as a skipped file
+            fingerprints[f.id] = [-1, -1]
+    header = _journal_header(settings)
     record = {
         "featx_version": __version__,
         "settings": settings.to_dict(),
-        "labels": header["labels"],
+        "labels": "none" if label_list is None else ("folder" if labels == "folder" else "file"),
+        "labels_file": None if labels in ("none", "folder") else os.path.abspath(labels),
+        "labels_sha256": labels_digest(labels),
         "columns": settings.columns(labelled=label_list is not None),
-        "inputs": keys,
+        "files": [
+            {"id": f.id, "path": os.path.abspath(f.path), "size": fingerprints[f.id][0],
+             "mtime_ns": fingerprints[f.id][1],
+             **({} if label_list is None else {"label": label_list[i]})}
+            for i, f in enumerate(files)
+        ],
     }
 
-    if not overwrite and not out.journal.exists() and out.csv.exists():
+    previous = None
+    if not overwrite and out.csv.exists():
         previous = read_settings_sidecar(out.csv)
         if previous is None:
             raise OutputError(
                 f"{out.csv} already exists and was not made by featx extract with these "
-                "settings; pass --overwrite to replace it, or choose another -o"
+                "settings; pass overwrite=True to replace it, or choose another output"
             )
-        same = {k: previous.get(k) for k in ("settings", "labels", "columns", "inputs")} == {
-            k: record[k] for k in ("settings", "labels", "columns", "inputs")
-        }
-        if not same:
-            what = _settings_diff(
-                {"settings": previous.get("settings"), "labels": previous.get("labels")},
-                {"settings": record["settings"], "labels": record["labels"]},
-            )
-            if previous.get("inputs") != keys and what == "format version differs":
-                what = "a different set of input files"
-            raise OutputError(
-                f"{out.csv} already exists, made with other settings or inputs ({what}); "
-                "pass --overwrite to replace it, or choose another -o"
-            )
-        errors = [tuple(e) for e in previous.get("errors", [])]
-        return ExtractionResult(
-            out.csv, len(files), int(previous.get("rows", 0)), errors, 0,
-            time.perf_counter() - t0, up_to_date=True,
-        )
+        if not out.journal.exists() and not os.path.islink(out.journal):
+            _check_previous(out, previous, record)
+            if _identity(previous) == _identity(record) and out.csv.is_file() \
+                    and previous.get("csv_sha256") == file_sha256(out.csv):
+                errors = [tuple(e) for e in previous.get("errors", [])]
+                return ExtractionResult(
+                    out.csv, len(files), int(previous.get("rows", 0)), errors, 0,
+                    time.perf_counter() - t0, up_to_date=True,
+                )
 
     journal = Journal(out.journal, header)
-    journal.open(overwrite=overwrite)
-    todo = [k for k in keys if k not in journal.done]
+    journal.open(fresh=overwrite)  # locked until closed: a second run on this output is refused
     try:
-        _analyse(todo, journal, settings=settings, jobs=jobs, progress=progress, total=len(keys))
+        results = {} if overwrite else previous_records(out, previous, fingerprints, record["columns"])
+        results.update({k: r for k, r in journal.records.items()
+                        if k in fingerprints and r.get("fingerprint") == fingerprints[k]})
+        if results:
+            logger.info("%d of %d file(s) unchanged since an earlier run", len(results), len(files))
+        todo = [f for f in files if f.id not in results]
+        by_path = {str(f.path): f.id for f in todo}
+
+        def finished(rec: dict) -> None:
+            key = by_path[rec["key"]]
+            rec = _keyed(rec, key, fingerprints[key])
+            journal.append(rec)
+            results[key] = rec
+
+        _analyse([str(f.path) for f in todo], finished, settings=settings, jobs=jobs,
+                 progress=progress, total=len(files))
+        n_rows, errors = _assemble(out, results, files, label_list, settings, record)
+        journal.close(remove=True)
     finally:
         journal.close()
-
-    n_rows, errors = _assemble(out, journal, keys, label_list, settings, record)
-    out.journal.unlink()
     return ExtractionResult(out.csv, len(files), n_rows, errors, len(todo), time.perf_counter() - t0)
 
 
-def _analyse(todo, journal, *, settings, jobs, progress, total):
-    from tqdm.auto import tqdm
+def _journal_header(settings: FeatureSettings) -> dict:
+    """The journal's header: what its records depend on (labels are applied when writing)."""
+    return {"kind": "extract", "settings": settings.to_dict()}
 
-    bar = tqdm(
-        total=total, initial=total - len(todo), unit="file", desc="extract",
-        disable=(not progress) if progress is not None else None, dynamic_ncols=True,
+
+def _keyed(rec: dict, file_id: str, fingerprint: list[int]) -> dict:
+    """A worker's record (keyed by path) as journalled: keyed by the file's id, with its
+    fingerprint; row names are dropped (they follow from the id)."""
+    rec = {**rec, "key": file_id, "fingerprint": fingerprint}
+    rec.pop("names", None)
+    return rec
+
+
+def _check_names(files, settings: FeatureSettings) -> None:
+    """Preset 'gtzan' names rows by bare file name: two files of one name would merge."""
+    if settings.preset != "gtzan":
+        return
+    seen: dict[str, str] = {}
+    for f in files:
+        name = f.id.rsplit("/", 1)[-1]
+        if name in seen:
+            raise ConfigError(
+                f"preset 'gtzan' names rows by file name (Kaggle's form), and {seen[name]} and "
+                f"{f.path} are both {name!r}; rename one, or use preset 'default', which names "
+                "rows by their path under the input folder"
+            )
+        seen[name] = str(f.path)
+
+
+def _identity(record: dict | None) -> dict:
+    """What decides an output's content: settings, labels, and every input file's fingerprint."""
+    record = record or {}
+    files = [{k: e.get(k) for k in ("id", "path", "size", "mtime_ns", "label")}
+             for e in record.get("files") or [] if isinstance(e, dict)]
+    return {"settings": record.get("settings"), "labels": record.get("labels"),
+            "labels_sha256": record.get("labels_sha256"), "columns": record.get("columns"),
+            "files": files}
+
+
+def _check_previous(out: OutputPaths, previous: dict, record: dict) -> None:
+    """Refuse to replace a CSV featx wrote with other settings or another set of files."""
+    ids = [e.get("id") for e in previous.get("files") or [] if isinstance(e, dict)]
+    if previous.get("settings") != record["settings"]:
+        what = _settings_diff({"settings": previous.get("settings")}, {"settings": record["settings"]})
+    elif "files" in previous and ids != [e["id"] for e in record["files"]]:
+        new = [e["id"] for e in record["files"] if e["id"] not in set(ids)]
+        gone = [i for i in ids if i not in {e["id"] for e in record["files"]}]
+        what = "a different set of input files" + (
+            f": {len(new)} new (e.g. {new[0]!r})" if new else "") + (
+            f"{';' if new else ':'} {len(gone)} gone (e.g. {gone[0]!r})" if gone else "")
+    else:
+        return
+    raise OutputError(
+        f"{out.csv} already exists, made with other settings or inputs ({what}); "
+        "pass overwrite=True to replace it, or choose another output"
     )
+
+
+def _analyse(todo, finished, *, settings, jobs, progress, total):
+    """Analyse the files ``todo`` (paths), passing each record to ``finished`` as it comes."""
+    from .._progress import progress_bar
+
+    bar = progress_bar(total=total, initial=total - len(todo), unit="file", desc="extract",
+                       progress=progress)
     with bar:
         if jobs == 1 or len(todo) <= 1:
-            from threadpoolctl import threadpool_limits
+            from .._threads import limited_threads
 
             # one BLAS thread here too, so that every -j gives the very same numbers
-            with threadpool_limits(limits=1):
+            with limited_threads():
                 for key in todo:
-                    journal.append(_work(key, settings))
+                    finished(_work(key, settings))
                     bar.update()
             return
-        from joblib import Parallel, delayed, parallel_config
+        from .pool import map_files
 
-        # one BLAS/FFT thread per worker: the workers already use every core
-        with parallel_config(backend="loky", inner_max_num_threads=1):
-            results = Parallel(n_jobs=min(jobs, len(todo)), return_as="generator_unordered")(
-                delayed(_work)(key, settings) for key in todo
-            )
-            for rec in results:
-                journal.append(rec)
-                bar.update()
+        # one BLAS/FFT thread per worker (the workers already use every core); a file
+        # whose worker dies is read again alone and, if it kills that one too, skipped
+        for rec in map_files(_work, todo, jobs=jobs, args=(settings,)):
+            finished(rec)
+            bar.update()

@@ -3,18 +3,17 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 
-from ..io.atomic import atomic_write
+from ..io.atomic import atomic_write, commit, temp_beside, write_error
 from ..errors import DataError, OutputError
 
 logger = logging.getLogger(__name__)
-from ..io.journal import Journal
 
 
 # --------------------------------------------------------------------------- output files
@@ -63,32 +62,37 @@ def _format(value: float) -> str:
     return repr(float(value))
 
 
-def _assemble(out: OutputPaths, journal: Journal, keys, label_list, settings, record):
-    """Write the CSV in input order from the journal, then the error list and settings."""
+def _assemble(out: OutputPaths, records: dict, files, label_list, settings, record):
+    """Write the CSV in input order from ``records`` (``{file id: record}``), then the
+    error list and the settings record (with each file's fingerprint and outcome)."""
+    from .corpus import row_names
+
     columns = settings.columns(labelled=label_list is not None)
+    whole_file = settings.segment_seconds is None
+    bare = settings.preset == "gtzan"  # Kaggle's filename form: the file name only
     errors: list[tuple[str, str]] = []
+    entries = [dict(e) for e in record["files"]]
     n_rows = 0
-    names_seen: dict[str, str] = {}
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.csv.name}.", suffix=".tmp", dir=out.csv.parent)
+    tmp, fd = temp_beside(out.csv)  # checked target, the umask's permissions, committed below
     try:
+        digest = hashlib.sha256()
         with os.fdopen(fd, "w", newline="") as fh:
-            writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(columns)
-            for i, key in enumerate(keys):
-                rec = journal.read(key)
+            fh.write(_csv_line(columns))
+            digest.update(_csv_line(columns).encode())
+            for i, (file, entry) in enumerate(zip(files, entries)):
+                rec = records[file.id]
                 if "error" in rec:
-                    errors.append((key, rec["error"]))
+                    errors.append((str(file.path), rec["error"]))
+                    entry["error"] = rec["error"]
                     continue
                 label = [label_list[i]] if label_list is not None else []
-                for name, values in zip(rec["names"], rec["values"]):
-                    if name in names_seen and names_seen[name] != key:
-                        logger.warning(
-                            "filename %r occurs for %s and %s; rows from both are kept",
-                            name, names_seen[name], key,
-                        )
-                    names_seen.setdefault(name, key)
-                    writer.writerow([name, rec["length"], *map(_format, values), *label])
-                    n_rows += 1
+                names = row_names(file.id, len(rec["values"]), whole_file=whole_file, bare=bare)
+                for name, values in zip(names, rec["values"]):
+                    line = _csv_line([name, rec["length"], *map(_format, values), *label])
+                    fh.write(line)
+                    digest.update(line.encode())
+                entry["rows"] = len(names)
+                n_rows += len(names)
             fh.flush()
             os.fsync(fh.fileno())
         if errors:
@@ -97,13 +101,68 @@ def _assemble(out: OutputPaths, journal: Journal, keys, label_list, settings, re
             atomic_write(out.errors, text)
         else:
             out.errors.unlink(missing_ok=True)
-        record = dict(record, rows=n_rows, errors=[list(e) for e in errors])
+        record = dict(record, files=entries, rows=n_rows, errors=[list(e) for e in errors],
+                      csv_sha256=digest.hexdigest())
         atomic_write(out.settings, json.dumps(record, indent=2) + "\n")
-        os.replace(tmp, out.csv)
+        commit(tmp, out.csv)
+    except OSError as exc:  # e.g. the disk filled up: one line naming the CSV
+        Path(tmp).unlink(missing_ok=True)
+        raise write_error(out.csv, exc) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return n_rows, errors
+
+
+def file_sha256(path) -> str:
+    """SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def previous_records(out: OutputPaths, previous: dict | None, fingerprints: dict, columns) -> dict:
+    """Records of the files whose rows a finished run left in ``out.csv`` and whose content
+    is unchanged (same size and mtime), read back from that CSV: ``{file id: record}``.
+
+    Nothing is reused (``{}``) unless the CSV is byte for byte the one featx wrote
+    (its SHA-256 in the settings record), with the same feature columns.
+    """
+    from ..features.settings import LABEL_COLUMN
+
+    if not previous or not isinstance(previous.get("files"), list) or not out.csv.is_file():
+        return {}
+    unlabelled = [c for c in columns if c != LABEL_COLUMN]  # filename, length, features
+    if [c for c in previous.get("columns") or [] if c != LABEL_COLUMN] != unlabelled:
+        return {}
+    if previous.get("csv_sha256") != file_sha256(out.csv):
+        logger.info("%s changed since featx wrote it; every file is analysed again", out.csv)
+        return {}
+    reused: dict[str, dict] = {}
+    try:
+        with open(out.csv, newline="") as fh:
+            reader = csv.reader(fh)
+            width = len(next(reader))
+            for entry in previous["files"]:
+                key = entry["id"]
+                same = fingerprints.get(key) == [entry["size"], entry["mtime_ns"]]
+                if "error" in entry:
+                    if same:
+                        reused[key] = {"key": key, "fingerprint": fingerprints[key], "error": entry["error"]}
+                    continue
+                rows = [next(reader) for _ in range(int(entry["rows"]))]
+                if not same:
+                    continue
+                if any(len(r) != width for r in rows):
+                    return {}
+                reused[key] = {"key": key, "fingerprint": fingerprints[key], "length": int(rows[0][1]),
+                               "values": [[float(v) for v in r[2:len(unlabelled)]] for r in rows]}
+    except (StopIteration, KeyError, TypeError, ValueError, IndexError):
+        logger.info("%s does not match its settings record; every file is analysed again", out.csv)
+        return {}
+    return reused
 
 
 def _csv_line(fields) -> str:

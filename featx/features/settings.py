@@ -25,6 +25,17 @@ _KAGGLE_FRAME_FEATURES = (
 
 PRESETS = ("default", "gtzan")
 
+#: Accepted analysis sample rates, in Hz (inclusive). Below the lower bound the
+#: mel, chroma and tempo analyses have no bands to work with; above the upper bound
+#: resampling sizes grow past what any audio format in use delivers.
+SR_RANGE = (1000, 384000)
+#: Accepted ranges of the STFT and band settings (inclusive).
+N_FFT_RANGE = (64, 65536)
+N_MFCC_RANGE = (1, 128)  # at most the number of mel bands the MFCCs are taken from
+N_BANDS_RANGE = (1, 12)
+#: Lowest edge of the first spectral-contrast band, in Hz (librosa's default).
+CONTRAST_FMIN = 200.0
+
 #: Columns that describe a row rather than measure the audio.
 ID_COLUMNS = ("filename", "length")
 LABEL_COLUMN = "label"
@@ -59,16 +70,28 @@ class FeatureSettings:
         ``'gtzan'`` writes exactly the Kaggle GTZAN columns; ``'default'`` adds
         spectral contrast per band after them. The Kaggle columns are computed the
         same way under both presets.
-    sr : int > 0
-        Audio is resampled to this rate before analysis.
+    sr : int in [1000, 384000]
+        Audio is resampled to this rate before analysis. Preset ``'default'`` also
+        needs ``sr > 200 * 2**n_bands`` (the spectral-contrast bands must fit below
+        the Nyquist frequency).
     segment_seconds : float > 0 or None
-        Length of each analysed segment; ``None`` means one row per whole file.
-    n_fft, hop_length : int > 0
+        Length of each analysed segment, at least ``n_fft`` samples; ``None`` means
+        one row per whole file.
+    n_fft : int in [64, 65536]
+    hop_length : int in [1, n_fft]
         STFT frame and hop, in samples.
-    n_mfcc : int > 0
+    n_mfcc : int in [1, 128]
         Number of MFCCs.
-    n_bands : int > 0
+    n_bands : int in [1, 12]
         Number of spectral-contrast bands (``n_bands + 1`` columns pairs).
+
+    Examples
+    --------
+    >>> settings = FeatureSettings(preset="gtzan", segment_seconds=None)
+    >>> len(settings.feature_columns()), settings.feature_columns()[:2]
+    (57, ['chroma_stft_mean', 'chroma_stft_var'])
+    >>> FeatureSettings().segment_samples  # 3 s at 22050 Hz, less one sample, as in the Kaggle table
+    66149
     """
 
     preset: str = "default"
@@ -88,6 +111,21 @@ class FeatureSettings:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"{name} must be a positive integer. Received: {name}={value!r}")
+        for name, (low, high) in (("sr", SR_RANGE), ("n_fft", N_FFT_RANGE),
+                                  ("hop_length", (1, self.n_fft)), ("n_mfcc", N_MFCC_RANGE),
+                                  ("n_bands", N_BANDS_RANGE)):
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise ConfigError(
+                    f"{name} must be between {low} and {high}. Received: {name}={value!r}"
+                )
+        if self.preset == "default" and CONTRAST_FMIN * 2 ** self.n_bands >= self.sr:
+            top = CONTRAST_FMIN * 2 ** (self.n_bands - 1)
+            raise ConfigError(
+                f"preset 'default' measures spectral contrast in bands up to {top:g} Hz, which "
+                f"needs a sample rate above {2 * top:g} Hz; use a higher sr or preset 'gtzan'. "
+                f"Received: sr={self.sr}"
+            )
         if self.segment_seconds is not None:
             try:
                 seconds = float(self.segment_seconds)
@@ -99,6 +137,12 @@ class FeatureSettings:
                     f"Received: segment_seconds={self.segment_seconds!r}"
                 )
             object.__setattr__(self, "segment_seconds", seconds)
+            if self.segment_samples < self.n_fft:
+                raise ConfigError(
+                    f"a {seconds:g} s segment is {self.segment_samples} sample(s) at {self.sr} Hz; "
+                    f"expected at least one STFT frame (n_fft={self.n_fft} samples, "
+                    f"{self.n_fft / self.sr:.3g} s). Received: segment_seconds={self.segment_seconds!r}"
+                )
 
     @property
     def segment_hop(self) -> int | None:

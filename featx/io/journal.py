@@ -1,94 +1,254 @@
-"""The append-only journal that makes long runs resumable."""
+"""The append-only journal that makes long runs resumable.
+
+One journal serves every long run (``featx extract``, ``featx sweep``): a file of
+JSON lines whose first line is a header holding the run's settings, then one
+record per finished unit of work, each with a unique ``"key"``.
+
+- **Locked.** The journal is opened without following a symbolic link and locked
+  with an exclusive, non-blocking ``fcntl`` lock held until :meth:`Journal.close`;
+  a second run on the same output is refused with one line, so two writers never
+  interleave.
+- **One write per record.** A kill leaves each record whole or its last one cut
+  short, never two records mixed.
+- **Recovery.** On reopening, a cut-off last line and an unparsable last record
+  are dropped (the file is truncated after the last good record); everything
+  before them is kept. A header made with other settings is refused.
+"""
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import stat
 from pathlib import Path
-
 
 from ..errors import OutputError
 
 logger = logging.getLogger(__name__)
-_JOURNAL_VERSION = 1
+_JOURNAL_VERSION = 2
+#: Every journal's first line starts with this (``json.dumps`` keeps key order).
+_MAGIC = b'{"featx_journal"'
 
 
 # --------------------------------------------------------------------------- journal
 
 
 class Journal:
-    """Append-only record of finished files; see the module docstring."""
+    """Append-only, locked JSON-lines record of finished work.
 
-    def __init__(self, path: Path, header: dict):
-        self.path = path
-        self.header = header
-        self.done: dict[str, int] = {}  # file key -> byte offset of its record
-        self._fh = None
+    Parameters
+    ----------
+    path : path
+        The journal file. It is created if absent; a symbolic link there is refused.
+    header : dict
+        The run's settings, written as the first line. A journal left by an
+        earlier run is resumed only when its header equals this one.
+    allow_nan : bool
+        Whether records may hold NaN or infinity (written as JSON's extensions).
+    headerless : bool
+        Also resume a journal of records without a header line (as sweeps of
+        earlier featx versions wrote); new journals always get one.
 
-    def open(self, *, overwrite: bool) -> None:
-        if self.path.exists() and not overwrite:
-            self._recover()
-        else:
-            with open(self.path, "wb") as fh:
-                fh.write((json.dumps(self.header) + "\n").encode())
-        self._fh = open(self.path, "ab", buffering=0)
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "run.partial"
+    >>> with Journal(path, {"settings": 1}) as journal:
+    ...     journal.append({"key": "a", "value": 1})
+    >>> with Journal(path, {"settings": 1}) as journal:
+    ...     sorted(journal.records)
+    ['a']
+    """
 
-    def _recover(self) -> None:
-        good_end = 0
-        with open(self.path, "rb") as fh:
-            first = fh.readline()
-            try:
-                header = json.loads(first)
-            except ValueError:
-                header = None
-            if header is None or not first.endswith(b"\n"):
-                # killed before the header was complete: nothing was done yet
-                fh.close()
-                with open(self.path, "wb") as out:
-                    out.write((json.dumps(self.header) + "\n").encode())
-                return
-            if header != self.header:
+    def __init__(self, path, header: dict, *, allow_nan: bool = False, headerless: bool = False):
+        self.path = Path(path)
+        self.header = {"featx_journal": _JOURNAL_VERSION, **header}
+        self.allow_nan = allow_nan
+        self.headerless = headerless
+        #: ``{key: record}`` of every record, the last one where a key repeats.
+        self.records: dict[str, dict] = {}
+        self._fd: int | None = None
+
+    # ------------------------------------------------------------------ opening
+
+    def open(self, *, fresh: bool = False) -> dict[str, dict]:
+        """Lock the journal and return ``{key: record}`` of what it holds.
+
+        Parameters
+        ----------
+        fresh : bool
+            Start again: drop whatever a previous run of featx left.
+
+        Raises
+        ------
+        OutputError
+            The path is a symbolic link or not a regular file, another run holds
+            the lock, the file is not a featx journal, or it holds an unfinished
+            run with other settings.
+        """
+        self._fd = self._lock()
+        try:
+            data = _read_all(self._fd)
+            first, newline, rest = data.partition(b"\n")
+            if self.headerless and not fresh and newline and _parse(first) is not None:
+                self._recover(data, 0)  # records from the first line on
+                return self.records
+            if data and not (data.startswith(_MAGIC) or _MAGIC.startswith(data)):
                 raise OutputError(
-                    f"{self.path} holds an unfinished run with other settings "
-                    f"({_settings_diff(header, self.header)}); re-run with those settings "
-                    "to finish it, or pass --overwrite to start again"
+                    f"{self.path} exists and is not a featx journal; featx does not overwrite "
+                    "it: move it away or choose another output"
                 )
-            good_end = fh.tell()
-            while True:
-                offset = fh.tell()
-                line = fh.readline()
-                if not line:
-                    break
-                if not line.endswith(b"\n"):
-                    break  # cut short by an interruption
-                try:
-                    record = json.loads(line)
-                    key = record["key"]
-                except (ValueError, KeyError, TypeError):
-                    break
-                self.done[key] = offset
-                good_end = fh.tell()
-        if good_end < self.path.stat().st_size:
-            logger.info("discarding an incomplete last record in %s", self.path)
-            with open(self.path, "r+b") as fh:
-                fh.truncate(good_end)
+            if fresh or not newline:  # new, or killed before its header was complete
+                self._rewrite_header()
+            else:
+                self._check_header(first)
+                self._recover(rest, len(first) + 1)
+        except BaseException:
+            self.close()
+            raise
+        return self.records
+
+    def _lock(self) -> int:
+        """Open without following links and take the exclusive lock; retry if the file was replaced."""
+        import fcntl
+
+        for _ in range(100):
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
+                             | os.O_CLOEXEC | os.O_NONBLOCK, 0o666)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP or self.path.is_symlink():
+                    raise OutputError(
+                        f"{self.path} is a symbolic link; featx never writes through a link: "
+                        "remove it or choose another output"
+                    ) from None
+                raise OutputError(f"{self.path}: cannot be opened ({exc.strerror}); "
+                                  "expected a writable journal file") from None
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                os.close(fd)
+                raise OutputError(f"{self.path} is not a regular file; expected featx's journal "
+                                  "there: move it away or choose another output")
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise OutputError(
+                    f"another featx run is writing to {self.path}; wait for it or use another output"
+                ) from None
+            os.set_blocking(fd, True)
+            try:  # the run that held the lock may have finished and removed the file meanwhile
+                same = os.stat(self.path, follow_symlinks=False).st_ino == info.st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                return fd
+            os.close(fd)
+        raise OutputError(f"{self.path} keeps being replaced by another process; "
+                          "wait for it or use another output")
+
+    def _rewrite_header(self) -> None:
+        os.ftruncate(self._fd, 0)
+        os.write(self._fd, (json.dumps(self.header) + "\n").encode())
+        self.records = {}
+
+    def _check_header(self, first: bytes) -> None:
+        try:
+            header = json.loads(first)
+        except ValueError:
+            header = None
+        if header != self.header:
+            if not isinstance(header, dict):
+                detail = "unreadable header"
+            elif header.get("featx_journal") != _JOURNAL_VERSION:
+                detail = (f"journal format {header.get('featx_journal')!r} of another featx version, "
+                          f"{_JOURNAL_VERSION} now")
+            else:
+                detail = _settings_diff(header, self.header)
+            raise OutputError(
+                f"{self.path} holds an unfinished run with other settings ({detail}); re-run "
+                "with those settings to finish it, or pass overwrite=True to start again"
+            )
+
+    def _recover(self, body: bytes, start: int) -> None:
+        """Read the records after the header; truncate after the last good one."""
+        records: dict[str, dict] = {}
+        complete = body.split(b"\n")[:-1]  # what follows the last newline is a cut-off line
+        good_end = offset = start
+        for number, line in enumerate(complete):
+            end = offset + len(line) + 1
+            record = _parse(line)
+            if record is not None:
+                records[str(record["key"])] = record
+                good_end = end
+            elif number < len(complete) - 1:  # not the last: keep the line, skip the record
+                if line.strip():
+                    logger.warning("%s: ignoring an unreadable record (line %d)", self.path, number + 2)
+                good_end = end
+            offset = end
+        size = start + len(body)
+        if good_end < size:
+            logger.warning("%s: dropping a cut-off or unreadable last record (%d bytes) of an "
+                           "interrupted run", self.path, size - good_end)
+            os.ftruncate(self._fd, good_end)
+        self.records = records
+
+    # ------------------------------------------------------------------ writing
 
     def append(self, record: dict) -> None:
-        data = (json.dumps(record, allow_nan=False) + "\n").encode()
-        offset = self._fh.seek(0, os.SEEK_END)
-        self._fh.write(data)  # one write: a kill leaves the whole line or a cut one
-        self.done[record["key"]] = offset
+        """Add one record (a dict with a ``"key"``) with a single write."""
+        if self._fd is None:
+            raise RuntimeError("the journal is not open")
+        data = (json.dumps(record, allow_nan=self.allow_nan) + "\n").encode()
+        written = os.write(self._fd, data)  # one write: a kill leaves the whole line or a cut one
+        if written != len(data):  # a full disk: a record is never left half-written and kept
+            raise OSError(errno.ENOSPC, f"{self.path}: only {written} of {len(data)} bytes written")
+        self.records[str(record["key"])] = record
 
-    def read(self, key: str) -> dict:
-        with open(self.path, "rb") as fh:
-            fh.seek(self.done[key])
-            return json.loads(fh.readline())
+    def close(self, *, remove: bool = False) -> None:
+        """Flush and release the lock; ``remove=True`` deletes the journal first (still locked)."""
+        if self._fd is None:
+            return
+        try:
+            if remove:
+                try:
+                    if os.stat(self.path, follow_symlinks=False).st_ino == os.fstat(self._fd).st_ino:
+                        self.path.unlink()
+                except FileNotFoundError:
+                    pass
+            else:
+                os.fsync(self._fd)
+        finally:
+            os.close(self._fd)
+            self._fd = None
 
-    def close(self) -> None:
-        if self._fh is not None:
-            os.fsync(self._fh.fileno())
-            self._fh.close()
-            self._fh = None
+    def __enter__(self) -> "Journal":
+        self.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _read_all(fd: int) -> bytes:
+    os.lseek(fd, 0, os.SEEK_SET)
+    chunks = []
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _parse(line: bytes) -> dict | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or "key" not in record:
+        return None
+    return record
 
 
 def _settings_diff(old: dict, new: dict) -> str:

@@ -2,7 +2,9 @@
 
 Every builder takes ``input_shape`` and ``num_classes`` plus explicit keyword
 hyperparameters and returns an uncompiled :class:`keras.Model` with named
-layers. Compiling and fitting live in :mod:`featx.training`. Keras is imported
+layers. ``activation`` sets the output layer's activation (like the
+``classifier_activation`` of :mod:`keras.applications`): ``"softmax"`` for one
+genre per row, ``"sigmoid"`` for several (see :class:`featx.data.labels.LabelEncoding`). Compiling and fitting live in :mod:`featx.training`. Keras is imported
 inside the builders so that importing featx stays light.
 
 Input shapes
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..data.labels import ACTIVATIONS
 from ..errors import ConfigError
 
 
@@ -29,6 +32,15 @@ def _check_common(input_shape, num_classes, ndim: int, builder: str) -> tuple[in
     if int(num_classes) < 2:
         raise ConfigError(f"{builder} needs num_classes >= 2. Received: num_classes={num_classes}")
     return shape
+
+
+def _check_activation(activation: str, builder: str) -> str:
+    if activation not in ACTIVATIONS:
+        raise ConfigError(
+            f"{builder}: activation must be one of {', '.join(ACTIVATIONS)}. Received: activation={activation!r}",
+            param="activation",
+        )
+    return activation
 
 
 def _check_units(units: Sequence[int], builder: str) -> tuple[int, ...]:
@@ -51,6 +63,7 @@ def build_lstm(
     *,
     units: Sequence[int] = (256, 128, 64),
     dropout: float = 0.2,
+    activation: str = "softmax",
 ):
     """Stacked LSTM reading the feature vector as a sequence of scalars.
 
@@ -66,6 +79,8 @@ def build_lstm(
         Units per LSTM layer; its length is the depth.
     dropout : float in [0, 1)
         Dropout after each LSTM layer (adds no parameters).
+    activation : {'softmax', 'sigmoid'}
+        Output activation: one genre per row, or several.
     """
     from .._keras import import_keras
     keras = import_keras()
@@ -74,6 +89,7 @@ def build_lstm(
     (n_features,) = _check_common(input_shape, num_classes, 1, "build_lstm")
     units = _check_units(units, "build_lstm")
     dropout = _check_rate(dropout, "dropout", "build_lstm")
+    activation = _check_activation(activation, "build_lstm")
     inputs = keras.Input(shape=(n_features,), name="features")
     x = layers.Reshape((n_features, 1), name="as_sequence")(inputs)
     for i, n in enumerate(units):
@@ -81,7 +97,7 @@ def build_lstm(
         x = layers.LSTM(n, return_sequences=not last, name=f"lstm_{i + 1}")(x)
         if dropout:
             x = layers.Dropout(dropout, name=f"dropout_{i + 1}")(x)
-    outputs = layers.Dense(int(num_classes), activation="softmax", name="genre")(x)
+    outputs = layers.Dense(int(num_classes), activation=activation, name="genre")(x)
     return keras.Model(inputs, outputs, name="lstm")
 
 
@@ -92,6 +108,7 @@ def build_segment_lstm(
     units: Sequence[int] = (64,),
     dropout: float = 0.3,
     dense: int = 64,
+    activation: str = "softmax",
 ):
     """LSTM over a track's sequence of segment feature vectors (one output per track).
 
@@ -105,6 +122,8 @@ def build_segment_lstm(
         Dropout after each recurrent and dense layer.
     dense : int >= 0
         Width of a ReLU layer before the output (0: none).
+    activation : {'softmax', 'sigmoid'}
+        Output activation: one genre per track, or several.
     """
     from .._keras import import_keras
     keras = import_keras()
@@ -113,6 +132,7 @@ def build_segment_lstm(
     n_segments, n_features = _check_common(input_shape, num_classes, 2, "build_segment_lstm")
     units = _check_units(units, "build_segment_lstm")
     dropout = _check_rate(dropout, "dropout", "build_segment_lstm")
+    activation = _check_activation(activation, "build_segment_lstm")
     inputs = keras.Input(shape=(n_segments, n_features), name="segments")
     x = layers.Masking(mask_value=0.0, name="padding_mask")(inputs)
     for i, n in enumerate(units):
@@ -124,7 +144,7 @@ def build_segment_lstm(
         x = layers.Dense(int(dense), activation="relu", name="dense")(x)
         if dropout:
             x = layers.Dropout(dropout, name="dropout_dense")(x)
-    outputs = layers.Dense(int(num_classes), activation="softmax", name="genre")(x)
+    outputs = layers.Dense(int(num_classes), activation=activation, name="genre")(x)
     return keras.Model(inputs, outputs, name="segment_lstm")
 
 
@@ -138,6 +158,7 @@ def build_mlp(
     l2: float = 1e-4,
     noise: float = 0.0,
     members: int = 1,
+    activation: str = "softmax",
 ):
     """Fully connected network on the standardised feature vector.
 
@@ -156,8 +177,10 @@ def build_mlp(
         Standard deviation of Gaussian noise added to the (standardised) input
         during training only.
     members : int >= 1
-        Independent sub-networks trained jointly whose softmax outputs are
-        averaged (an ensemble inside one model).
+        Independent sub-networks trained jointly whose outputs are averaged
+        (an ensemble inside one model).
+    activation : {'softmax', 'sigmoid'}
+        Output activation: one genre per row, or several.
     """
     from .._keras import import_keras
     keras = import_keras()
@@ -166,6 +189,7 @@ def build_mlp(
     (n_features,) = _check_common(input_shape, num_classes, 1, "build_mlp")
     units = _check_units(units, "build_mlp")
     dropout = _check_rate(dropout, "dropout", "build_mlp")
+    activation = _check_activation(activation, "build_mlp")
     if float(l2) < 0 or float(noise) < 0 or int(members) < 1:
         raise ConfigError(
             f"build_mlp: l2 and noise must be >= 0 and members >= 1. "
@@ -185,7 +209,7 @@ def build_mlp(
             x = layers.Activation("relu", name=f"{tag}relu_{i + 1}")(x)
             if dropout:
                 x = layers.Dropout(dropout, name=f"{tag}dropout_{i + 1}")(x)
-        outputs.append(layers.Dense(int(num_classes), activation="softmax",
+        outputs.append(layers.Dense(int(num_classes), activation=activation,
                                     name=f"{tag}genre" if members > 1 else "genre")(x))
     if members > 1:
         outputs = [layers.Average(name="genre")(outputs)]
@@ -200,6 +224,7 @@ def build_cnn(
     kernel_size: int = 3,
     dense: int = 128,
     dropout: float = 0.3,
+    activation: str = "softmax",
 ):
     """1-D convolutional baseline over the feature vector read as a 1-channel signal.
 
@@ -215,6 +240,8 @@ def build_cnn(
         matters: each position of the vector is a different feature).
     dropout : float in [0, 1)
         Dropout before the output.
+    activation : {'softmax', 'sigmoid'}
+        Output activation: one genre per row, or several.
     """
     from .._keras import import_keras
     keras = import_keras()
@@ -223,6 +250,7 @@ def build_cnn(
     (n_features,) = _check_common(input_shape, num_classes, 1, "build_cnn")
     filters = _check_units(filters, "build_cnn")
     dropout = _check_rate(dropout, "dropout", "build_cnn")
+    activation = _check_activation(activation, "build_cnn")
     if int(kernel_size) <= 0 or int(dense) <= 0:
         raise ConfigError(
             f"build_cnn: kernel_size and dense must be positive. "
@@ -240,5 +268,5 @@ def build_cnn(
     x = layers.Dense(int(dense), activation="relu", name="dense")(x)
     if dropout:
         x = layers.Dropout(dropout, name="dropout")(x)
-    outputs = layers.Dense(int(num_classes), activation="softmax", name="genre")(x)
+    outputs = layers.Dense(int(num_classes), activation=activation, name="genre")(x)
     return keras.Model(inputs, outputs, name="cnn")

@@ -7,6 +7,7 @@ valid ones.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -16,25 +17,93 @@ from ..errors import ConfigError
 from .sklearn import make_ensemble, make_knn, make_random_forest, make_svm
 
 
+#: Most layers a model built from ``units`` (or ``filters``) may have.
+MAX_LAYERS = 16
+#: Widest layer (units or filters) accepted.
+MAX_WIDTH = 8192
+
+
 @dataclass(frozen=True)
 class Param:
-    """One hyperparameter: its kind (``int``, ``float``, ``bool``, ``ints``, ``str``), default, help."""
+    """One hyperparameter: its kind, default, help, and the values it accepts.
+
+    Parameters
+    ----------
+    kind : {'int', 'float', 'bool', 'ints', 'str'}
+    default : object
+    help : str
+    choices : tuple of str, optional
+        The words a ``str`` parameter accepts.
+    low, high : float, optional
+        Bounds of a number (of each item of ``ints``; of a numeric ``str`` value,
+        which is then accepted besides ``choices``). Every number must be finite.
+    open_low, open_high : bool
+        Exclude the bound itself.
+    max_len : int, optional
+        Most items of an ``ints`` value.
+    """
 
     kind: str
     default: object
     help: str
     choices: tuple | None = None
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
+    max_len: int | None = None
+
+    def _in_bounds(self, x) -> bool:
+        if not math.isfinite(x):
+            return False
+        if self.low is not None and (x <= self.low if self.open_low else x < self.low):
+            return False
+        if self.high is not None and (x >= self.high if self.open_high else x > self.high):
+            return False
+        return True
+
+    def expected(self) -> str:
+        """What this parameter accepts, in words (for error messages)."""
+        if self.low is None and self.high is None:
+            bounds = ""
+        elif self.high is None:
+            bounds = f" {'>' if self.open_low else '>='} {self.low:g}"
+        elif self.low is None:
+            bounds = f" {'<' if self.open_high else '<='} {self.high:g}"
+        else:
+            bounds = (f" in {'(' if self.open_low else '['}{self.low:g}, {self.high:g}"
+                      f"{')' if self.open_high else ']'}")
+        if self.kind == "ints":
+            limits = [f"each <= {self.high:g}"] if self.high is not None else []
+            limits += [f"at most {self.max_len} of them"] if self.max_len else []
+            more = f" ({', '.join(limits)})" if limits else ""
+            return f"comma-separated positive integers like 256,128,64{more}"
+        if self.kind == "str" and self.choices:
+            numbers = f" or a number{bounds}" if bounds else ""
+            return "one of " + ", ".join(self.choices) + numbers
+        return {"int": "an integer", "float": "a finite number", "bool": "true or false",
+                "str": "text"}[self.kind] + bounds
 
     def parse(self, model: str, name: str, value):
-        """Convert ``value`` (a string from the command line, or a Python value) to this kind."""
+        """Convert ``value`` (a string from the command line, or a Python value) to this kind.
+
+        Raises
+        ------
+        ConfigError
+            ``value`` is not of this kind, not finite, or out of bounds.
+        """
         try:
             if self.kind == "ints":
                 if isinstance(value, str):
                     parts = [p for p in value.replace(" ", "").split(",") if p]
                 else:
                     parts = list(value) if isinstance(value, (list, tuple)) else [value]
+                if any(isinstance(p, bool) or (isinstance(p, float) and p != int(p)) for p in parts):
+                    raise ValueError
                 out = tuple(int(p) for p in parts)
-                if not out or any(p <= 0 for p in out):
+                if not out or any(p <= 0 or not self._in_bounds(p) for p in out):
+                    raise ValueError
+                if self.max_len is not None and len(out) > self.max_len:
                     raise ValueError
                 return out
             if self.kind == "int":
@@ -43,10 +112,14 @@ class Param:
                 out = int(value)
                 if isinstance(value, float) and value != out:
                     raise ValueError
+                if not self._in_bounds(out):
+                    raise ValueError
                 return out
             if self.kind == "float":
+                if isinstance(value, bool):
+                    raise ValueError
                 out = float(value)
-                if out != out:
+                if not self._in_bounds(out):
                     raise ValueError
                 return out
             if self.kind == "bool":
@@ -60,18 +133,15 @@ class Param:
                 raise ValueError
             out = str(value)
             if self.choices and out not in self.choices:
-                raise ValueError
+                if self.low is None and self.high is None:
+                    raise ValueError
+                if not self._in_bounds(float(out)):  # a number where numbers are allowed
+                    raise ValueError
             return out
-        except (TypeError, ValueError):
-            expected = {
-                "ints": "comma-separated positive integers like 256,128,64",
-                "int": "an integer",
-                "float": "a number",
-                "bool": "true or false",
-                "str": "one of " + ", ".join(self.choices) if self.choices else "text",
-            }[self.kind]
+        except (TypeError, ValueError, OverflowError):
             raise ConfigError(
-                f"model {model!r}: bad value for {name}; expected {expected}. Received: {name}={value!r}"
+                f"model {model!r}: bad value for {name}; expected {self.expected()}. "
+                f"Received: {name}={value!r}"
             ) from None
 
 
@@ -112,9 +182,7 @@ class ModelSpec:
         for name, value in overrides.items():
             params[name] = self.params[name].parse(self.name, name, value)
         if depth is not None:
-            depth = Param("int", None, "").parse(self.name, "depth", depth)
-            if depth <= 0:
-                raise ConfigError(f"model {self.name!r}: depth must be >= 1. Received: depth={depth}")
+            depth = DEPTH.parse(self.name, "depth", depth)
             units = list(params["units"])
             if "units" in overrides and len(units) != depth:
                 raise ConfigError(
@@ -127,34 +195,48 @@ class ModelSpec:
         return params
 
 
+#: ``depth``: the number of layers of a model with ``units``.
+DEPTH = Param("int", None, "number of layers", low=1, high=MAX_LAYERS)
+
 _DROPOUT = "dropout rate after each layer, in [0, 1)"
-_SVM_C = Param("float", 10.0, "SVM: inverse regularisation strength (scikit-learn's own default: 1)")
-_SVM_GAMMA = Param("str", "scale", "SVM: RBF width: scale, auto or a number")
+_SVM_C = Param("float", 10.0, "SVM: inverse regularisation strength (scikit-learn's own default: 1)",
+               low=0, high=1e6, open_low=True)
+_SVM_GAMMA = Param("str", "scale", "SVM: RBF width: scale, auto or a number",
+                   ("scale", "auto"), low=0, high=1e6, open_low=True)
+
+
+def _units(default, help):
+    return Param("ints", default, help, low=1, high=MAX_WIDTH, max_len=MAX_LAYERS)
+
+
+def _dropout(default, help=_DROPOUT):
+    return Param("float", default, help, low=0, high=1, open_high=True)
 
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
         ModelSpec(
             "lstm", "keras", "rows", nets.build_lstm,
-            {"units": Param("ints", (256, 128, 64), "LSTM units per layer (depth = count)"),
-             "dropout": Param("float", 0.2, _DROPOUT)},
+            {"units": _units((256, 128, 64), "LSTM units per layer (depth = count)"),
+             "dropout": _dropout(0.2)},
             "stacked LSTM over the feature vector read as a sequence of scalars",
         ),
         ModelSpec(
             "segment-lstm", "keras", "segments", nets.build_segment_lstm,
-            {"units": Param("ints", (64,), "LSTM units per layer"),
-             "dropout": Param("float", 0.3, _DROPOUT),
-             "dense": Param("int", 64, "ReLU layer width before the output (0: none)")},
+            {"units": _units((64,), "LSTM units per layer"),
+             "dropout": _dropout(0.3),
+             "dense": Param("int", 64, "ReLU layer width before the output (0: none)",
+                            low=0, high=MAX_WIDTH)},
             "LSTM over a track's sequence of segment vectors; one prediction per track",
         ),
         ModelSpec(
             "mlp", "keras", "rows", nets.build_mlp,
-            {"units": Param("ints", (512, 256, 128), "hidden layer widths"),
-             "dropout": Param("float", 0.4, _DROPOUT),
+            {"units": _units((512, 256, 128), "hidden layer widths"),
+             "dropout": _dropout(0.4),
              "batch_norm": Param("bool", True, "batch normalisation in each hidden layer"),
-             "l2": Param("float", 1e-4, "L2 weight penalty"),
-             "noise": Param("float", 0.0, "Gaussian input noise (training only)"),
-             "members": Param("int", 1, "sub-networks averaged inside the model")},
+             "l2": Param("float", 1e-4, "L2 weight penalty", low=0, high=100),
+             "noise": Param("float", 0.0, "Gaussian input noise (training only)", low=0, high=100),
+             "members": Param("int", 1, "sub-networks averaged inside the model", low=1, high=32)},
             "fully connected network on the feature vector",
             # On ~1000 rows, holding out a validation part for early stopping costs more
             # than it saves: by default the mlp trains on all training rows for 60 epochs.
@@ -162,10 +244,10 @@ MODELS: dict[str, ModelSpec] = {
         ),
         ModelSpec(
             "cnn", "keras", "rows", nets.build_cnn,
-            {"filters": Param("ints", (32, 64), "filters per Conv1D block"),
-             "kernel_size": Param("int", 3, "convolution width"),
-             "dense": Param("int", 128, "dense layer width"),
-             "dropout": Param("float", 0.3, "dropout before the output")},
+            {"filters": _units((32, 64), "filters per Conv1D block"),
+             "kernel_size": Param("int", 3, "convolution width", low=1, high=1024),
+             "dense": Param("int", 128, "dense layer width", low=1, high=MAX_WIDTH),
+             "dropout": _dropout(0.3, "dropout before the output")},
             "1-D convolutional baseline over the feature vector",
         ),
         ModelSpec(
@@ -173,31 +255,33 @@ MODELS: dict[str, ModelSpec] = {
             {"C": _SVM_C,
              "gamma": _SVM_GAMMA,
              "kernel": Param("str", "rbf", "kernel", ("rbf", "linear", "poly", "sigmoid"))},
-            "scikit-learn SVC (RBF); softmax of its decision values as probabilities",
+            "scikit-learn SVC (RBF), one per genre; calibrated probabilities (temperature scaling)",
         ),
         ModelSpec(
             "ensemble", "sklearn", "rows", make_ensemble,
             {"C": _SVM_C,
              "gamma": _SVM_GAMMA,
-             "nn_units": Param("ints", (256, 128), "network: hidden layer widths"),
-             "nn_alpha": Param("float", 0.1, "network: L2 penalty"),
-             "logistic_C": Param("float", 0.3, "logistic regression: inverse regularisation strength"),
-             "svm_weight": Param("float", 1.0, "SVM's weight in the vote (0: left out)"),
-             "nn_weight": Param("float", 1.0, "network's weight in the vote (0: left out)"),
-             "logistic_weight": Param("float", 1.0, "logistic regression's weight in the vote (0: left out)")},
+             "nn_units": _units((256, 128), "network: hidden layer widths"),
+             "nn_alpha": Param("float", 0.1, "network: L2 penalty", low=0, high=1e6),
+             "logistic_C": Param("float", 0.3, "logistic regression: inverse regularisation strength",
+                                 low=0, high=1e6, open_low=True),
+             "svm_weight": Param("float", 1.0, "SVM's weight in the vote (0: left out)", low=0, high=1e6),
+             "nn_weight": Param("float", 1.0, "network's weight in the vote (0: left out)", low=0, high=1e6),
+             "logistic_weight": Param("float", 1.0, "logistic regression's weight in the vote (0: left out)",
+                                      low=0, high=1e6)},
             "soft vote of svm, a scikit-learn neural network and logistic regression",
         ),
         ModelSpec(
             "knn", "sklearn", "rows", make_knn,
-            {"n_neighbors": Param("int", 5, "neighbours"),
+            {"n_neighbors": Param("int", 5, "neighbours", low=1, high=100_000),
              "weights": Param("str", "uniform", "vote weights", ("uniform", "distance"))},
             "scikit-learn k-nearest neighbours",
         ),
         ModelSpec(
             "random-forest", "sklearn", "rows", make_random_forest,
-            {"n_estimators": Param("int", 300, "trees"),
-             "max_depth": Param("int", 0, "maximum depth (0: unlimited)"),
-             "min_samples_leaf": Param("int", 1, "minimum samples per leaf")},
+            {"n_estimators": Param("int", 300, "trees", low=1, high=10_000),
+             "max_depth": Param("int", 0, "maximum depth (0: unlimited)", low=0, high=10_000),
+             "min_samples_leaf": Param("int", 1, "minimum samples per leaf", low=1, high=1_000_000)},
             "scikit-learn random forest",
         ),
     )

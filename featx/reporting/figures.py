@@ -14,11 +14,25 @@ import numpy as np
 import pandas as pd
 
 
+#: Largest figure side, in inches (at the default 110 dpi: 3300 pixels). Figures that
+#: grow with the number of classes or features stop growing here.
+MAX_FIGURE_INCHES = 30.0
+#: Most classes whose confusion-matrix cells carry their numbers.
+ANNOTATE_MAX_CLASSES = 20
+#: Most classes named along an axis; above it the ticks are left unlabelled.
+TICK_LABEL_MAX_CLASSES = 60
+
+
 def new_figure(width: float = 7.0, height: float = 5.0, *, ncols: int = 1, nrows: int = 1):
-    """``(figure, axes)`` on an off-screen Agg canvas."""
+    """``(figure, axes)`` on an off-screen Agg canvas.
+
+    Each side is capped at :data:`MAX_FIGURE_INCHES`, so a figure sized from the
+    data (one cell per class) stays within a bounded number of pixels.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    width, height = min(float(width), MAX_FIGURE_INCHES), min(float(height), MAX_FIGURE_INCHES)
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, ncols, squeeze=False)
@@ -26,9 +40,22 @@ def new_figure(width: float = 7.0, height: float = 5.0, *, ncols: int = 1, nrows
 
 
 def save_figure(fig, path, *, dpi: int = 110) -> Path:
+    """Write ``fig`` as a PNG to ``path`` atomically (see :mod:`featx.io.atomic`); returns ``path``.
+
+    Missing folders are created with featx's folder marker (:func:`featx.io.guard.make_folder`).
+    The figure's titles are also stored as the PNG's ``Title`` text, so that a figure
+    can be told apart by its metadata too.
+    """
+    from ..io.atomic import atomic_open
+    from ..io.guard import make_folder
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    make_folder(path.parent)
+    suptitle = fig.get_suptitle() if hasattr(fig, "get_suptitle") else ""  # matplotlib >= 3.8
+    titles = [t for t in [suptitle, *(ax.get_title() for ax in fig.axes)] if t]
+    metadata = {"Title": " | ".join(t.replace("\n", ": ") for t in titles)} if titles else None
+    with atomic_open(path) as fh:
+        fig.savefig(fh, format="png", dpi=dpi, metadata=metadata)
     return path
 
 
@@ -40,21 +67,42 @@ def confusion_heatmap(matrix, classes, *, ax, normalize: bool = False, title: st
     matrix : array-like [shape=(n_classes, n_classes)]
         Counts.
     normalize : bool
-        Show each row as fractions of its true-class total.
+        Show each row as fractions of its true-class total; a class without rows
+        has no fractions: its row is grey and marked n/a.
+
+    Cells carry their numbers up to :data:`ANNOTATE_MAX_CLASSES` classes, and the
+    axes name the classes up to :data:`TICK_LABEL_MAX_CLASSES`; above that the
+    axis labels say how many classes there are.
     """
     import seaborn as sns
 
     counts = np.asarray(matrix, dtype=float)
+    absent = np.zeros(len(counts), dtype=bool)
     if normalize:
         totals = counts.sum(axis=1, keepdims=True)
-        values = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+        # a genre without rows in the data has no fractions: its row is n/a, not 0.00
+        absent = totals[:, 0] == 0
+        values = np.divide(counts, totals, out=np.full_like(counts, np.nan), where=totals > 0)
         fmt = ".2f"
     else:
         values, fmt = counts, ".0f"
-    sns.heatmap(values, annot=len(classes) <= 20, fmt=fmt, cmap="Blues", square=True, cbar=True,
-                xticklabels=classes, yticklabels=classes, vmin=0, vmax=1 if normalize else None, ax=ax)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    named = len(classes) <= TICK_LABEL_MAX_CLASSES
+    ticks = list(classes) if named else False
+    annotate = len(classes) <= ANNOTATE_MAX_CLASSES
+    sns.heatmap(values, annot=annotate, fmt=fmt, cmap="Blues",
+                square=True, cbar=True, xticklabels=ticks, yticklabels=ticks, vmin=0,
+                vmax=1 if normalize else None, ax=ax)
+    for row in np.flatnonzero(absent):  # seaborn leaves NaN cells blank: grey them and say n/a
+        from matplotlib.patches import Rectangle
+
+        ax.add_patch(Rectangle((0, row), len(classes), 1, facecolor="#d9d9d9", edgecolor="none",
+                               hatch="//", zorder=2))
+        if annotate:
+            ax.text(len(classes) / 2, row + 0.5, "n/a (no rows of this genre)", ha="center",
+                    va="center", fontsize=8, color="#404040", zorder=3)
+    unnamed = "" if named else f" ({len(classes)} classes, not named)"
+    ax.set_xlabel("predicted" + unnamed)
+    ax.set_ylabel("true" + unnamed)
     ax.set_title(title or ("confusion matrix (row-normalised)" if normalize else "confusion matrix (counts)"))
     return ax
 
@@ -75,6 +123,9 @@ def history_curves(histories, *, metric: str = "loss", ax):
         return ax
     frame = pd.DataFrame(rows)
     sns.lineplot(frame, x="epoch", y=metric, hue="fold", style="part", ax=ax)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     if (frame["part"] == "validation").any():
         ax.set_title(f"{metric}: train (solid) and validation (dashed)")
     else:
@@ -82,17 +133,27 @@ def history_curves(histories, *, metric: str = "loss", ax):
     return ax
 
 
-def per_class_bars(per_class: dict, *, ax):
-    """Grouped bars of precision, recall and F1 per class."""
+def per_class_bars(per_class: dict, *, ax, title: str | None = None):
+    """Grouped bars of precision, recall and F1 per class.
+
+    A class without rows in the data (``support`` 0) has no recall or F1: it gets no
+    bars for them (not bars of height 0) and ``(n/a: no rows)`` in its label.
+    """
     import seaborn as sns
 
-    rows = [{"class": c, "measure": m, "value": v[m]}
-            for c, v in per_class.items() for m in ("precision", "recall", "f1")]
+    def name(c, v):
+        return f"{c} (n/a: no rows)" if v.get("support", 1) == 0 else c
+
+    rows = [{"class": name(c, v), "measure": m, "value": v[m] if v.get("support", 1) or m == "precision"
+             else np.nan} for c, v in per_class.items() for m in ("precision", "recall", "f1")]
     sns.barplot(pd.DataFrame(rows), x="class", y="value", hue="measure", ax=ax)
     ax.set_ylim(0, 1)
     ax.set_xlabel("")
     ax.tick_params(axis="x", labelrotation=45)
-    ax.set_title("per-class precision, recall and F1")
+    if len(per_class) > TICK_LABEL_MAX_CLASSES:
+        ax.set_xticks([])
+        ax.set_xlabel(f"{len(per_class)} classes, not named")
+    ax.set_title(title or "per-class precision, recall and F1")
     return ax
 
 
@@ -149,25 +210,43 @@ def chromagram(y, sr: int, *, ax, n_fft: int = 2048, hop_length: int = 512, titl
 # Figure sets written by train / evaluate / plot
 
 
-def write_evaluation_figures(directory, metrics: dict, histories: list[dict] | None = None) -> list[Path]:
-    """Confusion matrices (counts and normalised, track level), curves, per-class bars."""
+def figure_subject(metrics: dict, data: str | None = None) -> str:
+    """``"<model> on <data>"``: the first line of every evaluation figure's title."""
+    model = str(metrics.get("model") or "model")
+    return f"{model} on {data}" if data else model
+
+
+def write_evaluation_figures(directory, metrics: dict, histories: list[dict] | None = None, *,
+                             data: str | None = None) -> list[Path]:
+    """Confusion matrices (counts and normalised, track level), curves, per-class bars.
+
+    Every title names the model (``metrics["model"]``), the data (``data``, e.g. the
+    CSV's file name), the level and the number of tracks or rows it counts, so that
+    figures of two bundles cannot be mistaken for each other.
+    """
     directory = Path(directory)
     classes = metrics["classes"]
     level = "track"
+    subject = figure_subject(metrics, data)
+    n = metrics[level].get("n")
+    counted = f"{level} level, n = {n} {level}s" if n is not None else f"{level} level"
     written = []
     for normalize, name in ((False, "confusion_counts.png"), (True, "confusion_normalized.png")):
         size = 3.0 + 0.6 * len(classes)
         fig, ax = new_figure(size + 1.5, size)
+        kind = "row-normalised" if normalize else "counts"
         confusion_heatmap(metrics[level]["confusion_matrix"], classes, ax=ax, normalize=normalize,
-                          title=f"{level}-level confusion matrix ({'row-normalised' if normalize else 'counts'})")
+                          title=f"{subject}\nconfusion matrix ({kind}), {counted}")
         written.append(save_figure(fig, directory / name))
     fig, ax = new_figure(max(6.0, 0.8 * len(classes) + 2), 4.5)
-    per_class_bars(metrics[level]["per_class"], ax=ax)
+    per_class_bars(metrics[level]["per_class"], ax=ax,
+                   title=f"{subject}\nper-class precision, recall and F1, {counted}")
     written.append(save_figure(fig, directory / "per_class.png"))
     if histories is not None:
         fig, axes = new_figure(12, 4.5, ncols=2)
         history_curves(histories, metric="loss", ax=axes[0])
         history_curves(histories, metric="accuracy", ax=axes[1])
+        fig.suptitle(f"{subject}: training curves per fold")
         written.append(save_figure(fig, directory / "curves.png"))
     return written
 

@@ -42,18 +42,59 @@ def _per_fold_table(m: dict) -> list[str]:
     return lines
 
 
+#: What the report shows for a figure that does not exist (a genre without rows, or never predicted).
+NOT_AVAILABLE = "n/a"
+
+
 def _per_class_table(m: dict) -> list[str]:
+    """Per-class scores; n/a where a score is undefined (recall and F1 of a genre without
+    rows, precision of a genre never predicted), not a misleading 0.0000."""
+    predicted = {}
+    if m.get("confusion_matrix"):
+        columns = [sum(col) for col in zip(*m["confusion_matrix"])]
+        predicted = dict(zip(m["per_class"], columns))
     lines = ["| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     for cls, v in m["per_class"].items():
-        lines.append(f"| {cls} | {v['precision']:.4f} | {v['recall']:.4f} | {v['f1']:.4f} | {v['support']} |")
+        absent = v["support"] == 0
+        precision = NOT_AVAILABLE if predicted.get(cls, 1) == 0 else f"{v['precision']:.4f}"
+        recall, f1 = ((NOT_AVAILABLE, NOT_AVAILABLE) if absent
+                      else (f"{v['recall']:.4f}", f"{v['f1']:.4f}"))
+        lines.append(f"| {cls} | {precision} | {recall} | {f1} | {v['support']} |")
     return lines
 
 
-def _confusion_table(m: dict, classes: list[str]) -> list[str]:
+def _confusion_table(m: dict, classes: list[str], *, normalize: bool = False) -> list[str]:
+    """Counts, or fractions of each true genre's rows (n/a for a genre without rows)."""
     lines = ["| true \\ predicted | " + " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
     for cls, row in zip(classes, m["confusion_matrix"]):
-        lines.append(f"| {cls} | " + " | ".join(str(v) for v in row) + " |")
+        total = sum(row)
+        if not normalize:
+            cells = [str(v) for v in row]
+        elif total == 0:
+            cells = [NOT_AVAILABLE] * len(row)
+        else:
+            cells = [f"{v / total:.2f}" for v in row]
+        lines.append(f"| {cls} | " + " | ".join(cells) + " |")
     return lines
+
+
+def _averaging_note(metrics: dict) -> str:
+    """How the headline figures were formed: over folds or one evaluation, and which genres."""
+    m = metrics["track"]
+    if len(m["per_fold"]) > 1:
+        text = "Headline figures are means over folds (± standard deviation across folds)."
+    else:
+        text = "Headline figures are computed once over all evaluated rows (no folds)."
+    classes = metrics["classes"]
+    present = m.get("macro_classes")
+    if present is not None and len(present) < len(classes):
+        text += (f" Macro precision, recall and F1 average over the {len(present)} of the model's "
+                 f"{len(classes)} genres that have tracks in the evaluated data "
+                 f"({', '.join(present)}); the other genres have no rows, so their recall is "
+                 f"{NOT_AVAILABLE}.")
+    else:
+        text += f" Macro precision, recall and F1 average over all {len(classes)} genres."
+    return text
 
 
 def render_report(metrics: dict, *, title: str, facts: list[tuple[str, str]], figures: list[str],
@@ -68,7 +109,7 @@ def render_report(metrics: dict, *, title: str, facts: list[tuple[str, str]], fi
     lines += [f"# {title}", ""]
     lines += [f"- **{k}:** {v}" for k, v in facts]
     lines += ["", "## Summary", "",
-              "Headline figures are means over folds (± standard deviation across folds). "
+              _averaging_note(metrics) + " "
               "Track level averages the segment probabilities of each track; for whole-file rows "
               "the two levels agree.", ""]
     lines += _summary_table(metrics)
@@ -80,6 +121,8 @@ def render_report(metrics: dict, *, title: str, facts: list[tuple[str, str]], fi
             lines += ["### Per fold", ""] + _per_fold_table(m) + [""]
         lines += ["### Per class (all folds pooled)", ""] + _per_class_table(m)
         lines += ["", "### Confusion matrix (counts, all folds pooled)", ""] + _confusion_table(m, classes)
+        lines += ["", "### Confusion matrix (fractions of each true genre's rows)", ""]
+        lines += _confusion_table(m, classes, normalize=True)
     if figures:
         lines += ["", "## Figures", ""]
         lines += [f"![{Path(f).stem}]({f})" for f in figures]
@@ -90,6 +133,39 @@ def render_report(metrics: dict, *, title: str, facts: list[tuple[str, str]], fi
     return "\n".join(lines) + "\n"
 
 
+def evaluation_dir(bundle_dir, csv) -> Path:
+    """The default folder for an evaluation of ``csv``: ``<bundle_dir>/evaluation/<name>``.
+
+    ``<name>`` is the CSV's stem made safe (no separators, no leading dots; a CSV
+    named ``...csv`` gives ``unnamed``), so the folder is always a new one below
+    ``evaluation/`` and never the bundle's own files. A folder of that name that
+    holds the evaluation of another CSV (``metrics.json``'s ``data``), or that is a
+    link, is left alone: the name gets ``-2``, ``-3``, ... A re-evaluation of the
+    same CSV reuses its folder.
+    """
+    import json
+    import os
+
+    from ..io.guard import safe_name
+
+    base = Path(bundle_dir) / "evaluation"
+    stem = safe_name(Path(csv).stem)
+    source = str(Path(csv).resolve())
+    k = 1
+    while True:
+        candidate = base / (stem if k == 1 else f"{stem}-{k}")
+        if not os.path.lexists(candidate):
+            return candidate
+        record = candidate / "metrics.json"
+        if not candidate.is_symlink() and not record.is_symlink() and record.is_file():
+            try:
+                if json.loads(record.read_text()).get("data") == source:
+                    return candidate
+            except (OSError, ValueError, AttributeError):
+                pass
+        k += 1
+
+
 def write_report(path, text: str) -> Path:
     from ..io.atomic import atomic_write
 
@@ -97,24 +173,37 @@ def write_report(path, text: str) -> Path:
 
 
 def write_outputs(directory, *, metrics: dict, predictions, title: str, facts: list[tuple[str, str]],
-                  histories: list[dict] | None = None, config: dict | None = None) -> list[Path]:
-    """Write ``metrics.json``, ``predictions.csv``, figures and ``report.md`` into ``directory``."""
+                  histories: list[dict] | None = None, config: dict | None = None,
+                  data: str | None = None) -> list[Path]:
+    """Write ``metrics.json``, ``predictions.csv``, figures and ``report.md`` into ``directory``.
+
+    ``data`` names the evaluated data in figure titles; by default the file name of
+    the ``("data", ...)`` entry of ``facts``.
+    """
     from ..bundle import write_json
     from .figures import write_evaluation_figures
 
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    from ..io.atomic import atomic_write
+    from ..io.guard import Legacy, claim_folder, json_says
+
+    # a new or empty folder, a bundle, or an evaluation folder featx wrote; never a user's folder
+    legacy = Legacy("featx-output", ("metrics.json", "predictions.csv", "history.json", "report.md",
+                                     "figures/*.png"), json_says("metrics.json", "classes", None))
+    directory = claim_folder(directory, "featx-output", accept=("featx-bundle",), legacy=legacy)
     written = []
     if metrics.get("leaky"):
         metrics = {"warning": "accuracy is inflated: random per-segment split (segments of one track "
                               "on both sides)", **metrics}
     write_json(directory / "metrics.json", metrics)
-    predictions.to_csv(directory / "predictions.csv", index=False)
+    atomic_write(directory / "predictions.csv", predictions.to_csv(index=False))
     written += [directory / "metrics.json", directory / "predictions.csv"]
     if histories is not None:
         write_json(directory / "history.json", histories)
         written.append(directory / "history.json")
-    figures = write_evaluation_figures(directory / "figures", metrics, histories)
+    if data is None:
+        described = dict(facts).get("data")
+        data = Path(str(described).split(" (")[0]).name if described else None
+    figures = write_evaluation_figures(directory / "figures", metrics, histories, data=data)
     written += figures
     text = render_report(metrics, title=title, facts=facts,
                          figures=[str(f.relative_to(directory)) for f in figures], config=config)

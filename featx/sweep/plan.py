@@ -16,7 +16,7 @@ from ..models.registry import ModelSpec, get_model
 from ..training.config import METRIC_NAMES
 
 logger = logging.getLogger(__name__)
-from .space import LEVELS, RESULTS, SEARCHES, SearchSpace
+from .space import LEVELS, MAX_TRIALS, RESULTS, SEARCHES, SearchSpace
 from .trials import Design, Trial, trial_config, trial_identity, trial_key
 
 
@@ -44,26 +44,32 @@ class SweepOptions:
     jobs: int = 1
     retry_failed: bool = False
     retrain_best: bool = True
+    max_trials: int = MAX_TRIALS
 
     def validate(self) -> "SweepOptions":
         get_model(self.model)
         if self.search not in SEARCHES:
-            raise ConfigError(f"--search must be one of {', '.join(SEARCHES)}. Received: {self.search!r}")
+            raise ConfigError(f"search must be one of {', '.join(SEARCHES)}. Received: search={self.search!r}",
+                              param="search")
         if self.metric not in METRIC_NAMES:
-            raise ConfigError(f"--metric must be one of {', '.join(METRIC_NAMES)}. Received: {self.metric!r}")
+            raise ConfigError(f"metric must be one of {', '.join(METRIC_NAMES)}. Received: metric={self.metric!r}",
+                              param="metric")
         if self.level not in LEVELS:
-            raise ConfigError(f"--level must be one of {', '.join(LEVELS)}. Received: {self.level!r}")
+            raise ConfigError(f"level must be one of {', '.join(LEVELS)}. Received: level={self.level!r}",
+                              param="level")
         if not isinstance(self.folds, int) or self.folds < 1:
-            raise ConfigError(f"--folds must be a positive integer. Received: folds={self.folds!r}")
+            raise ConfigError(f"folds must be a positive integer. Received: folds={self.folds!r}", param="folds")
         if self.split == "fault-filtered" and self.folds != 1:
             raise ConfigError(
-                "--split fault-filtered selects on its valid list and tests on its test list; "
-                f"expected --folds 1. Received: folds={self.folds}"
+                "split='fault-filtered' selects on its valid list and tests on its test list; "
+                f"expected folds=1. Received: folds={self.folds}", param="folds"
             )
         if not 0 < float(self.test_fraction) <= 0.5:
-            raise ConfigError(f"--test-fraction must be in (0, 0.5]. Received: {self.test_fraction!r}")
+            raise ConfigError(f"test_fraction must be in (0, 0.5]. Received: test_fraction={self.test_fraction!r}",
+                              param="test_fraction")
         if not isinstance(self.jobs, int) or self.jobs == 0 or self.jobs < -1:
-            raise ConfigError(f"--jobs must be a positive integer or -1 (all cores). Received: {self.jobs!r}")
+            raise ConfigError(f"jobs must be a positive integer or -1 (all cores). Received: jobs={self.jobs!r}",
+                              param="jobs")
         return self
 
     def base(self) -> dict:
@@ -135,6 +141,8 @@ class SweepPlan:
     data: dict
     design: Design
     trials: list[Trial]
+    #: When results.csv was last written (``time.monotonic()``) and how long that took.
+    results_written: tuple[float, float] | None = field(default=None, repr=False, compare=False)
 
 
 def plan_sweep(options: SweepOptions, space: SearchSpace) -> SweepPlan:
@@ -143,11 +151,12 @@ def plan_sweep(options: SweepOptions, space: SearchSpace) -> SweepPlan:
 
     options.validate()
     spec = get_model(options.model)
-    points = space.points(options.search, n_iter=options.n_iter, seed=options.seed)
+    points = space.points(options.search, n_iter=options.n_iter, seed=options.seed,
+                          max_trials=options.max_trials)
     configs = [trial_config(spec, p, base=options.base()) for p in points]
     if spec.input == "segments" and options.split == "random":
-        raise ConfigError(f"model {spec.name!r} predicts whole tracks; expected --split track, artist "
-                          "or fault-filtered")
+        raise ConfigError(f"model {spec.name!r} predicts whole tracks; expected split='track', 'artist' "
+                          "or 'fault-filtered'. Received: split='random'", param="split")
     table = read_feature_csv(options.csv)
     if spec.input == "segments" and not table.segmented:
         raise DataError(f"{table.name}: model {spec.name!r} needs segment rows; this table has one row per file")
@@ -198,9 +207,30 @@ def results_frame(plan: SweepPlan, records: dict[str, dict]) -> pd.DataFrame:
     return frame
 
 
-def write_results(plan: SweepPlan, records: dict[str, dict]) -> pd.DataFrame:
+#: Least time between two rewrites of results.csv while trials finish (seconds); a
+#: rewrite that takes longer than a tenth of this spaces the next ones further apart.
+RESULTS_INTERVAL = 5.0
+
+
+def write_results(plan: SweepPlan, records: dict[str, dict], *,
+                  throttle: bool = False) -> pd.DataFrame | None:
+    """Write ``results.csv`` (one row per combination) and return its frame.
+
+    With ``throttle``, nothing is written (and ``None`` returned) when the last
+    write was less than :data:`RESULTS_INTERVAL` seconds ago, or less than ten
+    times its own duration: a big sweep's table is rewritten every few seconds
+    while trials finish, not after every trial. The final write is unthrottled.
+    """
+    import time
+
+    now = time.monotonic()
+    if throttle and plan.results_written is not None:
+        last, took = plan.results_written
+        if now - last < max(RESULTS_INTERVAL, 10 * took):
+            return None
     frame = results_frame(plan, records)
     atomic_write(plan.options.output / RESULTS, frame.to_csv(index=False, float_format="%.6g"))
+    plan.results_written = (now, time.monotonic() - now)
     return frame
 
 

@@ -5,19 +5,20 @@ import datetime as _dt
 import json
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 
 
 from ..io.atomic import atomic_write
-from ..errors import OutputError
+from ..io.guard import note_written, remove_folder, rename_folder, scratch_folder
 
 logger = logging.getLogger(__name__)
+BEST_TMP = ".best.tmp"
 from .plan import SweepOutcome, SweepPlan, best_trial, score_of, write_results
 from .report import write_report
-from .space import BEST, Distribution, JOURNAL, RUNNING, SETTINGS, _TABLES, display_value, to_plain
-from .trials import Journal, Trial, _configure_worker, run_trial, trial_identity
+from .space import BEST, Distribution, JOURNAL, RESULTS, RUNNING, SETTINGS, _TABLES, display_value, to_plain
+from ..io.journal import Journal
+from .trials import Trial, _configure_worker, run_trial, trial_identity
 
 
 # ---------------------------------------------------------------------------
@@ -26,63 +27,44 @@ from .trials import Journal, Trial, _configure_worker, run_trial, trial_identity
 
 def retrain_best(plan: SweepPlan, trial: Trial) -> Path:
     """Fit ``trial``'s configuration on the non-test rows, score the test part, save ``DIR/best``."""
-    from ..bundle import save_bundle, write_json
     from ..data.splits import Fold, SplitPlan, _inner_valid
-    from ..reporting.report import write_outputs
-    from ..training.cv import TrainResult, final_fit_record, fit_and_predict, label_setup
-    from ..training.metrics import compute_metrics, prediction_frame
+    from ..training.cv import label_setup
     from ..training.fit import describe_device
+    from ..training.pipeline import train_bundle
 
-    start = time.perf_counter()
     table, design, spec = plan.table, plan.design, plan.spec
-    config, optimizer = trial.config, trial.optimizer
+    config = trial.config
     _configure_worker(None, spec.kind == "keras")
-    prep0, y, max_segments = label_setup(table, spec, config)
-    seed = config.seed + len(design.folds)
-    train, valid = _inner_valid(design.dev, y, design.groups, config.valid_fraction, seed, design.grouped)
+    _, y, _ = label_setup(table, spec, config)
+    seed_offset = len(design.folds)
+    train, valid = _inner_valid(design.dev, y, design.groups, config.valid_fraction,
+                                config.seed + seed_offset, design.grouped)
     test = design.test
-    model, prep, history, proba = fit_and_predict(table, spec, config, prep0, y, train, valid, test,
-                                                  seed=seed, max_segments=max_segments, progress=False,
-                                                  desc="final", optimizer=optimizer)
-    predictions = prediction_frame(table, test, proba, prep0.classes, "test")
-    metrics = compute_metrics(predictions, prep0.classes)
     split_plan = SplitPlan(plan.options.split, [Fold("test", train, valid, test)], design.groups,
                            f"trained on the non-test rows, tested once on {design.test_description}",
                            leaky=design.leaky)
-    metrics.update(split=plan.options.split, split_description=split_plan.description, leaky=design.leaky,
-                   folds=1, model=spec.name)
-    rows = "all non-test rows" + (" (a validation part for early stopping)" if len(valid) else "")
-    final_fit = final_fit_record(rows, train, valid, seed, spec, prep, table, y)
-    device = describe_device() if spec.kind == "keras" else "cpu (scikit-learn)"
-    histories = [{"fold": "final", **history}]
-    result = TrainResult(config, spec, prep, model, split_plan, predictions, metrics, histories,
-                         max_segments, final_fit, device, time.perf_counter() - start)
-
-    out = plan.options.output
-    tmp = out / ".best.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    save_bundle(result, tmp, table=table)
-    record_meta = {"trial": trial.key, "hyperparameters": to_plain(trial.point), "optimizer": optimizer,
+    record_meta = {"trial": trial.key, "hyperparameters": to_plain(trial.point), "optimizer": config.optimizer,
                    "selected_by": f"{plan.options.level}-level {plan.options.metric} on validation folds",
                    "test_part": design.test_description, "n_test_rows": int(len(test))}
-    metadata = json.loads((tmp / "metadata.json").read_text())
-    metadata["sweep"] = record_meta
-    write_json(tmp / "metadata.json", metadata)
+    device = describe_device() if spec.kind == "keras" else "cpu (scikit-learn)"
     facts = [("model", f"{spec.name} ({spec.description})"),
              ("hyperparameters", ", ".join(f"{k}={v}" for k, v in trial.shown.items())),
              ("selected by", record_meta["selected_by"] + " (" + design.description + ")"),
              ("test part", f"{design.test_description}: {len(test)} rows, used once"),
              ("device", device), ("seed", str(config.seed))]
-    write_outputs(tmp, metrics=metrics, predictions=predictions,
-                  title=f"featx sweep: best {spec.name} configuration on the test part", facts=facts,
-                  histories=histories if spec.kind == "keras" else None,
-                  config={**config.to_dict(), "optimizer": optimizer})
+
+    out = plan.options.output
+    tmp = out / BEST_TMP
+    remove_folder(tmp)
+    # the same pipeline as featx train, on one fold: the non-test rows, tested once
+    train_bundle(table, config, output_dir=tmp, overwrite=True, progress=False, plan=split_plan,
+                 seed_offset=seed_offset,
+                 kept_rows="all non-test rows" + (" (a validation part for early stopping)" if len(valid) else ""),
+                 title=f"featx sweep: best {spec.name} configuration on the test part", facts=facts,
+                 extra_metadata={"sweep": record_meta})
     best = out / BEST
-    if best.exists():
-        shutil.rmtree(best)
-    os.replace(tmp, best)
+    remove_folder(best)
+    rename_folder(tmp, best)
     if spec.kind == "keras":
         from .._keras import import_keras
         keras = import_keras()
@@ -91,15 +73,37 @@ def retrain_best(plan: SweepPlan, trial: Trial) -> Path:
     return best
 
 
+def _legacy_sweep():
+    """How a sweep folder written before folder markers is recognised: every path in it is
+    one a sweep writes, ``sweep.json`` is a sweep record and ``best`` a featx bundle."""
+    from ..bundle import LEGACY_LAYOUT as BUNDLE_LAYOUT
+    from ..io.guard import Legacy, json_says
+
+    layout = (SETTINGS, JOURNAL, RESULTS, "report.md", "report.html", "figures/*.png", f"{RUNNING}/*",
+              *(f"{sub}/{p}" for sub in (BEST, BEST_TMP) for p in BUNDLE_LAYOUT))
+
+    sweep_record = json_says(SETTINGS, "featx_sweep", None)
+    bundle_record = json_says("metadata.json", "format", "featx-bundle")
+
+    def check(folder: Path) -> bool:
+        return sweep_record(folder) and all(bundle_record(folder / sub) for sub in (BEST, BEST_TMP)
+                                            if (folder / sub).exists())
+
+    return Legacy("featx-sweep", layout, check)
+
+
 def prepare_sweep_dir(directory: Path) -> Path:
-    directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise OutputError(f"{directory}: exists and is not a folder; expected a folder for the sweep")
-    if directory.is_dir() and any(directory.iterdir()) and not (
-            (directory / JOURNAL).exists() or (directory / SETTINGS).exists()):
-        raise OutputError(f"{directory}: folder is not empty and holds no featx sweep; "
-                          "expected a new folder or one written by 'featx sweep'")
-    directory.mkdir(parents=True, exist_ok=True)
+    """Create the sweep folder, or check that featx wrote the one that is there (to resume it).
+
+    A folder written before featx left markers is recognised by its content only (see
+    :mod:`featx.io.guard`); any other non-empty folder is refused before anything is
+    changed, as is a ``best`` folder in it that featx did not write.
+    """
+    from ..io.guard import check_removable, claim_folder
+
+    directory = claim_folder(directory, "featx-sweep", legacy=_legacy_sweep())
+    check_removable(directory / BEST)
+    check_removable(directory / BEST_TMP)
     return directory
 
 
@@ -138,7 +142,8 @@ def run_sweep(plan: SweepPlan, *, progress=None, report: bool = True) -> SweepOu
     propagates after ``results.csv`` is brought up to date.
     """
     from joblib import Parallel, delayed, parallel_config
-    from tqdm.auto import tqdm
+
+    from .._progress import progress_bar
 
     start = time.perf_counter()
     options = plan.options
@@ -146,8 +151,10 @@ def run_sweep(plan: SweepPlan, *, progress=None, report: bool = True) -> SweepOu
     _TABLES.clear()
     _TABLES[(str(options.csv), plan.data["sha256"])] = plan.table
     out = prepare_sweep_dir(options.output)
-    journal = Journal(out / JOURNAL)
+    # locked until closed: a second sweep on this folder is refused with one line
+    journal = Journal(out / JOURNAL, {"kind": "sweep"}, allow_nan=True, headerless=True)
     records = journal.open()
+    note_written(out / JOURNAL)
     try:
         atomic_write(out / SETTINGS, json.dumps(_settings_record(plan), indent=2) + "\n")
         unique: dict[str, Trial] = {}
@@ -165,14 +172,13 @@ def run_sweep(plan: SweepPlan, *, progress=None, report: bool = True) -> SweepOu
         write_results(plan, records)
 
         best = best_trial(plan, records)
-        bar = tqdm(total=len(unique), initial=reused, desc="trials", unit="trial",
-                   disable=None if progress is None else not progress, dynamic_ncols=True)
+        bar = progress_bar(total=len(unique), initial=reused, desc="trials", unit="trial",
+                           progress=progress)
         _bar_postfix(bar, plan, records, best)
         ran = 0
         state = {"journal": journal, "records": records, "bar": bar, "plan": plan, "finished": set()}
         if threads:
-            shutil.rmtree(out / RUNNING, ignore_errors=True)
-            (out / RUNNING).mkdir()
+            scratch_folder(out / RUNNING)
         try:
             suspects: dict[str, int] = {}
             while todo:
@@ -229,7 +235,7 @@ def _finish(state: dict, record: dict) -> None:
     state["finished"].add(record["key"])
     if record["status"] != "ok":
         logger.warning("trial %s failed: %s", record["params"], record.get("error"))
-    write_results(plan, records)
+    write_results(plan, records, throttle=True)  # every few seconds; run_sweep writes the last
     state["bar"].update(1)
     _bar_postfix(state["bar"], plan, records, best_trial(plan, records))
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from ..models.registry import ModelSpec, Param
-from ..training.config import OPTIMIZERS
+from ..models.registry import DEPTH, ModelSpec, Param
+from ..training.config import DEFAULTS, LEVELS, OPTIMIZERS, OPTION_HELP, SEARCHES  # noqa: F401 (re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -20,21 +20,26 @@ RESULTS = "results.csv"
 SETTINGS = "sweep.json"
 RUNNING = ".running"
 BEST = "best"
-SEARCHES = ("grid", "random")
-LEVELS = ("track", "segment")
+#: Most combinations a sweep plans unless told otherwise (``--max-trials``).
+MAX_TRIALS = 10_000
 
-#: Training options that can be swept next to a model's own hyperparameters.
+#: Training options that can be swept next to a model's own hyperparameters (defaults
+#: and help from :mod:`featx.training.config`, like the command line's options).
 TRAIN_OPTIONS: dict[str, Param] = {
-    "epochs": Param("int", None, "maximum epochs"),
-    "batch_size": Param("int", 32, "mini-batch size"),
-    "learning_rate": Param("float", 1e-3, "initial learning rate"),
-    "optimizer": Param("str", "adam", "optimizer", OPTIMIZERS),
-    "patience": Param("int", 15, "early-stopping patience (0: off)"),
-    "reduce_lr_patience": Param("int", 5, "ReduceLROnPlateau patience (0: off)"),
-    "reduce_lr_factor": Param("float", 0.5, "ReduceLROnPlateau factor"),
-    "min_lr": Param("float", 1e-5, "ReduceLROnPlateau floor"),
-    "valid_fraction": Param("float", None, "share of each training part held out for early stopping"),
-    "log_variances": Param("bool", True, "log-scale the *_var columns"),
+    "epochs": Param("int", DEFAULTS.epochs, OPTION_HELP["epochs"], low=1, high=100_000),
+    "batch_size": Param("int", DEFAULTS.batch_size, OPTION_HELP["batch_size"], low=1, high=65_536),
+    "learning_rate": Param("float", DEFAULTS.learning_rate, OPTION_HELP["learning_rate"], low=0, high=10,
+                           open_low=True, open_high=True),
+    "optimizer": Param("str", DEFAULTS.optimizer, OPTION_HELP["optimizer"], OPTIMIZERS),
+    "patience": Param("int", DEFAULTS.patience, OPTION_HELP["patience"], low=0, high=100_000),
+    "reduce_lr_patience": Param("int", DEFAULTS.reduce_lr_patience, OPTION_HELP["reduce_lr_patience"],
+                                low=0, high=100_000),
+    "reduce_lr_factor": Param("float", DEFAULTS.reduce_lr_factor, OPTION_HELP["reduce_lr_factor"], low=0, high=1,
+                              open_low=True, open_high=True),
+    "min_lr": Param("float", DEFAULTS.min_lr, OPTION_HELP["min_lr"], low=0, high=10, open_high=True),
+    "valid_fraction": Param("float", DEFAULTS.valid_fraction, OPTION_HELP["valid_fraction"],
+                            low=0, high=0.9, open_high=True),
+    "log_variances": Param("bool", DEFAULTS.log_variances, OPTION_HELP["log_variances"]),
 }
 #: Training options that only mean something for Keras models.
 KERAS_OPTIONS = frozenset(TRAIN_OPTIONS) - {"log_variances"}
@@ -116,7 +121,7 @@ def _param_for(spec: ModelSpec, name: str, source: str) -> Param:
     if name in spec.params:
         return spec.params[name]
     if name == "depth" and "units" in spec.params:
-        return Param("int", None, "number of layers")
+        return DEPTH
     if name in TRAIN_OPTIONS and (spec.kind == "keras" or name not in KERAS_OPTIONS):
         return TRAIN_OPTIONS[name]
     valid = list(spec.params) + (["depth"] if "units" in spec.params else [])
@@ -150,9 +155,10 @@ def typed_value(spec: ModelSpec, name: str, value, *, source: str):
             raise ConfigError("")
         return out
     except ConfigError:
-        expected = _EXPECTED[param.kind]
-        if param.choices:
-            expected = "one of " + ", ".join(param.choices)
+        expected = param.expected()
+        if param.kind == "ints":
+            expected = expected.replace("comma-separated positive integers like 256,128,64",
+                                        _EXPECTED["ints"])
         raise ConfigError(f"{source}: bad value for {name}; expected {expected}. Received: {raw!r}") from None
 
 
@@ -236,13 +242,13 @@ def read_grid_file(path) -> list[dict]:
                 try:
                     sub[name] = Distribution(str(values.get("dist", values.get("distribution"))),
                                              float(values["low"]), float(values["high"]))
+                except ConfigError as exc:  # before ValueError: a ConfigError is one
+                    raise ConfigError(f"{source}: {exc}") from None
                 except (KeyError, TypeError, ValueError):
                     raise ConfigError(
                         f"{source}: expected a list of values or a distribution "
                         "{dist: loguniform, low: ..., high: ...}"
                     ) from None
-                except ConfigError as exc:
-                    raise ConfigError(f"{source}: {exc}") from None
                 continue
             values = values if isinstance(values, list) else [values]
             if not values or any(v is None for v in values):
@@ -259,8 +265,39 @@ class SearchSpace:
     names: list[str]
     grids: list[dict]
 
-    def points(self, search: str, *, n_iter: int = 20, seed: int = 0) -> list[dict]:
-        """The combinations to evaluate, in a fixed order."""
+    def size(self, search: str, *, n_iter: int = 20) -> int:
+        """How many combinations :meth:`points` gives, counted without listing them."""
+        if search == "grid":
+            total = 0
+            for grid in self.grids:
+                n = 1
+                for values in grid.values():
+                    n *= len(values) if isinstance(values, list) else 1
+                total += n
+            return total
+        return n_iter if isinstance(n_iter, int) else 0
+
+    def points(self, search: str, *, n_iter: int = 20, seed: int = 0,
+               max_trials: int | None = MAX_TRIALS) -> list[dict]:
+        """The combinations to evaluate, in a fixed order.
+
+        Raises
+        ------
+        ConfigError
+            The search has more than ``max_trials`` combinations (``None``: no limit).
+        """
+        if max_trials is not None:
+            if not isinstance(max_trials, int) or isinstance(max_trials, bool) or max_trials < 1:
+                raise ConfigError(f"max_trials must be a positive integer. Received: max_trials={max_trials!r}",
+                                  param="max_trials")
+            total = self.size(search, n_iter=n_iter)
+            if total > max_trials:
+                raise ConfigError(
+                    f"the {search} search has {total:,} combinations, more than the limit of "
+                    f"{max_trials:,}; narrow it, or allow them all with max_trials={total}. "
+                    f"Received: max_trials={max_trials}",
+                    param="max_trials",
+                )
         if search == "grid":
             from sklearn.model_selection import ParameterGrid
 
@@ -268,8 +305,8 @@ class SearchSpace:
                 for name, values in grid.items():
                     if isinstance(values, Distribution):
                         raise ConfigError(
-                            f"{name}={values} is a distribution; --search grid needs a list of values "
-                            "(or use --search random --n-iter N)"
+                            f"{name}={values} is a distribution; search='grid' needs a list of values "
+                            "(or use search='random' with n_iter=N)", param="search"
                         )
             points = list(ParameterGrid(self.grids))
         elif search == "random":
@@ -278,7 +315,7 @@ class SearchSpace:
             from sklearn.model_selection import ParameterSampler
 
             if not isinstance(n_iter, int) or n_iter < 1:
-                raise ConfigError(f"--n-iter must be a positive integer. Received: n_iter={n_iter!r}")
+                raise ConfigError(f"n_iter must be a positive integer. Received: n_iter={n_iter!r}", param="n_iter")
             space = [{k: (v.scipy() if isinstance(v, Distribution) else v) for k, v in g.items()}
                      for g in self.grids]
             with warnings.catch_warnings():
@@ -309,6 +346,10 @@ def build_space(spec: ModelSpec, entries: list[tuple[str, dict]]) -> SearchSpace
                 if param.kind not in ("int", "float"):
                     raise ConfigError(f"{where}: {values} needs a numeric hyperparameter; "
                                       f"{name} expects {_EXPECTED[param.kind]}")
+                for bound in (values.low, values.high):  # every draw lies between them
+                    if not param._in_bounds(bound):
+                        raise ConfigError(f"{where}: {values} reaches outside what {name} accepts; "
+                                          f"expected {param.expected()}")
                 typed[name] = values
             else:
                 if not values:

@@ -1,4 +1,5 @@
-"""One trial: its configuration, identity, journal and evaluation in a worker."""
+"""One trial: its configuration, identity and evaluation in a worker (its journal is
+:class:`featx.io.journal.Journal`)."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError, OutputError
+from ..errors import ConfigError
 from ..models.registry import ModelSpec, get_model
 from ..training.config import METRIC_NAMES, TrainConfig
 
@@ -22,7 +23,9 @@ from .space import KERAS_OPTIONS, LEVELS, TRAIN_OPTIONS, _TABLES, _WORKER, _para
 
 
 def trial_config(spec: ModelSpec, point: dict, *, base: dict) -> tuple[TrainConfig, str]:
-    """``(TrainConfig, optimizer)`` for one combination; raises ConfigError naming it."""
+    """``(TrainConfig, optimizer)`` for one combination (the config carries the optimizer too).
+
+    Raises ConfigError naming the combination."""
     point = dict(point)
     for name, value in list(point.items()):
         param = _param_for(spec, name, name)
@@ -32,13 +35,12 @@ def trial_config(spec: ModelSpec, point: dict, *, base: dict) -> tuple[TrainConf
             point[name] = value.item()
     model_params = {k: v for k, v in point.items() if k in spec.params or k == "depth"}
     options = {k: v for k, v in point.items() if k in TRAIN_OPTIONS}
-    optimizer = options.pop("optimizer", "adam")
     try:
         config = TrainConfig(model=spec.name, params=model_params, refit=False, **base, **options).validate()
     except ConfigError as exc:
         shown = ", ".join(f"{k}={display_value(v)}" for k, v in point.items())
         raise ConfigError(f"{exc} (in the combination {shown})") from None
-    return config, optimizer
+    return config, config.optimizer
 
 
 def trial_identity(config: TrainConfig, optimizer: str, data: dict) -> dict:
@@ -73,61 +75,6 @@ class Trial:
     @property
     def shown(self) -> dict:
         return {k: display_value(v) for k, v in self.point.items()}
-
-
-# ---------------------------------------------------------------------------
-# The journal
-
-
-class Journal:
-    """Append-only JSON-lines record of finished trials, locked against a second writer."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self._fd = None
-
-    def open(self) -> dict[str, dict]:
-        """Lock the journal, drop a cut-off last line, and return ``{key: record}``."""
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-        try:
-            import fcntl
-
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except ImportError:  # pragma: no cover - no advisory locks on this platform
-            pass
-        except OSError:
-            os.close(self._fd)
-            self._fd = None
-            raise OutputError(
-                f"{self.path.parent}: another featx sweep is writing to this folder; "
-                "wait for it or use another -o folder"
-            ) from None
-        data = self.path.read_bytes()
-        end = data.rfind(b"\n") + 1
-        if end < len(data):
-            logger.warning("%s: ignoring a cut-off last line (%d bytes) from an interrupted run",
-                           self.path, len(data) - end)
-            os.ftruncate(self._fd, end)
-            data = data[:end]
-        records: dict[str, dict] = {}
-        for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                records[str(record["key"])] = record
-            except (ValueError, KeyError, TypeError):
-                logger.warning("%s: ignoring unreadable line %d", self.path, number)
-        return records
-
-    def append(self, record: dict) -> None:
-        line = (json.dumps(record, sort_keys=True, allow_nan=True) + "\n").encode()
-        os.write(self._fd, line)  # one write per record: a record is whole or cut, never interleaved
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
 
 
 # ---------------------------------------------------------------------------
@@ -195,7 +142,7 @@ def _level_summary(metrics: dict) -> dict:
     return out
 
 
-def evaluate_config(table, config: TrainConfig, optimizer: str, design: Design) -> dict:
+def evaluate_config(table, config: TrainConfig, design: Design) -> dict:
     """Cross-validate one configuration on the selection folds; the test part is not touched."""
     from ..data.splits import _inner_valid
     from ..training.metrics import compute_metrics, prediction_frame
@@ -209,12 +156,12 @@ def evaluate_config(table, config: TrainConfig, optimizer: str, design: Design) 
         start = time.perf_counter()
         model, _, history, proba = fit_and_predict(table, spec, config, prep0, y, tr, es, valid,
                                                    seed=config.seed + k, max_segments=max_segments,
-                                                   progress=False, desc=name, optimizer=optimizer)
+                                                   progress=False, desc=name)
         fit_seconds += time.perf_counter() - start
         epochs_run.append(len(history.get("loss", [])))
-        frames.append(prediction_frame(table, valid, proba, prep0.classes, name))
+        frames.append(prediction_frame(table, valid, proba, prep0.labels, name))
         del model
-    metrics = compute_metrics(pd.concat(frames, ignore_index=True), prep0.classes)
+    metrics = compute_metrics(pd.concat(frames, ignore_index=True), prep0.labels)
     summary = _level_summary(metrics)
     summary["fit_seconds"] = round(fit_seconds, 4)
     if spec.kind == "keras":
@@ -245,7 +192,7 @@ def run_trial(task: dict) -> dict:
         _configure_worker(task.get("threads"), keras_model)
         table = _load_table(task["csv"], task["sha"])
         config = TrainConfig.from_dict(task["train_config"]).validate()
-        record["metrics"] = evaluate_config(table, config, task["optimizer"], task["design"])
+        record["metrics"] = evaluate_config(table, config, task["design"])
         record["status"] = "ok"
     except Exception as exc:  # a failing trial is a result, not a crash
         record["status"] = "failed"

@@ -53,17 +53,21 @@ def _fold_arrays(table, spec, prep, rows, y, max_segments):
     return X, y[rows]
 
 
-def label_setup(table: FeatureTable, spec: ModelSpec, config: TrainConfig):
-    """``(prep0, y, max_segments)``: label encoding and unfitted preprocessing for ``table``."""
-    prep0 = Preprocessing.for_labels(table.feature_columns, table.labels, log_variances=config.log_variances)
+def label_setup(table: FeatureTable, spec: ModelSpec, config: TrainConfig, *, multi_label: bool = False):
+    """``(prep0, y, max_segments)``: label encoding and unfitted preprocessing for ``table``.
+
+    ``y`` holds the targets of every row as :meth:`featx.data.labels.LabelEncoding.encode`
+    makes them (``prep0.labels``).
+    """
+    prep0 = Preprocessing.for_labels(table.feature_columns, table.labels, log_variances=config.log_variances,
+                                     multi_label=multi_label)
     y = prep0.encode(table.labels)
     max_segments = int(pd.Series(table.tracks).value_counts().max()) if spec.input == "segments" else None
     return prep0, y, max_segments
 
 
 def fit_and_predict(table: FeatureTable, spec: ModelSpec, config: TrainConfig, prep0: Preprocessing, y,
-                    train, valid, test, *, seed: int, max_segments, progress=None, desc: str = "epochs",
-                    optimizer: str = "adam"):
+                    train, valid, test, *, seed: int, max_segments, progress=None, desc: str = "epochs"):
     """One fold: fit the scaler and the model on ``train`` (``valid``: early stopping), predict ``test``.
 
     Returns ``(model, prep, history, proba)``; ``proba`` is ``None`` when ``test`` is.
@@ -78,7 +82,7 @@ def fit_and_predict(table: FeatureTable, spec: ModelSpec, config: TrainConfig, p
     X_tr, y_tr = _fold_arrays(table, spec, prep, train, y, max_segments)
     X_va, y_va = _fold_arrays(table, spec, prep, valid, y, max_segments)
     model, history = fit_model(spec, config.params, X_tr, y_tr, X_va, y_va, num_classes=n_classes,
-                               config=config, seed=seed, progress=progress, desc=desc, optimizer=optimizer)
+                               config=config, seed=seed, progress=progress, desc=desc, labels=prep0.labels)
     if test is None:
         return model, prep, history, None
     proba = predict_rows(model, spec, prep.transform(table.X[test]), table.tracks[test],
@@ -99,7 +103,8 @@ def final_fit_record(rows: str, train, valid, seed: int, spec: ModelSpec, prep: 
     return record
 
 
-def cross_validate(table: FeatureTable, config: TrainConfig, *, progress=None) -> TrainResult:
+def cross_validate(table: FeatureTable, config: TrainConfig, *, progress=None, plan: SplitPlan | None = None,
+                   seed_offset: int = 0, kept_rows: str | None = None) -> TrainResult:
     """Cross-validate ``config.model`` on ``table`` and fit the model to keep.
 
     Parameters
@@ -107,13 +112,22 @@ def cross_validate(table: FeatureTable, config: TrainConfig, *, progress=None) -
     table : FeatureTable
         A labelled feature table.
     config : TrainConfig
+        Validated here (the result's ``config`` is the resolved copy).
     progress : bool or None
         ``False`` hides progress bars; ``None`` shows them on a terminal.
+    plan : SplitPlan, optional
+        Folds to use instead of the ones ``config`` describes (a sweep's
+        held-out test part, for example).
+    seed_offset : int
+        Fold ``k`` is fitted with seed ``config.seed + seed_offset + k``.
+    kept_rows : str, optional
+        What the saved model was fitted on when a fold's model is kept
+        (default: "train part of <fold>").
     """
-    from tqdm.auto import tqdm
+    from .._progress import progress_bar
 
     start = time.perf_counter()
-    config.validate()
+    config = config.validate()
     spec = get_model(config.model)
     if spec.input == "segments" and not table.segmented:
         raise DataError(
@@ -123,44 +137,47 @@ def cross_validate(table: FeatureTable, config: TrainConfig, *, progress=None) -
         )
     if spec.input == "segments" and config.split == "random":
         raise ConfigError(
-            f"model {spec.name!r} predicts whole tracks; --split random would cut tracks apart. "
-            "Expected --split track, artist or fault-filtered"
+            f"model {spec.name!r} predicts whole tracks; split='random' would cut tracks apart. "
+            "Expected split='track', 'artist' or 'fault-filtered'. Received: split='random'",
+            param="split",
         )
     prep0, y, max_segments = label_setup(table, spec, config)
+    labels = prep0.labels
     classes = prep0.classes
     if len(classes) < 2:
         raise DataError(
             f"{table.name}: only one class ({classes[0]!r}) in column '{LABEL_COLUMN}'; "
             "expected at least two genres to classify"
         )
-    plan = make_splits(table, split=config.split, folds=config.folds, seed=config.seed,
-                       valid_fraction=config.valid_fraction, artist_map=config.artist_map,
-                       split_dir=config.split_dir)
+    if plan is None:
+        plan = make_splits(table, split=config.split, folds=config.folds, seed=config.seed,
+                           valid_fraction=config.valid_fraction, artist_map=config.artist_map,
+                           split_dir=config.split_dir)
     device = describe_device() if spec.kind == "keras" else "cpu (scikit-learn)"
     logger.info("training %s on %s: %s; %s", spec.name, table.name, plan.description, device)
 
     frames, histories = [], []
     models = []
-    bar = tqdm(plan.folds, desc="folds", unit="fold", disable=None if progress is None else not progress)
+    bar = progress_bar(plan.folds, desc="folds", unit="fold", progress=progress)
     for k, fold in enumerate(bar):
         model, prep, history, proba = fit_and_predict(
-            table, spec, config, prep0, y, fold.train, fold.valid, fold.test, seed=config.seed + k,
-            max_segments=max_segments, progress=progress, desc=fold.name)
-        frames.append(prediction_frame(table, fold.test, proba, classes, fold.name))
+            table, spec, config, prep0, y, fold.train, fold.valid, fold.test,
+            seed=config.seed + seed_offset + k, max_segments=max_segments, progress=progress, desc=fold.name)
+        frames.append(prediction_frame(table, fold.test, proba, labels, fold.name))
         histories.append({"fold": fold.name, **history})
         models.append((model, prep, fold))
         logger.info("%s: test accuracy %.4f (%d rows)", fold.name,
                     float((frames[-1]["label"] == frames[-1]["predicted"]).mean()), len(fold.test))
     bar.close()
     predictions = pd.concat(frames, ignore_index=True)
-    metrics = compute_metrics(predictions, classes)
+    metrics = compute_metrics(predictions, labels)
     metrics.update(split=plan.split, split_description=plan.description, leaky=plan.leaky,
                    folds=len(plan.folds), model=spec.name)
 
     if len(plan.folds) == 1 or not config.refit:
         model, prep, fold = models[0]
-        final_fit = final_fit_record(f"train part of {fold.name}", fold.train, fold.valid, config.seed,
-                                     spec, prep, table, y)
+        final_fit = final_fit_record(kept_rows or f"train part of {fold.name}", fold.train, fold.valid,
+                                     config.seed + seed_offset, spec, prep, table, y)
     else:
         from ..data.splits import _inner_valid
 

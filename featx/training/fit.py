@@ -61,12 +61,12 @@ def describe_device() -> str:
 def _epoch_bar(total: int, desc: str, progress):
     from .._keras import import_keras
     keras = import_keras()
-    from tqdm.auto import tqdm
+    from .._progress import progress_bar
 
     class EpochBar(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            self.bar = tqdm(total=total, desc=desc, unit="epoch", leave=False,
-                            disable=None if progress is None else not progress)
+            self.bar = progress_bar(total=total, desc=desc, unit="epoch", leave=False,
+                                    progress=progress)
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
@@ -81,8 +81,23 @@ def _epoch_bar(total: int, desc: str, progress):
 
 
 def fit_estimator(estimator, X, y):
-    """Fit a scikit-learn estimator (one place, used at training and at bundle loading)."""
-    return estimator.fit(X, y)
+    """Fit a scikit-learn estimator (one place, used at training and at bundle loading).
+
+    BLAS/OpenMP run on one thread (:func:`featx._threads.limited_threads`), so that
+    a fit on a busy machine does not oversubscribe its cores.
+    """
+    from .._threads import limited_threads
+
+    with limited_threads():
+        return estimator.fit(X, y)
+
+
+def sklearn_proba(estimator, X) -> np.ndarray:
+    """``estimator.predict_proba(X)`` with BLAS/OpenMP limited like :func:`fit_estimator`."""
+    from .._threads import limited_threads
+
+    with limited_threads():
+        return estimator.predict_proba(X)
 
 
 def make_optimizer(name: str, learning_rate: float):
@@ -94,7 +109,8 @@ def make_optimizer(name: str, learning_rate: float):
                "nadam": keras.optimizers.Nadam, "rmsprop": keras.optimizers.RMSprop,
                "sgd": keras.optimizers.SGD}
     if name not in classes:
-        raise ConfigError(f"unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZERS)}")
+        raise ConfigError(f"unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZERS)}. "
+                          f"Received: optimizer={name!r}", param="optimizer")
     return classes[name](learning_rate=learning_rate)
 
 
@@ -114,8 +130,12 @@ def _nan_guard():
 
 def fit_model(spec: ModelSpec, params: dict, X_train, y_train, X_valid, y_valid, *,
               num_classes: int, config: TrainConfig, seed: int, progress=None, desc: str = "epochs",
-              optimizer: str = "adam"):
+              labels=None):
     """Fit one model. Returns ``(model, history)``; history maps metric -> per-epoch list.
+
+    ``labels`` (a :class:`~featx.data.labels.LabelEncoding`; default: one genre per
+    row) chooses a Keras model's output activation and loss; the optimizer and
+    its learning rate come from ``config``.
 
     Raises
     ------
@@ -132,11 +152,14 @@ def fit_model(spec: ModelSpec, params: dict, X_train, y_train, X_valid, y_valid,
     from .._keras import import_keras
     keras = import_keras()
 
+    from ..data.labels import LabelEncoding
+
+    labels = labels if labels is not None else LabelEncoding()
     seed_everything(seed)
-    model = spec.builder(tuple(X_train.shape[1:]), num_classes, **params)
+    model = spec.builder(tuple(X_train.shape[1:]), num_classes, activation=labels.activation, **params)
     model.compile(
-        optimizer=make_optimizer(optimizer, config.learning_rate),
-        loss="sparse_categorical_crossentropy",
+        optimizer=make_optimizer(config.optimizer, config.learning_rate),
+        loss=labels.loss,
         metrics=["accuracy"],
     )
     has_valid = len(X_valid) > 0
@@ -160,7 +183,7 @@ def fit_model(spec: ModelSpec, params: dict, X_train, y_train, X_valid, y_valid,
         if not math.isfinite(loss):
             raise TrainingError(
                 f"training loss became {loss} in epoch {epoch}: training diverged "
-                f"(learning_rate={config.learning_rate:g}, optimizer={optimizer}); "
+                f"(learning_rate={config.learning_rate:g}, optimizer={config.optimizer}); "
                 "lower the learning rate or the weight penalties"
             )
     return model, history
@@ -171,7 +194,7 @@ def predict_proba(model, spec: ModelSpec, X, *, num_classes: int, batch_size: in
     if len(X) == 0:
         return np.zeros((0, num_classes))
     if spec.kind == "sklearn":
-        proba = model.predict_proba(X)
+        proba = sklearn_proba(model, X)
         full = np.zeros((len(X), num_classes))
         full[:, np.asarray(model.classes_, dtype=int)] = proba
         return full

@@ -6,20 +6,36 @@ import logging
 import numpy as np
 import pandas as pd
 
+from ..data.labels import LabelEncoding
 from ..data.table import FeatureTable
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 from .config import METRIC_NAMES
 
 
+def as_encoding(labels) -> LabelEncoding:
+    """``labels`` itself, or a single-label encoding of a list of class names."""
+    if isinstance(labels, LabelEncoding):
+        return labels
+    return LabelEncoding.from_dict({"classes": list(labels)})
+
+
 def track_labels(y, row_track, n_tracks: int, name: str = "table") -> np.ndarray:
-    labels = np.full(n_tracks, -1, dtype=np.int64)
-    for row, t in enumerate(row_track):
-        if labels[t] == -1:
-            labels[t] = y[row]
-        elif labels[t] != y[row]:
-            raise DataError(f"{name}: rows of one track carry different labels; expected one label per track")
+    """The targets of each track from its rows' targets (codes, or multi-hot rows).
+
+    Raises
+    ------
+    DataError
+        Rows of one track carry different targets.
+    """
+    y = np.asarray(y)
+    row_track = np.asarray(row_track, dtype=np.int64)
+    first = np.full(n_tracks, -1, dtype=np.int64)
+    first[row_track[::-1]] = np.arange(len(row_track))[::-1]  # each track's first row
+    labels = y[first]
+    if len(y) and (y != labels[row_track]).reshape(len(y), -1).any():
+        raise DataError(f"{name}: rows of one track carry different labels; expected one label per track")
     return labels
 
 
@@ -28,21 +44,35 @@ def track_labels(y, row_track, n_tracks: int, name: str = "table") -> np.ndarray
 
 
 def _scores(y_true, y_pred) -> dict:
+    """Accuracy and macro precision/recall/F1, averaged over the classes present in ``y_true``.
+
+    A genre with no row in the evaluated data has no recall and no F1 to average:
+    counting it as 0 would put a 3-genre test set's macro F1 far below its accuracy.
+    Wrong predictions of an absent genre still lower the recall of the true genres.
+    """
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
-    p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, average="macro", zero_division=0)
+    present = sorted(set(np.asarray(y_true).tolist()))
+    p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=present, average="macro",
+                                                 zero_division=0)
     return {"accuracy": float(accuracy_score(y_true, y_pred)), "precision_macro": float(p),
             "recall_macro": float(r), "f1_macro": float(f)}
 
 
-def aggregate_tracks(predictions: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
-    """Average segment probabilities per (fold, track): one row per track."""
+def aggregate_tracks(predictions: pd.DataFrame, labels) -> pd.DataFrame:
+    """Average segment probabilities per (fold, track): one row per track.
+
+    ``labels`` is the :class:`~featx.data.labels.LabelEncoding` (or the class names
+    of a single-label one) that turns the averaged probabilities into predictions.
+    """
+    encoding = as_encoding(labels)
+    classes = encoding.classes_
     prob_cols = [f"prob_{c}" for c in classes]
     grouped = predictions.groupby(["fold", "track"], sort=False)
     tracks = grouped[prob_cols].mean().reset_index()
     if "label" in predictions.columns:
         tracks["label"] = grouped["label"].first().to_numpy()
-    tracks["predicted"] = np.asarray(classes, dtype=object)[tracks[prob_cols].to_numpy().argmax(axis=1)]
+    tracks["predicted"] = encoding.decode_proba(tracks[prob_cols].to_numpy())
     tracks["n_segments"] = grouped.size().to_numpy()
     return tracks
 
@@ -60,6 +90,8 @@ def _level_metrics(frame: pd.DataFrame, classes: list[str]) -> dict:
     y_pred = frame["predicted"].to_numpy().astype(str)
     out["pooled"] = _scores(y_true, y_pred)
     out["n"] = int(len(frame))
+    # the genres the macro averages run over: those with rows in the evaluated data
+    out["macro_classes"] = [c for c in classes if c in set(y_true)]
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=classes, zero_division=0)
     out["per_class"] = {c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
                             "support": int(s[i])} for i, c in enumerate(classes)}
@@ -68,22 +100,43 @@ def _level_metrics(frame: pd.DataFrame, classes: list[str]) -> dict:
     return out
 
 
-def compute_metrics(predictions: pd.DataFrame, classes: list[str]) -> dict:
+def compute_metrics(predictions: pd.DataFrame, labels) -> dict:
     """Segment- and track-level metrics from labelled row predictions.
 
     ``predictions`` has columns ``fold``, ``track``, ``label``, ``predicted``
-    and ``prob_<class>``. Headline figures are means over folds; ``pooled``
-    holds the figures over all rows at once, ``per_class`` and
-    ``confusion_matrix`` are pooled.
+    and ``prob_<class>``; ``labels`` is their
+    :class:`~featx.data.labels.LabelEncoding` (or a single-label one's class
+    names). Headline figures are means over folds; ``pooled`` holds the
+    figures over all rows at once, ``per_class`` and ``confusion_matrix`` are
+    pooled. Macro averages run over the classes with rows in the data
+    (``macro_classes`` of each level), not over every class the model knows.
+
+    Raises
+    ------
+    ConfigError
+        A multi-label encoding: its metrics are not computed yet.
     """
-    tracks = aggregate_tracks(predictions, classes)
+    encoding = as_encoding(labels)
+    if encoding.multi_label:
+        raise ConfigError("metrics for several genres per row are not available yet; "
+                          "expected a single-label encoding. Received: multi_label=True",
+                          param="multi_label")
+    classes = encoding.classes_
+    tracks = aggregate_tracks(predictions, encoding)
     return {"classes": list(classes),
             "segment": _level_metrics(predictions, classes),
             "track": _level_metrics(tracks, classes)}
 
 
-def prediction_frame(table: FeatureTable, rows: np.ndarray, proba: np.ndarray, classes: list[str],
+def prediction_frame(table: FeatureTable, rows: np.ndarray, proba: np.ndarray, labels,
                      fold: str) -> pd.DataFrame:
+    """Row predictions: ``filename``, ``track``, ``fold``, ``label``, ``predicted``, ``prob_<class>``.
+
+    ``labels`` (a :class:`~featx.data.labels.LabelEncoding`, or a single-label
+    one's class names) turns ``proba`` into the predicted labels.
+    """
+    encoding = as_encoding(labels)
+    classes = encoding.classes_
     frame = pd.DataFrame({
         "filename": table.filenames[rows],
         "track": table.tracks[rows],
@@ -91,7 +144,7 @@ def prediction_frame(table: FeatureTable, rows: np.ndarray, proba: np.ndarray, c
     })
     if table.labelled:
         frame["label"] = table.labels[rows]
-    frame["predicted"] = np.asarray(classes, dtype=object)[proba.argmax(axis=1)] if len(rows) else []
+    frame["predicted"] = encoding.decode_proba(proba) if len(rows) else []
     for i, c in enumerate(classes):
         frame[f"prob_{c}"] = proba[:, i]
     return frame

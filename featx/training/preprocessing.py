@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..data.labels import LabelEncoding
+from ..errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -21,32 +22,37 @@ LOG_EPSILON = 1e-12
 
 @dataclass
 class Preprocessing:
-    """Label classes and a standard scaler, stored as plain numbers.
+    """The label encoding and a standard scaler, stored as plain numbers.
 
     ``fit`` uses scikit-learn's :class:`~sklearn.preprocessing.StandardScaler`;
     the learned mean and scale are kept as lists so a bundle never needs
-    unpickling.
+    unpickling. How many labels a row has is the business of ``labels``
+    (a :class:`~featx.data.labels.LabelEncoding`).
     """
 
     feature_columns: list[str]
-    classes: list[str]
+    labels: LabelEncoding
     log_columns: list[str] = field(default_factory=list)
     mean_: np.ndarray | None = None
     scale_: np.ndarray | None = None
 
+    @property
+    def classes(self) -> list[str]:
+        """The genre names, in the order of the model's outputs."""
+        return list(self.labels.classes_)
+
     @classmethod
-    def for_labels(cls, feature_columns, labels, *, log_variances: bool = False) -> "Preprocessing":
+    def for_labels(cls, feature_columns, labels, *, log_variances: bool = False,
+                   multi_label: bool = False) -> "Preprocessing":
         """Classes from ``labels``; with ``log_variances`` the ``*_var`` columns are log-scaled.
 
         Variance summaries span several orders of magnitude; their logarithm
         (a fixed, stateless transform applied before the scaler) is closer to
         normal, which the scaler and the models assume.
         """
-        from sklearn.preprocessing import LabelEncoder
-
-        encoder = LabelEncoder().fit(np.asarray(labels, dtype=str))
+        encoding = LabelEncoding(multi_label=multi_label).fit(labels)
         logs = [c for c in feature_columns if c.endswith("_var")] if log_variances else []
-        return cls(list(feature_columns), [str(c) for c in encoder.classes_], logs)
+        return cls(list(feature_columns), encoding, logs)
 
     def _prepare(self, X) -> np.ndarray:
         X = np.array(X, dtype=np.float64)
@@ -56,14 +62,8 @@ class Preprocessing:
         return X
 
     def encode(self, labels) -> np.ndarray:
-        lookup = {c: i for i, c in enumerate(self.classes)}
-        labels = np.asarray(labels, dtype=str)
-        unknown = sorted(set(labels) - set(lookup))
-        if unknown:
-            raise DataError(
-                f"label {str(unknown[0])!r} is not one of the model's classes ({', '.join(self.classes)})"
-            )
-        return np.array([lookup[v] for v in labels], dtype=np.int64)
+        """Model targets for label strings (see :meth:`LabelEncoding.encode`)."""
+        return self.labels.encode(labels)
 
     def fit(self, X) -> "Preprocessing":
         from sklearn.preprocessing import StandardScaler
@@ -80,6 +80,7 @@ class Preprocessing:
         return {
             "feature_columns": list(self.feature_columns),
             "classes": list(self.classes),
+            "labels": self.labels.to_dict(),
             "log_columns": list(self.log_columns),
             "log_epsilon": LOG_EPSILON,
             "scaler": {"mean": [float(v) for v in self.mean_], "scale": [float(v) for v in self.scale_]},
@@ -95,4 +96,10 @@ class Preprocessing:
         logs = [str(c) for c in data.get("log_columns", [])]
         if any(c not in columns for c in logs):
             raise ValueError("log_columns name unknown feature columns")
-        return cls(columns, [str(c) for c in data["classes"]], logs, mean, scale)
+        if "labels" in data:
+            encoding = LabelEncoding.from_dict(data["labels"])
+            if encoding.classes_ != [str(c) for c in data["classes"]]:
+                raise ValueError("labels and classes list different genres")
+        else:  # written before label encodings were stored: one genre per row
+            encoding = LabelEncoding.from_dict({"classes": list(data["classes"])})
+        return cls(columns, encoding, logs, mean, scale)

@@ -1,0 +1,275 @@
+"""Validation of everything a bundle folder holds, before any of it is used.
+
+A bundle is read from disk, where anything can have changed it. Every value that
+:func:`featx.bundle.load_bundle` reads is checked here: its type, its range and its
+agreement with the other files, so a tampered or damaged bundle ends in one
+:class:`~featx.errors.BundleError` that names the file and the field::
+
+    corrupt bundle: models/svm/preprocessing.json: scaler.scale[3] must be a finite
+    number > 0. Received: inf
+
+instead of predictions that are silently wrong (a NaN scaler mean puts every row
+in one genre), a hang (``params.C = 1e308`` makes the SVM solver run for ever)
+or a traceback.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BundleError, FeatxError
+
+#: Most classes, feature columns and tracks a bundle may list (far above any real corpus).
+MAX_ITEMS = 1_000_000
+
+
+def corrupt(path, field: str, expected: str, value=None, *, received: bool = True) -> BundleError:
+    """The one-line error for ``field`` of the bundle file ``path``."""
+    shown = repr(value)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    tail = f". Received: {shown}" if received else ""
+    return BundleError(f"corrupt bundle: {path}: {field} {expected}{tail}")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _int(path, field, value, *, low: int = 0, high: int = 2**53) -> int:
+    if not _is_int(value) or not low <= value <= high:
+        raise corrupt(path, field, f"must be an integer in [{low}, {high}]", value)
+    return value
+
+
+def _names(path, field, value, *, unique: bool = True, empty: bool = False) -> list[str]:
+    """A JSON list of non-empty strings (unique unless told)."""
+    if not isinstance(value, list) or (not value and not empty) or len(value) > MAX_ITEMS:
+        raise corrupt(path, field, f"must be a {'' if empty else 'non-empty '}list of names", value)
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not item:
+            raise corrupt(path, f"{field}[{i}]", "must be a non-empty string", item)
+    if unique and len(set(value)) != len(value):
+        twice = next(v for v in value if value.count(v) > 1)
+        raise corrupt(path, field, f"must not list a name twice; {twice!r} appears more than once",
+                      received=False)
+    return value
+
+
+def _numbers(path, field, value, n: int, *, positive: bool = False) -> np.ndarray:
+    """A JSON list of ``n`` finite numbers (each > 0 with ``positive``)."""
+    if not isinstance(value, list) or len(value) != n:
+        got = len(value) if isinstance(value, list) else type(value).__name__
+        raise corrupt(path, field, f"must be a list of {n} numbers, one per feature column. "
+                                   f"Received: {got}", received=False)
+    for i, item in enumerate(value):
+        ok = _is_number(item) and math.isfinite(item) and (item > 0 if positive else True)
+        if not ok:
+            raise corrupt(path, f"{field}[{i}]", f"must be a finite number{' > 0' if positive else ''}",
+                          item)
+    return np.asarray(value, dtype=np.float64)
+
+
+# ---------------------------------------------------------------------------
+# preprocessing.json
+
+
+def check_preprocessing(path: Path, data: dict) -> None:
+    """Check the plain data of ``preprocessing.json`` (columns, classes, scaler).
+
+    Raises
+    ------
+    BundleError
+        Any field missing, of the wrong type or out of range.
+    """
+    columns = _names(path, "feature_columns", data.get("feature_columns"))
+    _names(path, "classes", data.get("classes"))
+    logs = _names(path, "log_columns", data.get("log_columns", []), empty=True)
+    unknown = [c for c in logs if c not in columns]
+    if unknown:
+        raise corrupt(path, "log_columns", "must name feature columns; unknown column", unknown[0])
+    epsilon = data.get("log_epsilon", 1e-12)
+    if not _is_number(epsilon) or not 0 < epsilon < 1:
+        raise corrupt(path, "log_epsilon", "must be a number in (0, 1)", epsilon)
+    scaler = data.get("scaler")
+    if not isinstance(scaler, dict):
+        raise corrupt(path, "scaler", "must be an object with 'mean' and 'scale'", scaler)
+    _numbers(path, "scaler.mean", scaler.get("mean"), len(columns))
+    _numbers(path, "scaler.scale", scaler.get("scale"), len(columns), positive=True)
+    labels = data.get("labels")
+    if labels is not None:
+        if not isinstance(labels, dict):
+            raise corrupt(path, "labels", "must be an object", labels)
+        _names(path, "labels.classes", labels.get("classes"))
+        if not isinstance(labels.get("multi_label", False), bool):
+            raise corrupt(path, "labels.multi_label", "must be true or false", labels.get("multi_label"))
+
+
+# ---------------------------------------------------------------------------
+# metadata.json
+
+_OPTIONAL_TEXT = ("created", "settings_source", "split", "device", "kind", "input")
+_OPTIONAL_FLAGS = ("segmented", "leaky_split", "multi_label")
+
+
+def _param_type_ok(kind: str, value) -> bool:
+    if kind == "float":
+        return _is_number(value)
+    if kind == "int":
+        return _is_int(value)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "ints":
+        return isinstance(value, list) and all(_is_int(v) for v in value)
+    return isinstance(value, str)
+
+
+def check_params(path: Path, spec, params) -> dict:
+    """Hyperparameters of ``spec`` as saved: typed as the registry says and in its ranges.
+
+    Returns the resolved parameters.
+    """
+    if not isinstance(params, dict):
+        raise corrupt(path, "params", "must be an object of hyperparameters", params)
+    for name, value in params.items():
+        param = spec.params.get(name)
+        if param is not None and not _param_type_ok(param.kind, value):
+            kinds = {"float": "a number", "int": "an integer", "bool": "true or false",
+                     "ints": "a list of integers", "str": "text"}
+            raise corrupt(path, f"params.{name}", f"must be {kinds.get(param.kind, param.kind)}", value)
+    try:
+        return spec.resolve(params)
+    except FeatxError as exc:
+        raise BundleError(f"corrupt bundle: {path}: params: {exc}") from None
+
+
+def check_metadata(path: Path, metadata: dict, spec, *, n_features: int, classes: list[str]) -> dict:
+    """Check every field of ``metadata.json`` that featx reads, against ``preprocessing.json``.
+
+    ``spec`` is the model the metadata names; ``n_features`` and ``classes`` come from
+    the (already checked) ``preprocessing.json``. Returns the resolved hyperparameters.
+    """
+    from .features.settings import FeatureSettings
+
+    columns = _names(path, "feature_columns", metadata.get("feature_columns"))
+    if len(columns) != n_features:
+        raise corrupt(path, "feature_columns", f"must list the {n_features} columns of preprocessing.json. "
+                                               f"Received: {len(columns)}", received=False)
+    meta_classes = _names(path, "classes", metadata.get("classes"))
+    if meta_classes != classes:
+        raise corrupt(path, "classes", "must equal the classes of preprocessing.json", meta_classes)
+    for name in _OPTIONAL_TEXT:
+        if metadata.get(name) is not None and not isinstance(metadata[name], str):
+            raise corrupt(path, name, "must be text", metadata[name])
+    for name in _OPTIONAL_FLAGS:
+        if name in metadata and not isinstance(metadata[name], bool):
+            raise corrupt(path, name, "must be true or false", metadata[name])
+    if metadata.get("kind") not in (None, spec.kind):
+        raise corrupt(path, "kind", f"must be {spec.kind!r} for model {spec.name!r}", metadata["kind"])
+    if metadata.get("input") not in (None, spec.input):
+        raise corrupt(path, "input", f"must be {spec.input!r} for model {spec.name!r}", metadata["input"])
+    if "seed" in metadata:
+        _int(path, "seed", metadata["seed"], high=2**32 - 1)
+    if metadata.get("max_segments") is not None:
+        _int(path, "max_segments", metadata["max_segments"], low=1, high=100_000)
+    elif spec.input == "segments":
+        raise corrupt(path, "max_segments", f"must be an integer >= 1 for model {spec.name!r}", None)
+    if metadata.get("clip_samples") is not None:
+        _int(path, "clip_samples", metadata["clip_samples"], low=1, high=2**40)
+    if "train_seconds" in metadata and not (_is_number(metadata["train_seconds"])
+                                            and math.isfinite(metadata["train_seconds"])):
+        raise corrupt(path, "train_seconds", "must be a number", metadata["train_seconds"])
+    for name in ("versions", "config", "files"):
+        if name in metadata and not isinstance(metadata[name], dict):
+            raise corrupt(path, name, "must be an object", metadata[name])
+    for key, value in (metadata.get("versions") or {}).items():
+        if not isinstance(value, str):
+            raise corrupt(path, f"versions.{key}", "must be text", value)
+    settings = metadata.get("settings")
+    if settings is not None:
+        if not isinstance(settings, dict):
+            raise corrupt(path, "settings", "must be an object of extraction settings", settings)
+        try:
+            FeatureSettings.from_dict(settings)
+        except Exception as exc:  # any failure to rebuild them is corruption
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BundleError(f"corrupt bundle: {path}: settings: {first[:200]}") from None
+    final = metadata.get("final_fit")
+    if final is not None:
+        if not isinstance(final, dict):
+            raise corrupt(path, "final_fit", "must be an object", final)
+        for name in ("n_train", "n_valid"):
+            if name in final:
+                _int(path, f"final_fit.{name}", final[name])
+        if "seed" in final:
+            _int(path, "final_fit.seed", final["seed"], high=2**32 - 1)
+        if "rows" in final and not isinstance(final["rows"], str):
+            raise corrupt(path, "final_fit.rows", "must be text", final["rows"])
+        if "tracks" in final:
+            _names(path, "final_fit.tracks", final["tracks"], empty=True)
+    data = metadata.get("training_data")
+    if data is not None:
+        if not isinstance(data, dict):
+            raise corrupt(path, "training_data", "must be an object", data)
+        for name in ("path", "sha256"):
+            if data.get(name) is not None and not isinstance(data[name], str):
+                raise corrupt(path, f"training_data.{name}", "must be text", data[name])
+        for name in ("rows", "tracks"):
+            if data.get(name) is not None:
+                _int(path, f"training_data.{name}", data[name])
+    return check_params(path, spec, metadata.get("params", {}))
+
+
+# ---------------------------------------------------------------------------
+# Models
+
+
+def check_baseline_arrays(path: Path, arrays: dict, *, n_features: int, n_classes: int) -> None:
+    """The arrays of ``baseline.npz``: finite training rows of the right width, valid labels."""
+    X, y = arrays["X"], arrays["y"]
+    if X.ndim != 2 or X.shape[1] != n_features or X.shape[0] < 1 or X.dtype.kind != "f":
+        raise corrupt(path, "X", f"must be a float matrix with {n_features} columns", X.shape)
+    if not np.isfinite(X).all():
+        raise corrupt(path, "X", "must hold finite numbers only; it holds NaN or infinity",
+                      received=False)
+    if y.ndim != 1 or len(y) != len(X) or y.dtype.kind not in "iu" or (y < 0).any() or (y >= n_classes).any():
+        raise corrupt(path, "y", f"must give one class index in [0, {n_classes}) per row of X",
+                      received=False)
+    check_X, check_proba = arrays["check_X"], arrays["check_proba"]
+    if check_X.ndim != 2 or check_X.shape[1] != n_features or not np.isfinite(check_X).all():
+        raise corrupt(path, "check_X", f"must be a finite matrix with {n_features} columns",
+                      check_X.shape)
+    if check_proba.shape != (len(check_X), n_classes) or not np.isfinite(check_proba).all():
+        raise corrupt(path, "check_proba", f"must be a finite matrix of shape ({len(check_X)}, {n_classes})",
+                      check_proba.shape)
+
+
+def _shape(tensor) -> tuple:
+    return tuple(None if d is None else int(d) for d in tensor.shape)
+
+
+def check_keras_shapes(path: Path, model, spec, *, n_features: int, n_classes: int,
+                       max_segments: int | None) -> None:
+    """The Keras model eats the bundle's feature vectors and emits one value per class."""
+    inputs, outputs = list(model.inputs), list(model.outputs)
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise corrupt(path, "model", "must have one input and one output. "
+                                     f"Received: {len(inputs)} input(s), {len(outputs)} output(s)",
+                      received=False)
+    shape_in, shape_out = _shape(inputs[0]), _shape(outputs[0])
+    if spec.input == "segments":
+        expected = (None, max_segments, n_features)
+    else:
+        expected = (None, n_features)
+    if shape_in != expected:
+        raise corrupt(path, "input shape", f"must be {expected} (the features of metadata.json)",
+                      shape_in)
+    if shape_out != (None, n_classes):
+        raise corrupt(path, "output shape", f"must be {(None, n_classes)} (one value per class)",
+                      shape_out)

@@ -1,0 +1,117 @@
+"""Feature tables from memory: a pandas DataFrame of rows, as :func:`featx.extract_features` returns.
+
+:func:`as_table` is what the Python API accepts wherever a table is meant: a
+:class:`~featx.data.table.FeatureTable`, the path of a feature CSV, or a DataFrame
+with a ``filename`` column, numeric feature columns and, optionally, ``length`` and
+``label``.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+from ..features.settings import ID_COLUMNS, LABEL_COLUMN, FeatureSettings
+from .table import FeatureTable, read_feature_csv, segment_index
+
+#: Key of ``DataFrame.attrs`` under which featx records the settings rows were made with.
+SETTINGS_ATTR = "featx_settings"
+
+
+def table_from_frame(frame: pd.DataFrame, *, require_label: bool = False,
+                     name: str = "DataFrame") -> FeatureTable:
+    """Validate a DataFrame of feature rows and wrap it as a feature table.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        One row per segment (``rock.00001.7.wav``) or per file (``rock.00001.wav``):
+        a ``filename`` column, numeric feature columns, and optionally ``length`` and
+        ``label``. It is copied, never changed. Extraction settings are taken from
+        ``frame.attrs["featx_settings"]`` where featx recorded them.
+    require_label : bool
+        Whether a ``label`` column is required.
+    name : str
+        What messages call the frame.
+
+    Returns
+    -------
+    table : FeatureTable
+        With ``path=None``.
+
+    Raises
+    ------
+    DataError
+        Not a DataFrame, no rows, no ``filename`` or ``label`` column, no feature
+        columns, a non-numeric or non-finite feature value, or a mix of segment and
+        whole-file names.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> rows = pd.DataFrame({"filename": ["a.0.wav", "a.1.wav"], "f": [0.5, 1.5]})
+    >>> table = table_from_frame(rows)
+    >>> table.segmented, list(table.tracks)
+    (True, ['a', 'a'])
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(f"expected a pandas DataFrame of feature rows. Received: {type(frame).__name__}")
+    frame = frame.copy()
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if "filename" not in frame.columns:
+        raise DataError(f"{name}: no 'filename' column; expected columns filename, <features>[, label]. "
+                        f"Received: {', '.join(map(str, frame.columns[:5]))}")
+    if require_label and LABEL_COLUMN not in frame.columns:
+        raise DataError(f"{name}: no '{LABEL_COLUMN}' column; training and evaluation need labelled rows")
+    if len(frame) == 0:
+        raise DataError(f"{name}: the table has no rows")
+    duplicated = [c for c in frame.columns if list(frame.columns).count(c) > 1]
+    if duplicated:
+        raise DataError(f"{name}: column '{duplicated[0]}' appears more than once")
+    features = [c for c in frame.columns if c not in ID_COLUMNS and c != LABEL_COLUMN]
+    if not features:
+        raise DataError(f"{name}: no feature columns besides filename/length/label")
+    for col in features:
+        values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"{name}: value {frame[col].iloc[i]!r} in column '{col}' (index {frame.index[i]!r}, "
+                f"filename {frame['filename'].iloc[i]}); expected a finite number"
+            )
+        frame[col] = values
+    frame = frame.reset_index(drop=True)
+    has_index = np.array([segment_index(f) is not None for f in frame["filename"].astype(str)])
+    if has_index.all() != has_index.any():
+        i = int(np.flatnonzero(~has_index)[0])
+        raise DataError(
+            f"{name}: filename {frame['filename'].iloc[i]!r} has no segment index while others do; "
+            "expected all segment rows (name.3.wav) or all whole-file rows (name.wav)"
+        )
+    recorded = frame.attrs.get(SETTINGS_ATTR)
+    settings = FeatureSettings.from_dict(recorded) if isinstance(recorded, dict) else None
+    source = "dataframe" if settings is not None else "unknown"
+    return FeatureTable(frame, None, features, settings, bool(has_index.all()), source)
+
+
+def as_table(data, *, require_label: bool = False) -> FeatureTable:
+    """A feature table from a table, a CSV path or a DataFrame (see :func:`table_from_frame`).
+
+    Raises
+    ------
+    DataError
+        ``data`` is none of these, or is not a valid feature table.
+    """
+    if isinstance(data, FeatureTable):
+        return data
+    if isinstance(data, pd.DataFrame):
+        return table_from_frame(data, require_label=require_label)
+    if isinstance(data, (str, os.PathLike)):
+        return read_feature_csv(data, require_label=require_label)
+    raise DataError(
+        "expected a feature table: a pandas DataFrame, the path of a feature CSV or a "
+        f"FeatureTable. Received: {type(data).__name__}"
+    )

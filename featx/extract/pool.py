@@ -1,0 +1,152 @@
+"""Worker processes for extraction, where a file that kills its worker is a skipped file.
+
+A decoder crash (segmentation fault) or the system's out-of-memory killer ends a
+worker process without a Python exception. The pool then breaks and every file
+it was analysing fails with it. :func:`map_files` keeps at most ``jobs`` files in
+flight, so it knows which files were being read when a worker died; it reads each
+of them again alone, in a fresh one-worker pool, records the one that kills that
+worker too as skipped, and carries on with the rest in a fresh pool.
+"""
+from __future__ import annotations
+
+import logging
+
+logger = logging.getLogger(__name__)
+
+#: Reason recorded for a file whose worker process died while reading it, twice.
+WORKER_DIED = ("worker process died while reading it (killed by the system, e.g. out of "
+               "memory, or the decoder crashed)")
+
+#: Environment variables that size the thread pools of numeric libraries: one
+#: thread per worker, since the workers already use every core.
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+#: The pool kept between runs in one process: ``{"executor": ..., "workers": n}``.
+_KEPT: dict = {}
+
+
+def _executor(workers: int, *, fresh: bool = False):
+    """A loky pool of ``workers`` processes with one numeric thread each.
+
+    Unless ``fresh``, the pool is kept for the next run in this process (idle
+    workers exit after 300 s and are started again when needed): its workers have
+    librosa imported and the kernels compiled already. It is featx's own pool, not
+    loky's global one, which joblib manages for its own use.
+    """
+    from joblib.externals.loky import ProcessPoolExecutor
+
+    env = {v: "1" for v in _THREAD_VARS}
+    if fresh:
+        return ProcessPoolExecutor(max_workers=workers, env=env)
+    if _KEPT.get("workers") != workers:
+        _discard()
+        _KEPT.update(executor=ProcessPoolExecutor(max_workers=workers, timeout=300, env=env),
+                     workers=workers)
+    return _KEPT["executor"]
+
+
+def _discard() -> None:
+    """End the kept pool's workers at once (after a death, an error or Ctrl-C)."""
+    executor = _KEPT.pop("executor", None)
+    _KEPT.pop("workers", None)
+    if executor is not None:
+        executor.shutdown(wait=False, kill_workers=True)
+
+
+def _call(task, key, args):
+    """Run in a worker: ``task(key, *args)`` with one BLAS/OpenMP thread."""
+    from .._threads import limited_threads
+
+    with limited_threads():
+        return task(key, *args)
+
+
+def _is_pool_death(exc: BaseException) -> bool:
+    from concurrent.futures import BrokenExecutor
+
+    return isinstance(exc, BrokenExecutor)
+
+
+def _alone(task, key: str, args: tuple) -> dict:
+    """Analyse ``key`` in a fresh one-worker pool; a dead worker gives an error record."""
+    executor = _executor(1, fresh=True)
+    died = False
+    try:
+        return executor.submit(_call, task, key, args).result()
+    except Exception as exc:
+        if not _is_pool_death(exc):
+            raise
+        died = True
+        logger.warning("%s: the worker process died while reading it; skipped", key)
+        return {"key": key, "error": WORKER_DIED}
+    finally:
+        executor.shutdown(wait=not died, kill_workers=died)
+
+
+def map_files(task, keys, *, jobs: int, args: tuple = ()):
+    """Yield ``task(key, *args)`` for every key, computed in ``jobs`` worker processes.
+
+    Results come in completion order. ``task`` returns a record (a dict with
+    ``"key"``); it must be importable by the workers (a module-level function).
+
+    Parameters
+    ----------
+    task : callable
+    keys : list of str
+        Files to analyse.
+    jobs : int >= 1
+        Worker processes (at most one file in flight per worker).
+    args : tuple
+        Further arguments of ``task``.
+
+    Yields
+    ------
+    record : dict
+        ``task``'s record, or ``{"key": key, "error": WORKER_DIED}`` for a file
+        whose worker process died both with other files in flight and alone.
+    """
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    pending = list(reversed(keys))  # popped from the end: keys start in the given order
+    while pending:
+        executor = _executor(max(1, min(jobs, len(pending))))
+        running: dict = {}
+        broken = False
+        try:  # a failure or Ctrl-C here ends the workers at once, mid-file
+            while pending or running:
+                while pending and len(running) < jobs:
+                    key = pending.pop()
+                    running[executor.submit(_call, task, key, args)] = key
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    if future.cancelled():
+                        broken = True
+                        continue
+                    exc = future.exception()
+                    if exc is not None:
+                        if not _is_pool_death(exc):
+                            raise exc
+                        broken = True
+                        continue
+                    yield future.result()
+                    del running[future]
+                if broken:
+                    break
+        except BaseException:
+            _discard()
+            raise
+        if not broken:
+            return  # the pool stays up for the next run
+        _discard()
+        suspects = []
+        for future, key in running.items():
+            if future.done() and not future.cancelled() and future.exception() is None:
+                yield future.result()
+            else:
+                suspects.append(key)
+        logger.warning("a worker process died while %d file(s) were in flight; reading them "
+                       "again one at a time", len(suspects))
+        for key in suspects:
+            yield _alone(task, key, args)

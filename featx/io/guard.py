@@ -1,0 +1,547 @@
+"""The guard for output folders: featx replaces or deletes only what it can prove it wrote.
+
+Every folder featx creates carries a marker file, ``.featx.json``::
+
+    {"format": "featx-bundle", "featx": "0.1.0", "marker_version": 1,
+     "files": ["metadata.json", ...], "folders": ["figures"], "scratch": []}
+
+naming what the folder is and every file and sub-folder featx wrote into it
+(:mod:`featx.io.atomic` adds each file it writes). The rules:
+
+* a command that writes an output folder (a bundle, a sweep, plots, the demo) takes
+  a new folder, an empty one, or one whose marker has the expected format; any other
+  non-empty folder is refused with one line ("... was not written by featx; refusing
+  to replace it"), whatever files it holds;
+* replacing clears only the files and sub-folders the marker lists (files a user
+  added stay); deleting a whole folder needs every entry in it to be listed;
+* symbolic links are never followed: a link as the output folder is refused, and a
+  link inside a folder is neither deleted nor traversed;
+* a folder written before markers existed is recognised only by its content: a
+  ``legacy`` layout lists every path the format can contain, and the folder must hold
+  nothing else (nor any link) and pass the layout's own check (for a bundle:
+  ``metadata.json`` says ``"format": "featx-bundle"``).
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..errors import OutputError
+
+MARKER = ".featx.json"
+MARKER_VERSION = 1
+_LISTS = ("files", "folders", "scratch")
+
+#: What each format is called in messages.
+NOUNS = {"featx-bundle": "model bundle", "featx-sweep": "sweep", "featx-plots": "figure folder",
+         "featx-demo": "demo corpus", "featx-output": "output folder"}
+
+
+def _noun(fmt: str) -> str:
+    return NOUNS.get(fmt, fmt)
+
+
+# ---------------------------------------------------------------------------
+# The marker
+
+
+def read_marker(folder) -> dict | None:
+    """The marker of ``folder``, or ``None`` when it has none (or an unreadable one).
+
+    A marker that is a symbolic link, or not a featx marker, counts as none.
+    """
+    path = Path(folder) / MARKER
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(data, dict) or not str(data.get("format", "")).startswith("featx-"):
+        return None
+    for key in _LISTS:
+        value = data.setdefault(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return None
+    return data
+
+
+def _new_marker(fmt: str) -> dict:
+    from .. import __version__
+
+    return {"format": fmt, "featx": __version__, "marker_version": MARKER_VERSION,
+            "files": [], "folders": [], "scratch": []}
+
+
+def _write_marker(folder: Path, marker: dict) -> None:
+    from .atomic import write_error
+
+    data = dict(marker)
+    for key in _LISTS:
+        data[key] = sorted(set(data.get(key, [])))
+    path = folder / MARKER
+    if path.is_symlink():
+        raise OutputError(f"{path}: is a symbolic link; featx does not write its marker through links")
+    tmp = folder / f".{MARKER}.{os.getpid()}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(data, indent=2) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise write_error(path, exc) from None
+
+
+def _update(folder: Path, key: str, *, add: str | None = None, remove: str | None = None) -> None:
+    marker = read_marker(folder)
+    if marker is None:
+        return
+    entries = set(marker[key])
+    before = set(entries)
+    if add is not None:
+        entries.add(add)
+    if remove is not None:
+        entries.discard(remove)
+    if entries != before:
+        marker[key] = sorted(entries)
+        _write_marker(folder, marker)
+
+
+def note_written(path) -> None:
+    """Add the file ``path`` to its folder's marker (nothing happens in an unmarked folder)."""
+    path = Path(path)
+    if path.name != MARKER:
+        _update(path.parent, "files", add=path.name)
+
+
+def check_replaceable(path) -> None:
+    """Raise unless featx may create or replace the file ``path``.
+
+    Inside a folder with a marker, an existing file is replaced only when the marker
+    lists it. Elsewhere the caller decides (e.g. ``featx extract --overwrite``).
+    """
+    path = Path(path)
+    if path.name == MARKER:
+        raise OutputError(f"{path}: is the name of featx's folder marker; choose another name")
+    if not os.path.lexists(path):
+        return
+    marker = read_marker(path.parent)
+    if marker is not None and path.name not in marker["files"]:
+        raise OutputError(f"{path}: exists and was not written by featx; refusing to replace it")
+
+
+# ---------------------------------------------------------------------------
+# Folders written before markers existed
+
+
+@dataclass(frozen=True)
+class Legacy:
+    """How to recognise a folder of format ``fmt`` written before featx left markers.
+
+    ``patterns`` are the relative paths (``fnmatch`` patterns matched one path part at a
+    time) the format can contain; ``check`` returns True when the folder's own records
+    say it is such a folder.
+    """
+
+    fmt: str
+    patterns: tuple[str, ...]
+    check: Callable[[Path], bool]
+
+    def matches(self, folder: Path) -> bool:
+        """True when ``folder`` holds only paths of the layout, no links, and passes ``check``."""
+        for path in _walk(folder):
+            if path.is_symlink():
+                return False
+            if path.is_dir():
+                continue
+            rel = path.relative_to(folder).parts
+            if not any(_match(rel, p) for p in self.patterns):
+                return False
+        return self.check(folder)
+
+
+def _match(parts: tuple[str, ...], pattern: str) -> bool:
+    want = pattern.split("/")
+    return len(want) == len(parts) and all(fnmatch.fnmatchcase(a, b) for a, b in zip(parts, want))
+
+
+def _walk(folder: Path):
+    """Every entry under ``folder``, depth first; links are yielded, never entered."""
+    with os.scandir(folder) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    for entry in entries:
+        path = Path(entry.path)
+        yield path
+        if entry.is_dir(follow_symlinks=False):
+            yield from _walk(path)
+
+
+def json_says(name: str, key: str, value) -> Callable[[Path], bool]:
+    """A :class:`Legacy` check: ``folder/name`` is a JSON object whose ``key`` is ``value``
+    (``value=None``: the key is present)."""
+
+    def check(folder: Path) -> bool:
+        path = folder / name
+        if path.is_symlink() or not path.is_file():
+            return False
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            return False
+        return isinstance(data, dict) and key in data and (value is None or data[key] == value)
+
+    return check
+
+
+def _adopt(folder: Path, fmt: str) -> None:
+    """Write markers into a recognised legacy folder listing everything in it."""
+    marker = _new_marker(fmt)
+    with os.scandir(folder) as it:
+        for entry in it:
+            if entry.name == MARKER:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                marker["folders"].append(entry.name)
+                _adopt(Path(entry.path), "featx-output")
+            elif entry.is_file(follow_symlinks=False):
+                marker["files"].append(entry.name)
+    _write_marker(folder, marker)
+
+
+# ---------------------------------------------------------------------------
+# Output folders
+
+
+def folder_state(folder, fmt: str, *, legacy: Legacy | None = None,
+                 accept: tuple[str, ...] = ()) -> str:
+    """What ``folder`` is, for writing a ``fmt`` output into it; nothing is changed.
+
+    Returns
+    -------
+    str
+        ``"absent"``, ``"empty"``, ``"ours"`` (its marker has format ``fmt`` or one of
+        ``accept``) or ``"legacy"`` (recognised by ``legacy``).
+
+    Raises
+    ------
+    OutputError
+        ``folder`` is a symbolic link or a file, holds another kind of featx output,
+        or is a non-empty folder featx did not write.
+    """
+    folder = Path(folder)
+    if folder.is_symlink():
+        raise OutputError(
+            f"{folder}: is a symbolic link; featx writes its {_noun(fmt)} only into a real folder; "
+            "give the folder it points to, or a new one"
+        )
+    if not folder.exists():
+        return "absent"
+    if not folder.is_dir():
+        raise OutputError(f"{folder}: exists and is not a folder; expected a folder for the {_noun(fmt)}")
+    marker = read_marker(folder)
+    if marker is not None:
+        if marker["format"] == fmt or marker["format"] in accept:
+            return "ours"
+        raise OutputError(
+            f"{folder}: holds a featx {_noun(marker['format'])}, not a {_noun(fmt)}; "
+            "refusing to replace it; choose another folder"
+        )
+    with os.scandir(folder) as it:
+        if next(it, None) is None:
+            return "empty"
+    if legacy is not None and legacy.matches(folder):
+        return "legacy"
+    raise OutputError(
+        f"{folder}: folder is not empty and was not written by featx; refusing to replace it; "
+        "choose a new or empty folder"
+    )
+
+
+def claim_folder(folder, fmt: str, *, legacy: Legacy | None = None, accept: tuple[str, ...] = (),
+                 clear: bool = False) -> Path:
+    """Make ``folder`` ready for a ``fmt`` output: created, or checked by :func:`folder_state`.
+
+    A new or empty folder gets a marker; a legacy folder gets markers listing what it
+    holds. With ``clear``, the files and folders featx wrote there before are deleted
+    (:func:`clear_folder`); files a user added stay.
+    """
+    folder = Path(folder)
+    state = folder_state(folder, fmt, legacy=legacy, accept=accept)
+    if state == "absent":
+        make_folder(folder, fmt)
+    elif state == "empty":
+        _write_marker(folder, _new_marker(fmt))
+        _update(folder.parent, "folders", add=folder.name)
+    elif state == "legacy":
+        _adopt(folder, fmt)
+    if clear and state in ("ours", "legacy"):
+        clear_folder(folder)
+    return folder
+
+
+def make_folder(folder, fmt: str = "featx-output") -> Path:
+    """Create ``folder`` and any missing parents, each with a marker (``fmt`` for ``folder``).
+
+    A new folder is added to its parent's marker. An existing folder is left as it is
+    (a symbolic link there is refused).
+    """
+    folder = Path(folder)
+    missing = []
+    probe = folder
+    while not os.path.lexists(probe) and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    if folder.is_symlink() and not missing:
+        raise OutputError(f"{folder}: is a symbolic link; featx creates its folders only as real folders")
+    for path in reversed(missing):
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot create the folder ({exc.strerror or exc})") from None
+        _write_marker(path, _new_marker(fmt if path == folder else "featx-output"))
+        _update(path.parent, "folders", add=path.name)
+    if not folder.is_dir():
+        raise OutputError(f"{folder}: exists and is not a folder; expected a folder")
+    return folder
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot delete ({exc.strerror or exc})") from None
+
+
+def clear_folder(folder) -> list[Path]:
+    """Delete what ``folder``'s marker lists; keep the folder, its marker and anything unlisted.
+
+    Listed sub-folders are cleared the same way and removed when nothing is left in
+    them. Links are never followed: a listed name that is now a link is left alone.
+    Returns the paths left in place because featx did not write them.
+    """
+    folder = Path(folder)
+    marker = read_marker(folder)
+    if marker is None:
+        return []
+    kept: list[Path] = []
+    for name in marker["files"]:
+        path = folder / name
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            kept.append(path)
+        else:
+            _unlink(path)
+    for name in marker["folders"] + marker["scratch"]:
+        path = folder / name
+        if not os.path.lexists(path):
+            continue
+        if path.is_symlink() or not path.is_dir():
+            kept.append(path)
+            continue
+        if name in marker["scratch"]:
+            kept += _clear_scratch(path)
+        else:
+            kept += clear_folder(path)
+            if read_marker(path) is not None and not any(
+                    e.name != MARKER for e in os.scandir(path)):
+                _unlink(path / MARKER)
+        _rmdir_if_empty(path)
+    # what is left of the listed sub-folders holds a user's files: keep them listed, so that
+    # featx's own files written there later are found; a listed file still here is not ours
+    marker["files"] = []
+    marker["folders"] = [n for n in marker["folders"] if (folder / n).is_dir()
+                         and not (folder / n).is_symlink() and read_marker(folder / n) is not None]
+    marker["scratch"] = [n for n in marker["scratch"] if (folder / n).is_dir()
+                         and not (folder / n).is_symlink()]
+    _write_marker(folder, marker)
+    return kept
+
+
+def _clear_scratch(folder: Path) -> list[Path]:
+    kept = []
+    for entry in os.scandir(folder):
+        path = Path(entry.path)
+        if entry.is_file(follow_symlinks=False):
+            _unlink(path)
+        else:
+            kept.append(path)
+    return kept
+
+
+def _rmdir_if_empty(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass
+
+
+def scratch_folder(folder) -> Path:
+    """Create, or empty, a folder for featx's temporary files inside a featx folder.
+
+    Everything directly in a scratch folder is featx's (its regular files are deleted
+    here); the parent's marker lists it under ``scratch``. An existing folder of that
+    name that the parent's marker does not list is refused.
+    """
+    folder = Path(folder)
+    parent = read_marker(folder.parent)
+    if parent is None:
+        raise OutputError(f"{folder.parent}: was not written by featx; refusing to keep temporary files in it")
+    if os.path.lexists(folder):
+        if (folder.name not in parent["scratch"] + parent["folders"] or folder.is_symlink()
+                or not folder.is_dir()):
+            raise OutputError(f"{folder}: was not written by featx; refusing to use it for temporary files")
+        _clear_scratch(folder)
+    else:
+        folder.mkdir()
+    _update(folder.parent, "folders", remove=folder.name)
+    _update(folder.parent, "scratch", add=folder.name)
+    return folder
+
+
+def check_removable(folder, *, what: str | None = None) -> None:
+    """Raise the error :func:`remove_folder` would raise for ``folder``; delete nothing."""
+    folder = Path(folder)
+    if not os.path.lexists(folder):
+        return
+    stray = _unlisted(folder)
+    if stray == folder:
+        raise OutputError(f"{folder}: was not written by featx; refusing to delete or replace it")
+    if stray is not None:
+        raise OutputError(f"{stray}: was not written by featx; refusing to delete or replace "
+                          f"{what or folder}")
+
+
+def remove_folder(folder, *, what: str | None = None) -> None:
+    """Delete ``folder``, which featx made, with everything in it.
+
+    Refused (nothing is deleted) when ``folder`` is a link, has no featx marker, or
+    holds anything its markers do not list.
+    """
+    folder = Path(folder)
+    if not os.path.lexists(folder):
+        return
+    check_removable(folder, what=what)
+    clear_folder(folder)
+    _unlink(folder / MARKER)
+    try:
+        folder.rmdir()
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot delete ({exc.strerror or exc})") from None
+    for key in ("folders", "scratch"):
+        _update(folder.parent, key, remove=folder.name)
+
+
+def _unlisted(folder: Path) -> Path | None:
+    """The first thing in ``folder`` that its marker does not vouch for (or the folder itself)."""
+    if folder.is_symlink() or not folder.is_dir():
+        return folder
+    marker = read_marker(folder)
+    if marker is None:
+        return folder
+    for entry in os.scandir(folder):
+        path = Path(entry.path)
+        if entry.name == MARKER:
+            continue
+        if entry.is_symlink():
+            return path
+        if entry.name in marker["scratch"] and entry.is_dir():
+            if any(not e.is_file(follow_symlinks=False) for e in os.scandir(path)):
+                return path
+            continue
+        if entry.name in marker["folders"] and entry.is_dir():
+            stray = _unlisted(path)
+            if stray is not None:
+                return stray
+            continue
+        if entry.name in marker["files"] and entry.is_file(follow_symlinks=False):
+            continue
+        return path
+    return None
+
+
+def rename_folder(source, target) -> Path:
+    """Move the featx folder ``source`` to the new name ``target`` in the same parent."""
+    source, target = Path(source), Path(target)
+    if os.path.lexists(target):
+        raise OutputError(f"{target}: exists; refusing to replace it")
+    try:
+        os.replace(source, target)
+    except OSError as exc:
+        raise OutputError(f"{source}: cannot rename to {target.name} ({exc.strerror or exc})") from None
+    _update(source.parent, "folders", remove=source.name)
+    _update(target.parent, "folders", add=target.name)
+    return target
+
+
+# ---------------------------------------------------------------------------
+# File names made from data
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]+")
+
+
+def safe_name(text: str, *, max_length: int = 120) -> str:
+    """A file name made from ``text``: no separators, no leading dot, never empty.
+
+    Examples
+    --------
+    >>> safe_name("../../x")
+    'x'
+    >>> safe_name("mfcc1 mean")
+    'mfcc1_mean'
+    """
+    name = _UNSAFE.sub("_", str(text))
+    name = re.sub(r"\.{2,}", ".", name)
+    name = name.strip("._") or "unnamed"
+    return name[:max_length]
+
+
+def unique_names(names, *, suffix: str = "") -> list[str]:
+    """Distinct file names for ``names`` (already safe): repeats get ``-2``, ``-3``, ...
+
+    Case is ignored when telling names apart, for case-insensitive file systems.
+    """
+    seen: set[str] = set()
+    out = []
+    for name in names:
+        candidate, k = name, 1
+        while (candidate + suffix).lower() in seen:
+            k += 1
+            candidate = f"{name}-{k}"
+        seen.add((candidate + suffix).lower())
+        out.append(candidate + suffix)
+    return out
+
+
+def names_for_paths(paths, *, suffix: str = "") -> list[str]:
+    """Distinct, safe file names for one output per input file.
+
+    The file stems when they differ; when two inputs share a stem (``jazz/01.wav``,
+    ``rock/01.wav``), each name is made from the path relative to the inputs' common
+    folder (``jazz_01``, ``rock_01``).
+
+    Examples
+    --------
+    >>> names_for_paths(["a/x.wav", "b/y.wav"], suffix=".png")
+    ['x.png', 'y.png']
+    >>> names_for_paths(["jazz/01.wav", "rock/01.wav"], suffix=".png")
+    ['jazz_01.png', 'rock_01.png']
+    """
+    paths = [Path(p) for p in paths]
+    stems = [p.stem for p in paths]
+    if len({s.lower() for s in stems}) < len(stems):
+        absolute = [Path(os.path.abspath(p)) for p in paths]
+        root = Path(os.path.commonpath([str(p.parent) for p in absolute]))
+        stems = [str(p.relative_to(root).with_suffix("")).replace(os.sep, "_") for p in absolute]
+    return unique_names([safe_name(s) for s in stems], suffix=suffix)
