@@ -2,11 +2,15 @@
 
 Runs, in one process and on one core (one BLAS/FFT thread), both implementations on
 the same real GTZAN clips, checks that they give the same numbers, and prints
-seconds, x-realtime and the ratio. Then it times `featx extract` with 1 and 2 worker
-processes, and the peak memory of a run over few and over many files.
+seconds, x-realtime and the ratio (median and range over ``--repeats`` runs). Then the
+same comparison as whole processes (start-up included): the baseline over the clips
+in one Python process against ``featx extract -j 1``, in wall and CPU seconds, with
+featx's start-up (a one-clip run less one clip's in-process time). Then it times
+`featx extract` with 1 and 2 worker processes, and the peak memory of a run over few
+and over many files.
 
     python bench/bench_extract.py                 # clips in ../shared/data/gtzan/audio
-    python bench/bench_extract.py --data DIR --clips 5
+    python bench/bench_extract.py --data DIR --clips 5 --repeats 3
 
 The baseline is bench/baseline.py: every librosa feature function called on each
 segment's waveform, each computing its own STFT, with scipy's N-D median filter.
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -45,24 +50,28 @@ def _clips(data: Path, n: int | None) -> list[Path]:
 
 
 def single_core(files, *, whole_file: bool):
-    """Seconds for the baseline and for featx on ``files``; max relative difference."""
+    """Wall seconds for the baseline and for featx on ``files``, the largest relative
+    difference, and the ratio of their CPU (process) times, which other processes on a
+    busy machine disturb less than wall time."""
     settings = FeatureSettings(preset="gtzan", segment_seconds=None if whole_file else 3.0)
     seg = None if whole_file else baseline.SEGMENT_SAMPLES
     audio_seconds = sum(len(load(f, sr=22050)) for f in files) / 22050
     extract_features(files[0], settings)  # warm caches and imports, for both sides alike
     baseline.baseline_file(files[0], segment_samples=seg)
     base, ours = [], []
-    t_base = t_ours = 0.0
+    t_base = t_ours = c_base = c_ours = 0.0
     # clip by clip, alternating, so that both see the same machine load
     with threadpool_limits(limits=1):
         for f in files:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             base += baseline.baseline_file(f, segment_samples=seg)
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.process_time()
             ours.append(extract_features(f, settings))
-            t2 = time.perf_counter()
+            t2, c2 = time.perf_counter(), time.process_time()
             t_base += t1 - t0
             t_ours += t2 - t1
+            c_base += c1 - c0
+            c_ours += c2 - c1
     ours_rows = [r for frame in ours for r in frame.to_dict("records")]
     assert [r["filename"] for r in base] == [r["filename"] for r in ours_rows]
     worst = 0.0
@@ -71,16 +80,60 @@ def single_core(files, *, whole_file: bool):
         b = np.array([r[col] for r in base])
         scale = np.maximum(np.abs(b), 1e-3 if col in ("harmony_mean", "perceptr_mean") else 1e-12)
         worst = max(worst, float(np.max(np.abs(a - b) / scale)))
-    return audio_seconds, t_base, t_ours, worst
+    return audio_seconds, t_base, t_ours, worst, c_base / c_ours
 
 
 def _run_cli(args, *, env=None):
-    cmd = [sys.executable, "-m", "featx", "-q", "extract", *map(str, args)]
+    return _timed([sys.executable, "-m", "featx", "-q", "extract", *map(str, args)], env=env)[0]
+
+
+#: One BLAS/OpenMP thread in a child process, as `featx extract` sets for itself.
+_ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
+def _timed(cmd, *, env=None):
+    """Wall and CPU (user + system) seconds of a child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=HERE.parent)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
         sys.exit(out.stderr)
-    return time.perf_counter() - t0
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+_BASELINE_RUN = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import baseline
+for path in sys.argv[2:]:
+    baseline.baseline_file(path, segment_samples=baseline.SEGMENT_SAMPLES)
+"""
+
+
+def whole_process(files, tmp: Path):
+    """Wall and CPU seconds of whole processes over ``files`` (3-s rows), start-up included.
+
+    The baseline runs over all clips in one Python process (its rows are not written);
+    featx is `featx extract --preset gtzan -j 1`, writing its CSV. Also a one-clip
+    `featx extract`, whose time less one clip's in-process time is featx's start-up.
+    """
+    env = {**os.environ, **_ONE_THREAD}
+    folder = tmp / "whole"
+    for f in files:
+        dest = folder / f.parent.name / f.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(f, dest)
+    one = tmp / "one"
+    one.mkdir()
+    shutil.copyfile(files[0], one / files[0].name)
+    base = _timed([sys.executable, "-c", _BASELINE_RUN, str(HERE), *map(str, files)], env=env)
+    ours = _timed([sys.executable, "-m", "featx", "-q", "extract", str(folder), "-o", str(tmp / "whole.csv"),
+                   "--preset", "gtzan", "-j", "1", "--overwrite"], env=env)
+    single = _timed([sys.executable, "-m", "featx", "-q", "extract", str(one), "-o", str(tmp / "one.csv"),
+                     "--preset", "gtzan", "-j", "1", "--overwrite"], env=env)
+    return {"baseline": base, "featx": ours, "featx_one_clip": single}
 
 
 def scaling(folder: Path, tmp: Path):
@@ -154,22 +207,46 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data")
     parser.add_argument("--clips", type=int, default=None, help="use only the first N clips")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="in-process comparisons to run (median and range are printed)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
     files = _clips(args.data, args.clips)
-    results = {"cpu": _cpu_name(), "clips": len(files)}
+    results = {"cpu": _cpu_name(), "clips": len(files), "repeats": args.repeats}
     print(f"{len(files)} real GTZAN clips; {results['cpu']}")
     print()
-    print(f"{'one core':<22}{'baseline s':>12}{'featx s':>10}{'baseline xRT':>14}{'featx xRT':>11}{'speed-up':>10}{'max rel diff':>14}")
+    print(f"{'one core, in-process':<22}{'baseline s':>12}{'featx s':>10}{'baseline xRT':>14}{'featx xRT':>11}"
+          f"{'speed-up':>10}{'range':>14}{'CPU-time ratio':>16}{'max rel diff':>14}")
+    per_clip = {}
     for label, whole in (("3-s segments", False), ("whole 30-s clips", True)):
-        audio_s, t_base, t_ours, worst = single_core(files, whole_file=whole)
+        runs = [single_core(files, whole_file=whole) for _ in range(max(1, args.repeats))]
+        audio_s, worst = runs[0][0], max(r[3] for r in runs)
+        t_base = float(np.median([r[1] for r in runs]))
+        t_ours = float(np.median([r[2] for r in runs]))
+        ratios = [r[1] / r[2] for r in runs]
+        spread = f"{min(ratios):.1f}-{max(ratios):.1f}x"
+        cpu_ratios = [r[4] for r in runs]
         print(
             f"{label:<22}{t_base:>12.2f}{t_ours:>10.2f}{audio_s / t_base:>13.1f}x{audio_s / t_ours:>10.1f}x"
-            f"{t_base / t_ours:>9.1f}x{worst:>14.1e}"
+            f"{float(np.median(ratios)):>9.1f}x{spread:>14}{float(np.median(cpu_ratios)):>15.1f}x{worst:>14.1e}"
         )
-        results[label] = dict(audio_s=audio_s, baseline_s=t_base, featx_s=t_ours, speedup=t_base / t_ours, max_rel_diff=worst)
+        results[label] = dict(audio_s=audio_s, baseline_s=t_base, featx_s=t_ours, speedup=float(np.median(ratios)),
+                              speedups=ratios, cpu_speedups=cpu_ratios, max_rel_diff=worst)
+        per_clip[label] = (t_base / len(files), t_ours / len(files))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        proc = whole_process(files, tmp)
+        (b_wall, b_cpu), (o_wall, o_cpu), (one_wall, one_cpu) = proc["baseline"], proc["featx"], proc["featx_one_clip"]
+        base_clip, ours_clip = per_clip["3-s segments"]
+        print()
+        print(f"3-s rows of {len(files)} clips, side by side:   {'baseline':>10}{'featx':>9}{'speed-up':>10}")
+        print(f"  in-process (one core), s per clip      {base_clip:>10.3f}{ours_clip:>9.3f}{base_clip / ours_clip:>9.1f}x")
+        print(f"  whole process, wall s                  {b_wall:>10.2f}{o_wall:>9.2f}{b_wall / o_wall:>9.1f}x")
+        print(f"  whole process, CPU s                   {b_cpu:>10.2f}{o_cpu:>9.2f}{b_cpu / o_cpu:>9.1f}x")
+        print(f"  featx start-up (one-clip run less one clip in-process): wall {one_wall - ours_clip:.2f} s, "
+              f"CPU {one_cpu - ours_clip:.2f} s")
+        results["whole_process"] = {**proc, "featx_startup_wall_s": one_wall - ours_clip,
+                                    "featx_startup_cpu_s": one_cpu - ours_clip}
         corpus = copies_of(files, tmp, 4)
         wall = scaling(corpus, tmp)
         steady = steady_state(sorted(corpus.rglob("*.wav")))

@@ -26,6 +26,7 @@ _EXPORTS = {
     "load_bundle": "featx.api",
     "FeatureSettings": "featx.features.settings",
     "run_extraction": "featx.extract.runner",
+    "run_spectrograms": "featx.extract.spectro_runner",
     "read_feature_csv": "featx.data.table",
     "FeatureTable": "featx.data.table",
     "TrainConfig": "featx.training.config",

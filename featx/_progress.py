@@ -128,11 +128,12 @@ def progress_bar(iterable=None, *, total=None, desc: str = "", unit: str = "it",
     leave : bool
         Whether a terminal bar stays on screen when closed.
     """
-    from tqdm.auto import tqdm
-
-    if progress is False:
-        return tqdm(iterable, total=total, disable=True)
+    if progress is False:  # a counter that never writes (tqdm's import is not free)
+        return LineProgress(iterable, total=total, desc=desc, unit=unit, initial=initial,
+                            interval=float("inf"))
     if progress is None and not _stderr_is_terminal():
         return LineProgress(iterable, total=total, desc=desc, unit=unit, initial=initial)
+    from tqdm.auto import tqdm
+
     return tqdm(iterable, total=total, desc=desc, unit=unit, initial=initial, leave=leave,
                 dynamic_ncols=True)

@@ -40,7 +40,7 @@ from .models.registry import ModelSpec, get_model
 from .features.settings import FeatureSettings
 from .training.preprocessing import Preprocessing
 from .training.cv import TrainResult
-from .training.fit import fit_estimator, predict_rows, sklearn_proba
+from .training.fit import build_estimator, fit_estimator, predict_rows, sklearn_proba
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +229,15 @@ class Bundle(BundleAPI):
         return table
 
     def predict_table(self, table: FeatureTable) -> np.ndarray:
-        """Row-level class probabilities for a feature table, shape ``(n_rows, n_classes)``."""
+        """Row-level class probabilities for a feature table (or, for an image model, a
+        spectrogram store's :class:`~featx.data.store_table.StoreTable`), shape ``(n_rows, n_classes)``."""
+        from .data.store_table import check_input
+
+        check_input(self.spec, table, self.metadata.get("params"))
+        if self.spec.input == "images":
+            from .bundle_images import predict_store
+
+            return predict_store(self, table)
         self.check_table(table)
         X = self.preprocessing.transform(table.X[:, [table.feature_columns.index(c)
                                                       for c in self.feature_columns]])
@@ -255,8 +263,10 @@ class Bundle(BundleAPI):
         except DataError as exc:
             raise DataError(f"{table.name}: {exc}") from None
         proba = self.predict_table(table)
-        predictions = prediction_frame(table, np.arange(table.n_rows), proba, encoding, "evaluate")
-        metrics = compute_metrics(predictions, encoding)
+        thresholds = self.thresholds
+        predictions = prediction_frame(table, np.arange(table.n_rows), proba, encoding, "evaluate",
+                                       thresholds=thresholds)
+        metrics = compute_metrics(predictions, encoding, thresholds=thresholds)
         metrics.update(split="none (external evaluation data)", leaky=False, folds=1, model=self.spec.name,
                        data=str(Path(table.path).resolve()) if table.path is not None else None)
         seen = self.training_overlap(table)
@@ -310,7 +320,7 @@ class Bundle(BundleAPI):
         proba = self.predict_table(table)
         frame = pd.DataFrame(proba, columns=self.classes)
         frame.insert(0, "file", [track_name(f, segmented=table.segmented) for f in table.filenames])
-        return _per_file(frame, self.preprocessing.labels)
+        return _per_file(frame, self.preprocessing.labels, self.thresholds)
 
     def classify_audio(self, paths, *, progress=None) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
         """Extract features from audio files with the model's settings and classify each file.
@@ -323,6 +333,10 @@ class Bundle(BundleAPI):
         the probabilities are averaged per file, as segment models average their
         segments; the column ``windows`` then gives the number of windows per file.
         """
+        if self.spec.input == "images":  # the bundle's own images, made with its recorded settings
+            from .bundle_images import classify_audio_images
+
+            return classify_audio_images(self, paths, progress=progress)
         from ._progress import progress_bar
         from .extract.file import extract_features
 
@@ -350,7 +364,7 @@ class Bundle(BundleAPI):
         if not frames:
             return pd.DataFrame(columns=["file", "genre", *extra, *self.classes]), skipped
         rows = pd.concat(frames, ignore_index=True)
-        out = _per_file(rows, self.preprocessing.labels)
+        out = _per_file(rows, self.preprocessing.labels, self.thresholds)
         if whole_file:
             out.insert(2, "windows", rows.groupby("file", sort=False).size().to_numpy())
         return out, skipped
@@ -366,10 +380,15 @@ def _clip_samples(table: FeatureTable) -> int | None:
     return int(np.median(lengths)) if len(lengths) else None
 
 
-def _per_file(frame: pd.DataFrame, labels) -> pd.DataFrame:
-    """Mean probabilities per file and the labels ``labels`` (a LabelEncoding) reads from them."""
+def _per_file(frame: pd.DataFrame, labels, thresholds=None) -> pd.DataFrame:
+    """Mean probabilities per file and the labels ``labels`` (a LabelEncoding) reads from them
+    (multi-label: :func:`featx.bundle_multilabel.add_genres`, with ``thresholds``)."""
     classes = list(labels.classes_)
     out = frame.groupby("file", sort=False)[classes].mean().reset_index()
+    if labels.multi_label:
+        from .bundle_multilabel import add_genres
+
+        return add_genres(out, classes, thresholds)
     out.insert(1, "genre", labels.decode_proba(out[classes].to_numpy()))
     return out
 
@@ -390,8 +409,11 @@ def save_bundle(result: TrainResult, directory, *, table: FeatureTable, extra: d
     """Write the model, its preprocessing and metadata into ``directory`` (which must exist).
 
     ``metadata.json`` records the resolved training configuration (optimizer
-    included), the label encoding's kind and ``extra``'s entries.
+    included), the label encoding's kind (with a multi-label model's thresholds)
+    and ``extra``'s entries.
     """
+    from .bundle_multilabel import thresholds_metadata
+
     directory = Path(directory)
     spec = result.spec
     files = {}
@@ -400,7 +422,7 @@ def save_bundle(result: TrainResult, directory, *, table: FeatureTable, extra: d
         files["model"] = KERAS_MODEL
     else:
         X = np.asarray(result.final_fit["X"])
-        y = np.asarray(result.final_fit["y"], dtype=np.int64)
+        y = np.asarray(result.final_fit["y"], dtype=np.int64)  # codes, or multi-hot rows
         check = X[: min(len(X), 64)]
         proba = sklearn_proba(result.model, check)
         with atomic_open(directory / BASELINE) as fh:
@@ -444,6 +466,8 @@ def save_bundle(result: TrainResult, directory, *, table: FeatureTable, extra: d
         "device": result.device,
         "train_seconds": round(result.seconds, 2),
         "files": files,
+        **thresholds_metadata(result),
+        **({"spectrogram_settings": table.spectrogram_settings.to_dict()} if spec.input == "images" else {}),
         **(extra or {}),
     }
     write_json(directory / METADATA, metadata)
@@ -512,12 +536,17 @@ def load_bundle(directory) -> Bundle:
     except FeatxError as exc:
         raise BundleError(f"corrupt bundle: {meta_path}: model: {exc}") from None
     prep_data = _read_json(prep_path)
-    check_preprocessing(prep_path, prep_data)
-    try:
-        preprocessing = Preprocessing.from_dict(prep_data)
-    except Exception as exc:  # checked above; anything left is corruption too
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BundleError(f"corrupt bundle: {prep_path}: {first[:200]}") from None
+    if spec.input == "images":
+        from .bundle_images import load_image_preprocessing
+
+        preprocessing = load_image_preprocessing(prep_path, prep_data)
+    else:
+        check_preprocessing(prep_path, prep_data)
+        try:
+            preprocessing = Preprocessing.from_dict(prep_data)
+        except Exception as exc:  # checked above; anything left is corruption too
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BundleError(f"corrupt bundle: {prep_path}: {first[:200]}") from None
     params = check_metadata(meta_path, metadata, spec, n_features=len(preprocessing.feature_columns),
                             classes=preprocessing.classes)
     if metadata.get("multi_label", preprocessing.labels.multi_label) != preprocessing.labels.multi_label:
@@ -526,6 +555,11 @@ def load_bundle(directory) -> Bundle:
     _check_versions(metadata, directory, spec.kind == "keras")
     if spec.kind == "keras":
         model = _load_keras(directory / KERAS_MODEL)
+        if spec.input == "images":
+            from .bundle_images import check_image_bundle
+
+            check_image_bundle(directory, metadata, preprocessing, model)
+            return Bundle(directory, spec, model, preprocessing, metadata)
         check_keras_shapes(directory / KERAS_MODEL, model, spec, n_features=len(preprocessing.feature_columns),
                            n_classes=len(preprocessing.classes), max_segments=metadata.get("max_segments"))
     else:
@@ -560,9 +594,10 @@ def _load_baseline(path: Path, spec: ModelSpec, metadata: dict, *, params: dict,
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BundleError(f"{path}: cannot read the baseline arrays ({first[:200]})") from None
-    check_baseline_arrays(path, arrays, n_features=n_features, n_classes=n_classes)
+    multi_label = metadata.get("multi_label") is True
+    check_baseline_arrays(path, arrays, n_features=n_features, n_classes=n_classes, multi_label=multi_label)
     seed = int((metadata.get("final_fit") or {}).get("seed", metadata.get("seed", 0)))
-    estimator = spec.builder(seed=seed, **params)
+    estimator = build_estimator(spec, params, seed=seed, multi_label=multi_label)
     try:
         fit_estimator(estimator, arrays["X"], arrays["y"])
         proba = sklearn_proba(estimator, arrays["check_X"])

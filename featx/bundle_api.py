@@ -25,6 +25,20 @@ class BundleAPI:
         path = None if self.path is None else Path(self.path) / "metrics.json"
         return json.loads(path.read_text()) if path is not None and path.is_file() else None
 
+    @property
+    def multi_label(self) -> bool:
+        """Whether the model predicts several genres per file (one sigmoid per genre)."""
+        return bool(self.preprocessing.labels.multi_label)
+
+    @property
+    def thresholds(self) -> np.ndarray | None:
+        """A multi-label model's per-genre decision thresholds (``None`` for a single-label one)."""
+        if not self.multi_label:
+            return None
+        from .bundle_multilabel import read_thresholds
+
+        return read_thresholds(self.metadata, self.classes, where=f"{self.name}/metadata.json")
+
     def predict(self, data) -> pd.DataFrame:
         """Classify feature rows: one row per track, with its genre and class probabilities.
 
@@ -119,6 +133,10 @@ class BundleAPI:
         return out
 
     def _classify_array(self, y, *, sr: int, name: str) -> pd.DataFrame:
+        if self.spec.input == "images":  # the bundle's own images, from its recorded settings
+            from .bundle_images import classify_array_images
+
+            return classify_array_images(self, y, sr=sr, name=name)
         from .bundle import _per_file
         from .data.table import FeatureTable
         from .extract.file import extract_array_features
@@ -133,7 +151,7 @@ class BundleAPI:
         table = FeatureTable(rows, None, self.feature_columns, settings, not whole_file, "extracted")
         part = pd.DataFrame(self.predict_table(table), columns=self.classes)
         part.insert(0, "file", name)
-        out = _per_file(part, self.preprocessing.labels)
+        out = _per_file(part, self.preprocessing.labels, self.thresholds)
         if whole_file:
             out.insert(2, "windows", [len(rows)])
         return out

@@ -230,15 +230,22 @@ def check_metadata(path: Path, metadata: dict, spec, *, n_features: int, classes
 # Models
 
 
-def check_baseline_arrays(path: Path, arrays: dict, *, n_features: int, n_classes: int) -> None:
-    """The arrays of ``baseline.npz``: finite training rows of the right width, valid labels."""
+def check_baseline_arrays(path: Path, arrays: dict, *, n_features: int, n_classes: int,
+                          multi_label: bool = False) -> None:
+    """The arrays of ``baseline.npz``: finite training rows of the right width, valid labels
+    (class codes, or for ``multi_label`` rows of 0 and 1, one column per class)."""
     X, y = arrays["X"], arrays["y"]
     if X.ndim != 2 or X.shape[1] != n_features or X.shape[0] < 1 or X.dtype.kind != "f":
         raise corrupt(path, "X", f"must be a float matrix with {n_features} columns", X.shape)
     if not np.isfinite(X).all():
         raise corrupt(path, "X", "must hold finite numbers only; it holds NaN or infinity",
                       received=False)
-    if y.ndim != 1 or len(y) != len(X) or y.dtype.kind not in "iu" or (y < 0).any() or (y >= n_classes).any():
+    if multi_label:
+        if (y.ndim != 2 or y.shape != (len(X), n_classes) or y.dtype.kind not in "iu"
+                or not np.isin(y, (0, 1)).all()):
+            raise corrupt(path, "y", f"must give a row of {n_classes} zeros and ones per row of X",
+                          received=False)
+    elif y.ndim != 1 or len(y) != len(X) or y.dtype.kind not in "iu" or (y < 0).any() or (y >= n_classes).any():
         raise corrupt(path, "y", f"must give one class index in [0, {n_classes}) per row of X",
                       received=False)
     check_X, check_proba = arrays["check_X"], arrays["check_proba"]
@@ -273,3 +280,81 @@ def check_keras_shapes(path: Path, model, spec, *, n_features: int, n_classes: i
     if shape_out != (None, n_classes):
         raise corrupt(path, "output shape", f"must be {(None, n_classes)} (one value per class)",
                       shape_out)
+
+
+# ---------------------------------------------------------------------------
+# Image models (input 'images'): preprocessing.json, metadata.json and the network
+
+
+def check_image_preprocessing(path: Path, data: dict) -> None:
+    """The plain data of an image model's ``preprocessing.json``: kinds, classes, shapes, statistics."""
+    from .features.spectrograms import KINDS
+
+    kinds = _names(path, "feature_columns", data.get("feature_columns"))
+    for kind in kinds:
+        if kind not in KINDS:
+            raise corrupt(path, "feature_columns", f"must list image kinds ({', '.join(KINDS)})", kind)
+    _names(path, "classes", data.get("classes"))
+    labels = data.get("labels")
+    if not isinstance(labels, dict):
+        raise corrupt(path, "labels", "must be an object", labels)
+    _names(path, "labels.classes", labels.get("classes"))
+    if not isinstance(labels.get("multi_label", False), bool):
+        raise corrupt(path, "labels.multi_label", "must be true or false", labels.get("multi_label"))
+    for name in ("shapes", "mean", "std"):
+        if not isinstance(data.get(name), dict) or sorted(data[name]) != sorted(kinds):
+            raise corrupt(path, name, f"must be an object with one entry per kind ({', '.join(kinds)})",
+                          data.get(name))
+    for kind in kinds:
+        shape = data["shapes"][kind]
+        if not isinstance(shape, list) or len(shape) != 2:
+            raise corrupt(path, f"shapes.{kind}", "must be [height, width]", shape)
+        for i, size in enumerate(shape):
+            _int(path, f"shapes.{kind}[{i}]", size, low=1, high=1_000_000)
+        mean, std = data["mean"][kind], data["std"][kind]
+        if not (_is_number(mean) and math.isfinite(mean)):
+            raise corrupt(path, f"mean.{kind}", "must be a finite number", mean)
+        if not (_is_number(std) and math.isfinite(std) and std > 0):
+            raise corrupt(path, f"std.{kind}", "must be a finite number > 0", std)
+
+
+def check_image_metadata(path: Path, metadata: dict, kinds: list[str], shapes: dict) -> None:
+    """``spectrogram_settings`` of an image bundle: valid settings that make the images the
+    model was trained on (every kind of ``kinds`` at its shape in ``shapes``)."""
+    from .features.spectrograms import SpectrogramSettings
+
+    record = metadata.get("spectrogram_settings")
+    if not isinstance(record, dict):
+        raise corrupt(path, "spectrogram_settings", "must be an object of spectrogram settings", record)
+    try:
+        settings = SpectrogramSettings.from_dict(record)
+    except Exception as exc:  # any failure to rebuild them is corruption
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BundleError(f"corrupt bundle: {path}: spectrogram_settings: {first[:200]}") from None
+    for kind in kinds:
+        if kind not in settings.kinds:
+            raise corrupt(path, "spectrogram_settings.kinds", f"must include {kind!r}, a kind the model reads",
+                          list(settings.kinds))
+        try:
+            made = tuple(settings.image_shape(kind))
+        except FeatxError:
+            made = None
+        if made is not None and made != tuple(shapes[kind]):
+            raise corrupt(path, "spectrogram_settings", f"make {kind} images of shape {made}, but the model "
+                                                        f"was trained on {tuple(shapes[kind])}", received=False)
+
+
+def check_image_model(path: Path, model, kinds: list[str], shapes: dict, *, n_classes: int) -> None:
+    """The Keras network eats one image per kind of the bundle and emits one value per class."""
+    inputs, outputs = list(model.inputs), list(model.outputs)
+    if len(inputs) != len(kinds) or len(outputs) != 1:
+        raise corrupt(path, "model", f"must have {len(kinds)} input(s) ({', '.join(kinds)}) and one output. "
+                                     f"Received: {len(inputs)} input(s), {len(outputs)} output(s)",
+                      received=False)
+    expected = sorted((None, *shapes[k]) for k in kinds)
+    got = sorted(_shape(t) for t in inputs)
+    if got != expected:
+        raise corrupt(path, "input shape", f"must be {expected} (the images of preprocessing.json)", got)
+    if _shape(outputs[0]) != (None, n_classes):
+        raise corrupt(path, "output shape", f"must be {(None, n_classes)} (one value per class)",
+                      _shape(outputs[0]))

@@ -78,14 +78,20 @@ def test_track_targets_work_for_codes_and_multi_hot_rows():
         track_labels(hot, row_track, 2, "t.csv")
 
 
-def test_metrics_refuse_several_genres_per_row_until_they_are_defined():
+def test_metrics_of_several_genres_per_row_are_the_multilabel_ones():
     import pandas as pd
 
     enc = LabelEncoding(multi_label=True).fit(["a;b", "b"])
-    frame = pd.DataFrame({"fold": ["f"], "track": ["t"], "label": ["a;b"], "predicted": ["a;b"],
-                          "prob_a": [0.9], "prob_b": [0.8]})
-    with pytest.raises(ConfigError, match="multi_label=True"):
-        compute_metrics(frame, enc)
+    frame = pd.DataFrame({"fold": ["f", "f"], "track": ["t", "u"], "label": ["a;b", "b"],
+                          "predicted": ["a;b", "a"], "prob_a": [0.9, 0.3], "prob_b": [0.8, 0.1]})
+    metrics = compute_metrics(frame, enc, thresholds=0.5)
+    track = metrics["track"]
+    # row t: {a, b} found exactly; row u: nothing reaches 0.5, b missed
+    assert metrics["multi_label"] is True
+    assert track["subset_accuracy"] == pytest.approx(0.5)
+    assert track["hamming_loss"] == pytest.approx(0.25)
+    assert track["f1_micro"] == pytest.approx(2 * 2 / (2 * 2 + 0 + 1))
+    assert track["per_class"]["b"]["support"] == 2 and track["per_class"]["b"]["recall"] == 0.5
 
 
 @pytest.mark.parametrize("builder, shape", [("build_mlp", (6,)), ("build_cnn", (6,)), ("build_lstm", (6,)),

@@ -200,7 +200,7 @@ def test_train_config_is_frozen_and_validate_returns_a_resolved_copy():
 def test_options_read_the_training_vocabulary():
     from featx.cli import main
     from featx.sweep.space import TRAIN_OPTIONS
-    from featx.training.config import DEFAULTS, LEVELS, METRIC_NAMES, OPTIMIZERS, SPLITS
+    from featx.training.config import DEFAULTS, LEVELS, OPTIMIZERS, SPLITS, SWEEP_METRICS
 
     train = {p.name: p for p in main.commands["train"].params}
     sweep = {p.name: p for p in main.commands["sweep"].params}
@@ -209,7 +209,7 @@ def test_options_read_the_training_vocabulary():
         assert train[name].default == getattr(DEFAULTS, name), name
     assert tuple(train["split"].type.choices) == tuple(sweep["split"].type.choices) == SPLITS
     assert tuple(train["optimizer"].type.choices) == TRAIN_OPTIONS["optimizer"].choices == OPTIMIZERS
-    assert tuple(sweep["metric"].type.choices) == METRIC_NAMES and tuple(sweep["level"].type.choices) == LEVELS
+    assert tuple(sweep["metric"].type.choices) == SWEEP_METRICS and tuple(sweep["level"].type.choices) == LEVELS
     assert sweep["folds"].default == DEFAULTS.folds and sweep["seed"].default == DEFAULTS.seed
     for name, param in TRAIN_OPTIONS.items():
         assert param.default == getattr(DEFAULTS, name), name

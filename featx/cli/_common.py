@@ -149,3 +149,32 @@ def info(message: str, *, err: bool = False) -> None:
 def progress_enabled(ctx: click.Context) -> bool | None:
     """False with -q; otherwise None, which lets tqdm show a bar only on a terminal."""
     return False if (ctx.obj or {}).get("quiet") else None
+
+
+#: ``TrainConfig`` fields set by :func:`schedule_and_augment_options`.
+SCHEDULE_AUGMENT_FIELDS = ("lr_schedule", "min_lr", "time_masks", "freq_masks", "mask_width", "time_shift",
+                           "time_shift_mode", "mixup")
+
+
+def schedule_and_augment_options(func):
+    """Add the learning-rate schedule and image-augmentation options to a training command.
+
+    The command receives them together as ``training_options``: a dict of the
+    ``TrainConfig`` fields given on the command line (those left out keep the
+    model's defaults).
+    """
+    from ..training.augment import SHIFT_MODES
+    from ..training.config import LR_SCHEDULES, OPTION_HELP
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        options = {name: kwargs.pop(name) for name in SCHEDULE_AUGMENT_FIELDS}
+        kwargs["training_options"] = {k: v for k, v in options.items() if v is not None}
+        return func(*args, **kwargs)
+
+    kinds = {"lr_schedule": click.Choice(LR_SCHEDULES), "time_shift_mode": click.Choice(SHIFT_MODES),
+             "min_lr": float, "time_shift": float, "mixup": float}
+    for name in reversed(SCHEDULE_AUGMENT_FIELDS):
+        wrapper = click.option("--" + name.replace("_", "-"), name, type=kinds.get(name, int), default=None,
+                               help=OPTION_HELP[name])(wrapper)
+    return wrapper

@@ -34,10 +34,14 @@ def _report(result) -> None:
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
-              help="CSV file to write (its folder is created if needed).")
+              help="CSV file to write (its folder is created if needed); a .parquet name "
+                   "writes a Parquet table with the same columns and numbers.")
 @click.option("--preset", default="default", show_default=True,
               help=f"Column set: {' | '.join(PRESETS)}. 'gtzan' writes exactly the Kaggle "
-                   "GTZAN columns; 'default' adds spectral contrast per band.")
+                   "GTZAN columns; 'default' adds spectral contrast per band; 'musicnn-msd' "
+                   "and 'musicnn-mtt' write a pretrained musicnn network's embedding "
+                   "(emb_0..emb_199) and 50 tag probabilities (tag_*), averaged per segment "
+                   "(needs: pip install --no-deps musicnn==0.1.0).")
 @click.option("--segment-seconds", default="3", show_default=True, metavar="SECONDS",
               help="Length of each analysed segment; one row per full segment.")
 @click.option("--whole-file", is_flag=True,
@@ -51,9 +55,13 @@ def _report(result) -> None:
               help="Worker processes (default: all cores).")
 @click.option("--overwrite", is_flag=True,
               help="Replace an existing output or unfinished run made with other settings.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Analyse the files on a running Dask cluster (e.g. tcp://10.0.0.5:8786) "
+                   "instead of local processes; its workers must read the inputs.")
 @click.pass_context
 @handle_errors(interrupted="finished files are kept; run the same command again to continue")
-def extract(ctx, inputs, output, preset, segment_seconds, whole_file, sr, labels, jobs, overwrite):
+def extract(ctx, inputs, output, preset, segment_seconds, whole_file, sr, labels, jobs, overwrite,
+            scheduler):
     """Extract GTZAN-style features from audio files or folders into a CSV.
 
     Each INPUT is an audio file (.wav .au .flac .ogg .mp3 ...) or a folder searched
@@ -79,7 +87,7 @@ def extract(ctx, inputs, output, preset, segment_seconds, whole_file, sr, labels
     settings = FeatureSettings(preset=preset, sr=sr, segment_seconds=seconds)
     result = run_extraction(
         inputs, output, settings=settings, labels=labels, jobs=jobs,
-        overwrite=overwrite, progress=progress_enabled(ctx),
+        overwrite=overwrite, progress=progress_enabled(ctx), scheduler=scheduler,
     )
     _report(result)
 

@@ -38,8 +38,9 @@ def _register_commands() -> None:
     from .plot import plot
     from .sweep import sweep
     from .blend import blend
+    from .spectrograms import spectrograms
 
-    for command in (extract, demo, train, evaluate, predict, plot, models, sweep, blend):
+    for command in (extract, demo, spectrograms, train, evaluate, predict, plot, models, sweep, blend):
         main.add_command(command)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from ._common import handle_errors, info, progress_enabled
+from ._common import handle_errors, info, progress_enabled, schedule_and_augment_options
 from ..errors import ConfigError
 from ..training.config import DEFAULTS, OPTIMIZERS, OPTION_HELP, SPLITS
 
@@ -31,8 +31,24 @@ def _parse_params(pairs) -> dict:
 
 def _summary_line(metrics: dict) -> str:
     seg, trk = metrics["segment"], metrics["track"]
+    if metrics.get("multi_label"):
+        return (f"track F1 micro {trk['f1_micro']:.4f}, F1 macro {trk['f1_macro']:.4f}, "
+                f"subset accuracy {trk['subset_accuracy']:.4f}, mAP {trk['average_precision_macro']:.4f} "
+                f"({trk['n']} tracks, {seg['n']} rows)")
     return (f"track accuracy {trk['accuracy']:.4f}, macro F1 {trk['f1_macro']:.4f} "
             f"(segment accuracy {seg['accuracy']:.4f}; {trk['n']} tracks, {seg['n']} rows)")
+
+
+def _threshold_option(ctx, threshold: str, multi_label: bool):
+    """``--threshold`` as a number or 'tuned'; refused (one line) without ``--multi-label``."""
+    from ..training.config import parse_threshold
+
+    value = parse_threshold(threshold)
+    given = ctx.get_parameter_source("threshold") is not click.core.ParameterSource.DEFAULT
+    if given and not multi_label:
+        raise ConfigError(f"--threshold applies to multi-label models only; add --multi-label. "
+                          f"Received: --threshold {threshold}")
+    return value
 
 
 # ---------------------------------------------------------------------------
@@ -40,7 +56,7 @@ def _summary_line(metrics: dict) -> str:
 
 
 @click.command("train")
-@click.argument("csv", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("csv", metavar="CSV|STORE", type=click.Path(path_type=Path))
 @click.option("-m", "--model", "model_name", default=DEFAULTS.model, show_default=True,
               help=OPTION_HELP["model"])
 @click.option("-o", "--output", "output", type=click.Path(file_okay=False, path_type=Path),
@@ -73,13 +89,18 @@ def _summary_line(metrics: dict) -> str:
 @click.option("--log-variances/--no-log-variances", default=DEFAULTS.log_variances, show_default=True,
               help=OPTION_HELP["log_variances"])
 @click.option("--refit/--no-refit", default=DEFAULTS.refit, show_default=True, help=OPTION_HELP["refit"])
+@click.option("--multi-label", is_flag=True, default=DEFAULTS.multi_label, help=OPTION_HELP["multi_label"])
+@click.option("--threshold", default=str(DEFAULTS.threshold), show_default=True, metavar="T|tuned",
+              help=OPTION_HELP["threshold"])
 @click.option("--overwrite", is_flag=True, help="Replace an existing bundle in the output folder.")
+@schedule_and_augment_options
 @click.pass_context
 @handle_errors
 def train(ctx, csv, model_name, output, epochs, batch_size, learning_rate, optimizer, seed, patience,
           reduce_lr_patience, split, folds, valid_fraction, artist_map, split_dir, units, dropout,
-          depth, params, log_variances, refit, overwrite):
-    """Train and cross-validate a model on a feature CSV; write a bundle to -o DIR.
+          depth, params, log_variances, refit, overwrite, multi_label, threshold, training_options):
+    """Train and cross-validate a model on a feature CSV (or, for an image model such as
+    cnn2d, a spectrogram STORE folder); write a bundle to -o DIR.
 
     DIR receives the model, its preprocessing and metadata, metrics.json,
     out-of-fold predictions.csv, report.md and figures/.
@@ -100,6 +121,8 @@ def train(ctx, csv, model_name, output, epochs, batch_size, learning_rate, optim
         reduce_lr_patience=reduce_lr_patience, split=split, folds=folds,
         valid_fraction=valid_fraction, log_variances=log_variances, artist_map=str(artist_map) if artist_map else None,
         split_dir=str(split_dir) if split_dir else None, refit=refit,
+        multi_label=multi_label, threshold=_threshold_option(ctx, threshold, multi_label),
+        **training_options,
     ).validate()
     run = train_bundle(csv, config, output_dir=output or Path("models") / spec.name, overwrite=overwrite,
                        progress=progress_enabled(ctx))
@@ -115,24 +138,24 @@ def train(ctx, csv, model_name, output, epochs, batch_size, learning_rate, optim
 
 @click.command("evaluate")
 @click.argument("bundle_dir", type=click.Path(path_type=Path))
-@click.argument("csv", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("csv", metavar="CSV|STORE", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for metrics/report/figures [default: BUNDLE_DIR/evaluation/<csv name>, "
                    "made safe; -2, -3, ... when that name holds another CSV's evaluation].")
 @click.pass_context
 @handle_errors
 def evaluate(ctx, bundle_dir, csv, output):
-    """Evaluate a trained bundle on a labelled feature CSV.
+    """Evaluate a trained bundle on a labelled feature CSV (a spectrogram STORE for an image model).
 
     Warns when the CSV holds tracks the saved model was trained on: figures on
     those are not held-out accuracy.
     """
     from ..bundle import load_bundle
-    from ..data.table import read_feature_csv
+    from ..data.store_table import read_table
     from ..reporting.report import evaluation_dir, write_outputs
 
     bundle = load_bundle(bundle_dir)
-    table = read_feature_csv(csv)
+    table = read_table(csv)
     metrics, predictions = bundle.evaluate(table)
     output = output or evaluation_dir(bundle_dir, csv)
     facts = [("model", f"{bundle.spec.name} from {bundle_dir}"),
@@ -162,10 +185,11 @@ def _render_predictions(frame, classes, fmt: str, top_k: int, *, csv_top_k: bool
     proba = frame[classes].to_numpy()
     order = np.argsort(-proba, axis=1, kind="stable")[:, :top_k]
     extra = [c for c in ("windows",) if c in frame.columns]
+    multi = "genres" in frame.columns  # a multi-label model: every genre above its threshold
     if fmt == "csv":
         if not csv_top_k:
             return frame.to_csv(index=False, float_format="%.6f")
-        ranked = frame[["file", "genre", *extra]].reset_index(drop=True)
+        ranked = frame[["file", "genre", *(["genres"] if multi else []), *extra]].reset_index(drop=True)
         for r in range(top_k):
             ranked[f"top{r + 1}"] = [classes[j] for j in order[:, r]]
             ranked[f"top{r + 1}_probability"] = proba[np.arange(len(proba)), order[:, r]]
@@ -175,16 +199,22 @@ def _render_predictions(frame, classes, fmt: str, top_k: int, *, csv_top_k: bool
         for i, row in frame.reset_index(drop=True).iterrows():
             items.append({
                 "file": row["file"], "genre": row["genre"],
+                **({"genres": [g for g in str(row["genres"]).split(";") if g]} if multi else {}),
                 **{c: int(row[c]) for c in extra if not pd.isna(row[c])},
                 "top": [{"genre": classes[j], "probability": round(float(proba[i, j]), 6)} for j in order[i]],
                 "probabilities": {c: round(float(row[c]), 6) for c in classes},
             })
         return json.dumps(items, indent=2)
     width = max([len("file")] + [len(str(f)) for f in frame["file"]])
-    lines = [f"{'file':<{width}}  top {top_k}"]
+    if multi:
+        gwidth = max([len("genres")] + [len(str(g)) for g in frame["genres"]])
+        lines = [f"{'file':<{width}}  {'genres':<{gwidth}}  top {top_k}"]
+    else:
+        lines = [f"{'file':<{width}}  top {top_k}"]
     for i, name in enumerate(frame["file"]):
         best = "  ".join(f"{classes[j]} {proba[i, j]:.3f}" for j in order[i])
-        lines.append(f"{name:<{width}}  {best}")
+        genres = f"{str(frame['genres'].iloc[i]) or '-':<{gwidth}}  " if multi else ""
+        lines.append(f"{name:<{width}}  {genres}{best}")
     return "\n".join(lines)
 
 
@@ -226,19 +256,27 @@ def _warn_training_tracks(bundle, tables, audio) -> None:
                    "top1, top1_probability, ... for the k best genres instead of one per genre.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write to this file instead of standard output.")
+@click.option("--threshold", default=None, metavar="T",
+              help="Multi-label models: decide the genres column with this threshold for every "
+                   "genre instead of the bundle's own thresholds.")
 @click.pass_context
 @handle_errors
-def predict(ctx, bundle_dir, inputs, fmt, top_k, output):
-    """Classify audio files/folders, or the rows of feature CSVs, with a trained bundle.
+def predict(ctx, bundle_dir, inputs, fmt, top_k, output, threshold):
+    """Classify audio files/folders, or the rows of feature CSVs (spectrogram STORE folders
+    for an image model), with a trained bundle.
 
     Audio is featurised with exactly the extraction settings of the model's
     training data; segment probabilities are averaged per file. A model trained
     on whole clips gets long audio in windows of its clips' length, averaged
     per file (column 'windows').
+
+    A multi-label model (featx train --multi-label) adds a 'genres' column: every
+    genre whose probability reaches its threshold, most probable first, joined by ';'.
     """
     import pandas as pd
 
     from ..bundle import audio_files, load_bundle
+    from ..data.store_table import StoreTable, is_store
     from ..data.table import read_feature_csv
 
     if top_k < 1:
@@ -246,10 +284,23 @@ def predict(ctx, bundle_dir, inputs, fmt, top_k, output):
     if output is not None:
         _check_output_file(output)  # before any work: a wrong -o must not cost a whole run
     bundle = load_bundle(bundle_dir)
+    if threshold is not None:
+        from ..bundle_multilabel import single_label_refusal
+        from ..training.config import TUNED, parse_threshold
+
+        value = parse_threshold(threshold)
+        if not bundle.multi_label:
+            raise single_label_refusal(bundle_dir, "--threshold")
+        if value == TUNED:
+            raise ConfigError("predict --threshold takes a number in (0, 1); the tuned thresholds are "
+                              "the bundle's own (leave --threshold out). Received: --threshold tuned")
+        bundle.metadata["thresholds"] = {c: value for c in bundle.classes}
     classes = bundle.classes
-    csvs = [p for p in inputs if p.suffix.lower() == ".csv"]
-    audio = audio_files([p for p in inputs if p.suffix.lower() != ".csv"])
-    tables = [read_feature_csv(p, require_label=False) for p in csvs]
+    tables = (".csv", ".parquet", ".pq")  # feature tables: CSV or Parquet
+    csvs = [p for p in inputs if p.suffix.lower() in tables]
+    stores = [p for p in inputs if p.suffix.lower() not in tables and is_store(p)]
+    audio = audio_files([p for p in inputs if p.suffix.lower() not in tables and p not in stores])
+    tables = [read_feature_csv(p, require_label=False) for p in csvs] + [StoreTable(p) for p in stores]
     frames = [bundle.classify_table(table) for table in tables]
     _warn_training_tracks(bundle, tables, audio)
     skipped = []
@@ -289,7 +340,8 @@ def models():
     from ..models.registry import MODELS
 
     for spec in MODELS.values():
-        click.echo(f"{spec.name:<14} {spec.kind:<8} {spec.description}")
+        kinds = f" ({','.join(spec.kinds)})" if spec.input == "images" else ""
+        click.echo(f"{spec.name:<14} {spec.kind:<8} input: {spec.input}{kinds}; {spec.description}")
         for name, param in spec.params.items():
             default = ",".join(map(str, param.default)) if isinstance(param.default, tuple) else param.default
             click.echo(f"    {name}={default}  ({param.help})")

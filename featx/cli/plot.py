@@ -80,6 +80,37 @@ def plot_audio(files, sr, output):
         click.echo(save_figure(fig, output / file))
 
 
+@plot.command("spectrograms")
+@click.argument("store", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("plots"),
+              show_default=True, help="Folder for one grid PNG per kind.")
+@click.option("-n", "--per-genre", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Example segments per genre (each from another track while there are tracks).")
+@click.option("--kinds", default=None, metavar="KIND[,KIND...]",
+              help="Kinds to draw [default: all the store holds].")
+@click.option("--png", "png_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also export every segment as an 8-bit grayscale PNG into this folder "
+                   "(PNG_DIR/<kind>/<label>/<track>.<segment>.png).")
+@click.pass_context
+@handle_errors
+def plot_spectrograms(ctx, store, output, per_genre, kinds, png_dir):
+    """Example spectrograms per genre from a store; optionally every segment as a PNG."""
+    from ._common import progress_enabled
+    from ..data.store import open_store
+    from ..io.guard import claim_folder
+    from ..reporting.spectro_images import export_segment_pngs, write_example_grids
+
+    opened = open_store(store)
+    chosen = None if kinds is None else [k for k in kinds.replace(" ", ",").split(",") if k]
+    claim_folder(output, "featx-plots", accept=PLOT_FOLDERS)
+    for path in write_example_grids(opened, output, per_genre=per_genre, kinds=chosen):
+        click.echo(path)
+    if png_dir is not None:
+        claim_folder(png_dir, "featx-plots", accept=PLOT_FOLDERS)
+        written = export_segment_pngs(opened, png_dir, kinds=chosen, progress=progress_enabled(ctx))
+        click.echo(f"{png_dir}: {len(written)} PNG(s)")
+
+
 @plot.command("bundle")
 @click.argument("bundle_dir", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,

@@ -8,13 +8,13 @@ import click
 
 from ._common import handle_errors, progress_enabled
 from ..sweep.space import MAX_TRIALS
-from ..training.config import DEFAULTS, LEVELS, METRIC_NAMES, SEARCHES, SPLITS
+from ..training.config import DEFAULTS, LEVELS, OPTION_HELP, SEARCHES, SPLITS, SWEEP_METRICS
 
 logger = logging.getLogger(__name__)
 
 
 @click.command("sweep")
-@click.argument("csv", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("csv", metavar="CSV|STORE", type=click.Path(path_type=Path))
 @click.option("-m", "--model", "model_name", required=True, help="Model name (see 'featx models').")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Sweep folder: trials.jsonl, results.csv, report.md/.html, best/.")
@@ -27,8 +27,12 @@ logger = logging.getLogger(__name__)
 @click.option("--search", type=click.Choice(SEARCHES), default=SEARCHES[0], show_default=True)
 @click.option("--n-iter", type=int, default=20, show_default=True,
               help="Combinations sampled by --search random.")
-@click.option("--metric", type=click.Choice(METRIC_NAMES), default="f1_macro", show_default=True,
-              help="Validation metric that ranks the trials.")
+@click.option("--metric", type=click.Choice(SWEEP_METRICS), default="f1_macro", show_default=True,
+              help="Validation metric that ranks the trials (f1_micro ... roc_auc_macro: with "
+                   "--multi-label; hamming_loss ranks lowest first).")
+@click.option("--multi-label", is_flag=True, help=OPTION_HELP["multi_label"])
+@click.option("--threshold", default=str(DEFAULTS.threshold), show_default=True, metavar="T|tuned",
+              help=OPTION_HELP["threshold"])
 @click.option("--level", type=click.Choice(LEVELS), default=LEVELS[0], show_default=True,
               help="Score tracks (segment probabilities averaged) or single rows.")
 @click.option("--split", type=click.Choice(SPLITS), default=DEFAULTS.split, show_default=True,
@@ -45,6 +49,9 @@ logger = logging.getLogger(__name__)
               help="Seed for splits, weights, shuffling and random search.")
 @click.option("-j", "--jobs", type=int, default=1, show_default=True,
               help="Trials run in parallel worker processes (-1: one per CPU core).")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Run the trials on a running Dask cluster (e.g. tcp://10.0.0.5:8786) "
+                   "instead of local processes; its workers must read the CSV.")
 @click.option("--retry-failed", is_flag=True, help="Run failed trials of earlier runs again.")
 @click.option("--retrain-best/--no-retrain-best", default=True, show_default=True,
               help="Retrain the best configuration and score it once on the test part (DIR/best).")
@@ -54,8 +61,10 @@ logger = logging.getLogger(__name__)
 @handle_errors(interrupted="finished trials are kept in {output}/trials.jsonl; "
                            "run the same command again to resume")
 def sweep(ctx, csv, model_name, output, params, grid_file, search, n_iter, metric, level, split, folds,
-          test_fraction, artist_map, split_dir, seed, jobs, retry_failed, retrain_best, max_trials):
-    """Evaluate a grid or random sample of hyperparameters for one model on a feature CSV.
+          test_fraction, artist_map, split_dir, seed, jobs, scheduler, retry_failed, retrain_best,
+          max_trials, multi_label, threshold):
+    """Evaluate a grid or random sample of hyperparameters for one model on a feature CSV
+    (a spectrogram STORE folder for an image model such as cnn2d).
 
     Each combination is cross-validated on the non-test rows; the best by the
     validation --metric is retrained and scored once on the held-out test part.
@@ -79,7 +88,8 @@ def sweep(ctx, csv, model_name, output, params, grid_file, search, n_iter, metri
         csv=csv, model=model_name, output=output, search=search, n_iter=n_iter, metric=metric,
         level=level, split=split, folds=folds, test_fraction=test_fraction, seed=seed,
         artist_map=artist_map, split_dir=split_dir, jobs=jobs, retry_failed=retry_failed,
-        retrain_best=retrain_best, max_trials=max_trials).validate()
+        retrain_best=retrain_best, max_trials=max_trials, scheduler=scheduler,
+        multi_label=multi_label, threshold=threshold).validate()
     space = space_from_options(get_model(model_name), list(params), grid_file)
     plan = plan_sweep(options, space)
     outcome = run_sweep(plan, progress=progress_enabled(ctx))
@@ -95,7 +105,8 @@ def sweep(ctx, csv, model_name, output, params, grid_file, search, n_iter, metri
 
             test = json.loads((outcome.best_dir / "metrics.json").read_text())[level]
             click.echo(f"test part ({test['n']} {'tracks' if level == 'track' else 'rows'}): "
-                       f"accuracy {test['accuracy']:.4f}, {metric} {test[metric]:.4f}; "
+                       + (f"accuracy {test['accuracy']:.4f}, " if "accuracy" in test else "")
+                       + f"{metric} {test[metric]:.4f}; "
                        f"bundle in {outcome.best_dir}")
     else:
         click.echo("no trial finished successfully; see the failures in the report")

@@ -98,19 +98,23 @@ def table_from_frame(frame: pd.DataFrame, *, require_label: bool = False,
 
 
 def as_table(data, *, require_label: bool = False) -> FeatureTable:
-    """A feature table from a table, a CSV path or a DataFrame (see :func:`table_from_frame`).
+    """A feature table from a table, a CSV path or a DataFrame (see :func:`table_from_frame`);
+    a spectrogram store (its folder, or a :class:`~featx.data.store_table.StoreTable`) gives
+    its :class:`~featx.data.store_table.StoreTable`.
 
     Raises
     ------
     DataError
         ``data`` is none of these, or is not a valid feature table.
     """
-    if isinstance(data, FeatureTable):
+    from .store_table import StoreTable, read_table
+
+    if isinstance(data, (FeatureTable, StoreTable)):
         return data
     if isinstance(data, pd.DataFrame):
         return table_from_frame(data, require_label=require_label)
     if isinstance(data, (str, os.PathLike)):
-        return read_feature_csv(data, require_label=require_label)
+        return read_table(data, require_label=require_label)
     raise DataError(
         "expected a feature table: a pandas DataFrame, the path of a feature CSV or a "
         f"FeatureTable. Received: {type(data).__name__}"

@@ -24,6 +24,15 @@ SEPARATOR = ";"
 ACTIVATIONS = ("softmax", "sigmoid")
 
 
+def first_genres(labels) -> np.ndarray:
+    """The first genre of every label cell (``rock;blues`` -> ``rock``).
+
+    Splits stratify a multi-label table on this key: every label combination as its
+    own stratum would leave most strata with a single track.
+    """
+    return np.array([str(label).split(SEPARATOR)[0].strip() for label in labels], dtype=object)
+
+
 class LabelEncoding:
     """Map label strings to model targets and model outputs back to labels.
 

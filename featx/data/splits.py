@@ -217,7 +217,9 @@ def make_splits(
         raise ConfigError(f"folds must be a positive integer. Received: folds={folds!r}", param="folds")
     from sklearn.model_selection import KFold, StratifiedGroupKFold, StratifiedKFold
 
-    y = table.labels
+    from .labels import first_genres
+
+    y = first_genres(table.labels)  # a multi-label row is stratified on its first genre
     name = table.name
 
     if split == "fault-filtered":

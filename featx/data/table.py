@@ -86,6 +86,8 @@ class FeatureTable:
     settings: FeatureSettings | None
     segmented: bool
     settings_source: str = "unknown"
+    _X: np.ndarray | None = field(default=None, repr=False)
+    _X_columns: list | None = field(default=None, repr=False)
     _tracks: np.ndarray | None = field(default=None, repr=False)
     _segments: np.ndarray | None = field(default=None, repr=False)
 
@@ -99,7 +101,15 @@ class FeatureTable:
 
     @property
     def X(self) -> np.ndarray:
-        """Feature matrix, shape ``(n_rows, n_features)``, float64."""
+        """Feature matrix, shape ``(n_rows, n_features)``, float64.
+
+        A table read from Parquet keeps its one matrix (read-only here, shared with
+        ``frame``) instead of copying the columns out of ``frame`` at every use.
+        """
+        if self._X is not None and self._X_columns == self.feature_columns:
+            view = self._X.view()
+            view.flags.writeable = False
+            return view
         return self.frame[self.feature_columns].to_numpy(dtype=np.float64)
 
     @property
@@ -160,9 +170,11 @@ def read_feature_csv(path, *, require_label: bool = True) -> FeatureTable:
     Parameters
     ----------
     path : str or Path
-        The CSV. A ``<csv>.settings.json`` sidecar (written by ``featx extract``)
-        supplies the extraction settings; a table with exactly the Kaggle GTZAN
-        columns and no sidecar is taken as ``preset='gtzan'``.
+        The CSV, or a Parquet table (``.parquet``/``.pq``, read by pyarrow, the same
+        checks and messages). A ``<csv>.settings.json`` sidecar (written by ``featx
+        extract``), or a Parquet file's ``featx`` metadata, supplies the extraction
+        settings; a table with exactly the Kaggle GTZAN columns and no sidecar is taken
+        as ``preset='gtzan'``.
     require_label : bool
         Whether a ``label`` column is required.
 
@@ -183,11 +195,19 @@ def read_feature_csv(path, *, require_label: bool = True) -> FeatureTable:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such feature CSV; expected a file written by 'featx extract'")
-    try:
-        frame = pd.read_csv(path, low_memory=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{path}: not a readable CSV ({first})") from None
+    X = embedded = None
+    from ..extract.parquet import is_parquet
+
+    if is_parquet(path):
+        from .parquet import read_parquet_table
+
+        frame, X, _, embedded = read_parquet_table(path)
+    else:
+        try:
+            frame = pd.read_csv(path, low_memory=False)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataError(f"{path}: not a readable CSV ({first})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     if "filename" not in frame.columns:
         raise DataError(
@@ -198,7 +218,8 @@ def read_feature_csv(path, *, require_label: bool = True) -> FeatureTable:
         raise DataError(f"{path}: no '{LABEL_COLUMN}' column; training and evaluation need labelled rows")
     if len(frame) == 0:
         raise DataError(f"{path}: the table has no rows")
-    _check_header(path, frame)
+    if X is None:
+        _check_header(path, frame)
     if require_label and frame[LABEL_COLUMN].isna().any():
         row = int(np.flatnonzero(frame[LABEL_COLUMN].isna().to_numpy())[0])
         raise DataError(f"{path}: empty label in row {row + 2} (filename {frame['filename'].iloc[row]})")
@@ -207,9 +228,15 @@ def read_feature_csv(path, *, require_label: bool = True) -> FeatureTable:
     feature_columns = [c for c in frame.columns if c not in non_feature]
     if not feature_columns:
         raise DataError(f"{path}: no feature columns besides filename/length/label")
-    _check_numeric(frame, feature_columns, path)
+    if X is None:
+        _check_numeric(frame, feature_columns, path)
+    else:
+        for j, col in enumerate(feature_columns):
+            _check_values(X[:, j], col, path, frame, line=1)
 
     settings = _read_sidecar(path)
+    if settings is None:
+        settings = embedded
     source = "sidecar" if settings is not None else "unknown"
     if settings is not None:
         expected = settings.feature_columns()
@@ -241,7 +268,8 @@ def read_feature_csv(path, *, require_label: bool = True) -> FeatureTable:
     if settings is None and feature_columns == kaggle_feature_columns():
         settings = FeatureSettings(preset="gtzan", segment_seconds=3.0 if segmented else None)
         source = "kaggle-columns"
-    table = FeatureTable(frame, path, feature_columns, settings, segmented, source)
+    table = FeatureTable(frame, path, feature_columns, settings, segmented, source,
+                         _X=X, _X_columns=None if X is None else list(feature_columns))
     if table.labelled:
         _check_track_labels(table)
     logger.info("read %s: %d rows, %d features, %s rows, settings from %s",
@@ -308,22 +336,28 @@ def _check_numeric(frame: pd.DataFrame, columns: list[str], path: Path) -> None:
                 f"(row {row + 2}, filename {frame['filename'].iloc[row]}); expected a number"
             )
         arr = numeric.to_numpy(dtype=np.float64)
-        nonfinite = ~np.isfinite(arr)
-        if nonfinite.any():
-            row = int(np.flatnonzero(nonfinite)[0])
-            raise DataError(
-                f"{path}: {'missing' if np.isnan(arr[row]) else arr[row]} value in column '{col}' "
-                f"(row {row + 2}, filename {frame['filename'].iloc[row]}); expected a finite number"
-            )
-        huge = np.abs(arr) > MAX_FEATURE_MAGNITUDE
-        if huge.any():
-            row = int(np.flatnonzero(huge)[0])
-            raise DataError(
-                f"{path}: value {float(arr[row])!r} in column '{col}' (row {row + 2}, filename "
-                f"{frame['filename'].iloc[row]}) is out of range; expected a number of magnitude at "
-                f"most {MAX_FEATURE_MAGNITUDE:g}"
-            )
+        _check_values(arr, col, path, frame)
         frame[col] = arr
+
+
+def _check_values(arr: np.ndarray, col: str, path: Path, frame: pd.DataFrame, *, line: int = 2) -> None:
+    """Refuse NaN, infinite or absurdly large values; rows are named as ``row + line``
+    (a CSV's line number; a Parquet table's 1-based row)."""
+    nonfinite = ~np.isfinite(arr)
+    if nonfinite.any():
+        row = int(np.flatnonzero(nonfinite)[0])
+        raise DataError(
+            f"{path}: {'missing' if np.isnan(arr[row]) else arr[row]} value in column '{col}' "
+            f"(row {row + line}, filename {frame['filename'].iloc[row]}); expected a finite number"
+        )
+    huge = np.abs(arr) > MAX_FEATURE_MAGNITUDE
+    if huge.any():
+        row = int(np.flatnonzero(huge)[0])
+        raise DataError(
+            f"{path}: value {float(arr[row])!r} in column '{col}' (row {row + line}, filename "
+            f"{frame['filename'].iloc[row]}) is out of range; expected a number of magnitude at "
+            f"most {MAX_FEATURE_MAGNITUDE:g}"
+        )
 
 
 def check_columns(table: FeatureTable, expected: list[str], *, source: str) -> FeatureTable:

@@ -86,8 +86,6 @@ def load(path, *, sr: int) -> np.ndarray:
         declares a sample rate below :data:`MIN_NATIVE_SR`, or holds more than
         :data:`MAX_SAMPLES` samples as decoded or after resampling to ``sr``.
     """
-    import librosa
-
     from ..features.settings import SR_RANGE
 
     if isinstance(sr, bool) or not isinstance(sr, numbers.Integral) or not SR_RANGE[0] <= sr <= SR_RANGE[1]:
@@ -101,14 +99,21 @@ def load(path, *, sr: int) -> np.ndarray:
     if header is not None:
         _check_size(path, *header, sr=sr)
     try:
-        with warnings.catch_warnings():
-            # librosa warns before falling back to audioread; the outcome is what counts
-            warnings.simplefilter("ignore")
-            y, native = librosa.load(path, sr=None, mono=True, dtype=np.float32)
+        decoded = _decode_soundfile(path) if header is not None else None
+        if decoded is None:
+            import librosa
+
+            with warnings.catch_warnings():
+                # librosa warns before falling back to audioread; the outcome is what counts
+                warnings.simplefilter("ignore")
+                decoded = librosa.load(path, sr=None, mono=True, dtype=np.float32)
+        y, native = decoded
     except Exception as exc:  # decoders raise many unrelated types
         raise AudioError(f"{path}: cannot be decoded as audio: {decode_failure(path, exc)}") from None
     _check_size(path, int(native), y.shape[-1], sr=sr)
     if native != sr:
+        import librosa
+
         y = librosa.resample(y, orig_sr=native, target_sr=sr, res_type="soxr_hq")
     if y.size == 0:
         raise AudioError(f"{path}: decodes to no samples")
@@ -166,6 +171,27 @@ def decode_failure(path, exc: BaseException) -> str:
         return f"not a {claimed} file: no {what} header ({starts})"
     return (f"unknown format ({starts}); expected WAV, FLAC, Ogg, MP3, AIFF, "
             "AU or M4A audio")
+
+
+def _decode_soundfile(path: Path) -> tuple[np.ndarray, int] | None:
+    """``librosa.load(path, sr=None, mono=True, dtype=float32)`` for files soundfile reads.
+
+    The same decoder librosa tries first and the same downmix (the mean of the
+    channels), without importing librosa, whose import costs more than a second per
+    process. ``None`` where soundfile cannot open the file (librosa then decodes it).
+    """
+    import soundfile
+
+    try:
+        sound = soundfile.SoundFile(str(path))
+    except Exception:  # not a soundfile format
+        return None
+    with sound:
+        native = sound.samplerate
+        y = sound.read(frames=-1, dtype="float32", always_2d=False).T
+    if y.ndim > 1:
+        y = np.mean(y, axis=tuple(range(y.ndim - 1)))
+    return y, native
 
 
 def _header(path: Path) -> tuple[int, int] | None:

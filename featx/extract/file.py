@@ -8,7 +8,7 @@ import numpy as np
 
 from .audio import load, segment
 from ..errors import AudioError
-from ..features.settings import FeatureSettings
+from ..features.settings import MUSICNN_PRESETS, FeatureSettings
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +80,15 @@ def _extract_arrays(path, settings: FeatureSettings, *, window: int | None = Non
             f"{settings.segment_seconds:g} s segment ({seg_len} samples at {settings.sr} Hz)"
         )
     cols = settings.feature_columns()
+    if settings.preset in MUSICNN_PRESETS:  # a pretrained network's outputs (Keras loads here only)
+        from .embeddings import musicnn_segment_values
+
+        try:
+            values = musicnn_segment_values(segments, settings=settings)
+        except AudioError as exc:
+            raise AudioError(f"{path}: {exc}") from None
+        names = row_names(path, len(segments), whole_file=seg_len is None and len(segments) == 1)
+        return names, segments.shape[1], values
     values = np.empty((len(segments), len(cols)), dtype=np.float64)
     for start in range(0, len(segments), SEGMENT_BATCH):
         batch = segments[start : start + SEGMENT_BATCH]

@@ -69,6 +69,7 @@ def run_extraction(
     jobs: int | None = None,
     overwrite: bool = False,
     progress: bool | None = None,
+    scheduler: str | None = None,
 ) -> ExtractionResult:
     """Extract features from every audio file in ``inputs`` into the CSV ``output``.
 
@@ -77,7 +78,7 @@ def run_extraction(
     inputs : iterable of path
         Audio files, or folders searched recursively.
     output : path
-        The CSV to write. A settings record ``OUT.settings.json`` is written beside
+        The CSV (or ``.parquet`` table) to write. A settings record ``OUT.settings.json`` is written beside
         it, and ``<stem>.errors.csv`` when files were skipped.
     settings : FeatureSettings
     labels : str
@@ -89,6 +90,11 @@ def run_extraction(
         Replace an existing output (or unfinished run) made with other settings.
     progress : bool or None
         Show a progress bar; ``None``: only on a terminal.
+    scheduler : str, optional
+        Address of a running ``dask.distributed`` scheduler (``tcp://host:8786``): the
+        files are analysed on its workers, which must read them (a shared file system);
+        this process keeps the journal and writes the output, the same bytes as a local
+        run. ``None``: ``jobs`` local processes.
 
     Raises
     ------
@@ -108,8 +114,8 @@ def run_extraction(
     if not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"jobs must be a positive integer. Received: jobs={jobs!r}")
     out = OutputPaths(Path(output))
-    if out.csv.suffix.lower() != ".csv":
-        raise ConfigError(f"output must be a .csv file. Received: {str(out.csv)!r}")
+    if out.csv.suffix.lower() not in (".csv", ".parquet"):
+        raise ConfigError(f"output must be a .csv or .parquet file. Received: {str(out.csv)!r}")
     if out.csv.is_dir():
         raise OutputError(f"output {str(out.csv)!r} is a folder; expected a CSV file path")
     files = find_corpus(inputs)
@@ -177,7 +183,7 @@ def run_extraction(
             results[key] = rec
 
         _analyse([str(f.path) for f in todo], finished, settings=settings, jobs=jobs,
-                 progress=progress, total=len(files))
+                 progress=progress, total=len(files), scheduler=scheduler)
         n_rows, errors = _assemble(out, results, files, label_list, settings, record)
         journal.close(remove=True)
     finally:
@@ -243,26 +249,41 @@ def _check_previous(out: OutputPaths, previous: dict, record: dict) -> None:
     )
 
 
-def _analyse(todo, finished, *, settings, jobs, progress, total):
-    """Analyse the files ``todo`` (paths), passing each record to ``finished`` as it comes."""
+def _analyse(todo, finished, *, settings, jobs, progress, total, task=None, desc="extract",
+             scheduler=None):
+    """Analyse the files ``todo`` (paths), passing each record to ``finished`` as it comes.
+
+    ``task(path, settings)`` makes one file's record (a module-level function, so that
+    workers can import it); by default the feature rows of :func:`_work`. With a
+    ``scheduler`` address the tasks run on that Dask cluster
+    (:func:`featx.extract.executors.map_files`).
+    """
     from .._progress import progress_bar
 
-    bar = progress_bar(total=total, initial=total - len(todo), unit="file", desc="extract",
+    task = _work if task is None else task
+    bar = progress_bar(total=total, initial=total - len(todo), unit="file", desc=desc,
                        progress=progress)
     with bar:
+        if scheduler is not None:
+            from .executors import map_files as cluster_map
+
+            for rec in cluster_map(task, todo, args=(settings,), scheduler=scheduler):
+                finished(rec)
+                bar.update()
+            return
         if jobs == 1 or len(todo) <= 1:
             from .._threads import limited_threads
 
             # one BLAS thread here too, so that every -j gives the very same numbers
             with limited_threads():
                 for key in todo:
-                    finished(_work(key, settings))
+                    finished(task(key, settings))
                     bar.update()
             return
         from .pool import map_files
 
         # one BLAS/FFT thread per worker (the workers already use every core); a file
         # whose worker dies is read again alone and, if it kills that one too, skipped
-        for rec in map_files(_work, todo, jobs=jobs, args=(settings,)):
+        for rec in map_files(task, todo, jobs=jobs, args=(settings,)):
             finished(rec)
             bar.update()

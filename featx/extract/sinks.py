@@ -64,8 +64,13 @@ def _format(value: float) -> str:
 
 def _assemble(out: OutputPaths, records: dict, files, label_list, settings, record):
     """Write the CSV in input order from ``records`` (``{file id: record}``), then the
-    error list and the settings record (with each file's fingerprint and outcome)."""
+    error list and the settings record (with each file's fingerprint and outcome).
+    A ``.parquet`` output is written by :func:`featx.extract.parquet.assemble_parquet`."""
     from .corpus import row_names
+    from .parquet import assemble_parquet, is_parquet
+
+    if is_parquet(out.csv):
+        return assemble_parquet(out, records, files, label_list, settings, record)
 
     columns = settings.columns(labelled=label_list is not None)
     whole_file = settings.segment_seconds is None
@@ -140,6 +145,14 @@ def previous_records(out: OutputPaths, previous: dict | None, fingerprints: dict
     if previous.get("csv_sha256") != file_sha256(out.csv):
         logger.info("%s changed since featx wrote it; every file is analysed again", out.csv)
         return {}
+    from .parquet import is_parquet, previous_parquet_records
+
+    if is_parquet(out.csv):
+        try:
+            return previous_parquet_records(out, previous, fingerprints, len(unlabelled) - 2)
+        except (OSError, KeyError, TypeError, ValueError, IndexError):
+            logger.info("%s does not match its settings record; every file is analysed again", out.csv)
+            return {}
     reused: dict[str, dict] = {}
     try:
         with open(out.csv, newline="") as fh:

@@ -12,9 +12,16 @@ called on that segment's waveform, but the work is shared:
 * all segments of a file go through each step together as one batch;
 * the median filters of harmonic/percussive separation, which dominate a
   straightforward implementation's time, run through an exact compiled filter that
-  slides many rows' sorted windows at once (:func:`featx._median.median_filter_rows`),
+  slides many rows' sorted windows at once (:func:`featx.features.median.median_filter_rows`),
   over 50 times faster than ``scipy.ndimage.median_filter`` and bit-identical to it;
-* chroma's tuning estimate looks only at the band where pitches can be found.
+  the soft mask and its product with the spectrum are one compiled pass
+  (:mod:`featx.features.masking`);
+* chroma's tuning estimate looks only at the band where pitches can be found;
+* librosa is not imported for the Kaggle columns: the STFT, RMS, filter banks, onset
+  envelope and tempo come from :mod:`featx.features.dsp` (the same arithmetic, checked
+  against librosa by the tests), which saves more than a second of start-up per
+  process; the large transforms run a segment at a time so that their
+  double-precision frames stay in cache.
 
 The settings reproduce the Kaggle GTZAN tables, which were made with an older librosa
 whose defaults differ from today's; see :data:`GTZAN_COMPAT`.
@@ -24,8 +31,9 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import scipy.fft
 
+from . import dsp
+from .masking import masked_spectrum
 from .median import median_filter_rows
 from .settings import FeatureSettings
 
@@ -70,28 +78,25 @@ def segment_features(y: np.ndarray, *, sr: int, settings: FeatureSettings) -> di
         ``column -> np.ndarray [shape=(n_segments,), dtype=float64]`` for every name
         in ``settings.feature_columns()``, all finite.
     """
-    import librosa
-
     y = np.ascontiguousarray(np.atleast_2d(y), dtype=np.float32)
     n_fft = settings.n_fft
     hop_length = settings.hop_length
     c = GTZAN_COMPAT
     out: dict[str, np.ndarray] = {}
 
-    D = librosa.stft(y, n_fft=n_fft, hop_length=hop_length, center=True, pad_mode=c["stft_pad_mode"])
-    S = np.abs(D)
-    power = S**2
+    # frame-major STFT (n_segments, n_frames, bins); S and power in librosa's layout
+    D = dsp.stft_frames(y, n_fft=n_fft, hop_length=hop_length)
+    S_frames = np.abs(D)
+    S = np.ascontiguousarray(np.swapaxes(S_frames, -1, -2))
+    power = S * S
 
     # chroma_stft: tuning estimated per segment from the power spectrogram
     chroma = _chroma(power, sr=sr, n_fft=n_fft, n_chroma=c["n_chroma"])
     _put(out, "chroma_stft", chroma)
 
-    rms = librosa.feature.rms(
-        y=y, frame_length=n_fft, hop_length=hop_length, center=True, pad_mode=c["rms_pad_mode"]
-    )
-    _put(out, "rms", rms[:, 0])
+    _put(out, "rms", dsp.frame_rms(y, frame_length=n_fft, hop_length=hop_length))
 
-    centroid, bandwidth, rolloff = _spectral_shape(S, freqs=librosa.fft_frequencies(sr=sr, n_fft=n_fft))
+    centroid, bandwidth, rolloff = _spectral_shape(S, S_frames, freqs=dsp.fft_frequencies(sr=sr, n_fft=n_fft))
     _put(out, "spectral_centroid", centroid)
     _put(out, "spectral_bandwidth", bandwidth)
     _put(out, "rolloff", rolloff)
@@ -104,15 +109,18 @@ def segment_features(y: np.ndarray, *, sr: int, settings: FeatureSettings) -> di
     out["harmony_mean"], out["harmony_var"] = frames_to_stats(harmonic)
     out["perceptr_mean"], out["perceptr_var"] = frames_to_stats(percussive)
 
-    mel = np.einsum("mf,sft->smt", _mel_basis(sr, n_fft, c["n_mels"]), power, optimize=True)
+    mel = np.matmul(_mel_basis(sr, n_fft, c["n_mels"]), power)
     mel_db = _power_to_db(mel, top_db=c["top_db"])
     out["tempo"] = _tempo(mel_db, sr=sr, hop_length=hop_length, n_fft=n_fft)
 
-    mfcc = scipy.fft.dct(mel_db, axis=-2, type=2, norm="ortho")[:, : settings.n_mfcc]
+    # scipy.fft.dct(mel_db, axis=-2, type=2, norm="ortho")[:, :n_mfcc], as a product
+    mfcc = dsp.dct_matrix(settings.n_mfcc, mel_db.shape[-2]) @ mel_db.astype(np.float64)
     for i in range(settings.n_mfcc):
         _put(out, f"mfcc{i + 1}", mfcc[:, i])
 
     if settings.preset == "default":
+        import librosa
+
         # per segment: spectral_contrast's decibel floor depends on the whole input
         contrast = np.stack([
             librosa.feature.spectral_contrast(S=s, sr=sr, n_fft=n_fft, n_bands=settings.n_bands)
@@ -152,8 +160,11 @@ def _hpss_waveforms(y, D, S, *, hop_length, n_fft, kernel_size, power):
 
     harm = median_filter_rows(S, size=kernel_size, axis=-1)
     perc = median_filter_rows(S, size=kernel_size, axis=-2)
-    mask_h = _soft_mask(harm, perc, power=power)
-    covered = _istft(D, mask_h, hop_length=hop_length, n_fft=n_fft)
+    if power == 2:
+        spectrum = masked_spectrum(D, harm, perc)  # one compiled pass, same bits
+    else:
+        spectrum = D * np.swapaxes(_soft_mask(harm, perc, power=power), -1, -2)
+    covered = _istft(spectrum, hop_length=hop_length, n_fft=n_fft)
     m = covered.shape[-1]
     harmonic = np.zeros_like(y)
     percussive = np.zeros_like(y)
@@ -162,44 +173,40 @@ def _hpss_waveforms(y, D, S, *, hop_length, n_fft, kernel_size, power):
     return harmonic, percussive
 
 
-def _istft(D, mask, *, hop_length, n_fft):
-    """``librosa.istft(D * mask, hop_length=, n_fft=, dtype=float32)`` (centred, no ``length``).
+def _istft(spectrum, *, hop_length, n_fft):
+    """``librosa.istft(spectrum, hop_length=, n_fft=, dtype=float32)`` (centred, no ``length``).
 
-    The masked spectrum is written frame-major, so that all frames are inverted in one
-    call over contiguous memory; they are then overlap-added ``n_fft // hop_length``
-    phases at a time (whole-array additions) rather than frame by frame, and divided
-    by the cached squared-window sum.
+    ``spectrum`` is frame-major, as :func:`featx.features.dsp.stft_frames` returns it:
+    ``(n_segments, n_frames, bins)``. Each segment's frames are inverted in one
+    single-precision call over contiguous memory (a segment at a time, so that they
+    stay in cache); they are then overlap-added ``n_fft // hop_length`` phases at a
+    time (whole-array additions) rather than frame by frame, and divided by the cached
+    squared-window sum.
     """
-    import scipy.fft
-
-    n_seg, n_bins, n_frames = D.shape
-    ratio = n_fft // hop_length
-    if ratio * hop_length != n_fft:
-        import librosa
-
-        return librosa.istft(D * mask, hop_length=hop_length, n_fft=n_fft, dtype=np.float32)
+    n_seg, n_frames, n_bins = spectrum.shape
     window, norm = _istft_window(n_fft, hop_length, n_frames)
-    spectra = np.empty((n_seg, n_frames, n_bins), dtype=D.dtype)
-    np.multiply(np.swapaxes(D, -1, -2), np.swapaxes(mask, -1, -2), out=spectra)
-    frames = scipy.fft.irfft(spectra, n=n_fft, axis=-1).astype(np.float32, copy=False)
-    frames *= window  # (n_seg, n_frames, n_fft)
-    blocks = frames.reshape(n_seg, n_frames, ratio, hop_length)
-    y = np.zeros((n_seg, n_frames + ratio - 1, hop_length), dtype=np.float32)
-    for k in range(ratio):
-        y[:, k : k + n_frames] += blocks[:, :, k]
-    y = y.reshape(n_seg, -1)[:, n_fft // 2 : n_fft // 2 + hop_length * (n_frames - 1)]
+    ratio = n_fft // hop_length
+    y = np.zeros((n_seg, n_fft + hop_length * (n_frames - 1)), dtype=np.float32)
+    for i in range(n_seg):
+        frames = np.fft.irfft(spectrum[i], n=n_fft, axis=-1).astype(np.float32, copy=False)
+        frames *= window  # (n_frames, n_fft)
+        if ratio * hop_length == n_fft:
+            blocks = frames.reshape(n_frames, ratio, hop_length)
+            phases = y[i].reshape(n_frames + ratio - 1, hop_length)
+            for k in range(ratio):
+                phases[k : k + n_frames] += blocks[:, k]
+        else:
+            for t in range(n_frames):
+                y[i, t * hop_length : t * hop_length + n_fft] += frames[t]
+    y = y[:, n_fft // 2 : n_fft // 2 + hop_length * (n_frames - 1)]
     return y / norm
 
 
 @functools.lru_cache(maxsize=16)
 def _istft_window(n_fft: int, hop_length: int, n_frames: int):
-    import librosa
-
-    window = librosa.filters.get_window("hann", n_fft, fftbins=True).astype(np.float32)
-    total = librosa.filters.window_sumsquare(
-        window="hann", n_frames=n_frames, win_length=n_fft, n_fft=n_fft,
-        hop_length=hop_length, dtype=np.float32,
-    )[n_fft // 2 : n_fft // 2 + hop_length * (n_frames - 1)]
+    window = dsp.hann(n_fft).astype(np.float32)
+    total = dsp.window_sumsquare(n_frames=n_frames, n_fft=n_fft, hop_length=hop_length).astype(np.float32)
+    total = total[n_fft // 2 : n_fft // 2 + hop_length * (n_frames - 1)]
     total = np.where(total > np.finfo(np.float32).tiny, total, 1).astype(np.float32)
     return window, total
 
@@ -248,41 +255,36 @@ def _soft_mask(a, b, *, power):
     return mask
 
 
-def _spectral_shape(S, *, freqs):
+def _spectral_shape(S, S_frames, *, freqs):
     """Spectral centroid, bandwidth (p=2) and 85% roll-off of each frame.
 
     Same definitions as librosa's ``spectral_centroid``, ``spectral_bandwidth`` and
     ``spectral_rolloff`` on a magnitude spectrogram; the first two use frequency
-    moments so that one pass over ``S`` serves both.
+    moments (one matrix product gives the total and both moments of every frame).
 
     S : np.ndarray [shape=(n_segments, 1 + n_fft // 2, n_frames)]
+    S_frames : np.ndarray [shape=(n_segments, n_frames, 1 + n_fft // 2)]
+        The same magnitudes, frame-major.
     """
-    S64 = S.astype(np.float64)
-    total = S64.sum(axis=-2)
+    weights = np.stack([np.ones_like(freqs), freqs, freqs**2])
+    moments = np.empty((S.shape[0], 3, S.shape[-1]))
+    rolloff_bin = np.empty(S_frames.shape[:2], dtype=np.intp)
+    for i in range(len(S)):  # a segment at a time: the float64 copy stays in cache
+        moments[i] = weights @ S[i].astype(np.float64)
+        # roll-off: the first bin whose cumulative magnitude reaches 85% of the total,
+        # in S's own precision, as librosa compares it (summed over contiguous memory)
+        cumulative = np.cumsum(S_frames[i], axis=-1)
+        rolloff_bin[i] = np.argmax(cumulative >= 0.85 * cumulative[:, -1:], axis=-1)
+    total, w1, w2 = np.moveaxis(moments, -2, 0)
     safe = np.where(total > 0, total, 1.0)
-    m1 = np.einsum("f,sft->st", freqs, S64) / safe
-    m2 = np.einsum("f,sft->st", freqs**2, S64) / safe
+    m1 = w1 / safe
+    m2 = w2 / safe
     bandwidth = np.sqrt(np.maximum(m2 - m1**2, 0.0))
-    # roll-off: the first bin whose cumulative magnitude reaches 85% of the total,
-    # in S's own precision, as librosa compares it
-    cumulative = np.cumsum(S, axis=-2)
-    reached = cumulative >= 0.85 * cumulative[:, -1:, :]
-    rolloff = freqs[np.argmax(reached, axis=-2)]
-    return m1, bandwidth, rolloff
+    return m1, bandwidth, freqs[rolloff_bin]
 
 
-@functools.lru_cache(maxsize=8)
-def _mel_basis(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
-    import librosa
-
-    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)
-
-
-@functools.lru_cache(maxsize=256)
-def _chroma_basis(sr: int, n_fft: int, n_chroma: int, tuning: float) -> np.ndarray:
-    import librosa
-
-    return librosa.filters.chroma(sr=sr, n_fft=n_fft, tuning=tuning, n_chroma=n_chroma)
+_mel_basis = dsp.mel_basis
+_chroma_basis = dsp.chroma_basis
 
 
 def _chroma(power, *, sr, n_fft, n_chroma):
@@ -305,9 +307,7 @@ def _estimate_tuning(S, *, sr, n_fft, bins_per_octave, fmin=150.0, fmax=4000.0, 
     on the bins between ``fmin`` and ``fmax`` (plus one neighbour each side), the
     only ones piptrack can report a pitch for: a sixth of the spectrum.
     """
-    import librosa
-
-    freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
+    freqs = dsp.fft_frequencies(sr=sr, n_fft=n_fft)
     in_band = np.flatnonzero((fmin <= freqs) & (freqs < min(fmax, sr / 2)))
     lo, hi = int(in_band[0]), int(in_band[-1]) + 1
     assert lo >= 1 and hi < S.shape[-2]
@@ -336,7 +336,7 @@ def _estimate_tuning(S, *, sr, n_fft, bins_per_octave, fmin=150.0, fmax=4000.0, 
         if chosen.size == 0:
             tunings.append(0.0)
         else:
-            tunings.append(float(librosa.pitch_tuning(chosen, bins_per_octave=bins_per_octave)))
+            tunings.append(dsp.pitch_tuning(chosen, bins_per_octave=bins_per_octave))
     return tunings
 
 
@@ -345,19 +345,20 @@ def _tempogram(onset_env, *, win_length):
 
     The same centred, Hann-windowed autocorrelation of the onset envelope, computed
     with an FFT of a fast length (librosa pads to ``2 * win_length - 1``, 687 for the
-    8-s window: 3 x 229, a slow length) over frames laid out contiguously.
+    8-s window: 3 x 229, a slow length) over frames laid out contiguously, a segment
+    at a time (so that they stay in cache).
     """
-    import librosa
-    import scipy.fft
-
     n = onset_env.shape[-1]
     half = win_length // 2
     padded = np.pad(onset_env, ((0, 0), (half, half)), mode="linear_ramp", end_values=[0, 0])
     frames = np.lib.stride_tricks.sliding_window_view(padded, win_length, axis=-1)[:, :n]
-    frames = frames * librosa.filters.get_window("hann", win_length, fftbins=True)
-    n_fft = scipy.fft.next_fast_len(2 * win_length - 1, real=True)
-    power = np.abs(scipy.fft.rfft(frames, n=n_fft, axis=-1)) ** 2
-    autocorr = scipy.fft.irfft(power, n=n_fft, axis=-1)[..., :win_length]
+    window = dsp.hann(win_length)
+    n_fft = dsp.next_fast_len(2 * win_length - 1)
+    autocorr = np.empty(frames.shape, dtype=np.result_type(frames.dtype, np.float64))
+    for i in range(len(frames)):
+        spectrum = np.fft.rfft(frames[i] * window, n=n_fft, axis=-1)
+        power = spectrum.real**2 + spectrum.imag**2
+        autocorr[i] = np.fft.irfft(power, n=n_fft, axis=-1)[..., :win_length]
     tg = np.swapaxes(autocorr, -1, -2)  # (n_segments, lag, frame)
     peak = np.max(np.abs(tg), axis=-2, keepdims=True)
     peak[peak < np.finfo(tg.dtype).tiny] = 1.0
@@ -373,16 +374,11 @@ def _power_to_db(S, *, top_db, amin=1e-10):
 
 def _tempo(mel_db, *, sr, hop_length, n_fft):
     """Global tempo of each segment from its onset-strength envelope."""
-    import librosa
-
     # the onset envelope of librosa.beat.beat_track: median over mel bands
-    onset_env = librosa.onset.onset_strength(
-        S=mel_db, sr=sr, hop_length=hop_length, n_fft=n_fft, aggregate=np.median
-    )
-    win_length = librosa.time_to_frames(8.0, sr=sr, hop_length=hop_length).item()
+    onset_env = dsp.onset_strength_median(mel_db, n_fft=n_fft, hop_length=hop_length)
+    win_length = int(8.0 * sr) // hop_length  # librosa.time_to_frames(8.0)
     tg = _tempogram(onset_env, win_length=win_length)
-    tempo = librosa.feature.tempo(tg=tg, sr=sr, hop_length=hop_length)
-    tempo = np.asarray(tempo, dtype=np.float64).reshape(mel_db.shape[0], -1)[:, 0]
+    tempo = dsp.tempo_from_tempogram(tg, sr=sr, hop_length=hop_length).astype(np.float64)
     # no onsets at all (silence, a steady tone): beat_track reports a tempo of 0
     tempo[~onset_env.any(axis=-1)] = 0.0
     return tempo

@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-import scipy.ndimage
 
 __all__ = ["median_filter_rows"]
 
@@ -262,6 +261,8 @@ def _ambiguous(x: np.ndarray) -> bool:
 
 def _scipy_nd(x: np.ndarray, size: int, axis: int) -> np.ndarray:
     """The definition itself: SciPy's N-D median filter with a 1-D footprint."""
+    import scipy.ndimage
+
     sizes = [1] * x.ndim
     sizes[axis] = size
     return scipy.ndimage.median_filter(x, size=tuple(sizes), mode="reflect")
@@ -269,6 +270,8 @@ def _scipy_nd(x: np.ndarray, size: int, axis: int) -> np.ndarray:
 
 def _scipy_rows(x: np.ndarray, size: int, axis: int) -> np.ndarray:
     """Fallback: SciPy's fast 1-D filter over all reflected rows laid end to end."""
+    import scipy.ndimage
+
     half = size // 2
     moved = np.moveaxis(x, axis, -1)
     rows = moved.reshape(-1, moved.shape[-1])

@@ -7,6 +7,7 @@ prediction on new audio uses exactly the settings of the training data.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 from ..errors import ConfigError
@@ -23,7 +24,11 @@ _KAGGLE_FRAME_FEATURES = (
     "perceptr",
 )
 
-PRESETS = ("default", "gtzan")
+PRESETS = ("default", "gtzan", "musicnn-msd", "musicnn-mtt")
+#: Presets whose columns are a pretrained musicnn network's outputs, and that network.
+MUSICNN_PRESETS = {"musicnn-msd": "MSD_musicnn", "musicnn-mtt": "MTT_musicnn"}
+#: Width of the musicnn networks' penultimate layer (the ``emb_*`` columns).
+MUSICNN_EMBEDDING_SIZE = 200
 
 #: Accepted analysis sample rates, in Hz (inclusive). Below the lower bound the
 #: mel, chroma and tempo analyses have no bands to work with; above the upper bound
@@ -60,16 +65,40 @@ def contrast_columns(n_bands: int = 6) -> list[str]:
     return cols
 
 
+def musicnn_columns(model: str) -> list[str]:
+    """Columns of a musicnn preset: ``emb_0..emb_199``, then ``tag_<tag>`` per tag.
+
+    The tag names are read from the installed musicnn package (spaces become
+    underscores), so a missing package is a one-line
+    :class:`~featx.models.musicnn.MusicnnUnavailableError` with the install command.
+    """
+    return list(_musicnn_columns(model))
+
+
+@functools.lru_cache(maxsize=None)
+def _musicnn_columns(model: str) -> tuple[str, ...]:
+    from ..models.musicnn import tag_names
+
+    tags = [f"tag_{t.replace(' ', '_')}" for t in tag_names(model)]
+    return tuple([f"emb_{i}" for i in range(MUSICNN_EMBEDDING_SIZE)] + tags)
+
+
 @dataclass(frozen=True)
 class FeatureSettings:
     """How features are computed.
 
     Parameters
     ----------
-    preset : {'default', 'gtzan'}
+    preset : {'default', 'gtzan', 'musicnn-msd', 'musicnn-mtt'}
         ``'gtzan'`` writes exactly the Kaggle GTZAN columns; ``'default'`` adds
         spectral contrast per band after them. The Kaggle columns are computed the
-        same way under both presets.
+        same way under both presets. ``'musicnn-msd'`` and ``'musicnn-mtt'`` write
+        the outputs of the pretrained musicnn network trained on the Million Song
+        Dataset or on MagnaTagATune instead: its penultimate layer (``emb_0`` ..
+        ``emb_199``) and its 50 tag probabilities (``tag_<tag>``), each averaged over
+        the 3-s patches of the row's segment (``n_fft``, ``hop_length``, ``n_mfcc``
+        and ``n_bands`` are then unused; the network reads its own 16 kHz mel
+        spectrogram).
     sr : int in [1000, 384000]
         Audio is resampled to this rate before analysis. Preset ``'default'`` also
         needs ``sr > 200 * 2**n_bands`` (the spectral-contrast bands must fit below
@@ -126,6 +155,19 @@ class FeatureSettings:
                 f"needs a sample rate above {2 * top:g} Hz; use a higher sr or preset 'gtzan'. "
                 f"Received: sr={self.sr}"
             )
+        if self.preset in MUSICNN_PRESETS and self.segment_seconds is not None:
+            from .musicnn_input import MIN_SAMPLES, SR as MUSICNN_SR
+
+            try:
+                short = float(self.segment_seconds) < MIN_SAMPLES / MUSICNN_SR
+            except (TypeError, ValueError):
+                short = False  # reported below
+            if short:
+                raise ConfigError(
+                    f"preset {self.preset!r} averages the network's 3-s patches over each segment; "
+                    f"expected segments of at least {MIN_SAMPLES / MUSICNN_SR:.3f} s (one patch). "
+                    f"Received: segment_seconds={self.segment_seconds!r}"
+                )
         if self.segment_seconds is not None:
             try:
                 seconds = float(self.segment_seconds)
@@ -164,6 +206,8 @@ class FeatureSettings:
 
     def feature_columns(self) -> list[str]:
         """Names of the numeric feature columns, in output order."""
+        if self.preset in MUSICNN_PRESETS:
+            return musicnn_columns(MUSICNN_PRESETS[self.preset])
         cols = kaggle_feature_columns(self.n_mfcc)
         if self.preset == "default":
             cols += contrast_columns(self.n_bands)

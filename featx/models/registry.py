@@ -12,9 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
+from . import keras_spectro as spectro
 from . import keras_tabular as nets
 from ..errors import ConfigError
 from .sklearn import make_ensemble, make_knn, make_random_forest, make_svm
+from .pretrained import vgg16_model
 
 
 #: Most layers a model built from ``units`` (or ``filters``) may have.
@@ -152,9 +154,10 @@ class ModelSpec:
     Attributes
     ----------
     kind : {'keras', 'sklearn'}
-    input : {'rows', 'segments'}
+    input : {'rows', 'segments', 'images'}
         ``rows``: one feature vector per row. ``segments``: one sequence of
-        segment vectors per track (needs a segment table).
+        segment vectors per track (needs a segment table). ``images``: the images
+        of ``kinds`` of each segment, read from a spectrogram store.
     builder : callable
         Keras: ``builder(input_shape, num_classes, **params)`` -> uncompiled model.
         scikit-learn: ``builder(seed=..., **params)`` -> unfitted estimator.
@@ -167,6 +170,20 @@ class ModelSpec:
     params: dict[str, Param] = field(default_factory=dict)
     description: str = ""
     train_defaults: dict = field(default_factory=dict)
+    #: Image kinds an ``images`` model reads (a ``kind`` hyperparameter picks one instead).
+    kinds: tuple = ()
+
+    def image_kinds(self, params: dict | None = None) -> tuple[str, ...]:
+        """The store kinds the model reads with ``params``; ``()`` for table models."""
+        if self.input != "images":
+            return ()
+        kind = (params or {}).get("kind")
+        return (str(kind),) if kind else tuple(self.kinds)
+
+    def build(self, input_shape, num_classes: int, *, activation: str = "softmax", **params):
+        """The builder called with ``params`` less those that choose the input (``kind``)."""
+        params = {k: v for k, v in params.items() if k != "kind"}
+        return self.builder(input_shape, num_classes, activation=activation, **params)
 
     def resolve(self, overrides: dict | None = None) -> dict:
         """Defaults updated with ``overrides`` (validated and converted)."""
@@ -211,6 +228,12 @@ def _units(default, help):
 
 def _dropout(default, help=_DROPOUT):
     return Param("float", default, help, low=0, high=1, open_high=True)
+
+def _filters(default, help):
+    return Param("ints", default, help, low=1, high=MAX_WIDTH, max_len=MAX_LAYERS)
+
+
+_KERNEL = Param("int", 3, "convolution kernel size (square)", low=1, high=64)
 
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
@@ -283,6 +306,62 @@ MODELS: dict[str, ModelSpec] = {
              "max_depth": Param("int", 0, "maximum depth (0: unlimited)", low=0, high=10_000),
              "min_samples_leaf": Param("int", 1, "minimum samples per leaf", low=1, high=1_000_000)},
             "scikit-learn random forest",
+        ),
+        ModelSpec(
+            "cnn2d", "keras", "images", spectro.build_cnn2d,
+            {"kind": Param("str", "mel", "image kind the network reads", ("mel", "mfcc")),
+             "filters": _filters((16, 32, 64, 128, 64), "filters per convolution (depth = count)"),
+             "kernel_size": _KERNEL,
+             "dropout": _dropout(0.25, "dropout after each pooling"),
+             "dense": Param("int", 32, "dense layer width", low=1, high=MAX_WIDTH)},
+            "2-D CNN over mel (or MFCC) images: conv 3x3 + max-pool blocks, dense 32",
+            {"lr_schedule": "constant"},
+            kinds=("mel",),
+        ),
+        ModelSpec(
+            "cnn2d-base", "keras", "images", spectro.build_cnn2d_base,
+            {"filters": _filters((32, 64, 128), "filters per conv block (blocks = count)"),
+             "kernel_size": _KERNEL,
+             "dropout": _dropout(0.25, "dropout after each block"),
+             "dense": Param("int", 128, "dense layer width", low=1, high=MAX_WIDTH),
+             "dense_dropout": _dropout(0.5, "dropout after the dense layer")},
+            "mel-image base CNN: three conv blocks, dense 128 (50 epochs, patience 10, LR x0.1 on plateaus)",
+            {"epochs": 50, "patience": 10, "reduce_lr_factor": 0.1, "lr_schedule": "plateau"},
+            kinds=("mel",),
+        ),
+        ModelSpec(
+            "mfcc-cnn", "keras", "images", spectro.build_mfcc_cnn,
+            {"filters": _filters((32, 64, 128), "filters per conv/batch-norm/pool block"),
+             "kernel_size": _KERNEL,
+             "dense": Param("int", 64, "dense layer width", low=1, high=MAX_WIDTH),
+             "dropout": _dropout(0.3, "dropout after the dense layer")},
+            "CNN over MFCC frames: conv, batch normalisation, ReLU, max-pool blocks",
+            {"lr_schedule": "constant"},
+            kinds=("mfcc",),
+        ),
+        ModelSpec(
+            "multihead", "keras", "images", spectro.build_multihead,
+            {"filters": _filters((16, 32, 64, 128, 128), "filters per convolution of each head"),
+             "kernel_size": _KERNEL,
+             "dense": _units((256, 128), "fully connected widths after the heads"),
+             "dropout": _dropout(0.3, "dropout after each fully connected layer")},
+            "one VGG-style head per kind (chroma, mel, MFCC), concatenated, dense layers "
+            "(polynomial learning-rate decay)",
+            {"lr_schedule": "polynomial"},
+            kinds=("chroma", "mel", "mfcc"),
+        ),
+        ModelSpec(
+            "vgg16", "keras", "images", vgg16_model,
+            {"weights": Param("str", "imagenet", "VGG16 base weights: imagenet (downloaded by Keras "
+                              "when online), a local weights file, or none (random)"),
+             "fine_tune_blocks": Param("int", 0, "last VGG16 blocks trained (0: base frozen)", low=0, high=5),
+             "fine_tune_lr_factor": Param("float", 0.1, "learning rate of the fine-tuned blocks, as a "
+                                          "share of the head's", low=0, high=1, open_low=True),
+             "dense_units": Param("int", 128, "dense layer width of the head", low=1, high=MAX_WIDTH),
+             "dropout": _dropout(0.5, "dropout after the dense layer")},
+            "ImageNet VGG16 base (frozen; -p fine_tune_blocks=N trains its last N blocks at "
+            "fine_tune_lr_factor x the rate) under dense 128 + dropout 0.5, on mel images",
+            kinds=("mel",),
         ),
     )
 }

@@ -206,6 +206,63 @@ def chromagram(y, sr: int, *, ax, n_fft: int = 2048, hop_length: int = 512, titl
     return ax
 
 
+#: Colour map of each spectrogram image kind.
+SPECTROGRAM_CMAPS = {"mel": "magma", "mfcc": "coolwarm", "chroma": "viridis"}
+
+
+def spectrogram_image(image, *, ax, kind: str = "mel", title: str | None = None,
+                      vmin: float | None = None, vmax: float | None = None):
+    """One stored image [shape=(height, width)]: row 0 (lowest band) at the bottom.
+
+    Axes show frame and bin numbers: a resized image has no time or frequency scale.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    artist = ax.imshow(image, origin="lower", aspect="auto", interpolation="nearest",
+                       cmap=SPECTROGRAM_CMAPS.get(kind, "gray"), vmin=vmin, vmax=vmax)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=8)
+    return ax, artist
+
+
+def spectrogram_grid(images, labels, titles, *, axes, kind: str):
+    """Examples per genre: ``images[r][c]`` in ``axes[r, c]``, each row named by ``labels[r]``.
+
+    Parameters
+    ----------
+    images : list of list of np.ndarray [shape=(height, width)]
+        One list per row (genre); rows may be shorter than the grid (cells left blank).
+    labels : list of str
+        Row names.
+    titles : list of list of str
+        A title per image (e.g. track and segment).
+    axes : np.ndarray of Axes [shape=(n_rows, n_cols)]
+    kind : str
+        The image kind; one colour scale spans every image shown, so they compare.
+
+    Returns
+    -------
+    axes
+    """
+    shown = [np.asarray(im) for row in images for im in row]
+    vmin = float(min(im.min() for im in shown)) if shown else None
+    vmax = float(max(im.max() for im in shown)) if shown else None
+    artist = None
+    for r, label in enumerate(labels):
+        for c in range(axes.shape[1]):
+            ax = axes[r, c]
+            if c < len(images[r]):
+                _, artist = spectrogram_image(images[r][c], ax=ax, kind=kind, title=titles[r][c],
+                                              vmin=vmin, vmax=vmax)
+            else:
+                ax.set_axis_off()
+        axes[r, 0].set_ylabel(str(label), fontsize=9)
+    if artist is not None:
+        axes[0, 0].figure.colorbar(artist, ax=list(axes.ravel()), shrink=0.6)
+    return axes
+
+
 # ---------------------------------------------------------------------------
 # Figure sets written by train / evaluate / plot
 
@@ -231,17 +288,25 @@ def write_evaluation_figures(directory, metrics: dict, histories: list[dict] | N
     n = metrics[level].get("n")
     counted = f"{level} level, n = {n} {level}s" if n is not None else f"{level} level"
     written = []
+    if metrics.get("multi_label"):  # several genres per track: no confusion matrix, bars per genre
+        fig, ax = new_figure(max(6.0, 0.8 * len(classes) + 2), 4.5)
+        per_class_bars(metrics[level]["per_class"], ax=ax,
+                       title=f"{subject}\nper-genre precision, recall and F1 (multi-label), {counted}")
+        written.append(save_figure(fig, directory / "per_genre.png"))
     for normalize, name in ((False, "confusion_counts.png"), (True, "confusion_normalized.png")):
+        if metrics.get("multi_label"):
+            break
         size = 3.0 + 0.6 * len(classes)
         fig, ax = new_figure(size + 1.5, size)
         kind = "row-normalised" if normalize else "counts"
         confusion_heatmap(metrics[level]["confusion_matrix"], classes, ax=ax, normalize=normalize,
                           title=f"{subject}\nconfusion matrix ({kind}), {counted}")
         written.append(save_figure(fig, directory / name))
-    fig, ax = new_figure(max(6.0, 0.8 * len(classes) + 2), 4.5)
-    per_class_bars(metrics[level]["per_class"], ax=ax,
-                   title=f"{subject}\nper-class precision, recall and F1, {counted}")
-    written.append(save_figure(fig, directory / "per_class.png"))
+    if not metrics.get("multi_label"):
+        fig, ax = new_figure(max(6.0, 0.8 * len(classes) + 2), 4.5)
+        per_class_bars(metrics[level]["per_class"], ax=ax,
+                       title=f"{subject}\nper-class precision, recall and F1, {counted}")
+        written.append(save_figure(fig, directory / "per_class.png"))
     if histories is not None:
         fig, axes = new_figure(12, 4.5, ncols=2)
         history_curves(histories, metric="loss", ax=axes[0])

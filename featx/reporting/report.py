@@ -108,6 +108,11 @@ def render_report(metrics: dict, *, title: str, facts: list[tuple[str, str]], fi
         lines += [training_overlap_warning(overlap, bold=True), ""]
     lines += [f"# {title}", ""]
     lines += [f"- **{k}:** {v}" for k, v in facts]
+    if metrics.get("multi_label"):
+        from .multilabel import multilabel_lines
+
+        lines += [""] + multilabel_lines(metrics)
+        return "\n".join(lines + _tail(figures, config)) + "\n"
     lines += ["", "## Summary", "",
               _averaging_note(metrics) + " "
               "Track level averages the segment probabilities of each track; for whole-file rows "
@@ -123,6 +128,12 @@ def render_report(metrics: dict, *, title: str, facts: list[tuple[str, str]], fi
         lines += ["", "### Confusion matrix (counts, all folds pooled)", ""] + _confusion_table(m, classes)
         lines += ["", "### Confusion matrix (fractions of each true genre's rows)", ""]
         lines += _confusion_table(m, classes, normalize=True)
+    return "\n".join(lines + _tail(figures, config)) + "\n"
+
+
+def _tail(figures: list[str], config: dict | None) -> list[str]:
+    """The figures and configuration sections that end every report."""
+    lines = []
     if figures:
         lines += ["", "## Figures", ""]
         lines += [f"![{Path(f).stem}]({f})" for f in figures]
@@ -130,7 +141,7 @@ def render_report(metrics: dict, *, title: str, facts: list[tuple[str, str]], fi
         lines += ["", "## Configuration", "", "```"]
         lines += [f"{k}: {v}" for k, v in config.items()]
         lines += ["```"]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def evaluation_dir(bundle_dir, csv) -> Path:

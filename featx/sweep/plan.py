@@ -13,7 +13,8 @@ import pandas as pd
 from ..io.atomic import atomic_write
 from ..errors import ConfigError, DataError
 from ..models.registry import ModelSpec, get_model
-from ..training.config import METRIC_NAMES
+from ..training.config import (DEFAULT_THRESHOLD, LOWER_IS_BETTER, SWEEP_METRICS, metric_names,
+                               parse_threshold)
 
 logger = logging.getLogger(__name__)
 from .space import LEVELS, MAX_TRIALS, RESULTS, SEARCHES, SearchSpace
@@ -45,15 +46,25 @@ class SweepOptions:
     retry_failed: bool = False
     retrain_best: bool = True
     max_trials: int = MAX_TRIALS
+    scheduler: str | None = None  # a Dask scheduler's address: trials run on its cluster
+    multi_label: bool = False
+    threshold: float | str = DEFAULT_THRESHOLD
 
     def validate(self) -> "SweepOptions":
         get_model(self.model)
         if self.search not in SEARCHES:
             raise ConfigError(f"search must be one of {', '.join(SEARCHES)}. Received: search={self.search!r}",
                               param="search")
-        if self.metric not in METRIC_NAMES:
-            raise ConfigError(f"metric must be one of {', '.join(METRIC_NAMES)}. Received: metric={self.metric!r}",
+        if self.metric not in SWEEP_METRICS:
+            raise ConfigError(f"metric must be one of {', '.join(SWEEP_METRICS)}. Received: metric={self.metric!r}",
                               param="metric")
+        if self.metric not in metric_names(self.multi_label):
+            kind = "multi-label" if self.multi_label else "single-label"
+            hint = "" if self.multi_label else "; add multi_label=True for a multi-label sweep"
+            raise ConfigError(f"metric {self.metric!r} does not score a {kind} model; expected one of "
+                              f"{', '.join(metric_names(self.multi_label))}{hint}. "
+                              f"Received: metric={self.metric!r}", param="metric")
+        self.threshold = parse_threshold(self.threshold)
         if self.level not in LEVELS:
             raise ConfigError(f"level must be one of {', '.join(LEVELS)}. Received: level={self.level!r}",
                               param="level")
@@ -75,13 +86,47 @@ class SweepOptions:
     def base(self) -> dict:
         return {"seed": self.seed, "split": self.split, "folds": self.folds,
                 "artist_map": str(self.artist_map) if self.artist_map else None,
-                "split_dir": str(self.split_dir) if self.split_dir else None}
+                "split_dir": str(self.split_dir) if self.split_dir else None,
+                **({"multi_label": True, "threshold": self.threshold} if self.multi_label else {})}
+
+
+def data_sha256(path) -> str:
+    """SHA-256 of a feature CSV; of a spectrogram store, of its settings and row table.
+
+    A store's images are made from its files with its settings, and its row table
+    names every committed file and segment, so these two change whenever its
+    images do (without reading every image).
+    """
+    import json
+
+    from ..bundle import file_sha256
+    from ..data.store import ROWS_FILE, _read_marker
+
+    path = Path(path)
+    if not path.is_dir():
+        return file_sha256(path)
+    digest = hashlib.sha256(json.dumps(_read_marker(path), sort_keys=True).encode() + b"\0")
+    rows = path / ROWS_FILE
+    if rows.is_file():
+        digest.update(rows.read_bytes())
+    return digest.hexdigest()
+
+
+class _SplitRows:
+    """The rows ``rows`` of a table as the splitters see them (identities and labels only)."""
+
+    def __init__(self, table, rows):
+        self.name, self.segmented = table.name, table.segmented
+        self.tracks = np.asarray(table.tracks)[rows]
+        self.labels = np.asarray(table.labels)[rows]
+        self.filenames = np.asarray(table.filenames)[rows]
+        self.n_rows = len(rows)
 
 
 def _data_identity(table, options: SweepOptions) -> dict:
     from ..bundle import file_sha256
 
-    data = {"sha256": file_sha256(options.csv), "test_fraction": float(options.test_fraction)}
+    data = {"sha256": data_sha256(options.csv), "test_fraction": float(options.test_fraction)}
     if options.artist_map and options.split == "artist":
         data["artist_map"] = file_sha256(options.artist_map)
     if options.split_dir and options.split == "fault-filtered":
@@ -113,8 +158,7 @@ def plan_design(table, options: SweepOptions) -> Design:
         test_description = f"the fault-filtered test list ({len(set(outer.groups[test]))} tracks)"
     else:
         dev = np.sort(fold.train)
-        inner = make_splits(table.subset(np.isin(np.arange(table.n_rows), dev)),
-                            folds=options.folds, **common)
+        inner = make_splits(_SplitRows(table, dev), folds=options.folds, **common)
         groups = np.empty(table.n_rows, dtype=object)
         groups[:] = outer.groups
         folds = [(f.name if options.folds > 1 else "valid", dev[np.sort(f.train)], dev[np.sort(f.test)])
@@ -147,7 +191,7 @@ class SweepPlan:
 
 def plan_sweep(options: SweepOptions, space: SearchSpace) -> SweepPlan:
     """Check everything and list the trials; nothing is trained. Errors name their entry."""
-    from ..data.table import read_feature_csv
+    from ..data.store_table import check_input, read_table
 
     options.validate()
     spec = get_model(options.model)
@@ -157,7 +201,9 @@ def plan_sweep(options: SweepOptions, space: SearchSpace) -> SweepPlan:
     if spec.input == "segments" and options.split == "random":
         raise ConfigError(f"model {spec.name!r} predicts whole tracks; expected split='track', 'artist' "
                           "or 'fault-filtered'. Received: split='random'", param="split")
-    table = read_feature_csv(options.csv)
+    table = read_table(options.csv)  # a feature CSV, or a spectrogram store for an image model
+    for config, _ in configs:
+        check_input(spec, table, config.params)
     if spec.input == "segments" and not table.segmented:
         raise DataError(f"{table.name}: model {spec.name!r} needs segment rows; this table has one row per file")
     data = _data_identity(table, options)
@@ -187,7 +233,7 @@ def results_frame(plan: SweepPlan, records: dict[str, dict]) -> pd.DataFrame:
         row = {name: trial.shown.get(name) for name in plan.space.names}
         record = records.get(trial.key)
         status = record.get("status") if record else "pending"
-        for name in METRIC_NAMES:
+        for name in metric_names(plan.options.multi_label):
             if status == "ok":
                 m = record["metrics"][level]
                 row[name], row[f"{name}_std"] = m[name], m["std"][name]
@@ -199,7 +245,8 @@ def results_frame(plan: SweepPlan, records: dict[str, dict]) -> pd.DataFrame:
         row["error"] = (record or {}).get("error", "")
         row["trial"] = trial.key
         rows.append(row)
-    columns = list(plan.space.names) + [c for n in METRIC_NAMES for c in (n, f"{n}_std")]
+    columns = list(plan.space.names) + [c for n in metric_names(plan.options.multi_label)
+                                        for c in (n, f"{n}_std")]
     columns += ["epochs_run", "train_seconds", "status", "error", "trial"]
     frame = pd.DataFrame(rows, columns=columns)
     if plan.spec.kind != "keras":
@@ -235,7 +282,8 @@ def write_results(plan: SweepPlan, records: dict[str, dict], *,
 
 
 def best_trial(plan: SweepPlan, records: dict[str, dict]) -> Trial | None:
-    """The trial with the highest mean validation metric (ties: lower std, then earlier)."""
+    """The trial with the best mean validation metric: highest, lowest for hamming_loss (ties: lower
+    std, then earlier)."""
     metric, level = plan.options.metric, plan.options.level
     best, best_rank = None, None
     for trial in plan.trials:
@@ -243,7 +291,8 @@ def best_trial(plan: SweepPlan, records: dict[str, dict]) -> Trial | None:
         score = score_of(record, metric, level)
         if not math.isfinite(score):
             continue
-        rank = (-score, record["metrics"][level]["std"][metric], trial.index)
+        sign = 1 if metric in LOWER_IS_BETTER else -1  # hamming loss: lower is better
+        rank = (sign * score, record["metrics"][level]["std"][metric], trial.index)
         if best_rank is None or rank < best_rank:
             best, best_rank = trial, rank
     return best

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..io.atomic import atomic_write
-from ..training.config import METRIC_NAMES
+from ..training.config import LOWER_IS_BETTER, metric_names
 
 logger = logging.getLogger(__name__)
 from ..reporting.blocks import render_html, render_markdown
@@ -32,15 +32,18 @@ def _fmt(value, digits: int = 4) -> str:
 
 
 def _results_table(frame: pd.DataFrame, names: list[str], metric: str) -> tuple[list, list]:
-    ok = frame[frame["status"] == "ok"].sort_values([metric, f"{metric}_std"], ascending=[False, True],
+    ok = frame[frame["status"] == "ok"].sort_values([metric, f"{metric}_std"],
+                                                    ascending=[metric in LOWER_IS_BETTER, True],
                                                     kind="stable")
     has_epochs = "epochs_run" in ok.columns
-    headers = ["rank", *names, *[f"{m} (mean ± std)" for m in METRIC_NAMES]]
+    shown = [m for m in metric_names(False) + metric_names(True) if m in frame.columns]
+    shown = list(dict.fromkeys(shown))
+    headers = ["rank", *names, *[f"{m} (mean ± std)" for m in shown]]
     headers += (["epochs run"] if has_epochs else []) + ["time (s)"]
     rows = []
     for rank, (_, r) in enumerate(ok.iterrows(), start=1):
         cells = [str(rank), *[_fmt(r[n]) if not isinstance(r[n], float) else f"{r[n]:g}" for n in names]]
-        cells += [f"{r[m]:.4f} ± {r[f'{m}_std']:.4f}" for m in METRIC_NAMES]
+        cells += [f"{r[m]:.4f} ± {r[f'{m}_std']:.4f}" for m in shown]
         if has_epochs:
             cells.append(f"{r['epochs_run']:.1f}")
         cells.append(f"{r['train_seconds']:.1f}")
@@ -68,16 +71,21 @@ def _best_blocks(outcome: SweepOutcome, frame: pd.DataFrame) -> list:
     blocks.append(("p", f"Retrained on all non-test rows and scored once on the test part "
                         f"({plan.design.test_description}); the bundle is in {BEST}/."))
     rows = []
+    names = metric_names(bool(test.get("multi_label")))
     levels = LEVELS if plan.table.segmented else ("track",)
     for level in levels:
         t = test[level]
-        rows.append([f"test, {level}", str(t["n"]), *[f"{t[k]:.4f}" for k in METRIC_NAMES]])
+        rows.append([f"test, {level}", str(t["n"]), *[f"{t[k]:.4f}" for k in names]])
     for level in levels:
         v = record["metrics"][level]
         rows.append([f"validation, {level}", str(v["n"]),
-                     *[f"{v[k]:.4f} ± {v['std'][k]:.4f}" for k in METRIC_NAMES]])
-    blocks.append(("table", ["part", "n", *METRIC_NAMES], rows))
+                     *[f"{v[k]:.4f} ± {v['std'][k]:.4f}" for k in names]])
+    blocks.append(("table", ["part", "n", *names], rows))
     classes = test["classes"]
+    if test.get("multi_label"):  # several genres per track: no confusion matrix
+        if (plan.options.output / BEST / "figures" / "per_genre.png").exists():
+            blocks.append(("img", f"{BEST}/figures/per_genre.png", "test per-genre precision, recall and F1"))
+        return blocks
     cm = test["track"]["confusion_matrix"]
     blocks += [("h3", "Test confusion matrix (track level, counts)"),
                ("table", ["true \\ predicted", *classes], [[c, *map(str, row)] for c, row in zip(classes, cm)])]

@@ -36,6 +36,10 @@ def retrain_best(plan: SweepPlan, trial: Trial) -> Path:
     config = trial.config
     _configure_worker(None, spec.kind == "keras")
     _, y, _ = label_setup(table, spec, config)
+    if config.multi_label:  # a multi-label row is stratified on its first genre
+        from ..data.labels import first_genres
+
+        y = first_genres(table.labels)
     seed_offset = len(design.folds)
     train, valid = _inner_valid(design.dev, y, design.groups, config.valid_fraction,
                                 config.seed + seed_offset, design.grouped)
@@ -116,7 +120,7 @@ def _settings_record(plan: SweepPlan) -> dict:
                  "tracks": int(len(set(plan.table.tracks)))},
         "model": plan.spec.name, "search": o.search, "n_iter": o.n_iter if o.search == "random" else None,
         "metric": o.metric, "level": o.level, "split": o.split, "folds": o.folds,
-        "test_fraction": o.test_fraction, "seed": o.seed, "jobs": o.jobs,
+        "test_fraction": o.test_fraction, "seed": o.seed, "jobs": o.jobs, "scheduler": o.scheduler,
         "artist_map": str(o.artist_map) if o.artist_map else None,
         "split_dir": str(o.split_dir) if o.split_dir else None,
         "selection": plan.design.description, "test_part": plan.design.test_description,
@@ -181,6 +185,9 @@ def run_sweep(plan: SweepPlan, *, progress=None, report: bool = True) -> SweepOu
             scratch_folder(out / RUNNING)
         try:
             suspects: dict[str, int] = {}
+            if options.scheduler and todo:
+                ran += _run_on_cluster(state, todo, options.scheduler)
+                todo = []
             while todo:
                 tasks = (delayed(run_trial)(_task(plan, t, threads)) for t in todo)
                 try:
@@ -225,6 +232,27 @@ def run_sweep(plan: SweepPlan, *, progress=None, report: bool = True) -> SweepOu
     if report:
         write_report(outcome)
     return outcome
+
+
+def _run_on_cluster(state: dict, todo: list[Trial], scheduler: str) -> int:
+    """Run the trials ``todo`` as tasks on the Dask cluster at ``scheduler``; this process
+    journals each record as it comes back. Returns how many were recorded."""
+    from ..extract.executors import dask_map
+
+    plan = state["plan"]
+    csv = str(Path(plan.options.csv).resolve())  # the workers' working folders differ
+    tasks = [dict(_task(plan, t, 1), running=None, csv=csv) for t in todo]
+    count = 0
+    for record in dask_map(run_trial, tasks, scheduler=scheduler):
+        if "status" not in record:  # the workers running it died: KilledWorker
+            task = record["key"]
+            record = {"key": task["key"], "index": task["index"], "params": task["params"],
+                      "config": task["identity"]["config"], "status": "failed", "seconds": 0.0,
+                      "error": record["error"],
+                      "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+        _finish(state, record)
+        count += 1
+    return count
 
 
 def _finish(state: dict, record: dict) -> None:

@@ -12,6 +12,8 @@ import numpy as np
 from ..errors import ConfigError
 from ..models.registry import DEPTH, ModelSpec, Param
 from ..training.config import DEFAULTS, LEVELS, OPTIMIZERS, OPTION_HELP, SEARCHES  # noqa: F401 (re-exported)
+from ..training.augment import SHIFT_MODES
+from ..training.config import LR_SCHEDULES
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +42,13 @@ TRAIN_OPTIONS: dict[str, Param] = {
     "valid_fraction": Param("float", DEFAULTS.valid_fraction, OPTION_HELP["valid_fraction"],
                             low=0, high=0.9, open_high=True),
     "log_variances": Param("bool", DEFAULTS.log_variances, OPTION_HELP["log_variances"]),
+    "lr_schedule": Param("str", DEFAULTS.lr_schedule, OPTION_HELP["lr_schedule"], LR_SCHEDULES),
+    "time_masks": Param("int", DEFAULTS.time_masks, OPTION_HELP["time_masks"], low=0, high=64),
+    "freq_masks": Param("int", DEFAULTS.freq_masks, OPTION_HELP["freq_masks"], low=0, high=64),
+    "mask_width": Param("int", DEFAULTS.mask_width, OPTION_HELP["mask_width"], low=1, high=100_000),
+    "time_shift": Param("float", DEFAULTS.time_shift, OPTION_HELP["time_shift"], low=0, high=1, open_high=True),
+    "time_shift_mode": Param("str", DEFAULTS.time_shift_mode, OPTION_HELP["time_shift_mode"], SHIFT_MODES),
+    "mixup": Param("float", DEFAULTS.mixup, OPTION_HELP["mixup"], low=0, high=100),
 }
 #: Training options that only mean something for Keras models.
 KERAS_OPTIONS = frozenset(TRAIN_OPTIONS) - {"log_variances"}

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..errors import ConfigError
 from ..models.registry import ModelSpec, get_model
-from ..training.config import METRIC_NAMES, TrainConfig
+from ..training.config import TrainConfig, metric_names
 
 logger = logging.getLogger(__name__)
 from .space import KERAS_OPTIONS, LEVELS, TRAIN_OPTIONS, _TABLES, _WORKER, _param_for, display_value, to_plain
@@ -48,6 +48,15 @@ def trial_identity(config: TrainConfig, optimizer: str, data: dict) -> dict:
     cfg = config.to_dict()
     for drop in ("artist_map", "split_dir", "refit"):
         cfg.pop(drop, None)
+    # options at the values every earlier trial trained with are left out, so that
+    # sweeps journalled before these options existed keep their trials' keys
+    from ..training.augment import AUGMENT_OPTIONS
+
+    for name, off in {**AUGMENT_OPTIONS, "lr_schedule": "plateau", "multi_label": False}.items():
+        if cfg.get(name) == off:
+            cfg.pop(name)
+    if not cfg.get("multi_label"):  # a threshold decides nothing for a single-label model
+        cfg.pop("threshold", None)
     if get_model(config.model).kind == "sklearn":
         for name in KERAS_OPTIONS:
             cfg.pop(name, None)
@@ -101,12 +110,12 @@ class Design:
 
 
 def _load_table(csv: str, sha: str):
-    from ..data.table import read_feature_csv
+    from ..data.store_table import read_table
 
     key = (csv, sha)
     if key not in _TABLES:
         _TABLES.clear()
-        _TABLES[key] = read_feature_csv(csv)
+        _TABLES[key] = read_table(csv)  # a feature CSV or a spectrogram store
     return _TABLES[key]
 
 
@@ -134,10 +143,11 @@ def _configure_worker(threads: int | None, keras_model: bool) -> None:
 
 def _level_summary(metrics: dict) -> dict:
     out = {}
+    names = metric_names(bool(metrics.get("multi_label")))
     for level in LEVELS:
         m = metrics[level]
-        out[level] = {name: m[name] for name in METRIC_NAMES}
-        out[level]["std"] = {name: m["std"][name] for name in METRIC_NAMES}
+        out[level] = {name: m[name] for name in names}
+        out[level]["std"] = {name: m["std"][name] for name in names}
         out[level]["n"] = m["n"]
     return out
 
@@ -146,22 +156,36 @@ def evaluate_config(table, config: TrainConfig, design: Design) -> dict:
     """Cross-validate one configuration on the selection folds; the test part is not touched."""
     from ..data.splits import _inner_valid
     from ..training.metrics import compute_metrics, prediction_frame
-    from ..training.cv import fit_and_predict, label_setup
+    from ..data.labels import first_genres
+    from ..training.cv import fit_and_predict, label_setup, tuning_rows
+    from ..training.multilabel_eval import fold_thresholds
 
     spec = get_model(config.model)
     prep0, y, max_segments = label_setup(table, spec, config)
     frames, epochs_run, fit_seconds = [], [], 0.0
+    multi = prep0.labels.multi_label
+    key = first_genres(table.labels) if multi else y  # a multi-label row: stratified on its first genre
+    fold_thresholds_ = {}
     for k, (name, train, valid) in enumerate(design.folds):
-        tr, es = _inner_valid(train, y, design.groups, config.valid_fraction, config.seed + k, design.grouped)
+        tr, es = _inner_valid(train, key, design.groups, config.valid_fraction, config.seed + k, design.grouped)
         start = time.perf_counter()
-        model, _, history, proba = fit_and_predict(table, spec, config, prep0, y, tr, es, valid,
-                                                   seed=config.seed + k, max_segments=max_segments,
-                                                   progress=False, desc=name)
+        model, prep, history, proba = fit_and_predict(table, spec, config, prep0, y, tr, es, valid,
+                                                      seed=config.seed + k, max_segments=max_segments,
+                                                      progress=False, desc=name)
+        thresholds = None
+        if multi:  # chosen on the training rows of this selection fold only
+            from functools import partial
+
+            thresholds, _ = fold_thresholds(config, len(prep0.classes), tune=partial(
+                tuning_rows, table, spec, config, prep0, y, key, design.groups, tr, es, model, prep,
+                seed=config.seed + k, max_segments=max_segments, grouped=design.grouped, desc=name))
+            fold_thresholds_[name] = thresholds
         fit_seconds += time.perf_counter() - start
         epochs_run.append(len(history.get("loss", [])))
-        frames.append(prediction_frame(table, valid, proba, prep0.labels, name))
+        frames.append(prediction_frame(table, valid, proba, prep0.labels, name, thresholds=thresholds))
         del model
-    metrics = compute_metrics(pd.concat(frames, ignore_index=True), prep0.labels)
+    metrics = compute_metrics(pd.concat(frames, ignore_index=True), prep0.labels,
+                              thresholds=fold_thresholds_ if multi else None)
     summary = _level_summary(metrics)
     summary["fit_seconds"] = round(fit_seconds, 4)
     if spec.kind == "keras":

@@ -19,6 +19,22 @@ logger = logging.getLogger(__name__)
 #: The scores computed for every evaluation (``metrics.json``), in report order.
 METRIC_NAMES = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
 
+#: The scores of a multi-label run (several genres per row), in report order.
+MULTILABEL_METRIC_NAMES = ("f1_micro", "f1_macro", "subset_accuracy", "hamming_loss",
+                           "average_precision_macro", "roc_auc_macro")
+
+#: Every metric a sweep may rank by (single-label ones, then multi-label ones).
+SWEEP_METRICS = METRIC_NAMES + tuple(m for m in MULTILABEL_METRIC_NAMES if m not in METRIC_NAMES)
+
+#: Metrics for which lower is better (everything else: higher is better).
+LOWER_IS_BETTER = ("hamming_loss",)
+
+#: The decision threshold of a multi-label model: one number in (0, 1) for every genre
+#: (the mel-image study used 0.2), or ``"tuned"``: per-genre thresholds chosen on
+#: validation predictions only.
+DEFAULT_THRESHOLD = 0.2
+TUNED = "tuned"
+
 #: The levels metrics are computed at: whole tracks (segment probabilities averaged) or rows.
 LEVELS = ("track", "segment")
 
@@ -28,12 +44,48 @@ OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
 #: How a sweep picks its combinations: every one of a grid, or a random sample.
 SEARCHES = ("grid", "random")
 
-__all__ = ["METRIC_NAMES", "LEVELS", "OPTIMIZERS", "SEARCHES", "SPLITS", "TRAINING_DEFAULTS",
-           "OPTION_HELP", "TrainConfig", "DEFAULTS"]
+#: How the learning rate moves during a Keras fit: not at all, polynomial (power 2) decay to
+#: ``min_lr`` over the planned steps, or ReduceLROnPlateau (``reduce_lr_*``).
+LR_SCHEDULES = ("constant", "polynomial", "plateau")
+
+__all__ = ["METRIC_NAMES", "MULTILABEL_METRIC_NAMES", "SWEEP_METRICS", "LOWER_IS_BETTER",
+           "DEFAULT_THRESHOLD", "TUNED", "metric_names", "parse_threshold", "LEVELS", "OPTIMIZERS", "SEARCHES", "SPLITS", "TRAINING_DEFAULTS",
+           "OPTION_HELP", "TrainConfig", "DEFAULTS", "LR_SCHEDULES"]
+
+
+def metric_names(multi_label: bool) -> tuple[str, ...]:
+    """The headline metrics of a run: :data:`METRIC_NAMES` or :data:`MULTILABEL_METRIC_NAMES`."""
+    return MULTILABEL_METRIC_NAMES if multi_label else METRIC_NAMES
+
+
+def parse_threshold(value):
+    """A decision threshold: ``"tuned"`` or a number strictly between 0 and 1.
+
+    Raises
+    ------
+    ConfigError
+        Anything else (one line naming the value).
+    """
+    import math
+
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == TUNED:
+            return TUNED
+        try:
+            value = float(text)
+        except ValueError:
+            value = text
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and math.isfinite(float(value)) and 0.0 < float(value) < 1.0)
+    if not ok:
+        raise ConfigError(f"threshold must be a number strictly between 0 and 1 (e.g. 0.2) or "
+                          f"'{TUNED}'. Received: threshold={value!r}", param="threshold")
+    return float(value)
 
 
 #: Training options a model may override in its registry entry (``train_defaults``).
-TRAINING_DEFAULTS = {"epochs": 100, "valid_fraction": 0.15}
+TRAINING_DEFAULTS = {"epochs": 100, "valid_fraction": 0.15, "lr_schedule": "plateau"}
 
 
 #: One line of help per training option, shared by the command line and the sweep.
@@ -47,7 +99,16 @@ OPTION_HELP = {
     "patience": "Early-stopping patience in epochs (best weights restored; 0: off).",
     "reduce_lr_patience": "ReduceLROnPlateau patience (0: off).",
     "reduce_lr_factor": "ReduceLROnPlateau factor.",
-    "min_lr": "ReduceLROnPlateau floor.",
+    "min_lr": "Floor of the learning rate (plateau and polynomial schedules).",
+    "lr_schedule": ("Learning-rate schedule (Keras models): constant, polynomial (power-2 decay to "
+                    "--min-lr over the planned steps) or plateau (ReduceLROnPlateau) "
+                    "[default: plateau; multihead: polynomial; cnn2d, mfcc-cnn: constant]."),
+    "time_masks": "Image models: SpecAugment time masks per training image (0: off).",
+    "freq_masks": "Image models: SpecAugment frequency masks per training image (0: off).",
+    "mask_width": "Image models: largest width of one mask, in frames or bands.",
+    "time_shift": "Image models: largest random time shift of a training image, as a fraction of its width (0: off).",
+    "time_shift_mode": "Image models: frames uncovered by the time shift wrap round (circular) or are zero.",
+    "mixup": "Image models: mixup Beta(alpha, alpha) of training images and their targets (0: off).",
     "log_variances": "Log-scale the *_var columns before standardising.",
     "split": "How rows are split into train/test.",
     "folds": "K-fold cross-validation; 1: one train/validation/test split.",
@@ -56,6 +117,11 @@ OPTION_HELP = {
     "artist_map": "'file ::: artist ::: title' index for split 'artist' (e.g. GTZANindex.txt).",
     "split_dir": "Folder of train/valid/test lists for split 'fault-filtered'.",
     "refit": "After K-fold CV, fit the saved model on all rows (else keep fold 1's model).",
+    "multi_label": ("Several genres per row: the label column may hold genres joined by ';' "
+                    "(rock;blues); one sigmoid (Keras) or one-vs-rest classifier (scikit-learn) "
+                    "per genre."),
+    "threshold": ("Multi-label decision threshold: a number in (0, 1) for every genre, or 'tuned' "
+                  "(per genre, chosen on validation predictions only) [default: 0.2]."),
 }
 
 
@@ -85,6 +151,13 @@ class TrainConfig:
     reduce_lr_patience: int = 5
     reduce_lr_factor: float = 0.5
     min_lr: float = 1e-5
+    lr_schedule: str | None = None
+    time_masks: int = 0
+    freq_masks: int = 0
+    mask_width: int = 8
+    time_shift: float = 0.0
+    time_shift_mode: str = "circular"
+    mixup: float = 0.0
     log_variances: bool = True
     split: str = "track"
     folds: int = 5
@@ -92,6 +165,8 @@ class TrainConfig:
     artist_map: str | None = None
     split_dir: str | None = None
     refit: bool = True
+    multi_label: bool = False
+    threshold: float | str = DEFAULT_THRESHOLD
 
     def validate(self) -> "TrainConfig":
         """A copy with model-specific defaults filled in, every value checked, hyperparameters resolved.
@@ -107,6 +182,12 @@ class TrainConfig:
         spec = get_model(self.model)
         values = {name: spec.train_defaults.get(name, default)
                   for name, default in TRAINING_DEFAULTS.items() if getattr(self, name) is None}
+        # a model's own defaults for other options (cnn2d-base: patience 10, ...) replace
+        # featx's general ones where the configuration kept those
+        fields = {f.name: f.default for f in dataclasses.fields(self)}
+        values.update({name: value for name, value in spec.train_defaults.items()
+                       if name not in TRAINING_DEFAULTS and name in fields
+                       and getattr(self, name) == fields[name]})
         config = dataclasses.replace(self, **values)
 
         def is_int(v):
@@ -136,7 +217,13 @@ class TrainConfig:
             value = getattr(config, name)
             if not ok(value):
                 raise ConfigError(f"{name} must be {expected}. Received: {name}={value!r}", param=name)
-        updates = {"params": spec.resolve(config.params)}
+        if not isinstance(config.multi_label, bool):
+            raise ConfigError(f"multi_label must be True or False. Received: multi_label={config.multi_label!r}",
+                              param="multi_label")
+        from .schedules import check_schedule_and_augmentation
+
+        check_schedule_and_augmentation(config, spec)
+        updates = {"params": spec.resolve(config.params), "threshold": parse_threshold(config.threshold)}
         if spec.kind == "sklearn":
             # no early stopping: a scikit-learn model fits the whole training part, so no
             # validation part is split off (only to be joined back)

@@ -92,6 +92,21 @@ def fit_estimator(estimator, X, y):
         return estimator.fit(X, y)
 
 
+def build_estimator(spec: ModelSpec, params: dict, *, seed: int, multi_label: bool = False):
+    """A scikit-learn model from its registry entry; ``multi_label``: one-vs-rest.
+
+    A multi-label model is :class:`~sklearn.multiclass.OneVsRestClassifier` around the
+    model: one binary classifier per genre on multi-hot targets, whose probabilities of
+    the positive class are the genre probabilities (they need not sum to 1).
+    """
+    estimator = spec.builder(seed=seed, **params)
+    if multi_label:
+        from sklearn.multiclass import OneVsRestClassifier
+
+        estimator = OneVsRestClassifier(estimator)
+    return estimator
+
+
 def sklearn_proba(estimator, X) -> np.ndarray:
     """``estimator.predict_proba(X)`` with BLAS/OpenMP limited like :func:`fit_estimator`."""
     from .._threads import limited_threads
@@ -143,7 +158,7 @@ def fit_model(spec: ModelSpec, params: dict, X_train, y_train, X_valid, y_valid,
         The training loss became NaN or infinite (training stops at once).
     """
     if spec.kind == "sklearn":
-        estimator = spec.builder(seed=seed, **params)
+        estimator = build_estimator(spec, params, seed=seed, multi_label=np.ndim(y_train) == 2)
         X_all = np.concatenate([X_train, X_valid]) if len(X_valid) else X_train
         y_all = np.concatenate([y_train, y_valid]) if len(y_valid) else y_train
         fit_estimator(estimator, X_all, y_all)
@@ -153,25 +168,20 @@ def fit_model(spec: ModelSpec, params: dict, X_train, y_train, X_valid, y_valid,
     keras = import_keras()
 
     from ..data.labels import LabelEncoding
+    from .schedules import compile_options
 
     labels = labels if labels is not None else LabelEncoding()
     seed_everything(seed)
     model = spec.builder(tuple(X_train.shape[1:]), num_classes, activation=labels.activation, **params)
-    model.compile(
-        optimizer=make_optimizer(config.optimizer, config.learning_rate),
-        loss=labels.loss,
-        metrics=["accuracy"],
-    )
     has_valid = len(X_valid) > 0
     monitor = "val_loss" if has_valid else "loss"
-    callbacks = [_nan_guard(), _epoch_bar(config.epochs, desc, progress)]
+    compile_kwargs, schedule = compile_options(config, labels, math.ceil(len(X_train) / config.batch_size),
+                                               monitor)
+    model.compile(**compile_kwargs)
+    callbacks = [_nan_guard(), _epoch_bar(config.epochs, desc, progress)] + schedule
     if config.patience > 0:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=monitor, patience=config.patience, restore_best_weights=True))
-    if config.reduce_lr_patience > 0:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor, factor=config.reduce_lr_factor,
-            patience=config.reduce_lr_patience, min_lr=config.min_lr))
     result = model.fit(
         X_train, y_train,
         validation_data=(X_valid, y_valid) if has_valid else None,

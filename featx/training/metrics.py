@@ -8,7 +8,7 @@ import pandas as pd
 
 from ..data.labels import LabelEncoding
 from ..data.table import FeatureTable
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 
 logger = logging.getLogger(__name__)
 from .config import METRIC_NAMES
@@ -100,7 +100,7 @@ def _level_metrics(frame: pd.DataFrame, classes: list[str]) -> dict:
     return out
 
 
-def compute_metrics(predictions: pd.DataFrame, labels) -> dict:
+def compute_metrics(predictions: pd.DataFrame, labels, *, thresholds=None) -> dict:
     """Segment- and track-level metrics from labelled row predictions.
 
     ``predictions`` has columns ``fold``, ``track``, ``label``, ``predicted``
@@ -111,16 +111,18 @@ def compute_metrics(predictions: pd.DataFrame, labels) -> dict:
     pooled. Macro averages run over the classes with rows in the data
     (``macro_classes`` of each level), not over every class the model knows.
 
-    Raises
-    ------
-    ConfigError
-        A multi-label encoding: its metrics are not computed yet.
+    A multi-label encoding gets the multi-label figures instead
+    (:func:`featx.training.multilabel_eval.compute_multilabel_metrics`), decided
+    with ``thresholds`` (``{fold: per-genre thresholds}`` or one set for all;
+    default 0.2).
     """
     encoding = as_encoding(labels)
     if encoding.multi_label:
-        raise ConfigError("metrics for several genres per row are not available yet; "
-                          "expected a single-label encoding. Received: multi_label=True",
-                          param="multi_label")
+        from .config import DEFAULT_THRESHOLD
+        from .multilabel_eval import compute_multilabel_metrics
+
+        return compute_multilabel_metrics(predictions, encoding,
+                                          DEFAULT_THRESHOLD if thresholds is None else thresholds)
     classes = encoding.classes_
     tracks = aggregate_tracks(predictions, encoding)
     return {"classes": list(classes),
@@ -129,11 +131,13 @@ def compute_metrics(predictions: pd.DataFrame, labels) -> dict:
 
 
 def prediction_frame(table: FeatureTable, rows: np.ndarray, proba: np.ndarray, labels,
-                     fold: str) -> pd.DataFrame:
+                     fold: str, *, thresholds=None) -> pd.DataFrame:
     """Row predictions: ``filename``, ``track``, ``fold``, ``label``, ``predicted``, ``prob_<class>``.
 
     ``labels`` (a :class:`~featx.data.labels.LabelEncoding`, or a single-label
-    one's class names) turns ``proba`` into the predicted labels.
+    one's class names) turns ``proba`` into the predicted labels; a multi-label one
+    predicts every genre above its threshold (``thresholds``, default 0.2), most
+    probable first, joined by ``;``.
     """
     encoding = as_encoding(labels)
     classes = encoding.classes_
@@ -144,7 +148,13 @@ def prediction_frame(table: FeatureTable, rows: np.ndarray, proba: np.ndarray, l
     })
     if table.labelled:
         frame["label"] = table.labels[rows]
-    frame["predicted"] = encoding.decode_proba(proba) if len(rows) else []
+    if encoding.multi_label:
+        from .config import DEFAULT_THRESHOLD
+        from .multilabel_eval import decide
+
+        frame["predicted"] = decide(proba, classes, DEFAULT_THRESHOLD if thresholds is None else thresholds)
+    else:
+        frame["predicted"] = encoding.decode_proba(proba) if len(rows) else []
     for i, c in enumerate(classes):
         frame[f"prob_{c}"] = proba[:, i]
     return frame

@@ -29,6 +29,7 @@ import numpy as np
 
 from ..data.labels import SEPARATOR, LabelEncoding
 from ..errors import ConfigError, DataError
+from .config import MULTILABEL_METRIC_NAMES
 
 __all__ = [
     "DEFAULT_GRID",
@@ -55,8 +56,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_GRID = tuple(round(0.05 * k, 2) for k in range(1, 20))
 
 #: The names of the figures :func:`multilabel_metrics` returns (and ``featx sweep --metric`` may rank by).
-MULTILABEL_METRICS = ("f1_micro", "f1_macro", "subset_accuracy", "hamming_loss",
-                      "average_precision_macro", "roc_auc_macro")
+MULTILABEL_METRICS = MULTILABEL_METRIC_NAMES
 
 
 # --------------------------------------------------------------------------- inputs

@@ -45,8 +45,9 @@ def train_bundle(table, config: TrainConfig, *, output_dir, overwrite: bool = Fa
 
     Parameters
     ----------
-    table : FeatureTable or path
-        A labelled feature table, or the path of a feature CSV to read.
+    table : FeatureTable, StoreTable or path
+        A labelled feature table or spectrogram store, or the path of a feature CSV
+        or of a store folder to read.
     config : TrainConfig
         The training run (validated here).
     output_dir : path
@@ -89,7 +90,7 @@ def train_bundle(table, config: TrainConfig, *, output_dir, overwrite: bool = Fa
     0.74
     """
     from ..bundle import check_output_dir, prepare_output_dir, save_bundle
-    from ..data.table import FeatureTable, read_feature_csv
+    from ..data.table import FeatureTable
     from ..models.registry import get_model
     from ..reporting.report import write_outputs
     from .cv import cross_validate
@@ -98,8 +99,10 @@ def train_bundle(table, config: TrainConfig, *, output_dir, overwrite: bool = Fa
     spec = get_model(config.model)
     output_dir = Path(output_dir)
     check_output_dir(output_dir, overwrite=overwrite)  # fails early, before reading or training
-    if not isinstance(table, FeatureTable):
-        table = read_feature_csv(table)
+    from ..data.store_table import StoreTable, read_table
+
+    if not isinstance(table, (FeatureTable, StoreTable)):
+        table = read_table(table)  # a feature CSV, or a spectrogram store folder
     result = cross_validate(table, config, progress=progress, plan=plan, seed_offset=seed_offset,
                             kept_rows=kept_rows)
     directory = prepare_output_dir(output_dir, overwrite=overwrite)

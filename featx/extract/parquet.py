@@ -1,0 +1,151 @@
+"""The Parquet sink of an extraction: the same columns and numbers as the CSV, in one file.
+
+A feature table written as ``-o features.parquet`` holds the CSV's columns in the CSV's
+order: ``filename`` (string), ``length`` (int64), every feature (float64) and ``label``
+(string) when labelled. Each float64 is the very value the CSV's text parses to (the CSV
+writes ``repr(float)``, which reads back exactly), so both formats train the same models.
+The extraction settings are stored in the file's key-value metadata under ``featx``; the
+settings record beside it, the errors CSV and the journal are as for a CSV output.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import OutputError
+from ..io.atomic import atomic_write, commit, temp_beside, write_error
+
+logger = logging.getLogger(__name__)
+
+#: File name endings read and written as Parquet.
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+#: Key of the Parquet key-value metadata that holds featx's record.
+METADATA_KEY = b"featx"
+
+
+def is_parquet(path) -> bool:
+    """Whether ``path`` names a Parquet feature table (by its ending)."""
+    return Path(path).suffix.lower() in PARQUET_SUFFIXES
+
+
+def _require_pyarrow():
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        raise OutputError("Parquet tables need pyarrow; install it with 'pip install pyarrow'") from None
+    return pa, pq
+
+
+def assemble_parquet(out, records: dict, files, label_list, settings, record: dict):
+    """Write the Parquet table in input order from ``records`` (``{file id: record}``), then
+    the errors CSV and the settings record; like the CSV sink, every file atomically.
+
+    Returns
+    -------
+    n_rows : int
+    errors : list of (file, reason)
+    """
+    from .corpus import row_names
+    from .sinks import _csv_line
+
+    pa, pq = _require_pyarrow()
+    labelled = label_list is not None
+    columns = settings.columns(labelled=labelled)
+    features = settings.feature_columns()
+    whole_file = settings.segment_seconds is None
+    bare = settings.preset == "gtzan"
+    errors: list[tuple[str, str]] = []
+    entries = [dict(e) for e in record["files"]]
+    names: list[str] = []
+    lengths: list[int] = []
+    labels: list[str] = []
+    blocks: list[np.ndarray] = []
+    for i, (file, entry) in enumerate(zip(files, entries)):
+        rec = records[file.id]
+        if "error" in rec:
+            errors.append((str(file.path), rec["error"]))
+            entry["error"] = rec["error"]
+            continue
+        rows = row_names(file.id, len(rec["values"]), whole_file=whole_file, bare=bare)
+        names.extend(rows)
+        lengths.extend([int(rec["length"])] * len(rows))
+        if labelled:
+            labels.extend([label_list[i]] * len(rows))
+        blocks.append(np.asarray(rec["values"], dtype=np.float64).reshape(len(rows), len(features)))
+        entry["rows"] = len(rows)
+    values = np.concatenate(blocks) if blocks else np.empty((0, len(features)))
+    arrays = [pa.array(names, type=pa.string()), pa.array(lengths, type=pa.int64())]
+    arrays += [pa.array(np.ascontiguousarray(values[:, j]), type=pa.float64()) for j in range(len(features))]
+    if labelled:
+        arrays.append(pa.array(labels, type=pa.string()))
+    meta = {"featx_version": record.get("featx_version"), "settings": record["settings"],
+            "columns": columns, "labels": record.get("labels")}
+    table = pa.Table.from_arrays(arrays, names=columns).replace_schema_metadata(
+        {METADATA_KEY: json.dumps(meta, sort_keys=True).encode()})
+    n_rows = len(names)
+    tmp, fd = temp_beside(out.csv)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pq.write_table(table, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        digest = _sha256(tmp)
+        if errors:
+            atomic_write(out.errors, "".join(_csv_line(r) for r in [["file", "reason"], *errors]))
+        else:
+            out.errors.unlink(missing_ok=True)
+        record = dict(record, files=entries, rows=n_rows, errors=[list(e) for e in errors],
+                      csv_sha256=digest)
+        atomic_write(out.settings, json.dumps(record, indent=2) + "\n")
+        commit(tmp, out.csv)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise write_error(out.csv, exc) from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return n_rows, errors
+
+
+def _sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def previous_parquet_records(out, previous: dict, fingerprints: dict, n_features: int) -> dict:
+    """Records of the unchanged files whose rows an earlier run left in the Parquet table
+    ``out.csv``: ``{file id: record}`` (the caller has checked the file's SHA-256)."""
+    _, pq = _require_pyarrow()
+    table = pq.read_table(out.csv)
+    if table.num_columns < 2 + n_features:
+        return {}
+    lengths = table.column(1).to_numpy()
+    values = np.column_stack([table.column(2 + j).to_numpy() for j in range(n_features)]) \
+        if table.num_rows else np.empty((0, n_features))
+    reused: dict[str, dict] = {}
+    row = 0
+    for entry in previous["files"]:
+        key = entry["id"]
+        same = fingerprints.get(key) == [entry["size"], entry["mtime_ns"]]
+        if "error" in entry:
+            if same:
+                reused[key] = {"key": key, "fingerprint": fingerprints[key], "error": entry["error"]}
+            continue
+        n = int(entry["rows"])
+        if row + n > table.num_rows:
+            return {}
+        if same:
+            reused[key] = {"key": key, "fingerprint": fingerprints[key], "length": int(lengths[row]),
+                           "values": values[row:row + n].tolist()}
+        row += n
+    return reused if row == table.num_rows else {}

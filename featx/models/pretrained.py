@@ -1,0 +1,116 @@
+"""Pretrained networks as registry models: ``vgg16`` on mel images of a spectrogram store.
+
+:func:`vgg16_model` is the registry's builder: :func:`featx.models.transfer.build_vgg16`
+(ImageNet's VGG16 base, frozen, under dense 128 + dropout 0.5, as the mel-image study)
+with the training option ``fine_tune_lr_factor``. :func:`fine_tuning_optimizer` gives
+the unfrozen VGG16 blocks (``fine_tune_blocks=N``) that fraction of the learning rate,
+while the new head learns at the full rate: the usual way of adapting pretrained
+filters without wiping them out in the first epochs.
+
+Keras 3 optimizers take one learning rate; the optimizer is therefore rebuilt as a
+subclass of its own class whose update step multiplies the rate of the chosen
+variables by the factor (every optimizer featx offers updates each variable in
+``update_step``). A model saved after training keeps only its weights: bundles load
+without the optimizer.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..errors import ConfigError
+
+__all__ = ["DEFAULT_LR_FACTOR", "fine_tuning_optimizer", "vgg16_model"]
+
+#: Learning-rate factor of the fine-tuned VGG16 blocks, relative to the head's.
+DEFAULT_LR_FACTOR = 0.1
+
+
+def vgg16_model(input_shape: Sequence[int], num_classes: int, *, activation: str = "softmax",
+                weights="imagenet", fine_tune_blocks: int = 0, fine_tune_lr_factor: float = DEFAULT_LR_FACTOR,
+                dense_units: int = 128, dropout: float = 0.5):
+    """The ``vgg16`` registry model (see :func:`featx.models.transfer.build_vgg16`).
+
+    Parameters
+    ----------
+    input_shape : (height, width) or (height, width, channels)
+        A store's mel images, each side at least 32 pixels.
+    num_classes : int >= 2
+    activation : {'softmax', 'sigmoid'}
+    weights : 'imagenet', path or 'none'
+        The base's starting weights.
+    fine_tune_blocks : int in [0, 5]
+        VGG16's last blocks left trainable.
+    fine_tune_lr_factor : float in (0, 1]
+        Their learning rate relative to the head's; used by the trainer
+        (:func:`fine_tuning_optimizer`), not by the network.
+    dense_units : int > 0
+    dropout : float in [0, 1)
+
+    Returns
+    -------
+    keras.Model
+        Uncompiled.
+    """
+    _check_factor(fine_tune_lr_factor)
+    from .transfer import build_vgg16
+
+    return build_vgg16(input_shape, num_classes, activation=activation, weights=weights,
+                       fine_tune_blocks=fine_tune_blocks, dense_units=dense_units, dropout=dropout)
+
+
+def _check_factor(factor) -> float:
+    try:
+        value = float(factor)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if isinstance(factor, bool) or not 0 < value <= 1:
+        raise ConfigError(f"fine_tune_lr_factor must be a number in (0, 1]. "
+                          f"Received: fine_tune_lr_factor={factor!r}", param="fine_tune_lr_factor")
+    return value
+
+
+def fine_tuning_optimizer(model, optimizer, params: dict | None = None):
+    """``optimizer``, or a copy that trains the fine-tuned VGG16 blocks of ``model`` slower.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Any model; only one with fine-tuned VGG16 blocks (see
+        :func:`featx.models.transfer.fine_tuned_layers`) gets another optimizer.
+    optimizer : keras.optimizers.Optimizer
+        Not yet built (as made for ``compile``).
+    params : dict, optional
+        The model's hyperparameters; ``fine_tune_lr_factor`` (default
+        :data:`DEFAULT_LR_FACTOR`) is the fine-tuned blocks' share of the rate.
+
+    Returns
+    -------
+    keras.optimizers.Optimizer
+        Of a subclass of ``optimizer``'s class, with the same configuration (learning
+        rate or schedule included); ``optimizer`` itself when nothing is fine-tuned or
+        the factor is 1.
+    """
+    from .transfer import BASE_NAME, fine_tuned_layers
+
+    factor = _check_factor((params or {}).get("fine_tune_lr_factor", DEFAULT_LR_FACTOR))
+    try:
+        model.get_layer(BASE_NAME)
+    except ValueError:
+        return optimizer
+    slow = {v.path for layer in fine_tuned_layers(model) for v in layer.trainable_weights}
+    if not slow or factor == 1:
+        return optimizer
+    cls = type(optimizer)
+
+    class SlowerFineTuning(cls):
+        def build(self, variables):
+            super().build(variables)
+            self._featx_slow = {self._var_key(v) for v in variables if v.path in slow}
+
+        def update_step(self, gradient, variable, learning_rate):
+            if self._var_key(variable) in self._featx_slow:
+                learning_rate = learning_rate * factor
+            return super().update_step(gradient, variable, learning_rate)
+
+    SlowerFineTuning.__name__ = SlowerFineTuning.__qualname__ = f"SlowerFineTuning{cls.__name__}"
+    return SlowerFineTuning.from_config(optimizer.get_config())
