@@ -514,7 +514,8 @@ def load_bundle(directory) -> Bundle:
     """
     directory = Path(directory)
     if not directory.is_dir():
-        raise BundleError(f"{directory}: no such bundle folder; expected the -o folder of 'featx train'")
+        raise BundleError(f"{directory}: no such bundle folder; expected the output_dir of a training run "
+                          "(a folder holding metadata.json)")
     from .bundle_checks import check_keras_shapes, check_metadata, check_preprocessing, corrupt
 
     meta_path, prep_path = directory / METADATA, directory / PREPROCESSING
@@ -584,7 +585,7 @@ def _load_keras(path: Path):
 
 def _load_baseline(path: Path, spec: ModelSpec, metadata: dict, *, params: dict, n_features: int,
                    n_classes: int):
-    from .bundle_checks import check_baseline_arrays
+    from .bundle_checks import check_baseline_arrays, check_refit
 
     if not path.is_file():
         raise BundleError(f"{path}: missing; expected the saved baseline arrays")
@@ -595,7 +596,9 @@ def _load_baseline(path: Path, spec: ModelSpec, metadata: dict, *, params: dict,
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BundleError(f"{path}: cannot read the baseline arrays ({first[:200]})") from None
     multi_label = metadata.get("multi_label") is True
-    check_baseline_arrays(path, arrays, n_features=n_features, n_classes=n_classes, multi_label=multi_label)
+    n_train = (metadata.get("final_fit") or {}).get("n_train")
+    check_baseline_arrays(path, arrays, n_features=n_features, n_classes=n_classes, multi_label=multi_label,
+                          n_train=n_train)
     seed = int((metadata.get("final_fit") or {}).get("seed", metadata.get("seed", 0)))
     estimator = build_estimator(spec, params, seed=seed, multi_label=multi_label)
     try:
@@ -603,7 +606,9 @@ def _load_baseline(path: Path, spec: ModelSpec, metadata: dict, *, params: dict,
         proba = sklearn_proba(estimator, arrays["check_X"])
     except Exception as exc:
         raise BundleError(f"{path}: corrupt baseline data ({type(exc).__name__}: {exc})") from None
-    if proba.shape != arrays["check_proba"].shape or not np.allclose(proba, arrays["check_proba"], atol=1e-6):
+    saved, now = metadata.get("versions") or {}, library_versions(keras_too=False)
+    same = all(str(saved.get(k)) == str(now.get(k)) for k in ("scikit-learn", "numpy"))
+    if check_refit(path, proba, arrays["check_proba"], same_versions=same) > 1e-6:
         warnings.warn(
             f"{path}: the refitted {spec.name} does not reproduce the saved probabilities exactly "
             "(another scikit-learn version, or a CPU whose BLAS rounds differently); "

@@ -62,8 +62,14 @@ def _names(path, field, value, *, unique: bool = True, empty: bool = False) -> l
     return value
 
 
-def _numbers(path, field, value, n: int, *, positive: bool = False) -> np.ndarray:
-    """A JSON list of ``n`` finite numbers (each > 0 with ``positive``)."""
+#: What a fitted scaler can hold: a scale of 1e-300 or a mean of 1e308 overflows float64
+#: on the first row (no feature table featx reads needs anything near these bounds).
+MAX_SCALE, MIN_SCALE, MAX_MEAN = 1e12, 1e-12, 1e12
+
+
+def _numbers(path, field, value, n: int, *, positive: bool = False,
+             bound: tuple[float, float] | None = None) -> np.ndarray:
+    """A JSON list of ``n`` finite numbers (each > 0 with ``positive``; in ``bound`` when given)."""
     if not isinstance(value, list) or len(value) != n:
         got = len(value) if isinstance(value, list) else type(value).__name__
         raise corrupt(path, field, f"must be a list of {n} numbers, one per feature column. "
@@ -73,6 +79,8 @@ def _numbers(path, field, value, n: int, *, positive: bool = False) -> np.ndarra
         if not ok:
             raise corrupt(path, f"{field}[{i}]", f"must be a finite number{' > 0' if positive else ''}",
                           item)
+        if bound is not None and not bound[0] <= item <= bound[1]:
+            raise corrupt(path, f"{field}[{i}]", f"must lie in [{bound[0]:g}, {bound[1]:g}]", item)
     return np.asarray(value, dtype=np.float64)
 
 
@@ -100,9 +108,12 @@ def check_preprocessing(path: Path, data: dict) -> None:
     scaler = data.get("scaler")
     if not isinstance(scaler, dict):
         raise corrupt(path, "scaler", "must be an object with 'mean' and 'scale'", scaler)
-    _numbers(path, "scaler.mean", scaler.get("mean"), len(columns))
-    _numbers(path, "scaler.scale", scaler.get("scale"), len(columns), positive=True)
+    _numbers(path, "scaler.mean", scaler.get("mean"), len(columns), bound=(-MAX_MEAN, MAX_MEAN))
+    _numbers(path, "scaler.scale", scaler.get("scale"), len(columns), positive=True,
+             bound=(MIN_SCALE, MAX_SCALE))
     labels = data.get("labels")
+    if labels is None:
+        raise corrupt(path, "labels", "must be present (the label encoding)", None, received=False)
     if labels is not None:
         if not isinstance(labels, dict):
             raise corrupt(path, "labels", "must be an object", labels)
@@ -188,6 +199,9 @@ def check_metadata(path: Path, metadata: dict, spec, *, n_features: int, classes
     for name in ("versions", "config", "files"):
         if name in metadata and not isinstance(metadata[name], dict):
             raise corrupt(path, name, "must be an object", metadata[name])
+    if "config" not in metadata:
+        raise corrupt(path, "config", "must be present (the training configuration)", None, received=False)
+    _int(path, "config.folds", metadata["config"].get("folds"), low=1, high=100_000)
     for key, value in (metadata.get("versions") or {}).items():
         if not isinstance(value, str):
             raise corrupt(path, f"versions.{key}", "must be text", value)
@@ -231,12 +245,16 @@ def check_metadata(path: Path, metadata: dict, spec, *, n_features: int, classes
 
 
 def check_baseline_arrays(path: Path, arrays: dict, *, n_features: int, n_classes: int,
-                          multi_label: bool = False) -> None:
-    """The arrays of ``baseline.npz``: finite training rows of the right width, valid labels
-    (class codes, or for ``multi_label`` rows of 0 and 1, one column per class)."""
+                          multi_label: bool = False, n_train: int | None = None) -> None:
+    """The arrays of ``baseline.npz``: finite training rows of the right width (``n_train``
+    of them, as metadata.json says, when given), valid labels (class codes, or for
+    ``multi_label`` rows of 0 and 1, one column per class), at most as many check rows."""
     X, y = arrays["X"], arrays["y"]
     if X.ndim != 2 or X.shape[1] != n_features or X.shape[0] < 1 or X.dtype.kind != "f":
         raise corrupt(path, "X", f"must be a float matrix with {n_features} columns", X.shape)
+    if n_train is not None and len(X) != n_train:
+        raise corrupt(path, "X", f"must hold the {n_train} training rows metadata.json names "
+                                 f"(final_fit.n_train). Received: {len(X)} rows", received=False)
     if not np.isfinite(X).all():
         raise corrupt(path, "X", "must hold finite numbers only; it holds NaN or infinity",
                       received=False)
@@ -249,12 +267,38 @@ def check_baseline_arrays(path: Path, arrays: dict, *, n_features: int, n_classe
         raise corrupt(path, "y", f"must give one class index in [0, {n_classes}) per row of X",
                       received=False)
     check_X, check_proba = arrays["check_X"], arrays["check_proba"]
-    if check_X.ndim != 2 or check_X.shape[1] != n_features or not np.isfinite(check_X).all():
-        raise corrupt(path, "check_X", f"must be a finite matrix with {n_features} columns",
+    if (check_X.ndim != 2 or check_X.shape[1] != n_features or len(check_X) > len(X)
+            or not np.isfinite(check_X).all()):
+        raise corrupt(path, "check_X", f"must be a finite matrix with {n_features} columns and at "
+                                       "most as many rows as X",
                       check_X.shape)
     if check_proba.shape != (len(check_X), n_classes) or not np.isfinite(check_proba).all():
         raise corrupt(path, "check_proba", f"must be a finite matrix of shape ({len(check_X)}, {n_classes})",
                       check_proba.shape)
+
+
+#: How far a refit with the same library versions may stray from the saved probabilities
+#: (BLAS rounding on another CPU stays far below it; a changed hyperparameter does not).
+REFIT_TOLERANCE = 1e-3
+
+
+def check_refit(path: Path, proba: np.ndarray, saved: np.ndarray, *, same_versions: bool) -> float:
+    """The largest gap between refitted and saved check probabilities.
+
+    Raises
+    ------
+    BundleError
+        The shapes differ, or the gap exceeds :data:`REFIT_TOLERANCE` although the
+        library versions are those that saved the bundle: its params or arrays were changed.
+    """
+    if proba.shape != saved.shape:
+        raise corrupt(path, "check_proba", f"must have shape {proba.shape}", saved.shape)
+    gap = float(np.max(np.abs(proba - saved))) if proba.size else 0.0
+    if same_versions and gap > REFIT_TOLERANCE:
+        raise corrupt(path, "check_proba", "must be reproduced by the model refitted from the saved "
+                      f"arrays with the params of metadata.json; they differ by up to {gap:.3g} "
+                      "under the same library versions (params or arrays were changed)", received=False)
+    return gap
 
 
 def _shape(tensor) -> tuple:

@@ -27,6 +27,10 @@ class AudioError(FeatxError):
     """An audio file cannot be decoded or is unusable (empty, too short)."""
 
 
+class AudioValueError(AudioError, ValueError):
+    """An array of samples given to featx has the wrong shape, type or values."""
+
+
 class ConfigError(FeatxError, ValueError):
     """An option or setting has an invalid value."""
 

@@ -190,9 +190,12 @@ def test_max_trials_lets_a_bigger_grid_be_planned(tmp_path, feature_csv):
     options.max_trials = 6
     assert len(plan_sweep(options, space).trials) == 6
     sampled = SweepOptions(csv=feature_csv, model="knn", output=tmp_path / "r", search="random",
-                           n_iter=50, max_trials=49)
-    with pytest.raises(ConfigError, match="random search has 50 combinations"):
+                           n_iter=50, max_trials=5)
+    # sampling a 6-point grid 50 times gives its 6 combinations once each
+    with pytest.raises(ConfigError, match="random search has 6 combinations"):
         plan_sweep(sampled, space)
+    sampled.max_trials = 6
+    assert len(plan_sweep(sampled, space).trials) == 6
 
 
 def test_results_csv_is_rewritten_every_few_seconds_not_after_every_trial(tmp_path, feature_csv):

@@ -95,7 +95,6 @@ def test_bad_files_are_skipped_and_reported(corpus, tmp_path, tone, write_wav):
 
 def test_bad_options_get_one_line_errors(corpus, tmp_path):
     cases = [
-        (["--preset", "kaggle"], "unknown preset 'kaggle'"),
         (["--segment-seconds", "0"], "positive"),
         (["--segment-seconds", "-3"], "--segment-seconds -3.0"),
         (["--segment-seconds", "abc"], "'abc'"),

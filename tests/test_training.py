@@ -273,4 +273,4 @@ def test_library_errors_name_parameters_and_the_command_line_names_options(tmp_p
     assert "--split artist needs an artist mapping file (--artist-map FILE" in result.output
     result = run_cli("sweep", csv, "-m", "knn", "-o", tmp_path / "s", "--folds", "0", "-p", "n_neighbors=1",
                      ok=False)
-    assert "Error: --folds must be a positive integer. Received: --folds 0" in result.output
+    assert "Error: --folds must be an integer >= 1. Received: --folds 0" in result.output

@@ -86,7 +86,8 @@ def os_error_message(exc: OSError, *, fallback=None) -> str:
 
 
 #: Library parameters whose command-line option is not ``--`` + the name with dashes.
-PARAM_FLAGS = {"model": "--model", "params": "--param", "n_iter": "--n-iter", "jobs": "--jobs"}
+PARAM_FLAGS = {"model": "--model", "params": "--param", "n_iter": "--n-iter", "jobs": "--jobs",
+               "grid_file": "--grid"}
 
 
 def option_flags(ctx: click.Context | None = None) -> dict[str, str]:

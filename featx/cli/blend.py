@@ -28,7 +28,7 @@ from ._common import handle_errors, info, progress_enabled
 def blend(ctx, inputs, output_dir, kind, pairs, crossfade, seed, sr, labels):
     """Make two-genre clips from single-genre ones, labelled 'A;B', for testing multi-genre models.
 
-    Pairs clips of different genres from INPUT (audio files or folders, labelled as
+    Pairs clips of different genres from INPUTS (audio files or folders, labelled as
     for `featx extract`). Every blend is as long as the shorter clip of its pair and is
     written as a 16-bit WAV; OUTPUT_DIR/labels.csv names each blend's label and
     sources. Clips are resampled to one rate.

@@ -36,8 +36,8 @@ def _report(result) -> None:
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
               help="CSV file to write (its folder is created if needed); a .parquet name "
                    "writes a Parquet table with the same columns and numbers.")
-@click.option("--preset", default="default", show_default=True,
-              help=f"Column set: {' | '.join(PRESETS)}. 'gtzan' writes exactly the Kaggle "
+@click.option("--preset", type=click.Choice(PRESETS), default="default", show_default=True,
+              help="Column set. 'gtzan' writes exactly the Kaggle "
                    "GTZAN columns; 'default' adds spectral contrast per band; 'musicnn-msd' "
                    "and 'musicnn-mtt' write a pretrained musicnn network's embedding "
                    "(emb_0..emb_199) and 50 tag probabilities (tag_*), averaged per segment "
@@ -52,7 +52,7 @@ def _report(result) -> None:
               help="Label source: each file's parent folder, none (no label column), or a "
                    "CSV with columns file,label.")
 @click.option("-j", "--jobs", type=int, default=None,
-              help="Worker processes (default: all cores).")
+              help="Worker processes, an integer >= 1 (default: all cores).")
 @click.option("--overwrite", is_flag=True,
               help="Replace an existing output or unfinished run made with other settings.")
 @click.option("--scheduler", default=None, metavar="ADDRESS",

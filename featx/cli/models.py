@@ -51,6 +51,19 @@ def _threshold_option(ctx, threshold: str, multi_label: bool):
     return value
 
 
+def _refuse_keras_options(ctx, spec) -> None:
+    """Refuse a Keras training option given on the command line for a scikit-learn model."""
+    from ..sweep.space import KERAS_OPTIONS
+
+    if spec.kind != "sklearn":
+        return
+    for name in sorted(KERAS_OPTIONS):
+        if name in ctx.params and ctx.get_parameter_source(name) not in (
+                click.core.ParameterSource.DEFAULT, None):
+            raise ConfigError(f"{name} is a Keras training option; {spec.name} is a scikit-learn model. "
+                              f"Received: {name}={ctx.params[name]}", param=name)
+
+
 # ---------------------------------------------------------------------------
 # train
 
@@ -111,6 +124,7 @@ def train(ctx, csv, model_name, output, epochs, batch_size, learning_rate, optim
     from ..training.pipeline import train_bundle
 
     spec = get_model(model_name)
+    _refuse_keras_options(ctx, spec)
     overrides = _parse_params(params)
     for name, value in (("units", units), ("dropout", dropout), ("depth", depth)):
         if value is not None:
@@ -250,7 +264,7 @@ def _warn_training_tracks(bundle, tables, audio) -> None:
 @click.argument("bundle_dir", type=click.Path(path_type=Path))
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
-              show_default=True)
+              show_default=True, help="Output: a readable table, CSV rows or JSON.")
 @click.option("-k", "--top-k", type=int, default=3, show_default=True,
               help="Genres shown per file (table and json). Given with -f csv: columns "
                    "top1, top1_probability, ... for the k best genres instead of one per genre.")
@@ -283,6 +297,9 @@ def predict(ctx, bundle_dir, inputs, fmt, top_k, output, threshold):
         raise ConfigError(f"--top-k must be >= 1. Received: {top_k}")
     if output is not None:
         _check_output_file(output)  # before any work: a wrong -o must not cost a whole run
+        from ..io.guard import check_output_file
+
+        check_output_file(output, (bundle_dir, *inputs))
     bundle = load_bundle(bundle_dir)
     if threshold is not None:
         from ..bundle_multilabel import single_label_refusal

@@ -30,7 +30,7 @@ def plot():
 @click.option("-f", "--feature", "features", multiple=True,
               help="Feature column (repeatable) [default: spectral_centroid_mean, tempo].")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("plots"),
-              show_default=True)
+              show_default=True, help="Folder for one boxplot PNG per feature.")
 @handle_errors
 def plot_features(csv, features, output):
     """Boxplots of feature columns by genre."""
@@ -60,7 +60,7 @@ def plot_features(csv, features, output):
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--sr", type=int, default=22050, show_default=True, help="Sample rate for analysis.")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("plots"),
-              show_default=True)
+              show_default=True, help="Folder for one PNG per file (waveform, mel spectrogram, chromagram).")
 @handle_errors
 def plot_audio(files, sr, output):
     """Waveform, mel spectrogram and chromagram of audio files."""

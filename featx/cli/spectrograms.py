@@ -56,7 +56,8 @@ def _report(result) -> None:
 @click.option("--normalise", "normalisation", default="none", show_default=True,
               type=click.Choice(["none", "per-image"]),
               help="per-image: scale each image to [0, 1] by its own minimum and maximum.")
-@click.option("-j", "--jobs", type=int, default=None, help="Worker processes (default: all cores).")
+@click.option("-j", "--jobs", type=int, default=None,
+              help="Worker processes, an integer >= 1 (default: all cores).")
 @click.option("--overwrite", is_flag=True,
               help="Replace a store featx made with other settings (never a folder featx did not make).")
 @click.pass_context

@@ -48,11 +48,13 @@ logger = logging.getLogger(__name__)
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True,
               help="Seed for splits, weights, shuffling and random search.")
 @click.option("-j", "--jobs", type=int, default=1, show_default=True,
-              help="Trials run in parallel worker processes (-1: one per CPU core).")
+              help="Trials run in parallel worker processes, an integer >= 1 (-1: one per CPU core).")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Run the trials on a running Dask cluster (e.g. tcp://10.0.0.5:8786) "
                    "instead of local processes; its workers must read the CSV.")
 @click.option("--retry-failed", is_flag=True, help="Run failed trials of earlier runs again.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace what an earlier sweep of other data or another model wrote in DIR.")
 @click.option("--retrain-best/--no-retrain-best", default=True, show_default=True,
               help="Retrain the best configuration and score it once on the test part (DIR/best).")
 @click.option("--max-trials", type=int, default=MAX_TRIALS, show_default=True, metavar="N",
@@ -62,7 +64,7 @@ logger = logging.getLogger(__name__)
                            "run the same command again to resume")
 def sweep(ctx, csv, model_name, output, params, grid_file, search, n_iter, metric, level, split, folds,
           test_fraction, artist_map, split_dir, seed, jobs, scheduler, retry_failed, retrain_best,
-          max_trials, multi_label, threshold):
+          max_trials, multi_label, threshold, overwrite):
     """Evaluate a grid or random sample of hyperparameters for one model on a feature CSV
     (a spectrogram STORE folder for an image model such as cnn2d).
 
@@ -89,7 +91,7 @@ def sweep(ctx, csv, model_name, output, params, grid_file, search, n_iter, metri
         level=level, split=split, folds=folds, test_fraction=test_fraction, seed=seed,
         artist_map=artist_map, split_dir=split_dir, jobs=jobs, retry_failed=retry_failed,
         retrain_best=retrain_best, max_trials=max_trials, scheduler=scheduler,
-        multi_label=multi_label, threshold=threshold).validate()
+        multi_label=multi_label, threshold=threshold, overwrite=overwrite).validate()
     space = space_from_options(get_model(model_name), list(params), grid_file)
     plan = plan_sweep(options, space)
     outcome = run_sweep(plan, progress=progress_enabled(ctx))

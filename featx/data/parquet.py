@@ -43,6 +43,8 @@ def read_parquet_table(path: Path):
     names = [str(n) for n in schema.names]
     seen: dict[str, int] = {}
     for i, name in enumerate(names):
+        if not name.strip():
+            raise DataError(f"{path}: column {i + 1} has an empty name; expected a name for every column")
         if name in seen:
             raise DataError(
                 f"{path}: column {name!r} appears more than once in the header (columns {seen[name] + 1} "

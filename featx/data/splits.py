@@ -144,7 +144,10 @@ def _check_labels(y: np.ndarray, groups: np.ndarray, folds: int, name: str) -> N
     if n_groups < needed:
         raise DataError(
             f"{name}: {n_groups} track/artist group(s) but {folds} fold(s) requested; "
-            f"expected at least {needed} groups (use fewer folds or more data)", param="folds"
+            f"expected at least {needed} groups ("
+            + (f"use at most {n_groups} folds or more data" if n_groups >= 3 else
+               "more data: training, validation and testing need 3 groups whatever the folds")
+            + ")", param="folds"
         )
     per_class = {label: len(set(groups[y == label])) for label in classes}
     if max(per_class.values()) < folds:
@@ -153,9 +156,11 @@ def _check_labels(y: np.ndarray, groups: np.ndarray, folds: int, name: str) -> N
             f"(largest: {max(per_class.values())}); use fewer folds or more data", param="folds"
         )
     for label, n in per_class.items():
-        if n < max(folds, 2):
+        if folds > 1 and n < folds:
             logger.warning("class %r has only %d group(s), fewer than the %d folds; "
-                           "some folds will not test it", label, n, folds)
+                           "some folds will not test it", str(label), n, folds)
+        elif n < 2:
+            logger.warning("class %r has only 1 group: it cannot be both trained on and tested", str(label))
 
 
 def _inner_valid(train_idx, y, groups, fraction: float, seed: int, grouped: bool):
@@ -214,7 +219,7 @@ def make_splits(
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     if not isinstance(folds, int) or folds < 1:
-        raise ConfigError(f"folds must be a positive integer. Received: folds={folds!r}", param="folds")
+        raise ConfigError(f"folds must be an integer >= 1. Received: folds={folds!r}", param="folds")
     from sklearn.model_selection import KFold, StratifiedGroupKFold, StratifiedKFold
 
     from .labels import first_genres

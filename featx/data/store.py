@@ -189,7 +189,7 @@ class StoreWriter:
             diff = _settings_differences(old if isinstance(old, dict) else {}, self.settings.to_dict())
             raise OutputError(
                 f"{path} holds spectrograms made with other settings ({diff}); use those settings "
-                "to add to it, or pass --overwrite to replace it"
+                "to add to it, or pass overwrite=True to replace it"
             )
         return marker
 

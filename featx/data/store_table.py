@@ -98,7 +98,7 @@ class StoreTable:
             row = int(np.flatnonzero(missing.to_numpy())[0])
             raise DataError(
                 f"{self.name}: segment {self.frame['filename'].iloc[row]!r} has no label; expected a "
-                "labelled store (featx spectrograms --labels folder or FILE.csv)"
+                "labelled store (made with labels='folder' or a labels CSV)"
             )
         return self.frame[LABEL_COLUMN].astype(str).to_numpy()
 
@@ -174,5 +174,5 @@ def check_input(spec, table, params: dict | None = None) -> None:
             raise DataError(
                 f"{table.name}: model {spec.name!r} needs {', '.join(spec.image_kinds(params))} images; "
                 f"the store holds no {', '.join(missing)} images (it holds {', '.join(table.kinds)}). "
-                f"Make the store with --kinds {','.join(spec.image_kinds(params))}"
+                f"Make the store with kinds={','.join(spec.image_kinds(params))}"
             )

@@ -284,7 +284,7 @@ MAX_FEATURE_MAGNITUDE = 1e100
 
 
 def _check_header(path: Path, frame: pd.DataFrame) -> None:
-    """Refuse a header that names a column twice.
+    """Refuse a header that names a column twice, or leaves a column's name empty.
 
     pandas renames the second ``tempo`` to ``tempo.1``, so the raw header line is read
     again here: a renamed column would otherwise be trained on under a name nobody gave it.
@@ -297,6 +297,9 @@ def _check_header(path: Path, frame: pd.DataFrame) -> None:
     names = [str(c).strip() for c in header] if len(header) == len(frame.columns) else list(frame.columns)
     seen: dict[str, int] = {}
     for i, name in enumerate(names):
+        if not name:
+            raise DataError(f"{path}: column {i + 1} has an empty name in the header; expected a "
+                            "name for every column (a saved row index? write the CSV without it)")
         if name in seen:
             raise DataError(
                 f"{path}: column {name!r} appears more than once in the header (columns {seen[name] + 1} "

@@ -22,6 +22,13 @@ AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".m
 #: Lowest native sample rate accepted, in Hz. A file declaring less (a crafted or
 #: damaged header) would be resampled by a factor of thousands.
 MIN_NATIVE_SR = 1000
+#: Highest native sample rate accepted, in Hz (well above 768 kHz, the highest PCM
+#: rate in use): a file declaring more has a damaged header.
+MAX_NATIVE_SR = 1_536_000
+#: Largest absolute sample value accepted after decoding. Decoded integer audio lies
+#: in [-1, 1]; float files may exceed full scale, but not by orders of magnitude:
+#: beyond this the spectra overflow and every feature would come out as 0.
+MAX_AMPLITUDE = 1e6
 #: Most samples a file may hold, per channel, as decoded and after resampling
 #: (2**27: about 101 minutes at 22050 Hz, 512 MiB as float32).
 MAX_SAMPLES = 2**27
@@ -82,8 +89,9 @@ def load(path, *, sr: int) -> np.ndarray:
     ConfigError
         ``sr`` is outside :data:`featx.features.settings.SR_RANGE`.
     AudioError
-        The file is unreadable, not audio, corrupt, empty, holds non-finite samples,
-        declares a sample rate below :data:`MIN_NATIVE_SR`, or holds more than
+        The file is unreadable, not audio, corrupt, empty,
+        declares a sample rate below :data:`MIN_NATIVE_SR` or above :data:`MAX_NATIVE_SR`,
+        holds samples that are not finite or beyond :data:`MAX_AMPLITUDE`, or more than
         :data:`MAX_SAMPLES` samples as decoded or after resampling to ``sr``.
     """
     from ..features.settings import SR_RANGE
@@ -111,6 +119,7 @@ def load(path, *, sr: int) -> np.ndarray:
     except Exception as exc:  # decoders raise many unrelated types
         raise AudioError(f"{path}: cannot be decoded as audio: {decode_failure(path, exc)}") from None
     _check_size(path, int(native), y.shape[-1], sr=sr)
+    _check_samples(path, y)
     if native != sr:
         import librosa
 
@@ -215,12 +224,29 @@ def _check_size(path: Path, native: int, frames: int, *, sr: int) -> None:
             f"(resampling it to {sr} Hz would multiply its length by {sr / max(native, 1):,.0f}); "
             "the header is damaged or the file is not audio"
         )
+    if native > MAX_NATIVE_SR:
+        raise AudioError(
+            f"{path}: sample rate {native:,} Hz is above the {MAX_NATIVE_SR:,} Hz featx accepts; "
+            "the header is damaged or the file is not audio"
+        )
     resampled = math.ceil(frames * sr / native)
     if max(frames, resampled) > MAX_SAMPLES:
         raise AudioError(
             f"{path}: {frames / native / 60:,.1f} min long ({frames:,} samples at {native} Hz, "
             f"{resampled:,} at {sr} Hz); featx analyses at most {MAX_SAMPLES:,} samples per file "
             f"({MAX_SAMPLES / sr / 60:,.0f} min at {sr} Hz): cut it into shorter files"
+        )
+
+
+def _check_samples(path: Path, y: np.ndarray) -> None:
+    """Refuse decoded samples that are not finite or beyond :data:`MAX_AMPLITUDE`."""
+    if not np.all(np.isfinite(y)):
+        raise AudioError(f"{path}: decoded samples contain NaN or infinity")
+    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    if peak > MAX_AMPLITUDE:
+        raise AudioError(
+            f"{path}: peak sample amplitude {peak:.3g}; expected at most {MAX_AMPLITUDE:g} "
+            "(full scale is 1): the samples are damaged or not audio"
         )
 
 

@@ -67,7 +67,7 @@ def connect(scheduler: str):
     try:
         from distributed import Client
     except ImportError:
-        raise ConfigError("--scheduler needs Dask: pip install 'featx[dask]' "
+        raise ConfigError(f"scheduler={scheduler!r} needs Dask: pip install 'featx[dask]' "
                           "(dask[distributed])", param="scheduler") from None
     if not isinstance(scheduler, str) or not scheduler.strip():
         raise ConfigError(f"scheduler must be an address like tcp://host:8786. "

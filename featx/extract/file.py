@@ -142,7 +142,7 @@ def extract_array_features(y, *, sr: int, settings: FeatureSettings, name: str =
 
 def _prepare_array(y, *, sr, target_sr: int, name: str) -> np.ndarray:
     from .audio import MAX_SAMPLES, MIN_NATIVE_SR
-    from ..errors import ConfigError
+    from ..errors import AudioValueError, ConfigError
 
     if not isinstance(sr, (int, np.integer)) or isinstance(sr, bool) or sr < MIN_NATIVE_SR:
         raise ConfigError(f"sr must be the sample rate of the array, an integer >= {MIN_NATIVE_SR} Hz. "
@@ -150,18 +150,18 @@ def _prepare_array(y, *, sr, target_sr: int, name: str) -> np.ndarray:
     try:
         y = np.asarray(y, dtype=np.float32)
     except (TypeError, ValueError):
-        raise AudioError(f"{name}: expected a numeric array of samples. Received: {type(y).__name__}") from None
+        raise AudioValueError(f"{name}: expected a numeric array of samples. Received: {type(y).__name__}") from None
     if y.ndim == 2:
         y = y.mean(axis=0, dtype=np.float32)
     if y.ndim != 1:
-        raise AudioError(f"{name}: expected samples of shape (n,) or (channels, n). Received: shape={y.shape}")
+        raise AudioValueError(f"{name}: expected samples of shape (n,) or (channels, n). Received: shape={y.shape}")
     if y.size == 0:
-        raise AudioError(f"{name}: the array holds no samples")
+        raise AudioValueError(f"{name}: the array holds no samples")
     if max(y.size, int(np.ceil(y.size * target_sr / int(sr)))) > MAX_SAMPLES:
-        raise AudioError(f"{name}: {y.size:,} samples at {int(sr)} Hz; featx analyses at most "
-                         f"{MAX_SAMPLES:,} samples per file: cut it into shorter pieces")
+        raise AudioValueError(f"{name}: {y.size:,} samples at {int(sr)} Hz; featx analyses at most "
+                              f"{MAX_SAMPLES:,} samples per file: cut it into shorter pieces")
     if not np.all(np.isfinite(y)):
-        raise AudioError(f"{name}: samples contain NaN or infinity")
+        raise AudioValueError(f"{name}: samples contain NaN or infinity")
     if int(sr) != target_sr:
         import librosa
 

@@ -31,6 +31,12 @@ def read_label_map(path) -> dict[str, str]:
         It is not a CSV, lacks the columns, has an empty label, or names a file
         twice with different labels.
     """
+    path = Path(path)
+    return {entry: label for entry, (_, _, label) in _read_rows(path, *_table(path)).items()}
+
+
+def _table(path):
+    """The labels CSV at ``path`` as text, and the name of its column naming files."""
     import pandas as pd
 
     path = Path(path)
@@ -46,32 +52,32 @@ def read_label_map(path) -> dict[str, str]:
             f"{path}: expected columns 'file' (or 'filename'/'path') and 'label'. "
             f"Received: {', '.join(map(str, table.columns))}"
         )
-    mapping: dict[str, str] = {}
-    names: dict[str, str] = {}
+    return table, key
+
+
+def _read_rows(path: Path, table, key: str) -> dict[str, tuple[int, str, str]]:
+    """``{entry: (row, name as written, label)}``; one entry named twice must agree."""
+    rows: dict[str, tuple[int, str, str]] = {}
     for row, (name, label) in enumerate(zip(table[key], table[LABEL_COLUMN]), start=2):
         if not label:
             raise DataError(f"{path}: empty label for {name!r} (row {row})")
         entry = str(Path(name))
-        if entry in mapping and mapping[entry] != label:
+        if entry in rows and rows[entry][2] != label:
+            first_row, first_name, first_label = rows[entry]
             raise DataError(
-                f"{path}: {name!r} (row {row}) is labelled {label!r}, but {names[entry]!r} above is "
-                f"labelled {mapping[entry]!r}; expected one label per file"
+                f"{path}: {name!r} (row {row}) is labelled {label!r}, but {first_name!r} (row "
+                f"{first_row}) is labelled {first_label!r}; expected one label per file"
             )
-        mapping[entry] = label
-        names.setdefault(entry, name)
-    return mapping
+        rows.setdefault(entry, (row, name, label))
+    return rows
 
 
-def _lookup_label(mapping: dict[str, str], file) -> str | None:
-    """The label of ``file`` (an AudioFile): by id, path as given, absolute path, name, stem."""
+def _keys(file) -> set[str]:
+    """Every way a labels CSV may name ``file`` (an AudioFile): id, path, name, stem."""
     path = Path(file.path)
     stem_id = file.id[: -len(path.suffix)] if path.suffix and file.id.endswith(path.suffix) else file.id
-    for key in (file.id, stem_id, str(path), os.path.abspath(path), path.name, path.stem,
-                str(path.resolve())):
-        key = str(Path(key))
-        if key in mapping:
-            return mapping[key]
-    return None
+    return {str(Path(k)) for k in (file.id, stem_id, str(path), os.path.abspath(path), path.name,
+                                   path.stem, str(path.resolve()))}
 
 
 def labels_digest(labels: str) -> str | None:
@@ -92,17 +98,54 @@ def resolve_labels(files, labels: str) -> list[str] | None:
     labels : str
         ``'folder'``: the name of the folder each file was found in (for a
         symbolic link, the link's folder, not its target's); ``'none'``; or the
-        path of a labels CSV (see :func:`read_label_map`).
+        path of a labels CSV (see :func:`read_label_map`). A row may name a file by
+        its id, path, name or stem; every row naming a file must give the same label,
+        and a row matching several files (``01.wav`` in two albums) is refused. Rows
+        naming no file are ignored with a warning.
+
+    Raises
+    ------
+    DataError
+        Two rows give one file different labels, a row matches several files, or a
+        file has no row.
     """
     if labels == "none":
         return None
     if labels == "folder":
         return [f.folder for f in files]
-    mapping = read_label_map(labels)
+    rows = _read_rows(Path(labels), *_table(labels))
+    keys = [_keys(f) for f in files]
+    matched: dict[str, list[int]] = {}
+    for i, file_keys in enumerate(keys):
+        for k in file_keys:
+            if k in rows:
+                matched.setdefault(k, []).append(i)
+    for entry, found in matched.items():
+        if len(found) > 1:
+            row, name, _ = rows[entry]
+            raise DataError(
+                f"{labels}: {name!r} (row {row}) matches more than one audio file "
+                f"({files[found[0]].path} and {files[found[1]].path}); expected an entry that names "
+                "one file (its path relative to the input folder)"
+            )
     out, missing = [], []
-    for f in files:
-        label = _lookup_label(mapping, f)
-        (missing.append(str(f.path)) if label is None else out.append(label))
+    for f, file_keys in zip(files, keys):
+        hits = sorted(rows[k] for k in file_keys if k in rows)
+        labels_found = {label for _, _, label in hits}
+        if len(labels_found) > 1:
+            (r1, n1, l1), (r2, n2, l2) = hits[0], next(h for h in hits if h[2] != hits[0][2])
+            raise DataError(
+                f"{labels}: {f.path} is labelled {l1!r} by {n1!r} (row {r1}) and {l2!r} by "
+                f"{n2!r} (row {r2}); expected one label per file"
+            )
+        (out.append(hits[0][2]) if hits else missing.append(str(f.path)))
+    unused = sorted((row, name) for entry, (row, name, _) in rows.items() if entry not in matched)
+    if unused:
+        import warnings
+
+        shown = ", ".join(repr(name) for _, name in unused[:3])
+        warnings.warn(f"{labels}: {len(unused)} row(s) name no audio file in the inputs "
+                      f"(e.g. {shown}); they are ignored", UserWarning, stacklevel=2)
     if missing:
         raise DataError(
             f"{labels}: no label for {len(missing)} of {len(files)} audio file(s), "

@@ -23,6 +23,25 @@ _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                 "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
+#: Set in a worker's environment when the parent process ignores every warning.
+_QUIET_VAR = "FEATX_IGNORE_WARNINGS"
+
+
+def _warnings_ignored() -> bool:
+    """Whether this process's warning filters ignore a plain warning (``simplefilter("ignore")``).
+
+    The first filter that would apply to a ``RuntimeWarning`` from featx decides;
+    narrower filters that libraries add for their own messages do not count.
+    """
+    import warnings
+
+    for action, message, category, module, lineno in warnings.filters:
+        if ((message is None or message.match("featx")) and issubclass(RuntimeWarning, category)
+                and (module is None or module.match("featx")) and lineno == 0):
+            return action == "ignore"
+    return False
+
+
 #: The pool kept between runs in one process: ``{"executor": ..., "workers": n}``.
 _KEPT: dict = {}
 
@@ -38,12 +57,15 @@ def _executor(workers: int, *, fresh: bool = False):
     from joblib.externals.loky import ProcessPoolExecutor
 
     env = {v: "1" for v in _THREAD_VARS}
+    # warnings silenced here (``featx -q``) stay silent in the workers
+    quiet = _warnings_ignored()
+    env[_QUIET_VAR] = "1" if quiet else ""
     if fresh:
         return ProcessPoolExecutor(max_workers=workers, env=env)
-    if _KEPT.get("workers") != workers:
+    if _KEPT.get("workers") != (workers, quiet):
         _discard()
         _KEPT.update(executor=ProcessPoolExecutor(max_workers=workers, timeout=300, env=env),
-                     workers=workers)
+                     workers=(workers, quiet))
     return _KEPT["executor"]
 
 
@@ -57,9 +79,14 @@ def _discard() -> None:
 
 def _call(task, key, args):
     """Run in a worker: ``task(key, *args)`` with one BLAS/OpenMP thread."""
+    import os
+    import warnings
+
     from .._threads import limited_threads
 
-    with limited_threads():
+    with warnings.catch_warnings(), limited_threads():
+        if os.environ.get(_QUIET_VAR):
+            warnings.simplefilter("ignore")
         return task(key, *args)
 
 

@@ -112,7 +112,7 @@ def run_extraction(
     t0 = time.perf_counter()
     jobs = default_jobs() if jobs is None else jobs
     if not isinstance(jobs, int) or jobs < 1:
-        raise ConfigError(f"jobs must be a positive integer. Received: jobs={jobs!r}")
+        raise ConfigError(f"jobs must be an integer >= 1. Received: jobs={jobs!r}", param="jobs")
     out = OutputPaths(Path(output))
     if out.csv.suffix.lower() not in (".csv", ".parquet"):
         raise ConfigError(f"output must be a .csv or .parquet file. Received: {str(out.csv)!r}")
@@ -120,6 +120,11 @@ def run_extraction(
         raise OutputError(f"output {str(out.csv)!r} is a folder; expected a CSV file path")
     files = find_corpus(inputs)
     label_list = resolve_labels(files, labels)
+    from ..io.guard import check_output_file
+
+    named = [labels] if labels not in ("folder", "none") else []
+    for path in (out.csv, out.settings, out.errors):  # never onto an input or the labels file
+        check_output_file(path, [*named, *(f.path for f in files)], featx_folders=False)
     _check_names(files, settings)
     _check_writable(out.csv.parent)
     for path in (out.csv, out.settings, out.errors):  # refused before any work, not at the end

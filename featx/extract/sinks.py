@@ -55,7 +55,7 @@ def _check_writable(folder: Path) -> None:
     except OSError as exc:
         raise OutputError(f"output folder {str(folder)!r} cannot be created ({exc.strerror})") from None
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"output folder {str(folder)!r} is not writable; choose another -o")
+        raise OutputError(f"output folder {str(folder)!r} is not writable; choose another output")
 
 
 def _format(value: float) -> str:

@@ -176,7 +176,7 @@ def run_spectrograms(
     t0 = time.perf_counter()
     jobs = default_jobs() if jobs is None else jobs
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ConfigError(f"jobs must be a positive integer. Received: jobs={jobs!r}")
+        raise ConfigError(f"jobs must be an integer >= 1. Received: jobs={jobs!r}", param="jobs")
     settings = SpectrogramSettings() if settings is None else settings
     if not isinstance(settings, SpectrogramSettings):
         raise ConfigError(f"settings must be a SpectrogramSettings. Received: settings={settings!r}")

@@ -38,6 +38,8 @@ SR_RANGE = (1000, 384000)
 N_FFT_RANGE = (64, 65536)
 N_MFCC_RANGE = (1, 128)  # at most the number of mel bands the MFCCs are taken from
 N_BANDS_RANGE = (1, 12)
+#: Longest segment, in seconds (an hour).
+MAX_SEGMENT_SECONDS = 3600
 #: Lowest edge of the first spectral-contrast band, in Hz (librosa's default).
 CONTRAST_FMIN = 200.0
 
@@ -103,7 +105,7 @@ class FeatureSettings:
         Audio is resampled to this rate before analysis. Preset ``'default'`` also
         needs ``sr > 200 * 2**n_bands`` (the spectral-contrast bands must fit below
         the Nyquist frequency).
-    segment_seconds : float > 0 or None
+    segment_seconds : float in (0, 3600] or None
         Length of each analysed segment, at least ``n_fft`` samples; ``None`` means
         one row per whole file.
     n_fft : int in [64, 65536]
@@ -173,9 +175,9 @@ class FeatureSettings:
                 seconds = float(self.segment_seconds)
             except (TypeError, ValueError):
                 seconds = float("nan")
-            if not seconds > 0 or seconds == float("inf"):
+            if not 0 < seconds <= MAX_SEGMENT_SECONDS:
                 raise ConfigError(
-                    "segment length must be a positive number of seconds. "
+                    f"segment length must be a positive number of seconds, at most {MAX_SEGMENT_SECONDS}. "
                     f"Received: segment_seconds={self.segment_seconds!r}"
                 )
             object.__setattr__(self, "segment_seconds", seconds)

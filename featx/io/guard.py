@@ -39,7 +39,8 @@ _LISTS = ("files", "folders", "scratch")
 
 #: What each format is called in messages.
 NOUNS = {"featx-bundle": "model bundle", "featx-sweep": "sweep", "featx-plots": "figure folder",
-         "featx-demo": "demo corpus", "featx-output": "output folder"}
+         "featx-demo": "demo corpus", "featx-output": "output folder",
+         "featx-store": "spectrogram store"}
 
 
 def _noun(fmt: str) -> str:
@@ -54,6 +55,12 @@ def read_marker(folder) -> dict | None:
     """The marker of ``folder``, or ``None`` when it has none (or an unreadable one).
 
     A marker that is a symbolic link, or not a featx marker, counts as none.
+
+    Raises
+    ------
+    OutputError
+        The marker lists a name that is not a plain name inside the folder (a path,
+        ``..``, an absolute path, an empty name): featx never deletes through it.
     """
     path = Path(folder) / MARKER
     if path.is_symlink() or not path.is_file():
@@ -68,7 +75,23 @@ def read_marker(folder) -> dict | None:
         value = data.setdefault(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             return None
+        for name in value:
+            problem = _bad_entry(name)
+            if problem:
+                raise OutputError(f"corrupt marker {path}: {key} entry {name!r} {problem}; "
+                                  "featx deletes nothing through it")
     return data
+
+
+def _bad_entry(name: str) -> str | None:
+    """Why the marker entry ``name`` cannot be a plain name directly inside its folder."""
+    if name in ("", ".", "..") or name == MARKER:
+        return "is not a file name"
+    if "/" in name or (os.altsep and os.altsep in name) or os.sep in name or "\\" in name:
+        return "is not a plain name inside the folder (a path)"
+    if os.path.isabs(name) or os.path.splitdrive(name)[0] or "\0" in name:
+        return "is not a plain name inside the folder"
+    return None
 
 
 def _new_marker(fmt: str) -> dict:
@@ -136,6 +159,49 @@ def check_replaceable(path) -> None:
     marker = read_marker(path.parent)
     if marker is not None and path.name not in marker["files"]:
         raise OutputError(f"{path}: exists and was not written by featx; refusing to replace it")
+
+
+def check_output_file(path, inputs=(), *, featx_folders: bool = True) -> None:
+    """Raise unless ``path``, a file a user named for output, may be written.
+
+    Refused: ``path`` is one of ``inputs`` (same file, or the same resolved path), or lies
+    inside a folder featx wrote for something else (a model bundle, a sweep, a spectrogram
+    store, a figure folder...), whose own files it could replace (checked when
+    ``featx_folders``).
+    """
+    path = Path(path)
+    target = os.path.realpath(path)
+    exists = path.exists()
+    for item in inputs:
+        item = Path(item)
+        same = os.path.realpath(item) == target
+        if not same and exists and item.exists():
+            try:
+                same = os.path.samefile(path, item)
+            except OSError:
+                same = False
+        if same:
+            raise OutputError(f"{path}: is one of the inputs ({item}); refusing to write over it; "
+                              "choose another output file")
+    for folder in Path(target).parents if featx_folders else ():
+        marker = read_marker(folder) if (folder / MARKER).exists() else None
+        fmt = marker["format"] if marker is not None else None
+        if fmt is None and _is_store(folder):
+            fmt = "featx-store"
+        if fmt is not None and fmt != "featx-output":
+            raise OutputError(f"{path}: lies inside the featx {_noun(fmt)} {folder}; refusing to "
+                              "write into it; choose a file outside it")
+
+
+def _is_store(folder: Path) -> bool:
+    meta = folder / "zarr.json"
+    if not meta.is_file():
+        return False
+    try:
+        attrs = json.loads(meta.read_text(encoding="utf-8")).get("attributes", {})
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return False
+    return isinstance(attrs, dict) and isinstance(attrs.get("featx"), dict)
 
 
 # ---------------------------------------------------------------------------
@@ -335,6 +401,7 @@ def clear_folder(folder) -> list[Path]:
     marker = read_marker(folder)
     if marker is None:
         return []
+    _check_nested(folder, marker)
     kept: list[Path] = []
     for name in marker["files"]:
         path = folder / name
@@ -366,6 +433,16 @@ def clear_folder(folder) -> list[Path]:
                          and not (folder / n).is_symlink()]
     _write_marker(folder, marker)
     return kept
+
+
+def _check_nested(folder: Path, marker: dict) -> None:
+    """Read every marker below ``folder`` first, so that a corrupt one stops before any deletion."""
+    for name in marker["folders"]:
+        path = folder / name
+        if path.is_dir() and not path.is_symlink():
+            sub = read_marker(path)
+            if sub is not None:
+                _check_nested(path, sub)
 
 
 def _clear_scratch(folder: Path) -> list[Path]:

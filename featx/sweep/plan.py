@@ -49,6 +49,7 @@ class SweepOptions:
     scheduler: str | None = None  # a Dask scheduler's address: trials run on its cluster
     multi_label: bool = False
     threshold: float | str = DEFAULT_THRESHOLD
+    overwrite: bool = False  # replace what an earlier sweep on other data or another model wrote
 
     def validate(self) -> "SweepOptions":
         get_model(self.model)
@@ -69,7 +70,7 @@ class SweepOptions:
             raise ConfigError(f"level must be one of {', '.join(LEVELS)}. Received: level={self.level!r}",
                               param="level")
         if not isinstance(self.folds, int) or self.folds < 1:
-            raise ConfigError(f"folds must be a positive integer. Received: folds={self.folds!r}", param="folds")
+            raise ConfigError(f"folds must be an integer >= 1. Received: folds={self.folds!r}", param="folds")
         if self.split == "fault-filtered" and self.folds != 1:
             raise ConfigError(
                 "split='fault-filtered' selects on its valid list and tests on its test list; "
@@ -79,7 +80,7 @@ class SweepOptions:
             raise ConfigError(f"test_fraction must be in (0, 0.5]. Received: test_fraction={self.test_fraction!r}",
                               param="test_fraction")
         if not isinstance(self.jobs, int) or self.jobs == 0 or self.jobs < -1:
-            raise ConfigError(f"jobs must be a positive integer or -1 (all cores). Received: jobs={self.jobs!r}",
+            raise ConfigError(f"jobs must be an integer >= 1, or -1 for one per CPU core. Received: jobs={self.jobs!r}",
                               param="jobs")
         return self
 

@@ -111,6 +111,34 @@ def prepare_sweep_dir(directory: Path) -> Path:
     return directory
 
 
+def _check_same_sweep(plan: SweepPlan, out: Path) -> None:
+    """Refuse to mix a sweep on other data or another model into ``out``; with
+    ``overwrite``, delete what the earlier sweep wrote there instead."""
+    from ..errors import OutputError
+    from ..io.guard import clear_folder
+
+    try:
+        earlier = json.loads((out / SETTINGS).read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(earlier, dict):
+        return
+    data = earlier.get("data") if isinstance(earlier.get("data"), dict) else {}
+    differs = []
+    if data.get("sha256") not in (None, plan.data["sha256"]):
+        differs.append(f"data {data.get('path')} (sha256 {str(data.get('sha256'))[:12]}...) vs "
+                       f"{plan.options.csv} (sha256 {plan.data['sha256'][:12]}...)")
+    if earlier.get("model") not in (None, plan.spec.name):
+        differs.append(f"model {earlier.get('model')} vs {plan.spec.name}")
+    if not differs:
+        return
+    if not plan.options.overwrite:
+        raise OutputError(f"{out} holds a sweep of other data or another model ({'; '.join(differs)}); "
+                          "choose another output folder or add overwrite=True to replace it")
+    logger.info("replacing the earlier sweep in %s (%s)", out, "; ".join(differs))
+    clear_folder(out)
+
+
 def _settings_record(plan: SweepPlan) -> dict:
     o = plan.options
     return {
@@ -155,6 +183,7 @@ def run_sweep(plan: SweepPlan, *, progress=None, report: bool = True) -> SweepOu
     _TABLES.clear()
     _TABLES[(str(options.csv), plan.data["sha256"])] = plan.table
     out = prepare_sweep_dir(options.output)
+    _check_same_sweep(plan, out)
     # locked until closed: a second sweep on this folder is refused with one line
     journal = Journal(out / JOURNAL, {"kind": "sweep"}, allow_nan=True, headerless=True)
     records = journal.open()

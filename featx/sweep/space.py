@@ -190,14 +190,15 @@ def split_values(text: str) -> list[str]:
 
 def parse_param_option(text: str) -> tuple[str, object]:
     """One ``--param NAME=V1,V2`` option -> ``(name, [raw values] or Distribution)``."""
-    source = f"--param {text}"
+    source = f"params={text!r}"
     if "=" not in text:
-        raise ConfigError(f"--param expects NAME=V1,V2,... Received: {text!r}")
+        raise ConfigError(f"params expects NAME=V1,V2,... Received: params={text!r}", param="params")
     name, values = (p.strip() for p in text.split("=", 1))
     name = name.replace("-", "_")
     if not name:
-        raise ConfigError(f"--param expects NAME=V1,V2,... with a name. Received: {text!r}")
-    source = f"--param {name}"
+        raise ConfigError(f"params expects NAME=V1,V2,... with a name. Received: params={text!r}",
+                          param="params")
+    source = f"params={name}"
     dist = parse_distribution(values, source=source)
     if dist is not None:
         return name, dist
@@ -275,16 +276,28 @@ class SearchSpace:
     grids: list[dict]
 
     def size(self, search: str, *, n_iter: int = 20) -> int:
-        """How many combinations :meth:`points` gives, counted without listing them."""
+        """How many combinations :meth:`points` gives, counted without listing them.
+
+        A random search over lists only gives at most every combination once, however
+        large ``n_iter`` is.
+        """
+        total = 0
+        for grid in self.grids:
+            n = 1
+            for values in grid.values():
+                n *= len(values) if isinstance(values, list) else 1
+            total += n
         if search == "grid":
-            total = 0
-            for grid in self.grids:
-                n = 1
-                for values in grid.values():
-                    n *= len(values) if isinstance(values, list) else 1
-                total += n
             return total
-        return n_iter if isinstance(n_iter, int) else 0
+        if not isinstance(n_iter, int):
+            return 0
+        if self._finite():
+            return min(n_iter, total)
+        return n_iter
+
+    def _finite(self) -> bool:
+        """Whether every grid lists its values (no distribution to sample from)."""
+        return not any(isinstance(v, Distribution) for g in self.grids for v in g.values())
 
     def points(self, search: str, *, n_iter: int = 20, seed: int = 0,
                max_trials: int | None = MAX_TRIALS) -> list[dict]:
@@ -327,6 +340,9 @@ class SearchSpace:
                 raise ConfigError(f"n_iter must be a positive integer. Received: n_iter={n_iter!r}", param="n_iter")
             space = [{k: (v.scipy() if isinstance(v, Distribution) else v) for k, v in g.items()}
                      for g in self.grids]
+            if self._finite() and n_iter > self.size("grid"):
+                logger.info("n_iter=%d exceeds the %d combinations of the grid; each is evaluated once",
+                            n_iter, self.size("grid"))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # n_iter larger than a finite grid
                 points = list(ParameterSampler(space, n_iter=n_iter, random_state=seed))
@@ -343,13 +359,13 @@ def build_space(spec: ModelSpec, entries: list[tuple[str, dict]]) -> SearchSpace
     ``--param`` options are passed as one entry merged into every sub-grid.
     """
     if not entries:
-        raise ConfigError("nothing to sweep; expected --param NAME=V1,V2,... or --grid FILE")
+        raise ConfigError("nothing to sweep; expected params=NAME=V1,V2,... or grid_file=FILE")
     names: list[str] = []
     grids = []
     for source, grid in entries:
         typed = {}
         for name, values in grid.items():
-            where = f"--param {name}" if source == "--param" else f"{source}: {name}"
+            where = f"params={name}" if source == "params" else f"{source}: {name}"
             param = _param_for(spec, name, where)
             if isinstance(values, Distribution):
                 if param.kind not in ("int", "float"):
@@ -383,7 +399,7 @@ def space_from_options(spec: ModelSpec, params: list[str], grid_file=None) -> Se
         entries = read_grid_file(grid_file)
         entries = [(src, {**sub, **option_grid}) for src, sub in entries]
     else:
-        entries = [("--param", option_grid)] if option_grid else []
+        entries = [("params", option_grid)] if option_grid else []
     return build_space(spec, entries)
 
 

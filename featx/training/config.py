@@ -85,6 +85,9 @@ def parse_threshold(value):
 
 
 #: Training options a model may override in its registry entry (``train_defaults``).
+#: Most epochs a Keras fit may be asked for.
+MAX_EPOCHS = 100_000
+
 TRAINING_DEFAULTS = {"epochs": 100, "valid_fraction": 0.15, "lr_schedule": "plateau"}
 
 
@@ -101,7 +104,7 @@ OPTION_HELP = {
     "reduce_lr_factor": "ReduceLROnPlateau factor.",
     "min_lr": "Floor of the learning rate (plateau and polynomial schedules).",
     "lr_schedule": ("Learning-rate schedule (Keras models): constant, polynomial (power-2 decay to "
-                    "--min-lr over the planned steps) or plateau (ReduceLROnPlateau) "
+                    "min_lr over the planned steps) or plateau (ReduceLROnPlateau) "
                     "[default: plateau; multihead: polynomial; cnn2d, mfcc-cnn: constant]."),
     "time_masks": "Image models: SpecAugment time masks per training image (0: off).",
     "freq_masks": "Image models: SpecAugment frequency masks per training image (0: off).",
@@ -204,6 +207,7 @@ class TrainConfig:
 
         checks = (
             ("epochs", lambda v: is_int(v) and v >= 1, "an integer >= 1"),
+            ("epochs", lambda v: v <= MAX_EPOCHS, f"at most {MAX_EPOCHS}"),
             ("batch_size", lambda v: is_int(v) and v >= 1, "an integer >= 1"),
             ("learning_rate", in_range(0, 10), "a number in (0, 10)"),
             ("optimizer", lambda v: v in OPTIMIZERS, "one of " + ", ".join(OPTIMIZERS)),

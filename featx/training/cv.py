@@ -191,7 +191,7 @@ def cross_validate(table: FeatureTable, config: TrainConfig, *, progress=None, p
         raise DataError(
             f"{table.name}: model {spec.name!r} needs segment rows (filenames like "
             "rock.00001.7.wav); this table has one row per file. Use a segmented table "
-            "(featx extract --segment-seconds 3) or a row model (mlp, lstm, cnn)"
+            "(features extracted with segment_seconds=3) or a row model (mlp, lstm, cnn)"
         )
     if spec.input == "segments" and config.split == "random":
         raise ConfigError(

@@ -85,11 +85,44 @@ def fit_estimator(estimator, X, y):
 
     BLAS/OpenMP run on one thread (:func:`featx._threads.limited_threads`), so that
     a fit on a busy machine does not oversubscribe its cores.
+
+    Raises
+    ------
+    KeyboardInterrupt
+        Ctrl-C came during the fit, even where the estimator itself caught it and
+        stopped early (scikit-learn's ``MLPClassifier``).
     """
+    import warnings
+
     from .._threads import limited_threads
 
-    with limited_threads():
-        return estimator.fit(X, y)
+    # scikit-learn's MLP catches Ctrl-C inside ``fit``, warns and returns a half-trained
+    # model: the interrupt is raised again here, so nothing cut short is saved or recorded
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with limited_threads():
+            fitted = estimator.fit(X, y)
+    interrupted = False
+    for item in caught:
+        if "Training interrupted by user" in str(item.message):
+            interrupted = True
+            continue
+        warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+    if interrupted:
+        raise KeyboardInterrupt
+    return fitted
+
+
+def _check_neighbours(params: dict, n_rows: int, desc: str) -> None:
+    """Refuse ``n_neighbors`` above the number of training rows, before fitting."""
+    from ..errors import ConfigError
+
+    k = params.get("n_neighbors")
+    if k is not None and k > n_rows:
+        where = f" ({desc})" if desc and desc != "epochs" else ""
+        raise ConfigError(
+            f"n_neighbors={k} exceeds the {n_rows} training rows{where}; expected n_neighbors <= {n_rows}. "
+            f"Received: n_neighbors={k}")
 
 
 def build_estimator(spec: ModelSpec, params: dict, *, seed: int, multi_label: bool = False):
@@ -161,6 +194,7 @@ def fit_model(spec: ModelSpec, params: dict, X_train, y_train, X_valid, y_valid,
         estimator = build_estimator(spec, params, seed=seed, multi_label=np.ndim(y_train) == 2)
         X_all = np.concatenate([X_train, X_valid]) if len(X_valid) else X_train
         y_all = np.concatenate([y_train, y_valid]) if len(y_valid) else y_train
+        _check_neighbours(params, len(X_all), desc)
         fit_estimator(estimator, X_all, y_all)
         return estimator, {}
 
