@@ -74,5 +74,5 @@ def single_label_refusal(bundle_dir, what: str) -> ConfigError:
     return ConfigError(
         f"{Path(bundle_dir)}: {what} needs a multi-label model; this bundle predicts one genre per "
         "file (its probabilities sum to 1, so several genres above a threshold mean nothing). "
-        "Train with multi_label=True to get a genres column, or use top_k=K for the K most probable "
+        "Train with --multi-label to get a genres column, or use --top-k for the k most probable "
         "genres", param="threshold")

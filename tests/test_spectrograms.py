@@ -8,7 +8,7 @@ import pytest
 
 from featx.errors import ConfigError
 from featx.features.spectrograms import (
-    KINDS,
+    DEFAULT_KINDS,
     SpectrogramSettings,
     power_spectrogram,
     resize_images,
@@ -47,11 +47,11 @@ def test_real_clips_match_librosa(gtzan_dir, track):
     segs = np.array(segment(y, hop=settings.segment_hop))
     assert segs.shape == (10, 66149)  # the Kaggle 3-s rule
     images = segment_spectrograms(segs, settings=settings)
-    for kind in KINDS:
+    for kind in DEFAULT_KINDS:
         assert images[kind].shape == (10, *settings.image_shape(kind)) and images[kind].dtype == np.float32
     for i in (0, 4, 9):
         ref = _librosa_images(segs[i], settings)
-        for kind in KINDS:
+        for kind in DEFAULT_KINDS:
             _assert_float32_close(images[kind][i], ref[kind], kind)
 
 
@@ -61,7 +61,7 @@ def test_other_sizes_match_librosa(tone):
     settings = SpectrogramSettings(n_fft=1024, hop_length=256, n_mels=64, fmax=6000, n_mfcc=13, n_chroma=24)
     images = segment_spectrograms(y, settings=settings)
     ref = _librosa_images(y, settings)
-    for kind in KINDS:
+    for kind in DEFAULT_KINDS:
         assert images[kind].shape == (1, *ref[kind].shape)
         _assert_float32_close(images[kind][0], ref[kind], kind)
 
@@ -95,7 +95,7 @@ def test_silence_gives_finite_values():
     settings = SpectrogramSettings()
     silence = np.zeros((2, settings.segment_samples), dtype=np.float32)
     images = segment_spectrograms(silence, settings=settings)
-    for kind in KINDS:
+    for kind in DEFAULT_KINDS:
         assert np.all(np.isfinite(images[kind])), kind
     assert np.all(images["chroma"] == 0.0)
     assert np.allclose(images["mel"], -100.0)  # 10 * log10(amin = 1e-10)
@@ -112,7 +112,7 @@ def test_batch_equals_item_by_item(tone):
     batch = segment_spectrograms(segs, settings=settings)
     for i, seg in enumerate(segs):
         one = segment_spectrograms(seg, settings=settings)
-        for kind in KINDS:
+        for kind in DEFAULT_KINDS:
             np.testing.assert_allclose(batch[kind][i], one[kind][0], rtol=1e-5, atol=1e-4)
 
 
@@ -129,7 +129,7 @@ def test_image_size_and_per_image_normalisation(tone):
     assert settings.image_size == (128, 96)
     y = tone(440.0, 3.0) + tone(97.0, 3.0, amp=0.1)
     images = segment_spectrograms(y[None, : settings.segment_samples], settings=settings)
-    for kind in KINDS:
+    for kind in DEFAULT_KINDS:
         img = images[kind][0]
         assert img.shape == (128, 96) == settings.image_shape(kind)
         assert img.min() == 0.0 and img.max() == pytest.approx(1.0)

@@ -187,7 +187,7 @@ def test_other_settings_refused_naming_them(tmp_path):
     other = SpectrogramSettings(kinds="mel,chroma", image_size=(16, 20), n_mels=64)
     with pytest.raises(OutputError, match="n_mels: 128 there, 64 now") as info:
         StoreWriter(path, other).open()
-    assert "\n" not in str(info.value) and "--overwrite" in str(info.value)
+    assert "\n" not in str(info.value) and "overwrite=True" in str(info.value)
     assert len(open_store(path)) == 2  # untouched
     with StoreWriter(path, other, overwrite=True) as writer:
         assert len(writer) == 0

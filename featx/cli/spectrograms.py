@@ -33,7 +33,7 @@ def _report(result) -> None:
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
               help="Store folder to write or add to (created if needed).")
 @click.option("--kinds", default="mel,mfcc,chroma", show_default=True, metavar="KIND[,KIND...]",
-              help="Images to make: any of mel, mfcc, chroma.")
+              help="Images to make: any of mel, mfcc, chroma, musicnn (the musicnn networks' 96 x 187 log-mel patch).")
 @click.option("--segment-seconds", default="3", show_default=True, metavar="SECONDS",
               help="Length of each segment (Kaggle rule: full segments only).")
 @click.option("--whole-file", is_flag=True,

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..errors import DataError
 from ..features.settings import ID_COLUMNS, LABEL_COLUMN, FeatureSettings
-from .table import FeatureTable, read_feature_csv, segment_index
+from .table import FeatureTable, segment_index
 
 #: Key of ``DataFrame.attrs`` under which featx records the settings rows were made with.
 SETTINGS_ATTR = "featx_settings"

@@ -10,7 +10,11 @@ number librosa gives for that segment on its own (within float32 rounding):
   hop_length=hop_length, n_mels=n_mels)``, whose mel bands span the whole band up
   to ``sr / 2`` (librosa's default, and the MFCC studies');
 * ``chroma``: ``librosa.feature.chroma_stft(y=seg, sr=sr, n_fft=n_fft,
-  hop_length=hop_length, n_chroma=n_chroma)``, with its tuning estimated per segment.
+  hop_length=hop_length, n_chroma=n_chroma)``, with its tuning estimated per segment;
+* ``musicnn``: the input of the pretrained musicnn networks,
+  :func:`featx.features.musicnn_input.musicnn_logmel` of the segment resampled to
+  16 kHz (96 mel bands, n_fft 512, hop 256, ``log10(10000 S + 1)``), its first 187
+  frames (3 s; a shorter segment is zero-padded first). Its own STFT, not the shared one.
 
 Where a straightforward loop calls those three functions on each segment, and so
 computes three STFTs per segment, here one STFT per segment serves every kind, all
@@ -37,7 +41,9 @@ from .compute import _chroma, _power_to_db
 from .settings import FeatureSettings
 
 __all__ = [
+    "DEFAULT_KINDS",
     "KINDS",
+    "MUSICNN_SHAPE",
     "NORMALISATIONS",
     "SpectrogramSettings",
     "power_spectrogram",
@@ -46,7 +52,11 @@ __all__ = [
 ]
 
 #: The image kinds, in the order featx stores and lists them.
-KINDS = ("mel", "mfcc", "chroma")
+KINDS = ("mel", "mfcc", "chroma", "musicnn")
+#: The kinds made when none are named: the three from the shared STFT.
+DEFAULT_KINDS = ("mel", "mfcc", "chroma")
+#: Height and width of every ``musicnn`` image: mel bands x frames of a 3-s patch.
+MUSICNN_SHAPE = (96, 187)
 #: Per-image scaling applied after any resize (see :class:`SpectrogramSettings`).
 NORMALISATIONS = ("none", "per-image")
 #: Decibel floor below each segment's peak, as ``librosa.power_to_db``'s default.
@@ -104,9 +114,13 @@ class SpectrogramSettings:
 
     Parameters
     ----------
-    kinds : tuple of {'mel', 'mfcc', 'chroma'}
-        Which images to make (any non-empty subset; also accepted as ``"mel,mfcc"``).
-        Kept in the canonical order of :data:`KINDS`.
+    kinds : tuple of {'mel', 'mfcc', 'chroma', 'musicnn'}
+        Which images to make (any non-empty subset, :data:`DEFAULT_KINDS` by default;
+        also accepted as ``"mel,mfcc"``).
+        Kept in the canonical order of :data:`KINDS`. ``musicnn`` images are always
+        :data:`MUSICNN_SHAPE` and follow their own analysis settings: ``n_fft``,
+        ``hop_length``, ``n_mels``, ``fmax``, ``image_size`` and ``normalisation``
+        do not apply to them.
     sr : int > 0
         Audio is resampled to this rate before analysis.
     segment_seconds : float > 0 or None
@@ -136,7 +150,7 @@ class SpectrogramSettings:
         must be learnt from the training rows only, so the training step fits them.
     """
 
-    kinds: tuple = KINDS
+    kinds: tuple = DEFAULT_KINDS
     sr: int = 22050
     segment_seconds: float | None = 3.0
     n_fft: int = 2048
@@ -213,7 +227,8 @@ class SpectrogramSettings:
 
     def n_bins(self, kind: str) -> int:
         """Rows of a ``kind`` image before any resize."""
-        return {"mel": self.n_mels, "mfcc": self.n_mfcc, "chroma": self.n_chroma}[kind]
+        return {"mel": self.n_mels, "mfcc": self.n_mfcc, "chroma": self.n_chroma,
+                "musicnn": MUSICNN_SHAPE[0]}[kind]
 
     def image_shape(self, kind: str, n_samples: int | None = None) -> tuple[int, int]:
         """``(height, width)`` of the ``kind`` images of a segment of ``n_samples`` samples.
@@ -223,6 +238,8 @@ class SpectrogramSettings:
         """
         if kind not in KINDS:
             raise ConfigError(f"unknown spectrogram kind {kind!r}; expected one of {', '.join(KINDS)}")
+        if kind == "musicnn":
+            return MUSICNN_SHAPE
         if self.image_size is not None:
             return self.image_size
         n = self.segment_samples if n_samples is None else n_samples
@@ -296,8 +313,12 @@ def segment_spectrograms(y: np.ndarray, *, settings: SpectrogramSettings) -> dic
     y = np.atleast_2d(np.asarray(y))
     if y.ndim != 2 or y.shape[-1] == 0:
         raise ConfigError(f"segments must be a (n_segments, n_samples) array. Received: shape={y.shape}")
-    power = power_spectrogram(y, n_fft=s.n_fft, hop_length=s.hop_length)
     out: dict[str, np.ndarray] = {}
+    if "musicnn" in s.kinds:
+        out["musicnn"] = np.stack([_musicnn_image(seg, s.sr) for seg in y])
+    if set(s.kinds) == {"musicnn"}:
+        return out
+    power = power_spectrogram(y, n_fft=s.n_fft, hop_length=s.hop_length)
     if "mel" in s.kinds:
         mel = _mel_power(power, _mel_matrix(s.sr, s.n_fft, s.n_mels, s.fmax))
         out["mel"] = _power_to_db(mel, top_db=TOP_DB)
@@ -307,6 +328,8 @@ def segment_spectrograms(y: np.ndarray, *, settings: SpectrogramSettings) -> dic
     if "chroma" in s.kinds:
         out["chroma"] = _chroma(power, sr=s.sr, n_fft=s.n_fft, n_chroma=s.n_chroma)
     for kind, images in out.items():
+        if kind == "musicnn":
+            continue
         images = np.nan_to_num(images.astype(np.float32, copy=False), nan=0.0, posinf=0.0, neginf=0.0)
         if s.image_size is not None:
             images = resize_images(images, s.image_size)
@@ -314,6 +337,23 @@ def segment_spectrograms(y: np.ndarray, *, settings: SpectrogramSettings) -> dic
             images = _minmax(images)
         out[kind] = np.ascontiguousarray(images, dtype=np.float32)
     return out
+
+
+def _musicnn_image(segment: np.ndarray, sr: int) -> np.ndarray:
+    """The ``musicnn`` image of one segment: ``(96, 187)``, mel bands x frames."""
+    from .musicnn_input import (
+        MIN_SAMPLES,
+        N_FRAMES,
+        SR,
+        musicnn_logmel,
+        to_musicnn_rate,
+    )
+
+    y = to_musicnn_rate(segment, sr=sr)
+    if len(y) < MIN_SAMPLES:
+        y = np.pad(y, (0, MIN_SAMPLES - len(y)))
+    logmel = musicnn_logmel(y, sr=SR)[:N_FRAMES]
+    return np.ascontiguousarray(logmel.T, dtype=np.float32)
 
 
 def resize_images(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -16,7 +16,7 @@ from . import keras_spectro as spectro
 from . import keras_tabular as nets
 from ..errors import ConfigError
 from .sklearn import make_ensemble, make_knn, make_random_forest, make_svm
-from .pretrained import vgg16_model
+from .pretrained import MUSICNN_FINE_TUNE, MUSICNN_WEIGHTS, musicnn_model, vgg16_model
 
 
 #: Most layers a model built from ``units`` (or ``filters``) may have.
@@ -362,6 +362,17 @@ MODELS: dict[str, ModelSpec] = {
             "ImageNet VGG16 base (frozen; -p fine_tune_blocks=N trains its last N blocks at "
             "fine_tune_lr_factor x the rate) under dense 128 + dropout 0.5, on mel images",
             kinds=("mel",),
+        ),
+        ModelSpec(
+            "musicnn", "keras", "images", musicnn_model,
+            {"weights": Param("str", "MSD_musicnn", "pretrained musicnn network (from the musicnn package)",
+                              choices=MUSICNN_WEIGHTS),
+             "fine_tune": Param("str", "none", "what of the network trains besides the genre head: none, "
+                                "backend (dense 200 and the batch norms around it) or all", choices=MUSICNN_FINE_TUNE),
+             "dropout": _dropout(0.5, "dropout before the genre head")},
+            "pretrained musicnn network (MSD or MTT tags; frozen, -p fine_tune=backend|all trains more) "
+            "under a new genre head, on musicnn images (--kinds musicnn)",
+            kinds=("musicnn",),
         ),
     )
 }

@@ -62,7 +62,11 @@ class ImagePreprocessing:
         return self.labels.encode(labels)
 
     def fit(self, store, rows) -> "ImagePreprocessing":
-        """Per-kind mean and standard deviation over the images of ``rows``, read in blocks."""
+        """Per-kind mean and standard deviation over the images of ``rows``, read in blocks.
+
+        ``musicnn`` images keep mean 0 and deviation 1: they go to the pretrained network
+        as computed, whose own input batch norm holds the statistics it was trained with.
+        """
         rows = np.sort(np.asarray(rows, dtype=np.int64))
         total = {k: 0.0 for k in self.kinds}
         squares = {k: 0.0 for k in self.kinds}
@@ -77,6 +81,8 @@ class ImagePreprocessing:
         mean = {k: total[k] / max(count[k], 1) for k in self.kinds}
         std = {k: float(np.sqrt(max(squares[k] / max(count[k], 1) - mean[k] ** 2, 0.0))) for k in self.kinds}
         std = {k: v if v > 1e-8 else 1.0 for k, v in std.items()}
+        if "musicnn" in self.kinds:  # the pretrained network's input batch norm standardises these
+            mean["musicnn"], std["musicnn"] = 0.0, 1.0
         return dataclasses.replace(self, mean_=mean, std_=std)
 
     def transform(self, images: dict) -> dict:
