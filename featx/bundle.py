@@ -33,9 +33,12 @@ import pandas as pd
 
 from . import __version__
 from .bundle_api import BundleAPI
+from .bundle_folder import (  # noqa: F401  (re-exported: featx.bundle is where callers look)
+    BASELINE, FORMAT, FORMAT_VERSION, KERAS_MODEL, LEGACY_LAYOUT, METADATA, PREPROCESSING,
+    check_output_dir, legacy_bundle, legacy_figures, prepare_output_dir)
 from .data.table import FeatureTable, check_columns, track_name
 from .io.atomic import atomic_open, atomic_save, atomic_write
-from .errors import AudioError, BundleError, DataError, FeatxError, OutputError
+from .errors import AudioError, BundleError, DataError, FeatxError
 from .models.registry import ModelSpec, get_model
 from .features.settings import FeatureSettings
 from .training.preprocessing import Preprocessing
@@ -44,12 +47,6 @@ from .training.fit import build_estimator, fit_estimator, predict_rows, sklearn_
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "featx-bundle"
-FORMAT_VERSION = 1
-METADATA = "metadata.json"
-PREPROCESSING = "preprocessing.json"
-KERAS_MODEL = "model.keras"
-BASELINE = "baseline.npz"
 
 
 def library_versions(*, keras_too: bool = True) -> dict:
@@ -93,68 +90,6 @@ def _json_default(value):
 
 def write_json(path, data) -> None:
     atomic_write(path, json.dumps(data, indent=2, default=_json_default) + "\n")
-
-
-#: Every path a bundle written before featx left folder markers can hold.
-LEGACY_LAYOUT = (KERAS_MODEL, BASELINE, PREPROCESSING, METADATA, "metrics.json", "predictions.csv",
-                 "history.json", "report.md", "figures/*.png",
-                 *(f"evaluation/*/{name}" for name in ("metrics.json", "predictions.csv", "history.json",
-                                                       "report.md", "figures/*.png")))
-
-
-def legacy_bundle():
-    """How a bundle folder written before folder markers is recognised (see :mod:`featx.io.guard`).
-
-    Only when every file in it is one the bundle format writes (:data:`LEGACY_LAYOUT`),
-    nothing in it is a link, and ``metadata.json`` says ``"format": "featx-bundle"``.
-    """
-    from .io.guard import Legacy, json_says
-
-    return Legacy(FORMAT, LEGACY_LAYOUT, json_says(METADATA, "format", FORMAT))
-
-
-def legacy_figures(directory: Path):
-    """How the ``figures`` folder of a bundle written before folder markers is recognised:
-    it holds only the figures a bundle has, and ``directory`` is such a bundle."""
-    from .io.guard import Legacy, json_says
-
-    bundle = json_says(METADATA, "format", FORMAT)
-    names = tuple(p.removeprefix("figures/") for p in LEGACY_LAYOUT if p.startswith("figures/"))
-    return Legacy("featx-output", names, lambda folder: bundle(Path(directory)))
-
-
-def check_output_dir(directory, *, overwrite: bool) -> Path:
-    """Raise unless a bundle may be written to ``directory`` (nothing is changed).
-
-    ``directory`` may be new or empty; a folder featx wrote a bundle into needs
-    ``overwrite``; any other non-empty folder is refused, whatever it holds.
-
-    Raises
-    ------
-    OutputError
-        ``directory`` is a file or a symbolic link, was not written by featx, or holds
-        a bundle and ``overwrite`` is false.
-    """
-    from .io.guard import folder_state
-
-    directory = Path(directory)
-    state = folder_state(directory, FORMAT, legacy=legacy_bundle())
-    if state in ("ours", "legacy") and not overwrite:
-        raise OutputError(f"{directory}: folder is not empty; pass overwrite to replace the featx "
-                          "model bundle in it", param="overwrite")
-    return directory
-
-
-def prepare_output_dir(directory, *, overwrite: bool) -> Path:
-    """Create ``directory`` after :func:`check_output_dir`, deleting an old bundle's files.
-
-    Only the files featx listed in the folder's marker are deleted; anything a user
-    added to the folder stays.
-    """
-    from .io.guard import claim_folder
-
-    directory = check_output_dir(directory, overwrite=overwrite)
-    return claim_folder(directory, FORMAT, legacy=legacy_bundle(), clear=True)
 
 
 @dataclass

@@ -67,7 +67,7 @@ def test_builders_reject_bad_arguments(call, pattern):
 
 def test_registry_names_and_hyperparameters():
     assert set(MODELS) == {"lstm", "segment-lstm", "mlp", "cnn", "svm", "ensemble", "knn", "random-forest",
-                           "cnn2d", "cnn2d-base", "mfcc-cnn", "multihead", "vgg16"}
+                           "cnn2d", "cnn2d-base", "mfcc-cnn", "multihead", "vgg16", "musicnn"}
     with pytest.raises(ConfigError, match="unknown model 'transformer'; expected one of lstm, "):
         get_model("transformer")
     lstm = get_model("lstm")

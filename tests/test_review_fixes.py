@@ -3,7 +3,6 @@ empty headers, corrupt bundles, and library errors that spoke of command-line op
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -109,7 +109,7 @@ def musicnn_model(input_shape: Sequence[int], num_classes: int, *, activation: s
     shape = tuple(int(d) for d in input_shape)
     if len(shape) != 2 or shape[0] != 96:
         raise ConfigError(f"the musicnn model reads musicnn images of 96 mel bands x frames (make the store "
-                          f"with --kinds musicnn). Received: input_shape={shape}", param="input_shape")
+                          f"with kinds=musicnn). Received: input_shape={shape}", param="input_shape")
     if weights not in MUSICNN_WEIGHTS:
         raise ConfigError(f"weights must be one of {', '.join(MUSICNN_WEIGHTS)}. Received: weights={weights!r}",
                           param="weights")

@@ -1,0 +1,69 @@
+"""File names derived from data (column names, track ids): safe and distinct."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+
+# ---------------------------------------------------------------------------
+# File names made from data
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]+")
+
+
+def safe_name(text: str, *, max_length: int = 120) -> str:
+    """A file name made from ``text``: no separators, no leading dot, never empty.
+
+    Examples
+    --------
+    >>> safe_name("../../x")
+    'x'
+    >>> safe_name("mfcc1 mean")
+    'mfcc1_mean'
+    """
+    name = _UNSAFE.sub("_", str(text))
+    name = re.sub(r"\.{2,}", ".", name)
+    name = name.strip("._") or "unnamed"
+    return name[:max_length]
+
+
+def unique_names(names, *, suffix: str = "") -> list[str]:
+    """Distinct file names for ``names`` (already safe): repeats get ``-2``, ``-3``, ...
+
+    Case is ignored when telling names apart, for case-insensitive file systems.
+    """
+    seen: set[str] = set()
+    out = []
+    for name in names:
+        candidate, k = name, 1
+        while (candidate + suffix).lower() in seen:
+            k += 1
+            candidate = f"{name}-{k}"
+        seen.add((candidate + suffix).lower())
+        out.append(candidate + suffix)
+    return out
+
+
+def names_for_paths(paths, *, suffix: str = "") -> list[str]:
+    """Distinct, safe file names for one output per input file.
+
+    The file stems when they differ; when two inputs share a stem (``jazz/01.wav``,
+    ``rock/01.wav``), each name is made from the path relative to the inputs' common
+    folder (``jazz_01``, ``rock_01``).
+
+    Examples
+    --------
+    >>> names_for_paths(["a/x.wav", "b/y.wav"], suffix=".png")
+    ['x.png', 'y.png']
+    >>> names_for_paths(["jazz/01.wav", "rock/01.wav"], suffix=".png")
+    ['jazz_01.png', 'rock_01.png']
+    """
+    paths = [Path(p) for p in paths]
+    stems = [p.stem for p in paths]
+    if len({s.lower() for s in stems}) < len(stems):
+        absolute = [Path(os.path.abspath(p)) for p in paths]
+        root = Path(os.path.commonpath([str(p.parent) for p in absolute]))
+        stems = [str(p.relative_to(root).with_suffix("")).replace(os.sep, "_") for p in absolute]
+    return unique_names([safe_name(s) for s in stems], suffix=suffix)
