@@ -82,6 +82,20 @@ def test_linked_files_are_labelled_by_the_folder_they_are_found_in(tmp_path, ton
     assert store.is_file() and not store.is_symlink()
 
 
+def test_linked_genre_folders_are_entered_once_and_labelled_by_the_link(tmp_path, tone, write_wav):
+    write_wav(tmp_path / "data" / "r" / "song.wav", tone(440, 6.5))
+    genres = tmp_path / "genres"
+    genres.mkdir()
+    os.symlink(tmp_path / "data" / "r", genres / "rock")  # a genre folder kept elsewhere
+    os.symlink(genres, tmp_path / "data" / "r" / "up")  # a link back up the tree: no loop
+    out = tmp_path / "f.csv"
+    result = extract(genres, "-o", out, "-j", "1", "--whole-file")
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out)
+    assert table["filename"].tolist() == ["rock/song.wav"]
+    assert table["label"].tolist() == ["rock"]
+
+
 # --------------------------------------------------------------------------- change detection
 
 

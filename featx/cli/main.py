@@ -26,7 +26,7 @@ def _configure_logging(verbosity: int) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr: no progress, notes or warnings (results still go to stdout).")
 @click.pass_context
 def main(ctx, verbose, quiet):
-    """featx: music-genre classification from hand-crafted audio features."""
+    """featx: music-genre classification from audio features and spectrograms."""
     ctx.ensure_object(dict)
     ctx.obj["quiet"] = quiet
     _configure_logging(-1 if quiet else verbose)

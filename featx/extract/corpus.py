@@ -45,6 +45,25 @@ class AudioFile:
         return [int(info.st_size), int(info.st_mtime_ns)]
 
 
+def _audio_under(folder: Path) -> list[Path]:
+    """Audio files under ``folder``, entering linked folders but each real folder only once
+    (a link back up the tree does not loop)."""
+    found: list[Path] = []
+    visited: set[tuple[int, int]] = set()
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        info = os.stat(root)
+        if (info.st_dev, info.st_ino) in visited:
+            dirs[:] = []
+            continue
+        visited.add((info.st_dev, info.st_ino))
+        dirs.sort()
+        for name in names:
+            p = Path(root) / name
+            if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file():
+                found.append(p)
+    return found
+
+
 def find_corpus(inputs) -> list[AudioFile]:
     """The audio files named by ``inputs``, each with its unique id.
 
@@ -53,7 +72,7 @@ def find_corpus(inputs) -> list[AudioFile]:
     inputs : iterable of path
         Audio files (taken whatever their extension) and folders (searched
         recursively for :data:`~featx.extract.audio.AUDIO_EXTENSIONS`, in sorted
-        order; linked folders are not entered, linked files are taken).
+        order; linked files and folders are taken as found, each folder once).
 
     Returns
     -------
@@ -85,9 +104,7 @@ def find_corpus(inputs) -> list[AudioFile]:
     for path in inputs:
         if path.is_dir():
             lead = Path(os.path.abspath(path)).name if prefixed else ""
-            found = sorted(
-                p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()
-            )
+            found = sorted(_audio_under(path))
             pairs = [(p, "/".join(filter(None, (lead, p.relative_to(path).as_posix())))) for p in found]
         elif path.exists():
             pairs = [(path, path.name)]
