@@ -232,3 +232,34 @@ def test_sweep_on_cluster_gives_the_local_results(cluster, tmp_path, synthetic_f
     pids = {json.loads(line).get("pid") for line in lines if line.strip()}
     assert os.getpid() not in pids  # the trials ran on the workers, not here
     assert np.isfinite(remote["f1_macro"]).all()
+
+
+def _sorted_store(path):
+    """A store's row table and mel images in (track, segment) order: comparable across runs."""
+    from featx.data.store import open_store
+
+    store = open_store(path)
+    rows = store.rows.reset_index(drop=True)
+    order = np.lexsort((rows["segment"].to_numpy(), rows["track"].to_numpy()))
+    return rows.iloc[order].reset_index(drop=True), store.read(order)["mel"]
+
+
+def test_spectrograms_on_cluster_match_a_local_run(cluster, big_corpus, tmp_path, run_cli):
+    address, client = cluster
+
+    def transitions():  # task state changes on the workers so far
+        return sum(client.run(lambda dask_worker: dask_worker.state.transition_counter).values())
+
+    args = ("spectrograms", big_corpus, "--kinds", "mel", "--n-mels", "64")
+    run_cli(*args, "-o", tmp_path / "local", "-j", "1", ok=False)
+    before = transitions()
+    result = run_cli(*args, "-o", tmp_path / "dask", "--scheduler", address, ok=False)
+    assert transitions() >= before + 5  # the five files were analysed on the workers
+    assert result.exit_code == 1  # the unreadable file, skipped and named
+    assert "clicks.broken.wav" in result.output and "Traceback" not in result.output
+    rows_local, mel_local = _sorted_store(tmp_path / "local")
+    rows_dask, mel_dask = _sorted_store(tmp_path / "dask")
+    assert len(rows_dask) == 4 * 2  # four 9-s clips, two full 3-s segments each
+    assert rows_dask.equals(rows_local)
+    np.testing.assert_array_equal(mel_dask, mel_local)
+    assert (tmp_path / "dask.errors.csv").read_bytes() == (tmp_path / "local.errors.csv").read_bytes()

@@ -266,3 +266,66 @@ def test_library_refuses_bad_jobs_before_touching_the_output(corpus, tmp_path):
     with pytest.raises(ConfigError, match="jobs=0"):
         run_spectrograms([corpus], tmp_path / "s", jobs=0)
     assert not (tmp_path / "s").exists()
+
+
+def test_replaced_audio_is_refused_by_name_until_overwrite(corpus, run_cli, tmp_path, tone, write_wav):
+    out = tmp_path / "spectro"
+    run_cli("spectrograms", corpus, "-o", out, "-j", "1", "--kinds", "mfcc")
+    rows_before = (out / "rows.jsonl").read_bytes()
+    # same name, same length (so the same size), other content and a later modification time
+    replaced = corpus / "tones" / "tones.00001.wav"
+    stat = replaced.stat()
+    write_wav(replaced, tone(1320, 6.5))
+    os.utime(replaced, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
+    assert replaced.stat().st_size == stat.st_size
+    result = run_cli("spectrograms", corpus, "-o", out, "-j", "1", "--kinds", "mfcc", ok=False)
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "tones.00001.wav" in lines[0] and "--overwrite" in lines[0]
+    assert (out / "rows.jsonl").read_bytes() == rows_before  # nothing added or changed
+
+    # --overwrite rebuilds the store from the new file: its images are the new tone's
+    run_cli("spectrograms", corpus, "-o", out, "-j", "1", "--kinds", "mfcc", "--overwrite")
+    fresh = tmp_path / "fresh"
+    run_cli("spectrograms", corpus, "-o", fresh, "-j", "1", "--kinds", "mfcc")
+    rows_a, images_a, _ = _store_content(out)
+    rows_b, images_b, _ = _store_content(fresh)
+    assert rows_a.equals(rows_b)
+    np.testing.assert_array_equal(images_a["mfcc"], images_b["mfcc"])
+    # and a rerun with nothing changed has nothing to do
+    result = run_cli("spectrograms", corpus, "-o", out, "-j", "1", "--kinds", "mfcc")
+    assert result.exit_code == 0
+
+
+def test_file_replaced_after_an_interrupted_run_is_refused(corpus, run_cli, tmp_path, clicks, write_wav):
+    out = tmp_path / "spectro"
+    # a run that finished only the tones (as a killed run leaves a store with some files)
+    run_cli("spectrograms", corpus / "tones", "-o", out, "-j", "1", "--kinds", "chroma",
+            "--labels", "none")
+    rows_before = (out / "rows.jsonl").read_bytes()
+    write_wav(corpus / "tones" / "tones.00000.wav", clicks(140, 9.0))  # longer: another size
+    result = run_cli("spectrograms", corpus / "tones", "-o", out, "-j", "1", "--kinds", "chroma",
+                     "--labels", "none", ok=False)
+    assert "tones.00000.wav" in result.output and "changed" in result.output
+    assert (out / "rows.jsonl").read_bytes() == rows_before
+
+
+def test_edited_labels_csv_is_refused_until_overwrite(corpus, run_cli, tmp_path):
+    out = tmp_path / "spectro"
+    labels = tmp_path / "labels.csv"
+    files = sorted(p.relative_to(corpus).as_posix() for p in corpus.rglob("*.wav"))
+    labels.write_text("file,label\n" + "".join(f"{f},{f.split('/')[0]}\n" for f in files))
+    run_cli("spectrograms", corpus, "-o", out, "-j", "1", "--kinds", "chroma", "--labels", labels)
+    rows_before = (out / "rows.jsonl").read_bytes()
+    labels.write_text(labels.read_text().replace("clicks/clicks.00001.wav,clicks",
+                                                 "clicks/clicks.00001.wav,beats"))
+    result = run_cli("spectrograms", corpus, "-o", out, "-j", "1", "--kinds", "chroma",
+                     "--labels", labels, ok=False)
+    assert "clicks/clicks.00001" in result.output and "'beats'" in result.output
+    assert "--overwrite" in result.output
+    assert (out / "rows.jsonl").read_bytes() == rows_before
+    run_cli("spectrograms", corpus, "-o", out, "-j", "1", "--kinds", "chroma", "--labels", labels,
+            "--overwrite")
+    rows, _, _ = _store_content(out)
+    assert set(rows.loc[rows["track"] == "clicks/clicks.00001", "label"]) == {"beats"}
+    assert set(rows.loc[rows["track"] == "clicks/clicks.00000", "label"]) == {"clicks"}

@@ -59,12 +59,16 @@ def _report(result) -> None:
 @click.option("-j", "--jobs", type=int, default=None,
               help="Worker processes, an integer >= 1 (default: all cores).")
 @click.option("--overwrite", is_flag=True,
-              help="Replace a store featx made with other settings (never a folder featx did not make).")
+              help="Rebuild a store featx made (other settings, or changed input files); "
+                   "never a folder featx did not make.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Analyse the files on a running Dask cluster (tcp://host:8786) instead of "
+                   "local processes; needs featx[dask].")
 @click.pass_context
 @handle_errors(interrupted="finished files are kept in {output}; run the same command again to continue")
 def spectrograms(ctx, inputs, output, kinds, segment_seconds, whole_file, sr, labels, n_fft,
                  hop_length, n_mels, fmax, n_mfcc, n_chroma, image_size, normalisation, jobs,
-                 overwrite):
+                 overwrite, scheduler):
     """Make mel, MFCC and chroma images of audio segments into a spectrogram store.
 
     Each INPUT is an audio file or a folder searched recursively. OUTPUT is a Zarr
@@ -72,7 +76,8 @@ def spectrograms(ctx, inputs, output, kinds, segment_seconds, whole_file, sr, la
     segment, filename, label, length) and the settings. Files are added as they
     finish: an interrupted run continues when the same command is run again. Files
     that cannot be decoded or are shorter than one segment are skipped, listed on
-    stderr and in OUTPUT's errors CSV; the exit status is then 1.
+    stderr and in OUTPUT's errors CSV; the exit status is then 1. A file replaced
+    (or relabelled) since it was added is refused, named; --overwrite rebuilds OUTPUT.
 
     \b
     Example:
@@ -98,5 +103,6 @@ def spectrograms(ctx, inputs, output, kinds, segment_seconds, whole_file, sr, la
         normalisation=normalisation,
     )
     result = run_spectrograms(inputs, output, settings=settings, labels=labels, jobs=jobs,
-                              overwrite=overwrite, progress=progress_enabled(ctx))
+                              overwrite=overwrite, progress=progress_enabled(ctx),
+                              scheduler=scheduler)
     _report(result)

@@ -200,11 +200,18 @@ class StoreWriter:
         """Keys of the files already in the store (resume skips them)."""
         return set(self._journal.records) if self._journal else set()
 
+    @property
+    def records(self) -> dict[str, dict]:
+        """The committed record of each file in the store, by key (``key``, ``start``,
+        ``rows`` and, where given, the ``fingerprint`` of the source file)."""
+        return dict(self._journal.records) if self._journal else {}
+
     def __len__(self) -> int:
         return self._n_rows
 
     def append(self, images: dict, *, key: str, filename: str, label: str | None = None,
-               length: int, track: str | None = None) -> None:
+               length: int, track: str | None = None,
+               fingerprint: list[int] | None = None) -> None:
         """Add one file's segments, committing them together.
 
         Parameters
@@ -223,6 +230,9 @@ class StoreWriter:
             Samples per segment.
         track : str or None
             Track id; the file name's stem by default.
+        fingerprint : list of int, optional
+            ``[size, mtime_ns]`` of the source file, committed with its rows, so that a
+            later run can tell whether the file was replaced since.
         """
         if self._journal is None:
             raise RuntimeError("the store is not open for writing")
@@ -252,7 +262,10 @@ class StoreWriter:
         names = row_names(filename, n, whole_file=self.settings.segment_seconds is None)
         rows = [[track or stem, i, name, label, int(length)] for i, name in enumerate(names)]
         # the commit: after this line is written the file's rows exist, before it they do not
-        self._journal.append({"key": str(key), "start": start, "rows": rows})
+        record = {"key": str(key), "start": start, "rows": rows}
+        if fingerprint is not None:
+            record["fingerprint"] = [int(v) for v in fingerprint]
+        self._journal.append(record)
         self._n_rows = stop
 
     def close(self) -> None:

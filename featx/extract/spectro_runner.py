@@ -5,7 +5,9 @@ The same corpus walking, labels, worker pool and progress display as
 of feature rows) and the sink (:class:`featx.data.store.StoreWriter` instead of a
 CSV) differ. Each file's images are appended to the store as soon as the file is
 finished, so an interrupted run keeps every finished file and a rerun of the same
-command adds only the rest.
+command adds only the rest. Each file's size and modification time are committed with
+its rows: a rerun that finds a stored file replaced (or given another label) refuses,
+naming it, before anything is analysed; ``overwrite=True`` rebuilds the store.
 """
 from __future__ import annotations
 
@@ -123,6 +125,7 @@ def run_spectrograms(
     jobs: int | None = None,
     overwrite: bool = False,
     progress: bool | None = None,
+    scheduler: str | None = None,
 ) -> SpectrogramResult:
     """Make the spectrogram images of every audio file in ``inputs`` into the store ``output``.
 
@@ -143,10 +146,14 @@ def run_spectrograms(
     jobs : int > 0, optional
         Worker processes; default: all available cores.
     overwrite : bool
-        Replace a store featx made with other settings. A folder featx did not make is
-        never replaced.
+        Rebuild a store featx made (with other settings, or from files that changed
+        since). A folder featx did not make is never replaced.
     progress : bool or None
         Show a progress bar; ``None``: only on a terminal.
+    scheduler : str, optional
+        Address of a running ``dask.distributed`` scheduler (``tcp://host:8786``): the
+        files are analysed on that cluster instead of local processes (``jobs`` is then
+        ignored); the store is written here, exactly as by a local run.
 
     Returns
     -------
@@ -156,7 +163,8 @@ def run_spectrograms(
     ------
     ConfigError, DataError, OutputError
         Before any file is analysed, for bad inputs, labels or output location, a store
-        made with other settings (naming them), or labels that differ from the store's.
+        made with other settings (naming them), labels that differ from the store's, or
+        a stored file replaced since it was added (naming it).
 
     Examples
     --------
@@ -189,6 +197,7 @@ def run_spectrograms(
     writer = StoreWriter(path, settings, overwrite=overwrite).open()  # locked from here on
     try:
         _check_labels(path, files, label_list, open_store(path))
+        fingerprints = _check_unchanged(path, files, writer.records)
         done = writer.done
         todo = [f for f in files if f.id not in done]
         if len(todo) < len(files):
@@ -205,10 +214,12 @@ def run_spectrograms(
                 return
             writer.append(rec["images"], key=f.id, filename=f.path.name,
                           label=None if label_list is None else label_list[i],
-                          length=rec["length"], track=track_id(f.id))
+                          length=rec["length"], track=track_id(f.id),
+                          fingerprint=fingerprints.get(f.id))
 
         _analyse([str(f.path) for f in todo], finished, settings=settings, jobs=jobs,
-                 progress=progress, total=len(files), task=_spectro_work, desc="spectrograms")
+                 progress=progress, total=len(files), task=_spectro_work, desc="spectrograms",
+                 scheduler=scheduler)
         n_segments = len(writer)
     finally:
         writer.close()
@@ -233,8 +244,31 @@ def _check_labels(path: Path, files, label_list, store) -> None:
         if old != new:
             raise DataError(
                 f"{path} holds {track!r} with label {old!r}, and these labels give it {new!r}; "
-                "use the labels the store was made with, or pass overwrite=True to replace it"
+                "use the labels the store was made with, or rerun with --overwrite "
+                "(overwrite=True) to rebuild the store"
             )
+
+
+def _check_unchanged(path: Path, files, records: dict) -> dict:
+    """Each file's ``[size, mtime_ns]``; refuse when a file in the store changed since it was added.
+
+    The store only grows (rows are never rewritten), so a replaced file's old images
+    cannot be superseded in place: the run stops before any work, naming the file.
+    """
+    fingerprints = {}
+    for f in files:
+        try:
+            fingerprints[f.id] = f.fingerprint()
+        except OSError:  # vanished meanwhile: its worker reports it as a skipped file
+            continue
+        old = records.get(f.id, {}).get("fingerprint")
+        if old is not None and list(old) != fingerprints[f.id]:
+            raise DataError(
+                f"{f.path} changed since it was added to {path} (size {old[0]} -> "
+                f"{fingerprints[f.id][0]} bytes, or a new modification time); its images there "
+                "are stale: rerun with --overwrite (overwrite=True) to rebuild the store"
+            )
+    return fingerprints
 
 
 def _write_errors(path: Path, errors: list[tuple[str, str]]) -> None:
