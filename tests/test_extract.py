@@ -18,6 +18,12 @@ from featx.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 
+def _default_sigint():
+    """Run in the child before exec: Ctrl-C acts as on a terminal even when this test run
+    was started with SIGINT ignored (a background job of a non-interactive shell)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 
 def run(*args):
     result = CliRunner().invoke(main, ["-q", "extract", *map(str, args)])
@@ -178,7 +184,8 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, sig, big_corpus):
     cmd = [sys.executable, "-m", "featx", "-q", "extract", str(audio), "-o", str(out), "-j", "2"]
     log = tmp_path / "stderr.txt"
     with open(log, "w") as err:
-        proc = subprocess.Popen(cmd, cwd=REPO, stderr=err, start_new_session=True)
+        proc = subprocess.Popen(cmd, cwd=REPO, stderr=err, start_new_session=True,
+                                preexec_fn=_default_sigint)
     journal = out.with_name("features.csv.partial")
     deadline = time.time() + 120
     while _journal_records(journal) < 2 and time.time() < deadline and proc.poll() is None:

@@ -22,6 +22,12 @@ from featx.cli import main
 REPO = Path(__file__).resolve().parents[1]
 PROGRESS_LINE = re.compile(r"^[\w .-]+: \d+(/\d+)? \w+, \d+\.\d s(, .*)?$")
 
+def _default_sigint():
+    """Run in the child before exec: Ctrl-C acts as on a terminal even when this test run
+    was started with SIGINT ignored (a background job of a non-interactive shell)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 
 def _featx(*args, env=None, **kwargs):
     """``python -m featx ARGS`` as a real process (stderr is a pipe, not a terminal)."""
@@ -47,7 +53,8 @@ def test_ctrl_c_in_train_exits_130_with_one_line(tmp_path, synthetic_feature_csv
         [sys.executable, "-m", "featx", "train", str(csv), "-m", "mlp", "--units", "8",
          "--epochs", "100000", "--patience", "0", "--reduce-lr-patience", "0", "--folds", "2",
          "-o", str(tmp_path / "m")],
-        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO, env=env)
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO, env=env,
+        preexec_fn=_default_sigint)
     lines = []
     try:
         selector = selectors.DefaultSelector()

@@ -15,6 +15,12 @@ import pytest
 GTZAN_CSV = Path("/work/shared/data/gtzan/features_30_sec.csv")
 FEATX = [sys.executable, "-m", "featx"]
 
+def _default_sigint():
+    """Run in the child before exec: Ctrl-C acts as on a terminal even when this test run
+    was started with SIGINT ignored (a background job of a non-interactive shell)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 
 def _featx(*args, cwd, timeout=300):
     return subprocess.run(FEATX + [str(a) for a in args], cwd=cwd, capture_output=True, text=True,
@@ -63,7 +69,7 @@ def test_fit_estimator_reraises_interrupt_swallowed_by_mlp(tmp_path):
         print("finished", flush=True)
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     assert proc.stdout.readline().strip() == "fitting"
     time.sleep(1.5)
     proc.send_signal(signal.SIGINT)
@@ -76,7 +82,8 @@ def test_fit_estimator_reraises_interrupt_swallowed_by_mlp(tmp_path):
 @pytest.mark.skipif(not GTZAN_CSV.exists(), reason="GTZAN features_30_sec.csv is not available")
 def test_ctrl_c_during_ensemble_train_exits_130_and_saves_nothing(tmp_path):
     proc = subprocess.Popen(FEATX + ["train", str(GTZAN_CSV), "-m", "ensemble", "-o", "out", "--folds", "2"],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
     _wait_for_cpu(proc, 7.0)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
@@ -90,7 +97,8 @@ def test_ctrl_c_during_ensemble_train_exits_130_and_saves_nothing(tmp_path):
 def test_ctrl_c_during_ensemble_sweep_records_no_finished_trial(tmp_path):
     proc = subprocess.Popen(FEATX + ["sweep", str(GTZAN_CSV), "-m", "ensemble", "-o", "sw", "--folds", "5",
                                      "-p", "nn_alpha=0.1,0.2"],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
     _wait_for_cpu(proc, 7.0)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
