@@ -244,8 +244,8 @@ def _check_labels(path: Path, files, label_list, store) -> None:
         if old != new:
             raise DataError(
                 f"{path} holds {track!r} with label {old!r}, and these labels give it {new!r}; "
-                "use the labels the store was made with, or rerun with --overwrite "
-                "(overwrite=True) to rebuild the store"
+                "use the labels the store was made with, or rerun with overwrite=True to "
+                "rebuild the store"
             )
 
 
@@ -266,7 +266,7 @@ def _check_unchanged(path: Path, files, records: dict) -> dict:
             raise DataError(
                 f"{f.path} changed since it was added to {path} (size {old[0]} -> "
                 f"{fingerprints[f.id][0]} bytes, or a new modification time); its images there "
-                "are stale: rerun with --overwrite (overwrite=True) to rebuild the store"
+                "are stale: rerun with overwrite=True to rebuild the store"
             )
     return fingerprints
 
