@@ -11,32 +11,11 @@ the sign of a zero product may differ (NumPy multiplies by ``mask + 0j``).
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from .native import kernel
+
 __all__ = ["masked_spectrum"]
-
-
-@numba.njit(cache=True, nogil=True)
-def _masked(D, harm, perc, out):
-    tiny = np.finfo(np.float32).tiny
-    n_seg, n_bins, n_frames = harm.shape
-    for s in range(n_seg):
-        for f in range(n_bins):
-            for t in range(n_frames):
-                a = harm[s, f, t]
-                b = perc[s, f, t]
-                z = a if a >= b else b
-                if z < tiny:
-                    m = np.float32(0.5)
-                else:
-                    ma = a / z
-                    mb = b / z
-                    ma = ma * ma
-                    mb = mb * mb
-                    m = ma / (mb + ma)
-                d = D[s, t, f]
-                out[s, t, f] = np.complex64(complex(d.real * m, d.imag * m))
 
 
 def masked_spectrum(D: np.ndarray, harm: np.ndarray, perc: np.ndarray) -> np.ndarray:
@@ -62,5 +41,6 @@ def masked_spectrum(D: np.ndarray, harm: np.ndarray, perc: np.ndarray) -> np.nda
             f"D.shape={D.shape}, harm.shape={harm.shape}, perc.shape={perc.shape}"
         )
     out = np.empty_like(D)
-    _masked(D, harm, perc, out)
+    n_seg, n_bins, n_frames = harm.shape
+    kernel("masked")(D.ctypes.data, harm.ctypes.data, perc.ctypes.data, out.ctypes.data, n_seg, n_bins, n_frames)
     return out
