@@ -16,12 +16,18 @@ called on that segment's waveform, but the work is shared:
   over 50 times faster than ``scipy.ndimage.median_filter`` and bit-identical to it;
   the soft mask and its product with the spectrum are one compiled pass
   (:mod:`featx.features.masking`);
-* chroma's tuning estimate looks only at the band where pitches can be found;
-* librosa is not imported for the Kaggle columns: the STFT, RMS, filter banks, onset
-  envelope and tempo come from :mod:`featx.features.dsp` (the same arithmetic, checked
-  against librosa by the tests), which saves more than a second of start-up per
-  process; the large transforms run a segment at a time so that their
-  double-precision frames stay in cache.
+* chroma's tuning estimate looks only at the band where pitches can be found, and
+  takes every segment's medians and histogram in one pass;
+* tempo needs only the tempogram's mean over frames: it is one inverse FFT of the
+  frames' averaged, normalised power spectra, not an inverse FFT per frame;
+* librosa is not imported: the STFT, RMS, filter banks, onset envelope and tempo
+  come from :mod:`featx.features.dsp`, spectral contrast from
+  :mod:`featx.features.contrast` (the same arithmetic, checked against librosa by
+  the tests), which saves more than a second of start-up per process; the large
+  transforms run a segment at a time so that their double-precision frames stay
+  in cache;
+* the compiled kernels (median filters, soft mask, magnitudes and roll-off) are
+  loaded as stored machine code (:mod:`featx.features.native`), without numba.
 
 The settings reproduce the Kaggle GTZAN tables, which were made with an older librosa
 whose defaults differ from today's; see :data:`GTZAN_COMPAT`.
@@ -86,9 +92,7 @@ def segment_features(y: np.ndarray, *, sr: int, settings: FeatureSettings) -> di
 
     # frame-major STFT (n_segments, n_frames, bins); S and power in librosa's layout
     D = dsp.stft_frames(y, n_fft=n_fft, hop_length=hop_length)
-    S_frames = np.abs(D)
-    S = np.ascontiguousarray(np.swapaxes(S_frames, -1, -2))
-    power = S * S
+    S, power, rolloff_bin = _magnitudes(D, roll_percent=0.85)
 
     # chroma_stft: tuning estimated per segment from the power spectrogram
     chroma = _chroma(power, sr=sr, n_fft=n_fft, n_chroma=c["n_chroma"])
@@ -96,7 +100,7 @@ def segment_features(y: np.ndarray, *, sr: int, settings: FeatureSettings) -> di
 
     _put(out, "rms", dsp.frame_rms(y, frame_length=n_fft, hop_length=hop_length))
 
-    centroid, bandwidth, rolloff = _spectral_shape(S, S_frames, freqs=dsp.fft_frequencies(sr=sr, n_fft=n_fft))
+    centroid, bandwidth, rolloff = _spectral_shape(S, rolloff_bin, freqs=dsp.fft_frequencies(sr=sr, n_fft=n_fft))
     _put(out, "spectral_centroid", centroid)
     _put(out, "spectral_bandwidth", bandwidth)
     _put(out, "rolloff", rolloff)
@@ -119,13 +123,10 @@ def segment_features(y: np.ndarray, *, sr: int, settings: FeatureSettings) -> di
         _put(out, f"mfcc{i + 1}", mfcc[:, i])
 
     if settings.preset == "default":
-        import librosa
+        from .contrast import spectral_contrast
 
-        # per segment: spectral_contrast's decibel floor depends on the whole input
-        contrast = np.stack([
-            librosa.feature.spectral_contrast(S=s, sr=sr, n_fft=n_fft, n_bands=settings.n_bands)
-            for s in S
-        ])
+        # librosa.feature.spectral_contrast of each segment (its decibel floor is per input)
+        contrast = spectral_contrast(S, sr=sr, n_fft=n_fft, n_bands=settings.n_bands)
         for i in range(settings.n_bands + 1):
             _put(out, f"spectral_contrast{i + 1}", contrast[:, i])
 
@@ -215,20 +216,25 @@ def _zero_crossing_rate(y, *, frame_length, hop_length, threshold=1e-10):
     """``librosa.feature.zero_crossing_rate(y, center=True)`` from one pass over ``y``.
 
     Sign changes between neighbouring samples (samples within ``threshold`` of zero
-    count as positive) are counted once for the whole edge-padded signal; each
-    frame's count is then a difference of the running total, instead of a count
-    over 2048 samples for every frame.
+    count as positive, so a sample is negative when it is below ``-threshold``) are
+    counted once for the whole signal; each frame's count is then a difference of
+    the running total, instead of a count over 2048 samples for every frame. The
+    edge padding repeats the end samples, which adds no change, so the signal is
+    not padded: frames reaching past an end are clipped to it.
     """
+    n = y.shape[-1]
     half = frame_length // 2
-    padded = np.pad(y, ((0, 0), (half, half)), mode="edge")
-    negative = np.signbit(padded) & (np.abs(padded) > threshold)
+    negative = y < -threshold
     changes = negative[:, 1:] != negative[:, :-1]
-    total = np.zeros((len(y), changes.shape[1] + 1), dtype=np.int64)
+    # total[:, j]: changes between samples before j (a 4-byte count where it fits)
+    total = np.zeros((len(y), n), dtype=np.int32 if n < 2**31 else np.int64)
     np.cumsum(changes, axis=1, out=total[:, 1:])
-    n_frames = 1 + (padded.shape[1] - frame_length) // hop_length
-    starts = np.arange(n_frames) * hop_length
+    n_frames = 1 + (n + 2 * half - frame_length) // hop_length
+    starts = np.arange(n_frames) * hop_length - half  # in y's samples
     # a frame's first sample has no left neighbour inside the frame
-    counts = total[:, starts + frame_length - 1] - total[:, starts]
+    first = np.clip(starts, 0, n - 1)
+    last = np.clip(starts + frame_length - 1, 0, n - 1)
+    counts = total[:, last] - total[:, first]
     return counts / frame_length
 
 
@@ -255,7 +261,29 @@ def _soft_mask(a, b, *, power):
     return mask
 
 
-def _spectral_shape(S, S_frames, *, freqs):
+def _magnitudes(D, *, roll_percent):
+    """``|D|`` and ``|D|**2`` in librosa's layout, and each frame's roll-off bin, in one pass.
+
+    ``D`` is frame-major ``(n_segments, n_frames, bins)`` complex64. The magnitudes
+    are correctly rounded (computed in double precision), where ``np.abs`` may be
+    one unit in the last place off; the roll-off bin is the first whose running
+    float32 sum of magnitudes reaches ``roll_percent`` of the frame's total, as
+    librosa's ``spectral_rolloff`` finds it. See :func:`featx.features._kernels.magnitudes`.
+    """
+    from .native import BLOCK, kernel
+
+    D = np.ascontiguousarray(D, dtype=np.complex64)
+    n_seg, n_frames, n_bins = D.shape
+    S = np.empty((n_seg, n_bins, n_frames), dtype=np.float32)
+    power = np.empty_like(S)
+    rolloff_bin = np.empty((n_seg, n_frames), dtype=np.int64)
+    scratch = np.zeros(2 * n_bins * BLOCK, dtype=np.float32)
+    kernel("magnitudes")(D.ctypes.data, S.ctypes.data, power.ctypes.data, rolloff_bin.ctypes.data,
+                         scratch.ctypes.data, n_seg, n_frames, n_bins, np.float32(roll_percent))
+    return S, power, rolloff_bin
+
+
+def _spectral_shape(S, rolloff_bin, *, freqs):
     """Spectral centroid, bandwidth (p=2) and 85% roll-off of each frame.
 
     Same definitions as librosa's ``spectral_centroid``, ``spectral_bandwidth`` and
@@ -263,18 +291,13 @@ def _spectral_shape(S, S_frames, *, freqs):
     moments (one matrix product gives the total and both moments of every frame).
 
     S : np.ndarray [shape=(n_segments, 1 + n_fft // 2, n_frames)]
-    S_frames : np.ndarray [shape=(n_segments, n_frames, 1 + n_fft // 2)]
-        The same magnitudes, frame-major.
+    rolloff_bin : np.ndarray [shape=(n_segments, n_frames), dtype=int]
+        The roll-off bin of each frame (:func:`_magnitudes`).
     """
     weights = np.stack([np.ones_like(freqs), freqs, freqs**2])
     moments = np.empty((S.shape[0], 3, S.shape[-1]))
-    rolloff_bin = np.empty(S_frames.shape[:2], dtype=np.intp)
     for i in range(len(S)):  # a segment at a time: the float64 copy stays in cache
         moments[i] = weights @ S[i].astype(np.float64)
-        # roll-off: the first bin whose cumulative magnitude reaches 85% of the total,
-        # in S's own precision, as librosa compares it (summed over contiguous memory)
-        cumulative = np.cumsum(S_frames[i], axis=-1)
-        rolloff_bin[i] = np.argmax(cumulative >= 0.85 * cumulative[:, -1:], axis=-1)
     total, w1, w2 = np.moveaxis(moments, -2, 0)
     safe = np.where(total > 0, total, 1.0)
     m1 = w1 / safe
@@ -313,11 +336,16 @@ def _estimate_tuning(S, *, sr, n_fft, bins_per_octave, fmin=150.0, fmax=4000.0, 
     assert lo >= 1 and hi < S.shape[-2]
     ref = threshold * S.max(axis=-2, keepdims=True)
     x = S[:, lo - 1 : hi + 1]
-    # local maxima of the thresholded spectrum along frequency; the interpolation
-    # below is evaluated at those few bins only
-    gated = x * (x > ref)
-    peak = (gated[:, 1:-1] > gated[:, :-2]) & (gated[:, 1:-1] >= gated[:, 2:])
-    seg, k, t = np.nonzero(peak)
+    # local maxima along frequency of the thresholded spectrum x * (x > ref) (librosa's
+    # test): as S >= 0, they are the bins above ref, above the bin below and not
+    # below the bin above. The interpolation below is evaluated at those few only.
+    centre = x[:, 1:-1]
+    peak = centre > ref
+    peak &= centre > x[:, :-2]
+    peak &= centre >= x[:, 2:]
+    n_bins, n_frames = peak.shape[-2:]
+    seg, rest = np.divmod(np.flatnonzero(peak), n_bins * n_frames)
+    k, t = np.divmod(rest, n_frames)
     up, mid, down = x[seg, k + 2, t], x[seg, k + 1, t], x[seg, k, t]
     # parabolic interpolation (numba evaluates it in float64 from float32 sums)
     a = (up + down).astype(np.float64) - 2 * mid.astype(np.float64)
@@ -326,27 +354,56 @@ def _estimate_tuning(S, *, sr, n_fft, bins_per_octave, fmin=150.0, fmax=4000.0, 
         shift = np.where(np.abs(b) >= np.abs(a), 0.0, -b / a).astype(np.float32)
     pitch = ((k + lo + shift.astype(np.float64)) * float(sr) / n_fft).astype(np.float32)
     mag = mid + 0.5 * ((up - down) / 2.0) * shift
-    bounds = np.searchsorted(seg, np.arange(S.shape[0] + 1))
-    tunings = []
-    for i in range(S.shape[0]):
-        p_i, m_i = pitch[bounds[i] : bounds[i + 1]], mag[bounds[i] : bounds[i + 1]]
-        keep = p_i > 0
-        cut = np.median(m_i[keep]) if keep.any() else 0.0
-        chosen = p_i[(m_i >= cut) & keep]
-        if chosen.size == 0:
-            tunings.append(0.0)
-        else:
-            tunings.append(dsp.pitch_tuning(chosen, bins_per_octave=bins_per_octave))
-    return tunings
+    # per segment: the pitches whose magnitude reaches the median of that segment's
+    # magnitudes (at positive pitches), then their most common deviation
+    n_segments = S.shape[0]
+    keep = pitch > 0
+    cut = _group_medians(mag[keep], seg[keep], n_groups=n_segments)
+    chosen = keep & (mag >= cut[seg])
+    return dsp.pitch_tunings(pitch[chosen], seg[chosen], n_groups=n_segments,
+                             bins_per_octave=bins_per_octave).tolist()
+
+
+def _group_medians(values, groups, *, n_groups):
+    """``np.median(values[groups == g])`` for each ``g`` in ``range(n_groups)``, 0 for an empty group.
+
+    ``groups`` is sorted (non-decreasing). Each group's values are laid out in one row
+    of a table padded with ``inf``, and one sort along the rows orders them all; the
+    middle values are averaged in ``values``' own precision, as ``np.median`` does,
+    so each median has its bits.
+    """
+    counts = np.bincount(groups, minlength=n_groups)
+    starts = np.cumsum(counts) - counts
+    table = np.full((n_groups, max(1, int(counts.max(initial=0)))), np.inf, dtype=values.dtype)
+    table[groups, np.arange(len(values)) - starts[groups]] = values
+    table.sort(axis=-1)
+    full = np.flatnonzero(counts)
+    low = table[full, (counts[full] - 1) // 2]
+    high = table[full, counts[full] // 2]
+    medians = np.zeros(n_groups, dtype=values.dtype)
+    medians[full] = np.where(counts[full] % 2 == 1, low, (low + high) / 2)
+    # a NaN makes np.median NaN
+    medians[np.bincount(groups, weights=np.isnan(values), minlength=n_groups) > 0] = np.nan
+    return medians
 
 
 def _tempogram(onset_env, *, win_length):
-    """``librosa.feature.tempogram(onset_envelope=..., win_length=...)``, batched.
+    """Time-mean of ``librosa.feature.tempogram(onset_envelope=..., win_length=...)``, batched.
 
-    The same centred, Hann-windowed autocorrelation of the onset envelope, computed
-    with an FFT of a fast length (librosa pads to ``2 * win_length - 1``, 687 for the
-    8-s window: 3 x 229, a slow length) over frames laid out contiguously, a segment
-    at a time (so that they stay in cache).
+    librosa's tempogram is the centred, Hann-windowed autocorrelation of each frame
+    of the onset envelope, divided by its largest absolute value, which is its value
+    at lag 0, the frame's energy (all-zero frames stay zero). Only its mean over
+    frames is used (by the tempo estimate), and a frame's autocorrelation is the
+    inverse FFT of its power spectrum, so the mean is one inverse FFT per segment:
+    the power spectra of all frames (one forward FFT each, of a fast length at least
+    ``2 * win_length - 1``, so that no lag wraps around) are averaged first, each
+    divided by its frame's energy (read from the spectrum itself: Parseval). The
+    frames are transformed a segment at a time, so that they stay in cache.
+
+    Returns
+    -------
+    mean : np.ndarray [shape=(n_segments, win_length), dtype=float64]
+        Lag 0 first; the mean over frames of the normalised autocorrelation.
     """
     n = onset_env.shape[-1]
     half = win_length // 2
@@ -354,15 +411,25 @@ def _tempogram(onset_env, *, win_length):
     frames = np.lib.stride_tricks.sliding_window_view(padded, win_length, axis=-1)[:, :n]
     window = dsp.hann(win_length)
     n_fft = dsp.next_fast_len(2 * win_length - 1)
-    autocorr = np.empty(frames.shape, dtype=np.result_type(frames.dtype, np.float64))
+    buffer = np.zeros((n, n_fft))  # zero beyond win_length: the FFT's padding
+    windowed = buffer[:, :win_length]
+    n_bins = n_fft // 2 + 1
+    # a frame's energy from the squares of its spectrum's real and imaginary parts:
+    # bins other than 0 and n_fft / 2 stand for two of the full spectrum's
+    parseval = np.full(2 * n_bins, 2.0 / n_fft)
+    parseval[:2] = 1.0 / n_fft
+    if n_fft % 2 == 0:
+        parseval[-2:] = 1.0 / n_fft
+    power = np.empty((len(frames), n_bins))
     for i in range(len(frames)):
-        spectrum = np.fft.rfft(frames[i] * window, n=n_fft, axis=-1)
-        power = spectrum.real**2 + spectrum.imag**2
-        autocorr[i] = np.fft.irfft(power, n=n_fft, axis=-1)[..., :win_length]
-    tg = np.swapaxes(autocorr, -1, -2)  # (n_segments, lag, frame)
-    peak = np.max(np.abs(tg), axis=-2, keepdims=True)
-    peak[peak < np.finfo(tg.dtype).tiny] = 1.0
-    return tg / peak
+        np.multiply(frames[i], window, out=windowed)
+        parts = np.fft.rfft(buffer, axis=-1).view(np.float64)
+        np.square(parts, out=parts)
+        energy = parts @ parseval
+        energy[energy < np.finfo(energy.dtype).tiny] = 1.0
+        total = (1.0 / energy) @ parts  # the normalised power spectra summed over frames
+        power[i] = (total[0::2] + total[1::2]) / n
+    return np.fft.irfft(power, n=n_fft, axis=-1)[:, :win_length]
 
 
 def _power_to_db(S, *, top_db, amin=1e-10):
@@ -377,8 +444,8 @@ def _tempo(mel_db, *, sr, hop_length, n_fft):
     # the onset envelope of librosa.beat.beat_track: median over mel bands
     onset_env = dsp.onset_strength_median(mel_db, n_fft=n_fft, hop_length=hop_length)
     win_length = int(8.0 * sr) // hop_length  # librosa.time_to_frames(8.0)
-    tg = _tempogram(onset_env, win_length=win_length)
-    tempo = dsp.tempo_from_tempogram(tg, sr=sr, hop_length=hop_length).astype(np.float64)
+    mean = _tempogram(onset_env, win_length=win_length)
+    tempo = dsp.tempo_from_mean_tempogram(mean, sr=sr, hop_length=hop_length).astype(np.float64)
     # no onsets at all (silence, a steady tone): beat_track reports a tempo of 0
     tempo[~onset_env.any(axis=-1)] = 0.0
     return tempo

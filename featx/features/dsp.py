@@ -26,9 +26,11 @@ __all__ = [
     "mel_basis",
     "chroma_basis",
     "pitch_tuning",
+    "pitch_tunings",
     "onset_strength_median",
     "tempo_frequencies",
     "tempo_from_tempogram",
+    "tempo_from_mean_tempogram",
 ]
 
 
@@ -208,16 +210,22 @@ def chroma_basis(sr: int, n_fft: int, n_chroma: int, tuning: float) -> np.ndarra
     frqbins = n_chroma * _hz_to_octs(frequencies, tuning=tuning, bins_per_octave=n_chroma)
     frqbins = np.concatenate(([frqbins[0] - 1.5 * n_chroma], frqbins))
     binwidthbins = np.concatenate((np.maximum(frqbins[1:] - frqbins[:-1], 1.0), [1]))
-    D = np.subtract.outer(frqbins, np.arange(0, n_chroma, dtype="d")).T
+    # every step below works column by column (one FFT bin each), so only the
+    # columns that are kept are computed, as contiguous rows
+    keep = int(1 + n_fft / 2)
+    frqbins, binwidthbins = frqbins[:keep], binwidthbins[:keep]
+    D = frqbins[np.newaxis, :] - np.arange(0, n_chroma, dtype="d")[:, np.newaxis]
     n_chroma2 = np.round(float(n_chroma) / 2)
-    D = np.remainder(D + n_chroma2 + 10 * n_chroma, n_chroma) - n_chroma2
-    wts = np.exp(-0.5 * (2 * D / np.tile(binwidthbins, (n_chroma, 1))) ** 2)
+    D += n_chroma2 + 10 * n_chroma
+    # fmod is remainder for values >= 0 (both are exact); it is several times faster
+    D = (np.fmod(D, n_chroma) if D.min() >= 0 else np.remainder(D, n_chroma)) - n_chroma2
+    wts = np.exp(-0.5 * (2 * D / binwidthbins) ** 2)
     length = np.sqrt(np.sum(wts**2, axis=0, keepdims=True))
     length[length < np.finfo(wts.dtype).tiny] = 1.0
     wts = wts / length
-    wts *= np.tile(np.exp(-0.5 * (((frqbins / n_chroma - 5.0) / 2.0) ** 2)), (n_chroma, 1))
+    wts *= np.exp(-0.5 * (((frqbins / n_chroma - 5.0) / 2.0) ** 2))
     wts = np.roll(wts, -3 * (n_chroma // 12), axis=0)
-    wts = np.ascontiguousarray(wts[:, : int(1 + n_fft / 2)], dtype=np.float32)
+    wts = np.ascontiguousarray(wts, dtype=np.float32)
     wts.setflags(write=False)
     return wts
 
@@ -227,15 +235,47 @@ def pitch_tuning(frequencies: np.ndarray, *, bins_per_octave: int, resolution: f
 
     Returns 0.0 when no frequency is positive.
     """
-    frequencies = np.atleast_1d(frequencies)
-    frequencies = frequencies[frequencies > 0]
-    if not frequencies.size:
-        return 0.0
+    frequencies = np.ravel(frequencies)
+    groups = np.zeros(frequencies.shape, dtype=np.intp)
+    return float(pitch_tunings(frequencies, groups, n_groups=1, bins_per_octave=bins_per_octave,
+                               resolution=resolution)[0])
+
+
+def pitch_tunings(frequencies: np.ndarray, groups: np.ndarray, *, n_groups: int, bins_per_octave: int,
+                  resolution: float = 0.01) -> np.ndarray:
+    """:func:`pitch_tuning` of each group of frequencies, in one pass.
+
+    The histogram of deviations is ``np.histogram``'s (bins closed on the left, the
+    last one on both sides), counted for all groups at once.
+
+    Parameters
+    ----------
+    frequencies : np.ndarray [shape=(n,)]
+    groups : np.ndarray [shape=(n,), dtype=int]
+        The group, ``0 <= g < n_groups``, of each frequency.
+    n_groups : int >= 0
+
+    Returns
+    -------
+    tunings : np.ndarray [shape=(n_groups,), dtype=float64]
+        0.0 for a group without a positive frequency.
+    """
+    frequencies = np.ravel(frequencies)
+    groups = np.ravel(groups)
+    keep = frequencies > 0
+    frequencies, groups = frequencies[keep], groups[keep]
     residual = np.mod(bins_per_octave * _hz_to_octs(frequencies, tuning=0.0, bins_per_octave=12), 1.0)
     residual[residual >= 0.5] -= 1.0
-    bins = np.linspace(-0.5, 0.5, int(np.ceil(1.0 / resolution)) + 1)
-    counts, edges = np.histogram(residual, bins)
-    return float(edges[np.argmax(counts)])
+    edges = np.linspace(-0.5, 0.5, int(np.ceil(1.0 / resolution)) + 1)
+    n_bins = len(edges) - 1
+    index = np.searchsorted(edges, residual, side="right") - 1
+    index[residual == edges[-1]] = n_bins - 1
+    inside = (index >= 0) & (index < n_bins)
+    counts = np.bincount(groups[inside] * n_bins + index[inside], minlength=n_groups * n_bins)
+    counts = counts.reshape(n_groups, n_bins)
+    tunings = edges[np.argmax(counts, axis=-1)]
+    tunings[~counts.any(axis=-1)] = 0.0
+    return tunings
 
 
 def onset_strength_median(S_db: np.ndarray, *, n_fft: int, hop_length: int) -> np.ndarray:
@@ -244,22 +284,47 @@ def onset_strength_median(S_db: np.ndarray, *, n_fft: int, hop_length: int) -> n
     Lag one frame, no reference filtering, centred (shifted by ``n_fft // (2 *
     hop_length) + 1`` frames, zeros in front), no detrending.
 
+    Only the flux of the frames that the shift keeps is computed, frame-major (each
+    frame's bands contiguous), and its median is :func:`_median_of_rows`'s.
+
     Parameters
     ----------
-    S_db : np.ndarray [shape=(n_segments, n_bands, n_frames)]
+    S_db : np.ndarray [shape=(n_segments, n_bands, n_frames), dtype=float32 or float64]
 
     Returns
     -------
     onset_env : np.ndarray [shape=(n_segments, n_frames)]
     """
-    flux = np.maximum(0.0, S_db[..., 1:] - S_db[..., :-1])
-    env = np.median(flux, axis=-2)
+    S_db = np.asarray(S_db)
+    if S_db.dtype not in (np.float32, np.float64):
+        S_db = S_db.astype(np.float64)
+    n_segments, n_bands, n_frames = S_db.shape
     pad = 1 + n_fft // (2 * hop_length)
-    out = np.zeros(S_db.shape[:1] + S_db.shape[-1:], dtype=env.dtype)
-    n = min(S_db.shape[-1] - pad, env.shape[-1])
+    out = np.zeros((n_segments, n_frames), dtype=S_db.dtype)
+    n = min(n_frames - pad, n_frames - 1)
     if n > 0:
-        out[:, pad : pad + n] = env[:, :n]
+        bands = np.swapaxes(S_db, -1, -2)
+        flux = np.empty((n_segments, n, n_bands), dtype=S_db.dtype)
+        np.subtract(bands[:, 1 : n + 1], bands[:, :n], out=flux)
+        np.maximum(0.0, flux, out=flux)
+        out[:, pad : pad + n] = _median_of_rows(flux.reshape(-1, n_bands)).reshape(n_segments, n)
     return out
+
+
+def _median_of_rows(x: np.ndarray) -> np.ndarray:
+    """``np.median(x, axis=-1)`` of a 2-D array, with the same values.
+
+    Short rows (a frame's bands) are sorted whole, which NumPy's vectorised sort does
+    several times faster than the partition of ``np.median``; the middle values are
+    averaged in ``x``'s own precision, as ``np.median`` does. An array holding a NaN
+    goes to ``np.median`` itself.
+    """
+    if np.isnan(x).any():
+        return np.median(x, axis=-1)
+    n = x.shape[-1]
+    lo, hi = (n - 1) // 2, n // 2
+    ordered = np.sort(x, axis=-1)
+    return ordered[:, lo] if lo == hi else (ordered[:, lo] + ordered[:, hi]) / 2
 
 
 def tempo_frequencies(n_bins: int, *, hop_length: int, sr: int) -> np.ndarray:
@@ -285,8 +350,24 @@ def tempo_from_tempogram(tg: np.ndarray, *, sr: int, hop_length: int, start_bpm:
     -------
     tempo : np.ndarray [shape=(n_segments,)]
     """
-    mean = tg.mean(axis=-1)
-    bpms = tempo_frequencies(tg.shape[-2], hop_length=hop_length, sr=sr)
+    return tempo_from_mean_tempogram(tg.mean(axis=-1), sr=sr, hop_length=hop_length, start_bpm=start_bpm,
+                                     std_bpm=std_bpm, max_tempo=max_tempo)
+
+
+def tempo_from_mean_tempogram(mean: np.ndarray, *, sr: int, hop_length: int, start_bpm: float = 120.0,
+                              std_bpm: float = 1.0, max_tempo: float = 320.0) -> np.ndarray:
+    """:func:`tempo_from_tempogram` from the tempogram's mean over frames.
+
+    Parameters
+    ----------
+    mean : np.ndarray [shape=(n_segments, win_length)]
+        ``tg.mean(axis=-1)``.
+
+    Returns
+    -------
+    tempo : np.ndarray [shape=(n_segments,)]
+    """
+    bpms = tempo_frequencies(mean.shape[-1], hop_length=hop_length, sr=sr)
     with np.errstate(divide="ignore"):
         logprior = -0.5 * ((np.log2(bpms) - np.log2(start_bpm)) / std_bpm) ** 2
     logprior[: int(np.argmax(bpms < max_tempo))] = -np.inf
