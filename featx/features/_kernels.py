@@ -303,10 +303,36 @@ def magnitudes(D_p, S_p, power_p, rolloff_p, scratch_p, n_seg, n_frames, n_bins,
                     out_p[k] = v * v
 
 
+@_cfunc(types.void(_f32p, _i64p, _i64p, _f32p, _f32p, _i64, _i64, _i64, _i64))
+def banded_product(W_p, lo_p, hi_p, X_p, out_p, n_seg, n_rows, n_bins, n_frames):
+    """``out[s] = W @ X[s]`` for a filter bank ``W`` whose row ``i`` is zero outside ``lo[i]:hi[i]``.
+
+    ``W`` is ``(n_rows, n_bins)``, ``X`` ``(n_seg, n_bins, n_frames)`` and ``out``
+    ``(n_seg, n_rows, n_frames)``, all float32; each output row is summed in
+    float32 over its band, lowest bin first, a whole row of frames at a time.
+    """
+    W = carray(W_p, (n_rows, n_bins))
+    lo = carray(lo_p, (n_rows,))
+    hi = carray(hi_p, (n_rows,))
+    X = carray(X_p, (n_seg, n_bins, n_frames))
+    out = carray(out_p, (n_seg, n_rows, n_frames))
+    for s in range(n_seg):
+        for i in range(n_rows):
+            row = out[s, i]
+            for t in range(n_frames):
+                row[t] = np.float32(0.0)
+            for f in range(lo[i], hi[i]):
+                w = W[i, f]
+                x = X[s, f]
+                for t in range(n_frames):
+                    row[t] += w * x[t]
+
+
 #: The kernels :mod:`featx.features.native` builds and loads, by name.
 KERNELS = {
     "median_rows": median_rows,
     "nan_or_negative_zero": nan_or_negative_zero,
     "masked": masked,
     "magnitudes": magnitudes,
+    "banded_product": banded_product,
 }

@@ -45,6 +45,7 @@ SIGNATURES = {
     "nan_or_negative_zero": (ctypes.c_int32, (_P, _I64)),
     "masked": (None, (_P, _P, _P, _P, _I64, _I64, _I64)),
     "magnitudes": (None, (_P, _P, _P, _P, _P, _I64, _I64, _I64, ctypes.c_float)),
+    "banded_product": (None, (_P, _P, _P, _P, _P, _I64, _I64, _I64, _I64)),
 }
 
 _MAGIC = b"FEATX-KERNELS-1\n"
