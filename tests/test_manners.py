@@ -83,8 +83,9 @@ def test_every_command_goes_through_the_one_error_handler():
 
     def leaves(command):
         if isinstance(command, click.Group):
-            for sub in command.commands.values():
-                yield from leaves(sub)
+            ctx = click.Context(command)
+            for name in command.list_commands(ctx):
+                yield from leaves(command.get_command(ctx, name))
         else:
             yield command
 

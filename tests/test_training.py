@@ -198,12 +198,15 @@ def test_train_config_is_frozen_and_validate_returns_a_resolved_copy():
 
 
 def test_options_read_the_training_vocabulary():
+    import click
+
     from featx.cli import main
     from featx.sweep.space import TRAIN_OPTIONS
     from featx.training.config import DEFAULTS, LEVELS, OPTIMIZERS, SPLITS, SWEEP_METRICS
 
-    train = {p.name: p for p in main.commands["train"].params}
-    sweep = {p.name: p for p in main.commands["sweep"].params}
+    ctx = click.Context(main)
+    train = {p.name: p for p in main.get_command(ctx, "train").params}
+    sweep = {p.name: p for p in main.get_command(ctx, "sweep").params}
     for name in ("batch_size", "learning_rate", "optimizer", "seed", "patience", "reduce_lr_patience",
                  "folds", "split", "epochs", "valid_fraction", "log_variances", "refit"):
         assert train[name].default == getattr(DEFAULTS, name), name

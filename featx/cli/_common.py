@@ -147,6 +147,30 @@ def info(message: str, *, err: bool = False) -> None:
         click.echo(message, err=err)
 
 
+def report_run(result, summary: str) -> None:
+    """Print the outcome of a run over audio files; exit with status 1 if files were skipped.
+
+    Parameters
+    ----------
+    result
+        The run's result: its ``errors`` (``(file, reason)`` pairs) and ``errors_path``
+        (the CSV that lists them) are read.
+    summary : str
+        What the run did (or that its output was up to date); not shown with ``-q``.
+
+    Notes
+    -----
+    On stderr: one ``skipped FILE: REASON`` line per skipped file, the summary, then
+    (if files were skipped) their count and where they are listed.
+    """
+    for file, reason in result.errors:
+        click.echo(f"skipped {file}: {reason}", err=True)
+    info(summary, err=True)
+    if result.errors:
+        click.echo(f"{len(result.errors)} file(s) skipped; see {result.errors_path}", err=True)
+        sys.exit(1)
+
+
 def progress_enabled(ctx: click.Context) -> bool | None:
     """False with -q; otherwise None, which lets tqdm show a bar only on a terminal."""
     return False if (ctx.obj or {}).get("quiet") else None

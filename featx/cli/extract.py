@@ -1,34 +1,22 @@
 """``featx extract`` and ``featx demo``."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from ._common import handle_errors, info, progress_enabled
+from ._common import handle_errors, progress_enabled, report_run
 from ..features.settings import PRESETS
 
 
-def _report(result) -> None:
-    """Print the outcome of an extraction and exit non-zero if files were skipped."""
-    for file, reason in result.errors:
-        click.echo(f"skipped {file}: {reason}", err=True)
+def _summary(result) -> str:
+    """What an extraction did, in one line."""
     if result.up_to_date:
-        info(f"{result.output} is up to date ({result.n_rows} rows); nothing to do", err=True)
-    else:
-        done_before = result.n_files - result.n_extracted
-        resumed = f", {done_before} from an earlier run" if done_before else ""
-        info(
-            f"wrote {result.n_rows} rows from {result.n_files - len(result.errors)} file(s) "
-            f"to {result.output} in {result.seconds:.1f} s{resumed}",
-            err=True,
-        )
-    if result.errors:
-        click.echo(
-            f"{len(result.errors)} file(s) skipped; see {result.errors_path}", err=True
-        )
-        sys.exit(1)
+        return f"{result.output} is up to date ({result.n_rows} rows); nothing to do"
+    done_before = result.n_files - result.n_extracted
+    resumed = f", {done_before} from an earlier run" if done_before else ""
+    return (f"wrote {result.n_rows} rows from {result.n_files - len(result.errors)} file(s) "
+            f"to {result.output} in {result.seconds:.1f} s{resumed}")
 
 
 @click.command()
@@ -89,7 +77,7 @@ def extract(ctx, inputs, output, preset, segment_seconds, whole_file, sr, labels
         inputs, output, settings=settings, labels=labels, jobs=jobs,
         overwrite=overwrite, progress=progress_enabled(ctx), scheduler=scheduler,
     )
-    _report(result)
+    report_run(result, _summary(result))
 
 
 @click.command()

@@ -1,31 +1,21 @@
 """``featx spectrograms``: mel, MFCC and chroma images of every segment into a store."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from ._common import handle_errors, info, progress_enabled
+from ._common import handle_errors, progress_enabled, report_run
 
 
-def _report(result) -> None:
-    """Print the outcome and exit non-zero if files were skipped."""
-    for file, reason in result.errors:
-        click.echo(f"skipped {file}: {reason}", err=True)
+def _summary(result) -> str:
+    """What a spectrogram run did, in one line."""
     if result.up_to_date:
-        info(f"{result.output} is up to date ({result.n_segments} segments); nothing to do", err=True)
-    else:
-        done_before = result.n_files - result.n_extracted
-        resumed = f"; {done_before} file(s) were in it already" if done_before else ""
-        info(
-            f"added {result.n_added} segments from {result.n_extracted - len(result.errors)} file(s) "
-            f"to {result.output} ({result.n_segments} in all) in {result.seconds:.1f} s{resumed}",
-            err=True,
-        )
-    if result.errors:
-        click.echo(f"{len(result.errors)} file(s) skipped; see {result.errors_path}", err=True)
-        sys.exit(1)
+        return f"{result.output} is up to date ({result.n_segments} segments); nothing to do"
+    done_before = result.n_files - result.n_extracted
+    resumed = f"; {done_before} file(s) were in it already" if done_before else ""
+    return (f"added {result.n_added} segments from {result.n_extracted - len(result.errors)} file(s) "
+            f"to {result.output} ({result.n_segments} in all) in {result.seconds:.1f} s{resumed}")
 
 
 @click.command()
@@ -105,4 +95,4 @@ def spectrograms(ctx, inputs, output, kinds, segment_seconds, whole_file, sr, la
     result = run_spectrograms(inputs, output, settings=settings, labels=labels, jobs=jobs,
                               overwrite=overwrite, progress=progress_enabled(ctx),
                               scheduler=scheduler)
-    _report(result)
+    report_run(result, _summary(result))
