@@ -29,7 +29,9 @@ import sys
 import threading
 from pathlib import Path
 
-__all__ = ["kernel", "cache_file"]
+from ..io.cache import cache_root
+
+__all__ = ["cache_file", "kernel"]
 
 #: Lanes (rows) the median kernel filters together; its scratch buffers are sized by it.
 LANES = 96
@@ -63,15 +65,6 @@ def kernel(name: str):
                 _loaded.update(_load_all())
         fn = _loaded[name]
     return fn
-
-
-def cache_root() -> Path:
-    """featx's cache folder: ``$FEATX_CACHE_DIR``, ``$XDG_CACHE_HOME/featx`` or ``~/.cache/featx``."""
-    root = os.environ.get("FEATX_CACHE_DIR")
-    if not root:
-        root = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-                            "featx")
-    return Path(root)
 
 
 def _sources() -> list[Path]:

@@ -139,11 +139,9 @@ def tag_names(model: str = "MTT_musicnn") -> tuple[str, ...]:
 
 def cache_dir() -> Path:
     """Where the checkpoints are cached as ``.npz`` files (see the module docstring)."""
-    root = os.environ.get("FEATX_CACHE_DIR")
-    if not root:
-        root = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-                            "featx")
-    return Path(root) / "musicnn"
+    from ..io.cache import cache_root
+
+    return cache_root() / "musicnn"
 
 
 def read_checkpoint(model: str = "MTT_musicnn", *, optimizer_state: bool = False) -> dict[str, np.ndarray]:
