@@ -1,5 +1,6 @@
 """Shared fixtures: synthetic audio with known properties, a CLI runner, a feature-table
-builder, and the real GTZAN data.
+builder, the real GTZAN data, Keras, and the musicnn port (skipped where the musicnn
+package is not installed).
 
 Tests receive all of these as fixtures (helpers come as fixtures that return a function);
 nothing here is imported by a test module.
@@ -139,3 +140,51 @@ def synthetic_feature_csv():
 def run_cli():
     """Return ``run_cli(*args, ok=True)``: ``featx -q ARGS`` through click's CliRunner."""
     return _run_cli
+
+
+def _genre_clip(genre: str, k: int, seconds: float = 6.5) -> np.ndarray:
+    """Clip ``k`` of a two-genre corpus: ``"tones"`` is a sine of 330 + 110 k Hz, any other
+    genre white noise seeded with ``k``; float32 at 22050 Hz."""
+    t = np.arange(int(seconds * SR)) / SR
+    if genre == "tones":
+        return (0.5 * np.sin(2 * np.pi * (330 + 110 * k) * t)).astype(np.float32)
+    rng = np.random.default_rng(k)
+    return (rng.standard_normal(len(t)) * 0.3).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def genre_clip():
+    """Return ``genre_clip(genre, k, seconds=6.5)``: tones (a pitch per clip) or noise."""
+    return _genre_clip
+
+
+@pytest.fixture(scope="session")
+def keras():
+    """The keras module, imported through featx (TensorFlow's log level set first)."""
+    from featx._keras import import_keras
+
+    return import_keras()
+
+
+MUSICNN_MISSING = "the musicnn package is not installed (pip install --no-deps musicnn==0.1.0)"
+
+
+@pytest.fixture(scope="session")
+def needs_musicnn():
+    """Skip, naming the install command, where the musicnn package (the pretrained
+    weights) is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("musicnn") is None:
+        pytest.skip(MUSICNN_MISSING)
+
+
+@pytest.fixture(scope="module")
+def mn(needs_musicnn, tmp_path_factory):
+    """:mod:`featx.models.musicnn`, with the weights cache in a temporary folder for the
+    test module (``FEATX_CACHE_DIR``, restored afterwards)."""
+    from featx.models import musicnn
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FEATX_CACHE_DIR", str(tmp_path_factory.mktemp("featx-cache")))
+        yield musicnn

@@ -17,23 +17,6 @@ from featx.features import musicnn_input as mi
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("MTT_musicnn", "MSD_musicnn", "MTT_vgg", "MSD_vgg")
-NOT_INSTALLED = "the musicnn package is not installed (pip install --no-deps musicnn==0.1.0)"
-
-
-@pytest.fixture(scope="module")
-def mn(tmp_path_factory):
-    """:mod:`featx.models.musicnn`, with the weights cache in a temporary folder."""
-    if importlib.util.find_spec("musicnn") is None:
-        pytest.skip(NOT_INSTALLED)
-    from featx.models import musicnn
-
-    before = os.environ.get("FEATX_CACHE_DIR")
-    os.environ["FEATX_CACHE_DIR"] = str(tmp_path_factory.mktemp("featx-cache"))
-    yield musicnn
-    if before is None:
-        os.environ.pop("FEATX_CACHE_DIR", None)
-    else:
-        os.environ["FEATX_CACHE_DIR"] = before
 
 
 def _run(code: str, *, env=None, cwd=None, timeout=600) -> subprocess.CompletedProcess:

@@ -2,7 +2,6 @@
 trained on a store of ``musicnn`` images made through the CLI from real audio files."""
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 
@@ -25,40 +24,20 @@ FRONT = {"input_bn": "batch_normalization", "timbral_74_conv": "conv2d", "tempor
          "midend_1_conv": "conv2d_5"}
 
 
-def _clip(genre: str, k: int, seconds: float = 6.5) -> np.ndarray:
-    t = np.arange(int(seconds * SR)) / SR
-    if genre == "tones":
-        return (0.5 * np.sin(2 * np.pi * (330 + 110 * k) * t)).astype(np.float32)
-    rng = np.random.default_rng(k)
-    return (rng.standard_normal(len(t)) * 0.3).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
-def needs_musicnn():
-    if importlib.util.find_spec("musicnn") is None:
-        pytest.skip("the musicnn package holds the pretrained weights: pip install --no-deps musicnn==0.1.0")
-
-
-@pytest.fixture(scope="module")
-def keras():
-    from featx._keras import import_keras
-
-    return import_keras()
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory, write_wav, run_cli):
+def data(tmp_path_factory, write_wav, genre_clip, run_cli):
     root = tmp_path_factory.mktemp("musicnn_model")
     for genre in ("tones", "noise"):
         for k in range(2):
-            write_wav(root / "audio" / genre / f"{genre}.{k:05d}.wav", _clip(genre, k))
+            write_wav(root / "audio" / genre / f"{genre}.{k:05d}.wav", genre_clip(genre, k))
     run_cli("spectrograms", root / "audio", "-o", root / "store", "--kinds", "musicnn", "-j", "1")
     return {"root": root, "store": root / "store", "audio": root / "audio"}
 
 
-def test_musicnn_images_are_the_networks_input_of_each_segment():
+def test_musicnn_images_are_the_networks_input_of_each_segment(genre_clip):
     settings = SpectrogramSettings(kinds="musicnn")
-    segments = np.stack([_clip("tones", 1)[:settings.segment_samples], _clip("noise", 0)[:settings.segment_samples]])
+    segments = np.stack([genre_clip("tones", 1)[:settings.segment_samples],
+                         genre_clip("noise", 0)[:settings.segment_samples]])
     images = segment_spectrograms(segments, settings=settings)
     assert list(images) == ["musicnn"] and images["musicnn"].shape == (2, *MUSICNN_SHAPE)
     for segment, image in zip(segments, images["musicnn"]):
@@ -66,7 +45,7 @@ def test_musicnn_images_are_the_networks_input_of_each_segment():
         np.testing.assert_array_equal(image, expected)
     # a 2-s segment is zero-padded to a whole patch: its last frames are log10(1) = 0
     short = SpectrogramSettings(kinds="musicnn,mel", segment_seconds=2.0)
-    out = segment_spectrograms(_clip("noise", 1)[:short.segment_samples], settings=short)
+    out = segment_spectrograms(genre_clip("noise", 1)[:short.segment_samples], settings=short)
     assert out["musicnn"].shape == (1, *MUSICNN_SHAPE) and out["mel"].shape[1] == short.n_mels
     assert np.all(out["musicnn"][0, :, -50:] == 0) and np.all(out["musicnn"][0, :, :100] > 0)
     # the image settings of the other kinds leave musicnn images alone

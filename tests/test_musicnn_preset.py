@@ -3,7 +3,6 @@ probabilities as feature columns, extracted, trained on and predicted from like 
 other preset."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -18,24 +17,7 @@ from featx.errors import ConfigError
 from featx.features.settings import FeatureSettings
 
 REPO = Path(__file__).resolve().parents[1]
-NOT_INSTALLED = "the musicnn package is not installed (pip install --no-deps musicnn==0.1.0)"
 INSTALL_LINE = "the pretrained musicnn weights come from the musicnn package: pip install --no-deps musicnn==0.1.0"
-
-
-@pytest.fixture(scope="module")
-def mn(tmp_path_factory):
-    """:mod:`featx.models.musicnn`, with the weights cache in a temporary folder."""
-    if importlib.util.find_spec("musicnn") is None:
-        pytest.skip(NOT_INSTALLED)
-    from featx.models import musicnn
-
-    before = os.environ.get("FEATX_CACHE_DIR")
-    os.environ["FEATX_CACHE_DIR"] = str(tmp_path_factory.mktemp("featx-cache"))
-    yield musicnn
-    if before is None:
-        os.environ.pop("FEATX_CACHE_DIR", None)
-    else:
-        os.environ["FEATX_CACHE_DIR"] = before
 
 
 def _segments(path, settings: FeatureSettings) -> np.ndarray:

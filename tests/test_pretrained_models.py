@@ -11,36 +11,20 @@ import pytest
 from featx.data.store import StoreWriter
 from featx.features.spectrograms import SpectrogramSettings
 
-SR = 22050
 #: Mel images of 32 bands (VGG16's smallest side) x 130 frames.
 SETTINGS = SpectrogramSettings(kinds="mel", n_mels=32)
 FAST = ("--folds", "2", "--no-refit", "--epochs", "1", "--batch-size", "4", "--valid-fraction", "0")
 
 
-def _clip(genre: str, k: int, seconds: float = 6.5) -> np.ndarray:
-    t = np.arange(int(seconds * SR)) / SR
-    if genre == "tones":
-        return (0.5 * np.sin(2 * np.pi * (330 + 110 * k) * t)).astype(np.float32)
-    rng = np.random.default_rng(k)
-    return (rng.standard_normal(len(t)) * 0.3).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
-def keras():
-    from featx._keras import import_keras
-
-    return import_keras()
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory, write_wav, keras):
+def data(tmp_path_factory, write_wav, genre_clip, keras):
     from featx.training.images import audio_images
 
     root = tmp_path_factory.mktemp("vgg16")
     with StoreWriter(root / "store", SETTINGS) as writer:
         for genre in ("tones", "noise"):
             for k in range(2):
-                wav = write_wav(root / "audio" / genre / f"{genre}.{k:05d}.wav", _clip(genre, k))
+                wav = write_wav(root / "audio" / genre / f"{genre}.{k:05d}.wav", genre_clip(genre, k))
                 writer.append(audio_images(wav, SETTINGS), key=str(wav), filename=wav.name, label=genre,
                               length=SETTINGS.segment_samples)
     keras.utils.set_random_seed(7)

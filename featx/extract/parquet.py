@@ -9,7 +9,6 @@ settings record beside it, the errors CSV and the journal are as for a CSV outpu
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import OutputError
-from ..io.atomic import atomic_write, commit, temp_beside, write_error
+from ..io.atomic import discard_on_failure, temp_beside
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +52,7 @@ def assemble_parquet(out, records: dict, files, label_list, settings, record: di
     errors : list of (file, reason)
     """
     from .corpus import row_names
-    from .sinks import _csv_line
+    from .sinks import _finish_outputs, file_sha256
 
     pa, pq = _require_pyarrow()
     labelled = label_list is not None
@@ -91,35 +90,14 @@ def assemble_parquet(out, records: dict, files, label_list, settings, record: di
         {METADATA_KEY: json.dumps(meta, sort_keys=True).encode()})
     n_rows = len(names)
     tmp, fd = temp_beside(out.csv)
-    try:
+    with discard_on_failure(tmp, out.csv):
         with os.fdopen(fd, "wb") as fh:
             pq.write_table(table, fh)
             fh.flush()
             os.fsync(fh.fileno())
-        digest = _sha256(tmp)
-        if errors:
-            atomic_write(out.errors, "".join(_csv_line(r) for r in [["file", "reason"], *errors]))
-        else:
-            out.errors.unlink(missing_ok=True)
-        record = dict(record, files=entries, rows=n_rows, errors=[list(e) for e in errors],
-                      csv_sha256=digest)
-        atomic_write(out.settings, json.dumps(record, indent=2) + "\n")
-        commit(tmp, out.csv)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise write_error(out.csv, exc) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        _finish_outputs(out, tmp, record, entries=entries, n_rows=n_rows, errors=errors,
+                        digest=file_sha256(tmp))
     return n_rows, errors
-
-
-def _sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def previous_parquet_records(out, previous: dict, fingerprints: dict, n_features: int) -> dict:

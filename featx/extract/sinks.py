@@ -9,9 +9,8 @@ import logging
 import os
 from pathlib import Path
 
-
-from ..io.atomic import atomic_write, commit, temp_beside, write_error
 from ..errors import DataError, OutputError
+from ..io.atomic import atomic_write, commit, discard_on_failure, temp_beside
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +78,7 @@ def _assemble(out: OutputPaths, records: dict, files, label_list, settings, reco
     entries = [dict(e) for e in record["files"]]
     n_rows = 0
     tmp, fd = temp_beside(out.csv)  # checked target, the umask's permissions, committed below
-    try:
+    with discard_on_failure(tmp, out.csv):  # e.g. the disk filled up: one line naming the CSV
         digest = hashlib.sha256()
         with os.fdopen(fd, "w", newline="") as fh:
             fh.write(_csv_line(columns))
@@ -100,23 +99,40 @@ def _assemble(out: OutputPaths, records: dict, files, label_list, settings, reco
                 n_rows += len(names)
             fh.flush()
             os.fsync(fh.fileno())
-        if errors:
-            lines = [["file", "reason"], *errors]
-            text = "".join(_csv_line(r) for r in lines)
-            atomic_write(out.errors, text)
-        else:
-            out.errors.unlink(missing_ok=True)
-        record = dict(record, files=entries, rows=n_rows, errors=[list(e) for e in errors],
-                      csv_sha256=digest.hexdigest())
-        atomic_write(out.settings, json.dumps(record, indent=2) + "\n")
-        commit(tmp, out.csv)
-    except OSError as exc:  # e.g. the disk filled up: one line naming the CSV
-        Path(tmp).unlink(missing_ok=True)
-        raise write_error(out.csv, exc) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        _finish_outputs(out, tmp, record, entries=entries, n_rows=n_rows, errors=errors,
+                        digest=digest.hexdigest())
     return n_rows, errors
+
+
+def _finish_outputs(out: OutputPaths, tmp, record: dict, *, entries, n_rows: int, errors,
+                    digest: str) -> None:
+    """Write the errors CSV (or remove the one an earlier run left) and the settings
+    record, then put the finished table ``tmp`` in place of ``out.csv``.
+
+    The one ending of every sink (CSV and Parquet). Call it inside
+    :func:`~featx.io.atomic.discard_on_failure` for ``tmp``.
+
+    Parameters
+    ----------
+    out : OutputPaths
+        The run's files.
+    tmp : Path
+        The finished table, written beside ``out.csv`` by :func:`~featx.io.atomic.temp_beside`.
+    record : dict
+        The settings record so far; it gains ``files`` (``entries``: each file's
+        fingerprint and outcome), ``rows`` (``n_rows``), ``errors`` and ``csv_sha256``
+        (``digest``, the SHA-256 of the table's bytes).
+    errors : list of (file, reason)
+        The files that failed, for the errors CSV.
+    """
+    if errors:
+        atomic_write(out.errors, "".join(_csv_line(r) for r in [["file", "reason"], *errors]))
+    else:
+        out.errors.unlink(missing_ok=True)
+    record = dict(record, files=entries, rows=n_rows, errors=[list(e) for e in errors],
+                  csv_sha256=digest)
+    atomic_write(out.settings, json.dumps(record, indent=2) + "\n")
+    commit(tmp, out.csv)
 
 
 def file_sha256(path) -> str:

@@ -84,9 +84,10 @@ def _temp_path(path: Path) -> tuple[Path, int]:
 def temp_beside(path) -> tuple[Path, int]:
     """Check ``path`` may be written, and create an empty temporary file beside it.
 
-    For writers that manage the temporary file themselves; finish with :func:`commit`
-    (or delete the temporary file on failure). Returns the temporary path and an open
-    file descriptor for writing (mode ``0o666`` less the umask).
+    For writers that manage the temporary file themselves; write and :func:`commit`
+    inside :func:`discard_on_failure`, so that a failure removes the temporary file.
+    Returns the temporary path and an open file descriptor for writing (mode ``0o666``
+    less the umask).
     """
     path = Path(path)
     _check_target(path)
@@ -99,16 +100,37 @@ def commit(tmp, path) -> Path:
     The temporary file is removed when this fails (:class:`OutputError`).
     """
     tmp, path = Path(tmp), Path(path)
-    try:
+    with discard_on_failure(tmp, path):
         refuse_symlink(path)
         _finish(tmp, path)
+    return path
+
+
+@contextlib.contextmanager
+def discard_on_failure(tmp, path):
+    """Remove the temporary file ``tmp`` when the ``with`` block fails, and re-raise.
+
+    The partner of :func:`temp_beside` for writers that manage the temporary file
+    themselves: an ``OSError`` becomes the one-line :class:`OutputError` of
+    :func:`write_error` naming ``path``; any other exception (``KeyboardInterrupt``
+    included) propagates unchanged. ``tmp`` is left alone on success.
+
+    Parameters
+    ----------
+    tmp : str or Path
+        The temporary file being written.
+    path : str or Path
+        The file it will replace, named in the error.
+    """
+    tmp = Path(tmp)
+    try:
+        yield
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise write_error(path, exc) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return path
 
 
 def _finish(tmp: Path, path: Path) -> None:
@@ -161,7 +183,7 @@ def atomic_open(path, mode: str = "wb", *, encoding: str | None = None, newline:
     path = Path(path)
     _check_target(path)
     tmp, fd = _temp_path(path)
-    try:
+    with discard_on_failure(tmp, path):
         if mode == "w":
             fh = os.fdopen(fd, "w", encoding=encoding or "utf-8", newline=newline)
         else:
@@ -171,12 +193,6 @@ def atomic_open(path, mode: str = "wb", *, encoding: str | None = None, newline:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise write_error(path, exc) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     from .guard import note_written
 
     note_written(path)
@@ -212,15 +228,9 @@ def atomic_save(path, save: Callable[[Path], object]) -> Path:
     _check_target(path)
     tmp, fd = _temp_path(path)
     os.close(fd)
-    try:
+    with discard_on_failure(tmp, path):
         save(tmp)
         if tmp.is_symlink() or not tmp.is_file():
             raise OutputError(f"{path}: the writer did not produce a file")
         _finish(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise write_error(path, exc) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path

@@ -57,6 +57,19 @@ def _check_rate(value: float, name: str, builder: str) -> float:
     return value
 
 
+def _lstm_stack(x, units: tuple[int, ...], dropout: float):
+    """LSTM layers of ``units`` in turn over the sequence ``x``, each followed by dropout;
+    the last returns one vector, the others their whole sequence."""
+    from keras import layers
+
+    for i, n in enumerate(units):
+        last = i == len(units) - 1
+        x = layers.LSTM(n, return_sequences=not last, name=f"lstm_{i + 1}")(x)
+        if dropout:
+            x = layers.Dropout(dropout, name=f"dropout_{i + 1}")(x)
+    return x
+
+
 def build_lstm(
     input_shape: Sequence[int],
     num_classes: int,
@@ -92,11 +105,7 @@ def build_lstm(
     activation = _check_activation(activation, "build_lstm")
     inputs = keras.Input(shape=(n_features,), name="features")
     x = layers.Reshape((n_features, 1), name="as_sequence")(inputs)
-    for i, n in enumerate(units):
-        last = i == len(units) - 1
-        x = layers.LSTM(n, return_sequences=not last, name=f"lstm_{i + 1}")(x)
-        if dropout:
-            x = layers.Dropout(dropout, name=f"dropout_{i + 1}")(x)
+    x = _lstm_stack(x, units, dropout)
     outputs = layers.Dense(int(num_classes), activation=activation, name="genre")(x)
     return keras.Model(inputs, outputs, name="lstm")
 
@@ -135,11 +144,7 @@ def build_segment_lstm(
     activation = _check_activation(activation, "build_segment_lstm")
     inputs = keras.Input(shape=(n_segments, n_features), name="segments")
     x = layers.Masking(mask_value=0.0, name="padding_mask")(inputs)
-    for i, n in enumerate(units):
-        last = i == len(units) - 1
-        x = layers.LSTM(n, return_sequences=not last, name=f"lstm_{i + 1}")(x)
-        if dropout:
-            x = layers.Dropout(dropout, name=f"dropout_{i + 1}")(x)
+    x = _lstm_stack(x, units, dropout)
     if int(dense) > 0:
         x = layers.Dense(int(dense), activation="relu", name="dense")(x)
         if dropout:
