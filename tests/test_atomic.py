@@ -106,9 +106,10 @@ def test_csv_and_parquet_outputs_end_with_the_same_records(bad_corpus, tmp_path)
         result = run_extraction([bad_corpus], out, settings=FeatureSettings(), jobs=1, progress=False)
         assert [os.path.basename(f) for f, _ in result.errors] == ["broken.wav"]
         records[suffix] = json.loads((out.parent / f"f.{suffix}.settings.json").read_text())
-        errors[suffix] = (out.parent / "f.errors.csv").read_text()
+        listed = "f.errors.csv" if suffix == "csv" else "f.parquet.errors.csv"
+        errors[suffix] = (out.parent / listed).read_text()
         assert records[suffix]["csv_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
-        assert _names(out.parent) == sorted([f"f.{suffix}", f"f.{suffix}.settings.json", "f.errors.csv"])
+        assert _names(out.parent) == sorted([f"f.{suffix}", f"f.{suffix}.settings.json", listed])
     csv_record, parquet_record = records["csv"], records["parquet"]
     assert [k for k in csv_record if csv_record[k] != parquet_record[k]] == ["csv_sha256"]
     assert csv_record["rows"] == 8 and len(csv_record["errors"]) == 1
@@ -119,17 +120,46 @@ def test_csv_and_parquet_outputs_end_with_the_same_records(bad_corpus, tmp_path)
 
 
 @pytest.mark.parametrize("suffix", ["csv", "parquet"])
-def test_a_sink_that_cannot_write_its_errors_leaves_no_table_and_resumes(bad_corpus, tmp_path, suffix):
+def test_a_folder_where_the_errors_csv_goes_is_refused_before_any_work(bad_corpus, tmp_path, suffix):
     if suffix == "parquet":
         pytest.importorskip("pyarrow")
     from featx import FeatureSettings, run_extraction
 
     out = tmp_path / f"f.{suffix}"
-    (tmp_path / "f.errors.csv").mkdir()  # where the errors CSV should go
-    with pytest.raises(OutputError, match=r"f\.errors\.csv: is a folder; expected a file path to write"):
+    listed = "f.errors.csv" if suffix == "csv" else "f.parquet.errors.csv"
+    (tmp_path / listed).mkdir()  # where the errors CSV should go
+    with pytest.raises(OutputError, match=r"errors\.csv' is a folder where featx extract writes a file"):
         run_extraction([bad_corpus], out, settings=FeatureSettings(), jobs=1, progress=False)
-    assert _names(tmp_path) == sorted(["audio", "f.errors.csv", f"f.{suffix}.partial"])  # no table, no temp
-    (tmp_path / "f.errors.csv").rmdir()
+    assert _names(tmp_path) == sorted(["audio", listed])  # nothing analysed, nothing written
+    (tmp_path / listed).rmdir()
     again = run_extraction([bad_corpus], out, settings=FeatureSettings(), jobs=1, progress=False)
-    assert again.n_extracted == 0 and again.n_rows == 8  # every file came from the journal
-    assert _names(tmp_path) == sorted(["audio", f"f.{suffix}", f"f.{suffix}.settings.json", "f.errors.csv"])
+    assert again.n_rows == 8
+    assert _names(tmp_path) == sorted(["audio", f"f.{suffix}", f"f.{suffix}.settings.json", listed])
+
+
+def test_a_csv_and_a_parquet_table_side_by_side_keep_their_own_errors(bad_corpus, corpus, tmp_path):
+    pytest.importorskip("pyarrow")
+    from featx import FeatureSettings, run_extraction
+
+    run_extraction([bad_corpus], tmp_path / "f.csv", settings=FeatureSettings(), jobs=1, progress=False)
+    run_extraction([bad_corpus], tmp_path / "f.parquet", settings=FeatureSettings(), jobs=1, progress=False)
+    csv_errors = (tmp_path / "f.errors.csv").read_bytes()
+    (corpus / "tones" / "broken.wav").unlink()  # a clean run of the Parquet table
+    run_extraction([corpus], tmp_path / "f.parquet", settings=FeatureSettings(), jobs=1, progress=False,
+                   overwrite=True)
+    assert not (tmp_path / "f.parquet.errors.csv").exists()  # its own stale list is gone
+    assert (tmp_path / "f.errors.csv").read_bytes() == csv_errors  # the CSV's is untouched
+
+
+def test_an_errors_csv_featx_did_not_write_is_neither_replaced_nor_deleted(bad_corpus, corpus, tmp_path):
+    from featx import FeatureSettings, run_extraction
+
+    mine = tmp_path / "f.errors.csv"
+    mine.write_text("my own notes\n")
+    with pytest.raises(OutputError, match=r"f\.errors\.csv already exists and was not written by featx"):
+        run_extraction([bad_corpus], tmp_path / "f.csv", settings=FeatureSettings(), jobs=1, progress=False)
+    assert mine.read_text() == "my own notes\n"
+    (corpus / "tones" / "broken.wav").unlink()
+    run_extraction([corpus], tmp_path / "f.csv", settings=FeatureSettings(), jobs=1, progress=False,
+                   overwrite=True)  # a clean run, told to overwrite: it has no list to write or remove
+    assert mine.read_text() == "my own notes\n"

@@ -79,7 +79,7 @@ def run_extraction(
         Audio files, or folders searched recursively.
     output : path
         The CSV (or ``.parquet`` table) to write. A settings record ``OUT.settings.json`` is written beside
-        it, and ``<stem>.errors.csv`` when files were skipped.
+        it, and ``<stem>.errors.csv`` (``<name>.errors.csv`` for Parquet) when files were skipped.
     settings : FeatureSettings
     labels : str
         ``'folder'`` (each file's parent folder), ``'none'`` (no label column), or the
@@ -129,6 +129,15 @@ def run_extraction(
     _check_writable(out.csv.parent)
     for path in (out.csv, out.settings, out.errors):  # refused before any work, not at the end
         refuse_symlink(path, what="output")
+        if path.is_dir():
+            raise OutputError(f"{str(path)!r} is a folder where featx extract writes a file; "
+                              "move it away or choose another output")
+
+    from .sinks import _wrote_errors_before
+
+    if not overwrite and out.errors.is_file() and not _wrote_errors_before(out):
+        raise OutputError(f"{out.errors} already exists and was not written by featx extract for "
+                          f"{out.csv.name}; pass overwrite=True to replace it, or choose another output")
 
     fingerprints = {}
     for f in files:

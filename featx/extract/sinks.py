@@ -30,7 +30,10 @@ class OutputPaths:
 
     @property
     def errors(self) -> Path:
-        return self.csv.with_name(self.csv.stem + ".errors.csv")
+        # features.csv -> features.errors.csv; features.parquet -> features.parquet.errors.csv
+        # (so that a CSV and a Parquet table side by side never share one)
+        base = self.csv.stem if self.csv.suffix.lower() == ".csv" else self.csv.name
+        return self.csv.with_name(base + ".errors.csv")
 
     @property
     def journal(self) -> Path:
@@ -104,6 +107,15 @@ def _assemble(out: OutputPaths, records: dict, files, label_list, settings, reco
     return n_rows, errors
 
 
+def _wrote_errors_before(out: OutputPaths) -> bool:
+    """True if the settings record still beside the table says featx wrote its errors CSV."""
+    try:
+        previous = read_settings_sidecar(out.csv)
+    except DataError:
+        return False
+    return bool(previous and previous.get("errors"))
+
+
 def _finish_outputs(out: OutputPaths, tmp, record: dict, *, entries, n_rows: int, errors,
                     digest: str) -> None:
     """Write the errors CSV (or remove the one an earlier run left) and the settings
@@ -127,8 +139,8 @@ def _finish_outputs(out: OutputPaths, tmp, record: dict, *, entries, n_rows: int
     """
     if errors:
         atomic_write(out.errors, "".join(_csv_line(r) for r in [["file", "reason"], *errors]))
-    else:
-        out.errors.unlink(missing_ok=True)
+    elif out.errors.is_file() and not out.errors.is_symlink() and _wrote_errors_before(out):
+        out.errors.unlink()  # the previous run's list, which no longer holds
     record = dict(record, files=entries, rows=n_rows, errors=[list(e) for e in errors],
                   csv_sha256=digest)
     atomic_write(out.settings, json.dumps(record, indent=2) + "\n")
