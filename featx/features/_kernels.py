@@ -220,21 +220,25 @@ def masked(D_p, harm_p, perc_p, out_p, n_seg, n_bins, n_frames):
     out = carray(out_p, (n_seg, n_frames, n_bins))
     tiny = np.finfo(np.float32).tiny
     for s in range(n_seg):
-        for f in range(n_bins):
-            for t in range(n_frames):
-                a = harm[s, f, t]
-                b = perc[s, f, t]
-                z = a if a >= b else b
-                if z < tiny:
-                    m = np.float32(0.5)
-                else:
-                    ma = a / z
-                    mb = b / z
-                    ma = ma * ma
-                    mb = mb * mb
-                    m = ma / (mb + ma)
-                d = D[s, t, f]
-                out[s, t, f] = np.complex64(complex(d.real * m, d.imag * m))
+        # a block of frames at a time, so that the frame-major rows of D and out that
+        # the loop over frames touches stay in the first-level cache
+        for t0 in range(0, n_frames, 64):
+            t1 = min(t0 + 64, n_frames)
+            for f in range(n_bins):
+                for t in range(t0, t1):
+                    a = harm[s, f, t]
+                    b = perc[s, f, t]
+                    z = a if a >= b else b
+                    if z < tiny:
+                        m = np.float32(0.5)
+                    else:
+                        ma = a / z
+                        mb = b / z
+                        ma = ma * ma
+                        mb = mb * mb
+                        m = ma / (mb + ma)
+                    d = D[s, t, f]
+                    out[s, t, f] = np.complex64(complex(d.real * m, d.imag * m))
 
 
 from .native import BLOCK  # noqa: E402  (frames the magnitude kernel handles together)

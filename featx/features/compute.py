@@ -179,26 +179,32 @@ def _istft(spectrum, *, hop_length, n_fft):
 
     ``spectrum`` is frame-major, as :func:`featx.features.dsp.stft_frames` returns it:
     ``(n_segments, n_frames, bins)``. Each segment's frames are inverted in one
-    single-precision call over contiguous memory (a segment at a time, so that they
-    stay in cache); they are then overlap-added ``n_fft // hop_length`` phases at a
-    time (whole-array additions) rather than frame by frame, and divided by the cached
+    single-precision call over contiguous memory, at most
+    :data:`featx.features.dsp.FRAME_CHUNK` frames at a time (so that they stay in
+    cache); they are then overlap-added ``n_fft // hop_length`` phases at a time
+    (whole-array additions) rather than frame by frame, and divided by the cached
     squared-window sum.
     """
     n_seg, n_frames, n_bins = spectrum.shape
     window, norm = _istft_window(n_fft, hop_length, n_frames)
     ratio = n_fft // hop_length
     y = np.zeros((n_seg, n_fft + hop_length * (n_frames - 1)), dtype=np.float32)
+    # frames a chunk at a time, last chunk first: every output sample then receives its
+    # frames in the same order (latest frame first) as in one pass over all frames
+    starts = list(range(0, n_frames, dsp.FRAME_CHUNK))[::-1]
     for i in range(n_seg):
-        frames = np.fft.irfft(spectrum[i], n=n_fft, axis=-1).astype(np.float32, copy=False)
-        frames *= window  # (n_frames, n_fft)
-        if ratio * hop_length == n_fft:
-            blocks = frames.reshape(n_frames, ratio, hop_length)
-            phases = y[i].reshape(n_frames + ratio - 1, hop_length)
-            for k in range(ratio):
-                phases[k : k + n_frames] += blocks[:, k]
-        else:
-            for t in range(n_frames):
-                y[i, t * hop_length : t * hop_length + n_fft] += frames[t]
+        for t0 in starts:
+            t1 = min(t0 + dsp.FRAME_CHUNK, n_frames)
+            frames = np.fft.irfft(spectrum[i, t0:t1], n=n_fft, axis=-1).astype(np.float32, copy=False)
+            frames *= window  # (t1 - t0, n_fft)
+            if ratio * hop_length == n_fft:
+                blocks = frames.reshape(t1 - t0, ratio, hop_length)
+                phases = y[i, t0 * hop_length : (t1 - 1) * hop_length + n_fft].reshape(t1 - t0 + ratio - 1, hop_length)
+                for k in range(ratio):
+                    phases[k : k + t1 - t0] += blocks[:, k]
+            else:
+                for t in range(t0, t1):
+                    y[i, t * hop_length : t * hop_length + n_fft] += frames[t - t0]
     y = y[:, n_fft // 2 : n_fft // 2 + hop_length * (n_frames - 1)]
     return y / norm
 
@@ -296,8 +302,10 @@ def _spectral_shape(S, rolloff_bin, *, freqs):
     """
     weights = np.stack([np.ones_like(freqs), freqs, freqs**2])
     moments = np.empty((S.shape[0], 3, S.shape[-1]))
-    for i in range(len(S)):  # a segment at a time: the float64 copy stays in cache
-        moments[i] = weights @ S[i].astype(np.float64)
+    for i in range(len(S)):  # a chunk of frames at a time: the float64 copy stays in cache
+        for t0 in range(0, S.shape[-1], dsp.FRAME_CHUNK):
+            t1 = t0 + dsp.FRAME_CHUNK
+            moments[i, :, t0:t1] = weights @ S[i, :, t0:t1].astype(np.float64)
     total, w1, w2 = np.moveaxis(moments, -2, 0)
     safe = np.where(total > 0, total, 1.0)
     m1 = w1 / safe
