@@ -124,10 +124,10 @@ def load(path, *, sr: int) -> np.ndarray:
         import librosa
 
         y = librosa.resample(y, orig_sr=native, target_sr=sr, res_type="soxr_hq")
+        if not np.all(np.isfinite(y)):
+            raise AudioError(f"{path}: decoded samples contain NaN or infinity")
     if y.size == 0:
         raise AudioError(f"{path}: decodes to no samples")
-    if not np.all(np.isfinite(y)):
-        raise AudioError(f"{path}: decoded samples contain NaN or infinity")
     return y
 
 
@@ -240,9 +240,9 @@ def _check_size(path: Path, native: int, frames: int, *, sr: int) -> None:
 
 def _check_samples(path: Path, y: np.ndarray) -> None:
     """Refuse decoded samples that are not finite or beyond :data:`MAX_AMPLITUDE`."""
-    if not np.all(np.isfinite(y)):
+    peak = float(np.max(np.abs(y))) if y.size else 0.0  # NaN if any sample is NaN
+    if not math.isfinite(peak):
         raise AudioError(f"{path}: decoded samples contain NaN or infinity")
-    peak = float(np.max(np.abs(y))) if y.size else 0.0
     if peak > MAX_AMPLITUDE:
         raise AudioError(
             f"{path}: peak sample amplitude {peak:.3g}; expected at most {MAX_AMPLITUDE:g} "

@@ -106,12 +106,15 @@ def segment_features(y: np.ndarray, *, sr: int, settings: FeatureSettings) -> di
     _put(out, "rolloff", rolloff)
     _put(out, "zero_crossing_rate", _zero_crossing_rate(y, frame_length=n_fft, hop_length=hop_length))
 
-    harmonic, percussive = _hpss_waveforms(
-        y, D, S, hop_length=hop_length, n_fft=n_fft,
+    covered = _hpss_harmonic(
+        D, S, hop_length=hop_length, n_fft=n_fft,
         kernel_size=c["hpss_kernel_size"], power=c["hpss_power"],
     )
-    out["harmony_mean"], out["harmony_var"] = frames_to_stats(harmonic)
-    out["perceptr_mean"], out["perceptr_var"] = frames_to_stats(percussive)
+    m = covered.shape[-1]
+    # harmonic: the covered part, zeros after it; percussive: y less the harmonic part
+    # there, zeros after it (the tail is never materialised)
+    out["harmony_mean"], out["harmony_var"] = _zero_padded_stats(covered, y.shape[-1])
+    out["perceptr_mean"], out["perceptr_var"] = _zero_padded_stats(y[:, :m] - covered, y.shape[-1])
 
     mel = _filter_bank_product(_mel_basis(sr, n_fft, c["n_mels"]), power)
     mel_db = _power_to_db(mel, top_db=c["top_db"])
@@ -149,29 +152,47 @@ def _put(out: dict, name: str, frames: np.ndarray) -> None:
     out[f"{name}_mean"], out[f"{name}_var"] = frames_to_stats(frames)
 
 
-def _hpss_waveforms(y, D, S, *, hop_length, n_fft, kernel_size, power):
-    """Harmonic and percussive waveforms of each segment (librosa.effects.hpss).
+def _hpss_harmonic(D, S, *, hop_length, n_fft, kernel_size, power):
+    """The harmonic waveform of each segment (librosa.effects.hpss), where frames cover it.
 
     As the older librosa did, the inverse STFT runs without ``length=``: the waveform
-    ends at the last full hop and its tail is zero-filled to the segment's length.
-    The two masks sum to one, and the inverse STFT is linear and reconstructs ``y``
-    exactly where frames cover it, so the percussive part is ``y`` minus the
-    harmonic part there: one inverse STFT instead of two.
-    """
+    ends at the last full hop and its tail is zero (the caller's
+    :func:`_zero_padded_stats` counts it). The two masks sum to one, and the inverse
+    STFT is linear and reconstructs ``y`` exactly where frames cover it, so the
+    percussive part is ``y`` minus the harmonic part there: one inverse STFT instead
+    of two. The mask is applied and inverted a segment at a time, while that
+    segment's masked spectrum is still in cache.
 
+    Returns
+    -------
+    covered : np.ndarray [shape=(n_segments, hop_length * (n_frames - 1)), dtype=float32]
+    """
     harm = median_filter_rows(S, size=kernel_size, axis=-1)
     perc = median_filter_rows(S, size=kernel_size, axis=-2)
-    if power == 2:
-        spectrum = masked_spectrum(D, harm, perc)  # one compiled pass, same bits
-    else:
-        spectrum = D * np.swapaxes(_soft_mask(harm, perc, power=power), -1, -2)
-    covered = _istft(spectrum, hop_length=hop_length, n_fft=n_fft)
-    m = covered.shape[-1]
-    harmonic = np.zeros_like(y)
-    percussive = np.zeros_like(y)
-    harmonic[:, :m] = covered
-    percussive[:, :m] = y[:, :m] - covered
-    return harmonic, percussive
+    n_seg, n_frames = D.shape[0], D.shape[1]
+    covered = np.empty((n_seg, hop_length * (n_frames - 1)), dtype=np.float32)
+    for i in range(n_seg):
+        if power == 2:
+            spectrum = masked_spectrum(D[i : i + 1], harm[i : i + 1], perc[i : i + 1])  # one compiled pass
+        else:
+            spectrum = D[i : i + 1] * np.swapaxes(_soft_mask(harm[i : i + 1], perc[i : i + 1], power=power), -1, -2)
+        covered[i] = _istft(spectrum, hop_length=hop_length, n_fft=n_fft)[0]
+    return covered
+
+
+def _zero_padded_stats(x, n):
+    """Mean and population variance (float64) of each row of ``x`` followed by zeros to length ``n``.
+
+    The same values as :func:`frames_to_stats` of the zero-padded rows, up to the
+    order of float64 summation.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    zeros = n - x.shape[-1]
+    mean = x.sum(axis=-1) / n
+    deviation = x - mean[:, np.newaxis]
+    np.square(deviation, out=deviation)
+    var = (deviation.sum(axis=-1) + zeros * mean * mean) / n
+    return mean, var
 
 
 def _istft(spectrum, *, hop_length, n_fft):
