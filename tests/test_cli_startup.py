@@ -159,3 +159,17 @@ def test_spectrograms_reports_skipped_files_then_its_summary(corpus, tmp_path):
     assert re.fullmatch(rf"added 12 segments from 4 file\(s\) to {re.escape(str(out))} \(12 in all\) "
                         rf"in \d+\.\d s", lines[1])
     assert re.fullmatch(r"1 file\(s\) skipped; see .+\.csv", lines[2])
+
+
+def test_an_extraction_imports_no_librosa_scipy_pandas_or_numba(tmp_path, write_wav, genre_clip):
+    """With the kernels cached, a whole `featx extract` run (default preset, WAV input)
+    loads none of the libraries whose start-up dominated a short run."""
+    write_wav(tmp_path / "in" / "a.wav", genre_clip("tones", 1, seconds=4.0))
+    write_wav(tmp_path / "in" / "b.wav", genre_clip("noise", 2, seconds=4.0))
+    args = ("-q", "extract", str(tmp_path / "in"), "-o", str(tmp_path / "f.csv"), "-j", "1")
+    _modules_after(*args)  # builds the kernels if this machine has none cached yet
+    _, modules = _modules_after(*args, "--overwrite")
+    assert (tmp_path / "f.csv").read_text().count("\n") == 3  # header and one 3-s row each
+    loaded = sorted({m.split(".")[0] for m in modules} & {"librosa", "scipy", "pandas", "numba", "sklearn",
+                                                          "joblib", "tensorflow", "keras"})
+    assert loaded == []
