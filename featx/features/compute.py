@@ -460,7 +460,8 @@ def _tempogram(onset_env, *, win_length):
     the power spectra of all frames (one forward FFT each, of a fast length at least
     ``2 * win_length - 1``, so that no lag wraps around) are averaged first, each
     divided by its frame's energy (read from the spectrum itself: Parseval). The
-    frames are transformed a segment at a time, so that they stay in cache.
+    frames are transformed at most :data:`featx.features.dsp.FRAME_CHUNK` at a time,
+    so that they stay in cache.
 
     Returns
     -------
@@ -473,8 +474,8 @@ def _tempogram(onset_env, *, win_length):
     frames = np.lib.stride_tricks.sliding_window_view(padded, win_length, axis=-1)[:, :n]
     window = dsp.hann(win_length)
     n_fft = dsp.next_fast_len(2 * win_length - 1)
-    buffer = np.zeros((n, n_fft))  # zero beyond win_length: the FFT's padding
-    windowed = buffer[:, :win_length]
+    chunk = min(n, dsp.FRAME_CHUNK)  # frames transformed together, kept in cache
+    buffer = np.zeros((chunk, n_fft))  # zero beyond win_length: the FFT's padding
     n_bins = n_fft // 2 + 1
     # a frame's energy from the squares of its spectrum's real and imaginary parts:
     # bins other than 0 and n_fft / 2 stand for two of the full spectrum's
@@ -484,12 +485,15 @@ def _tempogram(onset_env, *, win_length):
         parseval[-2:] = 1.0 / n_fft
     power = np.empty((len(frames), n_bins))
     for i in range(len(frames)):
-        np.multiply(frames[i], window, out=windowed)
-        parts = np.fft.rfft(buffer, axis=-1).view(np.float64)
-        np.square(parts, out=parts)
-        energy = parts @ parseval
-        energy[energy < np.finfo(energy.dtype).tiny] = 1.0
-        total = (1.0 / energy) @ parts  # the normalised power spectra summed over frames
+        total = np.zeros(2 * n_bins)
+        for t0 in range(0, n, chunk):
+            t1 = min(t0 + chunk, n)
+            np.multiply(frames[i, t0:t1], window, out=buffer[: t1 - t0, :win_length])
+            parts = np.fft.rfft(buffer[: t1 - t0], axis=-1).view(np.float64)
+            np.square(parts, out=parts)
+            energy = parts @ parseval
+            energy[energy < np.finfo(energy.dtype).tiny] = 1.0
+            total += (1.0 / energy) @ parts  # the normalised power spectra summed over frames
         power[i] = (total[0::2] + total[1::2]) / n
     return np.fft.irfft(power, n=n_fft, axis=-1)[:, :win_length]
 
