@@ -6,18 +6,30 @@ kernel when it is allocated and returned to it when it is freed, so every clip
 pays for about 8,000 fresh pages: measured here, 20 ms of system time on top of
 about 75 ms of analysis per 30-second clip. :func:`keep_work_arrays` raises
 glibc's mapping threshold to 32 MiB (arrays below it come from the heap and are
-reused) and lets up to 64 MiB of freed heap stay with the process instead of
-being trimmed after each clip.
+reused) and lets up to 64 MiB of free memory at the top of the heap stay with
+the process instead of being trimmed after each clip.
+
+The trim threshold bounds only the free memory at the top of the heap: freed
+arrays below a live allocation stay with the process too, and setting the mapping
+threshold ends glibc's own adaptive one for the rest of the process. That suits a
+process that does nothing but extract features, so featx applies it only there:
+in ``featx extract`` and in the worker processes it starts (which it marks with
+``FEATX_KEEP_WORK_ARRAYS=1``), not when a program calls the library. Such a program
+may call :func:`keep_work_arrays` itself.
 
 It changes nothing on other C libraries, nor when the user has set glibc's own
 ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_`` or ``MALLOC_TOP_PAD_``
-environment variables (their choice stands), nor when ``FEATX_MALLOC=0``.
+environment variables or malloc tunables in ``GLIBC_TUNABLES`` (their choice
+stands), nor when ``FEATX_MALLOC=0``.
 """
 from __future__ import annotations
 
 import os
 
-__all__ = ["keep_work_arrays", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
+__all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "WORKER_VAR", "keep_work_arrays"]
+
+#: Set to "1" in the environment of a process that only extracts features.
+WORKER_VAR = "FEATX_KEEP_WORK_ARRAYS"
 
 #: Allocations below this size come from the heap (glibc's ``M_MMAP_THRESHOLD``).
 MMAP_THRESHOLD = 32 << 20
@@ -38,6 +50,8 @@ def keep_work_arrays() -> bool:
     if os.environ.get("FEATX_MALLOC", "1") == "0":
         return False
     if any(k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")):
+        return False
+    if "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", ""):
         return False
     try:
         if not os.confstr("CS_GNU_LIBC_VERSION"):

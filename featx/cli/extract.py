@@ -1,12 +1,13 @@
 """``featx extract`` and ``featx demo``."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
-from ._common import handle_errors, progress_enabled, report_run
 from ..features.settings import PRESETS
+from ._common import handle_errors, progress_enabled, report_run
 
 
 def _summary(result) -> str:
@@ -62,9 +63,13 @@ def extract(ctx, inputs, output, preset, segment_seconds, whole_file, sr, labels
       featx extract genres/ -o features_csv/features_3_sec.csv
       featx extract genres/ -o features_csv/features_30_sec.csv --preset gtzan --whole-file
     """
+    from .._malloc import WORKER_VAR, keep_work_arrays
     from ..errors import ConfigError
     from ..extract.runner import run_extraction
     from ..features.settings import FeatureSettings
+
+    keep_work_arrays()  # this process analyses files itself with -j 1
+    os.environ[WORKER_VAR] = "1"  # and featx's worker processes, started from it, do the same
 
     try:
         seconds = None if whole_file else float(segment_seconds)

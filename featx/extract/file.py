@@ -66,10 +66,7 @@ def _rows_frame(names, length, values, settings: FeatureSettings):
 
 
 def _extract_arrays(path, settings: FeatureSettings, *, window: int | None = None, y=None):
-    from .._malloc import keep_work_arrays
     from ..features.compute import segment_features
-
-    keep_work_arrays()  # the analysis' large arrays are reused from file to file
 
     y = load(path, sr=settings.sr) if y is None else y
     seg_len = settings.segment_samples

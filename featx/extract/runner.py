@@ -7,20 +7,25 @@ import os
 import time
 from pathlib import Path
 
-
 from .. import __version__
-from .corpus import find_corpus
+from .._malloc import WORKER_VAR, keep_work_arrays
 from ..errors import AudioError, ConfigError, OutputError
 from ..features.settings import FeatureSettings
+from .corpus import find_corpus
 
 logger = logging.getLogger(__name__)
-from .file import _extract_arrays
-from .labels import labels_digest, resolve_labels
-from .sinks import (OutputPaths, _assemble, _check_writable, file_sha256, previous_records,
-                    read_settings_sidecar)
 from ..io.atomic import refuse_symlink
 from ..io.journal import Journal, _settings_diff
-
+from .file import _extract_arrays
+from .labels import labels_digest, resolve_labels
+from .sinks import (
+    OutputPaths,
+    _assemble,
+    _check_writable,
+    file_sha256,
+    previous_records,
+    read_settings_sidecar,
+)
 
 # --------------------------------------------------------------------------- the run
 
@@ -44,6 +49,8 @@ class ExtractionResult:
 
 def _work(path: str, settings: FeatureSettings):
     """Worker task: analyse one file, returning a JSON-ready record."""
+    if os.environ.get(WORKER_VAR) == "1":  # in `featx extract` and its worker processes
+        keep_work_arrays()
     try:
         names, length, values = _extract_arrays(path, settings)
     except AudioError as exc:
