@@ -136,10 +136,114 @@ def test_kernels_compiled_here_match_the_loaded_ones():
     np.testing.assert_array_equal(outs[0], outs[1])
 
 
-def test_every_kernel_has_a_prototype():
+def test_every_kernel_has_a_matching_prototype():
+    import ctypes
+
+    from numba import types
+
     from featx.features import _kernels
+
+    def as_ctypes(t):
+        if isinstance(t, types.CPointer):
+            return ctypes.c_void_p
+        return {types.int64: ctypes.c_int64, types.int32: ctypes.c_int32, types.float32: ctypes.c_float,
+                types.void: None}[t]
 
     assert set(_kernels.KERNELS) == set(native.SIGNATURES)
     for name, cfunc in _kernels.KERNELS.items():
         restype, argtypes = native.SIGNATURES[name]
-        assert len(cfunc._sig.args) == len(argtypes), name
+        assert as_ctypes(cfunc._sig.return_type) is restype, name
+        assert [as_ctypes(a) for a in cfunc._sig.args] == list(argtypes), name
+
+
+def _rewrite_header(path, change):
+    """Rewrite a cache file's header with ``change(header)``, with a valid digest (a crafted file)."""
+    import hashlib
+
+    data = path.read_bytes()
+    magic = data[: data.index(b"\n") + 1]
+    size = int.from_bytes(data[len(magic) : len(magic) + 8], "little")
+    header = json.loads(data[len(magic) + 8 : len(magic) + 8 + size])
+    change(header)
+    meta = json.dumps(header).encode()
+    body = magic + len(meta).to_bytes(8, "little") + meta + data[len(magic) + 8 + size : -32]
+    path.write_bytes(body + hashlib.sha256(body).digest())
+
+
+@pytest.mark.parametrize("change", [
+    lambda h: h.update(kernels=list(h["kernels"])),
+    lambda h: h.update(undefined=[1]),
+    lambda h: h["objects"][0].update(size=-5),
+    lambda h: h["kernels"].pop("masked"),
+], ids=["kernels-a-list", "undefined-not-names", "negative-size", "kernel-missing"])
+def test_a_malformed_header_is_rebuilt_not_loaded(reference, tmp_path, change):
+    cache, first = reference
+    stored = next((cache / "kernels").glob("kernels-*.bin"))
+    target = tmp_path / "cache" / "kernels" / stored.name
+    target.parent.mkdir(parents=True)
+    target.write_bytes(stored.read_bytes())
+    _rewrite_header(target, change)
+    result = _probe(tmp_path / "cache")
+    assert result["numba"] is True and result["digest"] == first["digest"]
+    assert target.read_bytes() == stored.read_bytes()
+
+
+def test_every_symbol_the_code_needs_is_listed(reference):
+    cache, _ = reference
+    header, codes = native._read(next((cache / "kernels").glob("kernels-*.bin")))
+    from_objects = set().union(*(native._elf_undefined(code) for code in codes))
+    assert from_objects and from_objects <= set(header["undefined"])
+
+
+def test_an_error_path_stops_the_process_with_a_message(reference):
+    cache, _ = reference
+    code = ("import numpy as np\n"
+            "from featx.features.native import kernel\n"
+            "x = np.zeros(1, np.float32); i = np.zeros(40, np.int64)\n"
+            "kernel('median_rows')(x.ctypes.data, x.ctypes.data, 0, 10, 1, 31, i.ctypes.data, i.ctypes.data,"
+            " x.ctypes.data, x.ctypes.data, x.ctypes.data)\n")  # no lanes: excluded by the docstring
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "FEATX_CACHE_DIR": str(cache)}, timeout=120)
+    assert done.returncode != 0 and done.returncode != -11  # stopped, not a segmentation fault
+    assert "featx: a compiled kernel took an error path" in done.stderr
+
+
+def test_numba_code_works_after_the_kernels_are_loaded(reference):
+    cache, first = reference
+    code = _PROBE + (
+        "import numba\n"
+        "@numba.njit\n"
+        "def f(n):\n"
+        "    a = np.arange(n) * 2\n"
+        "    if n > 3:\n"
+        "        raise ValueError('too many')\n"
+        "    return a.sum()\n"
+        "assert f(3) == 6\n"
+        "try:\n"
+        "    f(5)\n"
+        "except ValueError as e:\n"
+        "    print('raised', e)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "FEATX_CACHE_DIR": str(cache)}, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "raised too many" in done.stdout
+    assert json.loads(done.stdout.splitlines()[0])["digest"] == first["digest"]
+
+
+def test_the_cache_folder_is_always_an_absolute_path(monkeypatch, tmp_path):
+    from featx.io.cache import cache_root
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FEATX_CACHE_DIR", "rel/cache")
+    assert cache_root() == tmp_path / "rel" / "cache"
+    monkeypatch.delenv("FEATX_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative-xdg")  # ignored, as the XDG specification says
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_root() == tmp_path / "home" / ".cache" / "featx"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_root() == tmp_path / "xdg" / "featx"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", "not/absolute")
+    root = cache_root()
+    assert root.is_absolute() and root.name.startswith("featx-cache-")

@@ -6,8 +6,11 @@ machine code in featx's cache, and every later process loads that code directly,
 without importing numba (whose start-up costs more than half a second).
 
 So that the stored code is self-contained, every kernel takes C pointers and sizes
-and works only in memory its caller passes in: nothing is allocated, nothing
-raises (``error_model='numpy'``), no Python object is touched. The algorithms are
+and works only in memory its caller passes in: nothing is allocated, no Python
+object is touched, and arithmetic does not raise (``error_model='numpy'``). The
+callers check sizes first: a kernel given sizes its docstring excludes (no lanes,
+no bins) may reach one of numba's error paths, which stops the process with a
+message rather than return wrong numbers. The algorithms are
 described in :mod:`featx.features.median` and :mod:`featx.features.masking`.
 """
 from __future__ import annotations

@@ -303,7 +303,9 @@ def _magnitudes(D, *, roll_percent):
     n_seg, n_frames, n_bins = D.shape
     S = np.empty((n_seg, n_bins, n_frames), dtype=np.float32)
     power = np.empty_like(S)
-    rolloff_bin = np.empty((n_seg, n_frames), dtype=np.int64)
+    rolloff_bin = np.zeros((n_seg, n_frames), dtype=np.int64)
+    if S.size == 0:
+        return S, power, rolloff_bin
     scratch = np.zeros(2 * n_bins * BLOCK, dtype=np.float32)
     kernel("magnitudes")(D.ctypes.data, S.ctypes.data, power.ctypes.data, rolloff_bin.ctypes.data,
                          scratch.ctypes.data, n_seg, n_frames, n_bins, np.float32(roll_percent))
@@ -344,9 +346,12 @@ def _filter_bank_product(weights, x):
     """
     from .native import kernel
 
-    lo, hi = _bands(weights)
+    weights = np.ascontiguousarray(weights, dtype=np.float32)
     x = np.ascontiguousarray(x, dtype=np.float32)
     n_seg, n_bins, n_frames = x.shape
+    if weights.ndim != 2 or weights.shape[1] != n_bins:
+        raise ValueError(f"expected a filter bank of shape (filters, {n_bins}). Received: {weights.shape}")
+    lo, hi = _bands(weights)
     out = np.empty((n_seg, weights.shape[0], n_frames), dtype=np.float32)
     kernel("banded_product")(weights.ctypes.data, lo.ctypes.data, hi.ctypes.data, x.ctypes.data, out.ctypes.data,
                              n_seg, weights.shape[0], n_bins, n_frames)
@@ -356,14 +361,16 @@ def _filter_bank_product(weights, x):
 def _bands(weights):
     """First and one-past-last non-zero column of each row of a (cached, read-only) filter bank."""
     key = id(weights)
-    cached = _BANDS.get(key)
+    cached = _BANDS.get(key) if not weights.flags.writeable else None  # only fixed banks are remembered
     if cached is None or cached[0] is not weights:
         if len(_BANDS) > 32:
             _BANDS.clear()
         nonzero = weights != 0
         lo = np.where(nonzero.any(axis=1), nonzero.argmax(axis=1), 0).astype(np.int64)
         hi = np.where(nonzero.any(axis=1), weights.shape[1] - nonzero[:, ::-1].argmax(axis=1), 0).astype(np.int64)
-        cached = _BANDS[key] = (weights, lo, hi)
+        cached = (weights, lo, hi)
+        if not weights.flags.writeable:
+            _BANDS[key] = cached
     return cached[1], cached[2]
 
 

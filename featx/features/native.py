@@ -6,14 +6,15 @@ more than half a second in every process, several times the analysis of a
 30-second clip, so featx compiles the kernels once, stores their machine code in
 its cache folder, and later processes load that code with LLVM's object loader
 (llvmlite, which numba itself uses) and call it through :mod:`ctypes`, in about
-40 ms.
+50 ms.
 
 The stored code is specific to this CPU, this numba/llvmlite release and the
 kernels' source: all of them are part of the cache file's name, so a change of
 any of them (or a shared home folder seen from another kind of CPU) builds anew.
-The file also carries a SHA-256 of the code, checked before it is loaded. When
-the cache cannot be read or written the kernels are compiled in the process and
-used from there. The cache folder is ``$FEATX_CACHE_DIR``, else
+The file ends with a SHA-256 of its content, checked before anything in it is
+used (it detects damage, not tampering: the cache folder must be writable by its
+owner only, like Python's own byte-code caches). When the cache cannot be written
+the kernels are compiled in every process (with a warning). The cache folder is ``$FEATX_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/featx``, else ``~/.cache/featx``; kernels go to its
 ``kernels`` folder.
 """
@@ -23,6 +24,7 @@ import ctypes
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import platform
 import sys
@@ -32,6 +34,8 @@ from pathlib import Path
 from ..io.cache import cache_root
 
 __all__ = ["cache_file", "kernel"]
+
+logger = logging.getLogger(__name__)
 
 #: Lanes (rows) the median kernel filters together; its scratch buffers are sized by it.
 LANES = 96
@@ -50,7 +54,7 @@ SIGNATURES = {
     "banded_product": (None, (_P, _P, _P, _P, _P, _I64, _I64, _I64, _I64)),
 }
 
-_MAGIC = b"FEATX-KERNELS-1\n"
+_MAGIC = b"FEATX-KERNELS-2\n"
 _lock = threading.Lock()
 _loaded: dict[str, object] = {}
 _keep: list = []  # the execution engine and callbacks live as long as the process
@@ -118,50 +122,84 @@ def _load_all() -> dict[str, object]:
         _write(path, *stored)
     try:
         return _link(llvm, *stored)
-    except (RuntimeError, KeyError, ValueError, OSError):
+    except (RuntimeError, KeyError, ValueError, OSError, TypeError, AttributeError):
         return _compiled_here()
 
 
 def _read(path: Path):
-    """``(header, code)`` from a cache file, or None when it is missing, foreign or damaged."""
+    """``(header, codes)`` from a cache file, or None when it is missing, foreign or damaged.
+
+    The file is the magic line, the header's length (8 bytes), the header (JSON), the
+    object codes, and a SHA-256 of everything before it; the digest is checked first
+    and the header's shape after.
+    """
     try:
         if path.is_symlink() or not path.is_file():
             return None
         data = path.read_bytes()
     except OSError:
         return None
-    if not data.startswith(_MAGIC):
+    if not data.startswith(_MAGIC) or len(data) < len(_MAGIC) + 8 + 32:
+        return None
+    body, digest = data[:-32], data[-32:]
+    if hashlib.sha256(body).digest() != digest:
         return None
     try:
-        size = int.from_bytes(data[len(_MAGIC) : len(_MAGIC) + 8], "little")
+        size = int.from_bytes(body[len(_MAGIC) : len(_MAGIC) + 8], "little")
         start = len(_MAGIC) + 8
-        header = json.loads(data[start : start + size].decode("utf-8"))
+        header = json.loads(body[start : start + size].decode("utf-8"))
+        if not _valid_header(header):
+            return None
         codes = []
         offset = start + size
         for entry in header["objects"]:
-            code = data[offset : offset + entry["size"]]
+            code = body[offset : offset + entry["size"]]
             offset += entry["size"]
             if len(code) != entry["size"] or hashlib.sha256(code).hexdigest() != entry["sha256"]:
                 return None
             codes.append(code)
-        if set(header["kernels"]) != set(SIGNATURES):
+        if offset != len(body):
             return None
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError):
         return None
     return header, codes
 
 
+def _valid_header(header) -> bool:
+    """Whether a cache file's header has the shape :func:`_build` writes."""
+    if not isinstance(header, dict):
+        return False
+    kernels, objects, undefined = header.get("kernels"), header.get("objects"), header.get("undefined")
+    if not (isinstance(kernels, dict) and isinstance(objects, list) and isinstance(undefined, list)):
+        return False
+    if set(kernels) != set(SIGNATURES) or not all(isinstance(n, str) and n for n in undefined):
+        return False
+    for entry in objects:
+        if not (isinstance(entry, dict) and isinstance(entry.get("size"), int) and entry["size"] > 0
+                and isinstance(entry.get("sha256"), str)):
+            return False
+    for value in kernels.values():
+        if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], int)
+                and 0 <= value[0] < len(objects) and isinstance(value[1], str) and value[1]):
+            return False
+    return True
+
+
 def _write(path: Path, header: dict, codes: list[bytes]) -> None:
-    from ..io.atomic import atomic_open
     from ..errors import OutputError
+    from ..io.atomic import atomic_open
 
     meta = json.dumps(header, sort_keys=True).encode("utf-8")
+    body = _MAGIC + len(meta).to_bytes(8, "little") + meta + b"".join(codes)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_open(path, "wb") as fh:
-            fh.write(_MAGIC + len(meta).to_bytes(8, "little") + meta + b"".join(codes))
-    except (OSError, OutputError):
-        pass  # a read-only cache: the kernels were built for this process anyway
+            fh.write(body + hashlib.sha256(body).digest())
+    except (OSError, OutputError) as exc:
+        # a read-only cache: the kernels were built for this process anyway
+        logger.warning("cannot store the compiled kernels in %s (%s); every featx process will compile "
+                       "them again (a few seconds): set FEATX_CACHE_DIR to a writable folder",
+                       path.parent, getattr(exc, "strerror", None) or exc)
 
 
 def _build():
@@ -183,17 +221,49 @@ def _build():
             codes.append(code)
             undefined.update(f.name for f in module.functions if f.is_declaration and not f.name.startswith("llvm."))
             undefined.update(g.name for g in module.global_variables if g.is_declaration)
+            # and what code generation added (memset, compiler helpers), from the object itself
+            undefined.update(_elf_undefined(code))
     except (AttributeError, TypeError, RuntimeError):
         return None  # another numba release: compile in the process instead
     header["undefined"] = sorted(undefined)
     return header, codes
 
 
+def _elf_undefined(code: bytes) -> set[str]:
+    """Names of the undefined symbols of a 64-bit little-endian ELF object (empty for other formats)."""
+    import struct
+
+    if code[:6] != b"\x7fELF\x02\x01":
+        return set()
+    try:
+        return _elf_symbols(code, struct)
+    except (struct.error, ValueError, IndexError):
+        return set()
+
+
+def _elf_symbols(code: bytes, struct) -> set[str]:
+    shoff, = struct.unpack_from("<Q", code, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", code, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQIIQQ", code, shoff + i * shentsize) for i in range(shnum)]
+    names = set()
+    for _, kind, _, _, offset, size, link, _, _, entsize in sections:
+        if kind != 2 or not entsize:  # SHT_SYMTAB
+            continue
+        strtab = sections[link][4]
+        for k in range(1, size // entsize):
+            name_at, info, _, shndx, _, _ = struct.unpack_from("<IBBHQQ", code, offset + k * entsize)
+            if shndx == 0 and name_at and info >> 4 in (1, 2):  # undefined, global or weak
+                end = code.index(b"\0", strtab + name_at)
+                names.add(code[strtab + name_at : end].decode("ascii", "replace"))
+    return names
+
+
 @ctypes.CFUNCTYPE(None)
 def _unreachable():
-    # the kernels never raise, allocate or call back into Python; these symbols
-    # (numba's error and reference-count paths) are linked but never reached
-    os.write(2, b"featx: a compiled kernel took an error path; delete featx's kernels cache\n")
+    # numba's error-reporting and reference-count paths are linked into the kernels
+    # but not reached for the sizes featx passes (see featx.features._kernels)
+    os.write(2, b"featx: a compiled kernel took an error path (invalid sizes?); report it with the "
+                b"command that led to it\n")
     os.abort()
 
 
@@ -206,9 +276,14 @@ def _symbol_address(name: str) -> int:
 
 def _link(llvm, header: dict, codes: list[bytes]) -> dict[str, object]:
     for name in header["undefined"]:
-        # symbols already known (numba's own, once it is loaded) are left alone
+        # symbols already known (numba's own, once it is loaded) are left alone; the
+        # C library's come from this process; numba's helpers, on error paths only, get
+        # a stub that stops the process with a message instead of jumping to address 0
         if not llvm.address_of_symbol(name):
             llvm.add_symbol(name, _symbol_address(name))
+    missing = [name for name in header["undefined"] if not llvm.address_of_symbol(name)]
+    if missing:
+        raise RuntimeError(f"unresolved symbols {missing}")
     machine = llvm.Target.from_default_triple().create_target_machine()
     engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), machine)
     for code in codes:

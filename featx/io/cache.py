@@ -1,6 +1,7 @@
 """featx's cache folder: data featx can always make again, kept to save time.
 
-``$FEATX_CACHE_DIR``, else ``$XDG_CACHE_HOME/featx``, else ``~/.cache/featx``.
+``$FEATX_CACHE_DIR``, else ``$XDG_CACHE_HOME/featx``, else ``~/.cache/featx``
+(see :func:`cache_root` for relative paths and a missing home folder).
 It holds the compiled feature kernels (``kernels/``,
 :mod:`featx.features.native`) and the musicnn weights as ``.npz``
 (``musicnn/``, :mod:`featx.models.musicnn`). Deleting it loses nothing.
@@ -14,9 +15,22 @@ __all__ = ["cache_root"]
 
 
 def cache_root() -> Path:
-    """featx's cache folder (see the module docstring); it may not exist yet."""
+    """featx's cache folder (see the module docstring), as an absolute path; it may not exist yet.
+
+    A relative ``FEATX_CACHE_DIR`` is taken from the current folder; a relative
+    ``XDG_CACHE_HOME`` is ignored, as the XDG specification says; without a home
+    folder, a per-user folder in the system's temporary folder is used.
+    """
     root = os.environ.get("FEATX_CACHE_DIR")
-    if not root:
-        root = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-                            "featx")
-    return Path(root)
+    if root:
+        return Path(os.path.abspath(root))
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "featx"
+    home = os.path.expanduser("~")
+    if os.path.isabs(home):
+        return Path(home) / ".cache" / "featx"
+    import tempfile
+
+    user = os.getuid() if hasattr(os, "getuid") else "user"
+    return Path(tempfile.gettempdir()) / f"featx-cache-{user}"
