@@ -53,7 +53,7 @@ def single_core(files, *, whole_file: bool):
     """Wall seconds for the baseline and for featx on ``files``, the largest relative
     difference, and the ratio of their CPU (process) times, which other processes on a
     busy machine disturb less than wall time."""
-    from featx._malloc import keep_work_arrays
+    from featx.allocator import keep_work_arrays
 
     # the allocator settings `featx extract` uses (they do not change the baseline's
     # speed: 1.57 against 1.63 s per clip in an A/B run)
@@ -194,12 +194,18 @@ def steady_state(paths):
     return times
 
 
+# Peak resident memory of this process in KiB. On Linux, VmHWM: ru_maxrss of a child
+# started by a large process reports the parent's size, which it inherits across fork+exec.
 _PEAK = """
 import resource, sys
 from featx.extract.runner import run_extraction
 from featx.features.settings import FeatureSettings
 run_extraction([sys.argv[1]], sys.argv[2], settings=FeatureSettings(), jobs=1, overwrite=True, progress=False)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+try:
+    with open("/proc/self/status") as fh:
+        print(next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")))
+except OSError:
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 

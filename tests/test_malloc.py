@@ -65,7 +65,7 @@ def test_featx_extract_reuses_its_arrays_and_the_library_alone_does_not(tmp_path
     ({"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=65536"}, False),
 ])
 def test_the_user_s_own_allocator_settings_take_precedence(env, applied):
-    code = "from featx._malloc import keep_work_arrays as k; print(k(), k())"
+    code = "from featx.allocator import keep_work_arrays as k; print(k(), k())"
     clean = {k: v for k, v in os.environ.items()
              if k not in ("FEATX_MALLOC", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

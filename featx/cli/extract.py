@@ -63,7 +63,7 @@ def extract(ctx, inputs, output, preset, segment_seconds, whole_file, sr, labels
       featx extract genres/ -o features_csv/features_3_sec.csv
       featx extract genres/ -o features_csv/features_30_sec.csv --preset gtzan --whole-file
     """
-    from .._malloc import WORKER_VAR, keep_work_arrays
+    from ..allocator import WORKER_VAR, keep_work_arrays
     from ..errors import ConfigError
     from ..extract.runner import run_extraction
     from ..features.settings import FeatureSettings

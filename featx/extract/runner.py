@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from .. import __version__
-from .._malloc import WORKER_VAR, keep_work_arrays
+from ..allocator import WORKER_VAR, keep_work_arrays
 from ..errors import AudioError, ConfigError, OutputError
 from ..features.settings import FeatureSettings
 from .corpus import find_corpus
