@@ -167,30 +167,33 @@ def scaling(folder: Path, tmp: Path):
 
 
 def steady_state(paths):
-    """Seconds for featx's per-file task over ``paths`` with 1 and 2 warm workers.
+    """Seconds for featx's per-file task over ``paths`` in a pool of 1 and of 2 warm workers.
 
-    The same task and pool settings as `featx extract`; each worker first analyses one
-    file (imports, compiled-kernel cache) so that only the steady state is timed.
+    featx's own worker pool (:mod:`featx.extract.pool`, with the environment `featx
+    extract` gives it), so that both sides run the same way; each worker first
+    analyses a few files (imports, compiled kernels) so that only the steady state
+    is timed.
     """
-    from joblib import Parallel, delayed, parallel_config
+    from concurrent.futures import wait
 
+    from featx.allocator import WORKER_VAR
+    from featx.extract import pool
     from featx.extract.runner import _work
 
+    os.environ[WORKER_VAR] = "1"  # as `featx extract` sets for its workers
     settings = FeatureSettings()
     keys = [str(p) for p in paths]
     times = {}
-    with threadpool_limits(limits=1):
-        _work(keys[0], settings)
-        t0 = time.perf_counter()
-        for key in keys:
-            _work(key, settings)
-        times[1] = time.perf_counter() - t0
-    with parallel_config(backend="loky", inner_max_num_threads=1):
-        pool = Parallel(n_jobs=2, return_as="generator_unordered")
-        list(pool(delayed(_work)(k, settings) for k in keys[:4]))  # start and warm both workers
-        t0 = time.perf_counter()
-        list(pool(delayed(_work)(k, settings) for k in keys))
-        times[2] = time.perf_counter() - t0
+    for workers in (1, 2):
+        executor = pool._executor(workers, fresh=True)
+        try:
+            wait([executor.submit(_work, k, settings) for k in keys[: 2 * workers]])
+            t0 = time.perf_counter()
+            for future in [executor.submit(_work, k, settings) for k in keys]:
+                future.result()
+            times[workers] = time.perf_counter() - t0
+        finally:
+            executor.shutdown()
     return times
 
 
