@@ -50,9 +50,9 @@ def reference(tmp_path_factory):
     return cache, first
 
 
-def test_first_process_builds_and_stores_the_kernels(reference):
+def test_first_process_builds_and_stores_the_kernels_in_a_child(reference):
     cache, first = reference
-    assert first["numba"] is True
+    assert first["numba"] is False  # numba ran in the builder process only
     assert first["exists"] is True
     assert first["cache"].startswith(str(cache))
 
@@ -74,9 +74,8 @@ def test_a_damaged_cache_file_is_rebuilt_not_loaded(reference, tmp_path):
     damaged = target / "kernels" / stored.name
     damaged.write_bytes(bytes(data))
     result = _probe(target)
-    assert result["numba"] is True  # the damaged code was refused and compiled anew
     assert result["digest"] == first["digest"]
-    assert damaged.read_bytes() == stored.read_bytes()  # and the cache repaired
+    assert damaged.read_bytes() == stored.read_bytes()  # refused, compiled anew and stored
     assert _probe(target)["numba"] is False
 
 
@@ -184,8 +183,8 @@ def test_a_malformed_header_is_rebuilt_not_loaded(reference, tmp_path, change):
     target.write_bytes(stored.read_bytes())
     _rewrite_header(target, change)
     result = _probe(tmp_path / "cache")
-    assert result["numba"] is True and result["digest"] == first["digest"]
-    assert target.read_bytes() == stored.read_bytes()
+    assert result["digest"] == first["digest"]
+    assert target.read_bytes() == stored.read_bytes()  # refused, compiled anew and stored
 
 
 def test_every_symbol_the_code_needs_is_listed(reference):
@@ -247,3 +246,39 @@ def test_the_cache_folder_is_always_an_absolute_path(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", "not/absolute")
     root = cache_root()
     assert root.is_absolute() and root.name.startswith("featx-cache-")
+
+
+def test_ctrl_c_during_the_first_build_stops_the_run_and_its_builder(tmp_path, write_wav, genre_clip):
+    import signal
+    import time
+
+    write_wav(tmp_path / "in" / "a.wav", genre_clip("tones", 1, seconds=4.0))
+    env = {**os.environ, "FEATX_CACHE_DIR": str(tmp_path / "cache")}
+    run = subprocess.Popen([sys.executable, "-m", "featx", "extract", str(tmp_path / "in"), "-o",
+                            str(tmp_path / "f.csv"), "-j", "1"], env=env, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True,  # its own process group, as a terminal's Ctrl-C reaches
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+    def builders():
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                    if b"_build_and_store" in fh.read() and os.getpgid(int(pid)) == run.pid:
+                        found.append(int(pid))
+            except OSError:
+                continue
+        return found
+
+    deadline = time.monotonic() + 60
+    while not builders() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert run.poll() is None, "the run ended before its kernel build started"
+    time.sleep(0.5)  # well inside numba's compiler
+    os.killpg(run.pid, signal.SIGINT)
+    err = run.communicate(timeout=60)[1]
+    assert run.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith("extract: interrupted")
+    time.sleep(0.2)
+    assert builders() == []
+    assert not list((tmp_path / "cache").rglob("kernels-*.bin"))

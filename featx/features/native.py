@@ -8,7 +8,8 @@ its cache folder, and later processes load that code with LLVM's object loader
 (llvmlite, which numba itself uses) and call it through :mod:`ctypes`, in about
 50 ms.
 
-The stored code is specific to this CPU, this numba/llvmlite release and the
+The first process on a machine builds the kernels in a child process, so that
+numba never enters it and Ctrl-C stops the build. The stored code is specific to this CPU, this numba/llvmlite release and the
 kernels' source: all of them are part of the cache file's name, so a change of
 any of them (or a shared home folder seen from another kind of CPU) builds anew.
 The file ends with a SHA-256 of its content, checked before anything in it is
@@ -115,7 +116,9 @@ def _load_all() -> dict[str, object]:
     except (ImportError, OSError, RuntimeError):
         return _compiled_here()
     stored = _read(path)
-    if stored is None:
+    if stored is None and _build_in_child(path):
+        stored = _read(path)
+    if stored is None:  # no child process, or its file could not be stored: build here
         stored = _build()
         if stored is None:
             return _compiled_here()
@@ -124,6 +127,35 @@ def _load_all() -> dict[str, object]:
         return _link(llvm, *stored)
     except (RuntimeError, KeyError, ValueError, OSError, TypeError, AttributeError):
         return _compiled_here()
+
+
+def _build_in_child(path: Path) -> bool:
+    """Build and store the kernels in a child process; True if it succeeded.
+
+    numba (and its few hundred megabytes) then never enters this process, and Ctrl-C
+    stops the build: numba's compiler swallows a KeyboardInterrupt raised inside it,
+    but here the interrupt reaches this process, which ends the child.
+    """
+    import subprocess
+
+    code = "import sys; from featx.features.native import _build_and_store; sys.exit(_build_and_store(sys.argv[1]))"
+    logger.info("compiling featx's kernels for this machine (once; a few seconds)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # this very featx
+    try:
+        done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                              timeout=600, env=env)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+def _build_and_store(path: str) -> int:
+    """The child process of :func:`_build_in_child`: 0 if the kernels were built and stored."""
+    stored = _build()
+    if stored is None:
+        return 1
+    _write(Path(path), *stored)
+    return 0 if _read(Path(path)) is not None else 1
 
 
 def _read(path: Path):
