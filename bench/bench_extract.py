@@ -169,18 +169,16 @@ def scaling(folder: Path, tmp: Path):
 def steady_state(paths):
     """Seconds for featx's per-file task over ``paths`` in a pool of 1 and of 2 warm workers.
 
-    featx's own worker pool (:mod:`featx.extract.pool`, with the environment `featx
-    extract` gives it), so that both sides run the same way; each worker first
+    featx's own worker pool (:mod:`featx.extract.pool`, whose workers keep their work
+    arrays as `featx extract`'s do), so that both sides run the same way; each worker first
     analyses a few files (imports, compiled kernels) so that only the steady state
     is timed.
     """
     from concurrent.futures import wait
 
-    from featx.allocator import WORKER_VAR
     from featx.extract import pool
     from featx.extract.runner import _work
 
-    os.environ[WORKER_VAR] = "1"  # as `featx extract` sets for its workers
     settings = FeatureSettings()
     keys = [str(p) for p in paths]
     times = {}

@@ -13,9 +13,9 @@ The trim threshold bounds only the free memory at the top of the heap: freed
 arrays below a live allocation stay with the process too, and setting the mapping
 threshold ends glibc's own adaptive one for the rest of the process. That suits a
 process that does nothing but extract features, so featx applies it only there:
-in ``featx extract`` and in the worker processes it starts (which it marks with
-``FEATX_KEEP_WORK_ARRAYS=1``), not when a program calls the library. Such a program
-may call :func:`keep_work_arrays` itself.
+in ``featx extract`` and in featx's own worker processes (which its pool marks with
+``FEATX_KEEP_WORK_ARRAYS=1``), not when a program calls the library in its own
+process. Such a program may call :func:`keep_work_arrays` itself.
 
 It changes nothing on other C libraries, nor when the user has set glibc's own
 ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_`` or ``MALLOC_TOP_PAD_``

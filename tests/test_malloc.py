@@ -31,14 +31,16 @@ for _ in range(2):
     extract_features(clip, settings)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 extract_features(clip, settings)
+import featx.allocator
 print(json.dumps({"faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before,
-                  "env": os.environ.get("FEATX_KEEP_WORK_ARRAYS")}))
+                  "kept": featx.allocator._done is True}))
 """
 
 
 def _faults(clip, setup, out, **env):
+    clean = {k: v for k, v in os.environ.items() if k not in ("FEATX_KEEP_WORK_ARRAYS", "FEATX_MALLOC")}
     done = subprocess.run([sys.executable, "-c", _FAULTS, str(clip), setup, str(out)], capture_output=True,
-                          text=True, env={**os.environ, **env}, timeout=600)
+                          text=True, env={**clean, **env}, timeout=600)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -49,12 +51,36 @@ def test_featx_extract_reuses_its_arrays_and_the_library_alone_does_not(tmp_path
     write_wav(clip, genre_clip("noise", 3, seconds=30.0))
     library = _faults(clip, "library", tmp_path / "a.csv")
     cli = _faults(clip, "cli", tmp_path / "b.csv")
-    assert library["env"] is None and cli["env"] == "1"
+    assert library["kept"] is False and cli["kept"] is True
     # each 30-s analysis maps ~8,000 fresh pages with glibc's defaults, a few once reused
     assert library["faults"] > 2000, library
     assert cli["faults"] < library["faults"] / 5, (cli, library)
     off = _faults(clip, "cli", tmp_path / "c.csv", FEATX_MALLOC="0")
-    assert off["faults"] > 2000, off
+    assert off["faults"] > 2000 and off["kept"] is False, off
+
+
+@glibc_only
+def test_featx_worker_processes_keep_their_arrays(tmp_path, write_wav, genre_clip):
+    code = ("import sys\n"
+            "from featx.extract import pool\n"
+            "from featx.extract.runner import _work\n"
+            "from featx.features.settings import FeatureSettings\n"
+            "def kept():\n"
+            "    import featx.allocator\n"
+            "    return featx.allocator._done is True\n"
+            "executor = pool._executor(1, fresh=True)\n"
+            "executor.submit(_work, sys.argv[1], FeatureSettings()).result()\n"
+            "print(executor.submit(kept).result())\n"
+            "executor.shutdown()\n"
+            "import featx.allocator\n"
+            "print(featx.allocator._done is True)\n")
+    clip = tmp_path / "a.wav"
+    write_wav(clip, genre_clip("tones", 1, seconds=4.0))
+    clean = {k: v for k, v in os.environ.items() if k not in ("FEATX_KEEP_WORK_ARRAYS", "FEATX_MALLOC")}
+    done = subprocess.run([sys.executable, "-c", code, str(clip)], capture_output=True, text=True, env=clean,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False"]  # the worker did, the process that called the library did not
 
 
 @glibc_only

@@ -1,7 +1,6 @@
 """``featx extract`` and ``featx demo``."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -63,13 +62,12 @@ def extract(ctx, inputs, output, preset, segment_seconds, whole_file, sr, labels
       featx extract genres/ -o features_csv/features_3_sec.csv
       featx extract genres/ -o features_csv/features_30_sec.csv --preset gtzan --whole-file
     """
-    from ..allocator import WORKER_VAR, keep_work_arrays
+    from ..allocator import keep_work_arrays
     from ..errors import ConfigError
     from ..extract.runner import run_extraction
     from ..features.settings import FeatureSettings
 
-    keep_work_arrays()  # this process analyses files itself with -j 1
-    os.environ[WORKER_VAR] = "1"  # and featx's worker processes, started from it, do the same
+    keep_work_arrays()  # this process analyses files itself with -j 1 (featx's workers do it too)
 
     try:
         seconds = None if whole_file else float(segment_seconds)

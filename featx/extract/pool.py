@@ -56,7 +56,10 @@ def _executor(workers: int, *, fresh: bool = False):
     """
     from joblib.externals.loky import ProcessPoolExecutor
 
+    from ..allocator import WORKER_VAR
+
     env = {v: "1" for v in _THREAD_VARS}
+    env[WORKER_VAR] = "1"  # processes that only analyse files: see featx.allocator
     # warnings silenced here (``featx -q``) stay silent in the workers
     quiet = _warnings_ignored()
     env[_QUIET_VAR] = "1" if quiet else ""
