@@ -85,12 +85,17 @@ def test_a_symlinked_cache_file_is_neither_read_nor_written_through(reference, t
     (target / "kernels").mkdir(parents=True)
     stored = next((cache / "kernels").glob("kernels-*.bin"))
     victim = tmp_path / "victim.bin"
-    victim.write_bytes(stored.read_bytes())  # even valid code is not read through a link
+    victim.write_bytes(stored.read_bytes())
+    # a well-formed file that would show it was read: it names a function its code does
+    # not hold, so linking it fails and the process compiles the kernels itself (numba)
+    _rewrite_header(victim, lambda h: h["kernels"]["masked"].__setitem__(1, "featx_test_no_such_function"))
+    assert native._read(victim) is not None
+    planted = victim.read_bytes()
     (target / "kernels" / stored.name).symlink_to(victim)
     result = _probe(target)
-    assert result["numba"] is True
+    assert result["numba"] is False  # the link was not followed: a child built the kernels
     assert result["digest"] == first["digest"]
-    assert victim.read_bytes() == stored.read_bytes()
+    assert victim.read_bytes() == planted  # nor written through
     assert (target / "kernels" / stored.name).is_symlink()
 
 
@@ -175,16 +180,18 @@ def _rewrite_header(path, change):
     lambda h: h["objects"][0].update(size=-5),
     lambda h: h["kernels"].pop("masked"),
 ], ids=["kernels-a-list", "undefined-not-names", "negative-size", "kernel-missing"])
-def test_a_malformed_header_is_rebuilt_not_loaded(reference, tmp_path, change):
-    cache, first = reference
+def test_a_malformed_header_is_refused(reference, tmp_path, change):
+    """A crafted file with a valid digest but a header of the wrong shape is not used
+    (refused files are compiled anew and replaced, as the damaged-file test shows)."""
+    cache, _ = reference
     stored = next((cache / "kernels").glob("kernels-*.bin"))
-    target = tmp_path / "cache" / "kernels" / stored.name
-    target.parent.mkdir(parents=True)
+    assert native._read(stored) is not None
+    target = tmp_path / stored.name
     target.write_bytes(stored.read_bytes())
+    _rewrite_header(target, lambda h: None)
+    assert native._read(target) is not None  # the rewriting itself keeps a valid file
     _rewrite_header(target, change)
-    result = _probe(tmp_path / "cache")
-    assert result["digest"] == first["digest"]
-    assert target.read_bytes() == stored.read_bytes()  # refused, compiled anew and stored
+    assert native._read(target) is None
 
 
 def test_every_symbol_the_code_needs_is_listed(reference):

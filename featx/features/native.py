@@ -116,9 +116,11 @@ def _load_all() -> dict[str, object]:
     except (ImportError, OSError, RuntimeError):
         return _compiled_here()
     stored = _read(path)
-    if stored is None and _build_in_child(path):
-        stored = _read(path)
-    if stored is None:  # no child process, or its file could not be stored: build here
+    if stored is None:
+        stored = _build_in_child(path)
+        if stored is not None and _read(path) is None:
+            _write(path, *stored)  # the child could not store it: say so (once, here)
+    if stored is None:  # no child process: build here
         stored = _build()
         if stored is None:
             return _compiled_here()
@@ -129,33 +131,36 @@ def _load_all() -> dict[str, object]:
         return _compiled_here()
 
 
-def _build_in_child(path: Path) -> bool:
-    """Build and store the kernels in a child process; True if it succeeded.
+def _build_in_child(path: Path):
+    """Build the kernels in a child process, which also stores them: ``(header, codes)`` or None.
 
     numba (and its few hundred megabytes) then never enters this process, and Ctrl-C
     stops the build: numba's compiler swallows a KeyboardInterrupt raised inside it,
-    but here the interrupt reaches this process, which ends the child.
+    but here the interrupt reaches this process, which ends the child. The child
+    sends the file's content back too, for when the cache cannot be written.
     """
     import subprocess
 
     code = "import sys; from featx.features.native import _build_and_store; sys.exit(_build_and_store(sys.argv[1]))"
-    logger.info("compiling featx's kernels for this machine (once; a few seconds)")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # this very featx
+    logger.info("compiling featx's kernels for this machine (once; a few seconds)")
     try:
-        done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
-                              timeout=600, env=env)
+        done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, timeout=600, env=env)
     except (OSError, subprocess.SubprocessError):
-        return False
-    return done.returncode == 0
+        return None
+    return _parse(done.stdout) if done.returncode == 0 else None
 
 
 def _build_and_store(path: str) -> int:
-    """The child process of :func:`_build_in_child`: 0 if the kernels were built and stored."""
+    """The child process of :func:`_build_in_child`: builds, stores, and writes the file's bytes to stdout."""
+    logging.disable(logging.WARNING)  # the parent reports a cache it cannot write
     stored = _build()
     if stored is None:
         return 1
     _write(Path(path), *stored)
-    return 0 if _read(Path(path)) is not None else 1
+    sys.stdout.buffer.write(_serialize(*stored))
+    sys.stdout.flush()
+    return 0
 
 
 def _read(path: Path):
@@ -171,6 +176,11 @@ def _read(path: Path):
         data = path.read_bytes()
     except OSError:
         return None
+    return _parse(data)
+
+
+def _parse(data: bytes):
+    """``(header, codes)`` from a cache file's bytes, or None (see :func:`_read`)."""
     if not data.startswith(_MAGIC) or len(data) < len(_MAGIC) + 8 + 32:
         return None
     body, digest = data[:-32], data[-32:]
@@ -217,16 +227,20 @@ def _valid_header(header) -> bool:
     return True
 
 
+def _serialize(header: dict, codes: list[bytes]) -> bytes:
+    meta = json.dumps(header, sort_keys=True).encode("utf-8")
+    body = _MAGIC + len(meta).to_bytes(8, "little") + meta + b"".join(codes)
+    return body + hashlib.sha256(body).digest()
+
+
 def _write(path: Path, header: dict, codes: list[bytes]) -> None:
     from ..errors import OutputError
     from ..io.atomic import atomic_open
 
-    meta = json.dumps(header, sort_keys=True).encode("utf-8")
-    body = _MAGIC + len(meta).to_bytes(8, "little") + meta + b"".join(codes)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_open(path, "wb") as fh:
-            fh.write(body + hashlib.sha256(body).digest())
+            fh.write(_serialize(header, codes))
     except (OSError, OutputError) as exc:
         # a read-only cache: the kernels were built for this process anyway
         logger.warning("cannot store the compiled kernels in %s (%s); every featx process will compile "
