@@ -103,6 +103,8 @@ def assemble_parquet(out, records: dict, files, label_list, settings, record: di
 def previous_parquet_records(out, previous: dict, fingerprints: dict, n_features: int) -> dict:
     """Records of the unchanged files whose rows an earlier run left in the Parquet table
     ``out.csv``: ``{file id: record}`` (the caller has checked the file's SHA-256)."""
+    from .sinks import reuse_records
+
     _, pq = _require_pyarrow()
     table = pq.read_table(out.csv)
     if table.num_columns < 2 + n_features:
@@ -110,20 +112,14 @@ def previous_parquet_records(out, previous: dict, fingerprints: dict, n_features
     lengths = table.column(1).to_numpy()
     values = np.column_stack([table.column(2 + j).to_numpy() for j in range(n_features)]) \
         if table.num_rows else np.empty((0, n_features))
-    reused: dict[str, dict] = {}
     row = 0
-    for entry in previous["files"]:
-        key = entry["id"]
-        same = fingerprints.get(key) == [entry["size"], entry["mtime_ns"]]
-        if "error" in entry:
-            if same:
-                reused[key] = {"key": key, "fingerprint": fingerprints[key], "error": entry["error"]}
-            continue
-        n = int(entry["rows"])
-        if row + n > table.num_rows:
-            return {}
-        if same:
-            reused[key] = {"key": key, "fingerprint": fingerprints[key], "length": int(lengths[row]),
-                           "values": values[row:row + n].tolist()}
+
+    def rows_of(n: int):
+        nonlocal row
+        if row + n > table.num_rows or n < 1:
+            raise ValueError("fewer rows than the settings record lists")
         row += n
+        return int(lengths[row - n]), values[row - n:row].tolist()
+
+    reused = reuse_records(previous, fingerprints, rows_of)  # the caller catches a mismatch
     return reused if row == table.num_rows else {}

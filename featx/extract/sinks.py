@@ -181,28 +181,41 @@ def previous_records(out: OutputPaths, previous: dict | None, fingerprints: dict
         except (OSError, KeyError, TypeError, ValueError, IndexError):
             logger.info("%s does not match its settings record; every file is analysed again", out.csv)
             return {}
-    reused: dict[str, dict] = {}
     try:
         with open(out.csv, newline="") as fh:
             reader = csv.reader(fh)
             width = len(next(reader))
-            for entry in previous["files"]:
-                key = entry["id"]
-                same = fingerprints.get(key) == [entry["size"], entry["mtime_ns"]]
-                if "error" in entry:
-                    if same:
-                        reused[key] = {"key": key, "fingerprint": fingerprints[key], "error": entry["error"]}
-                    continue
-                rows = [next(reader) for _ in range(int(entry["rows"]))]
-                if not same:
-                    continue
+
+            def rows_of(n: int):
+                rows = [next(reader) for _ in range(n)]
                 if any(len(r) != width for r in rows):
-                    return {}
-                reused[key] = {"key": key, "fingerprint": fingerprints[key], "length": int(rows[0][1]),
-                               "values": [[float(v) for v in r[2:len(unlabelled)]] for r in rows]}
+                    raise ValueError("a row of another width")
+                return int(rows[0][1]), [[float(v) for v in r[2:len(unlabelled)]] for r in rows]
+
+            return reuse_records(previous, fingerprints, rows_of)
     except (StopIteration, KeyError, TypeError, ValueError, IndexError):
         logger.info("%s does not match its settings record; every file is analysed again", out.csv)
         return {}
+
+
+def reuse_records(previous: dict, fingerprints: dict, rows_of) -> dict:
+    """Walk the settings record's files in table order: ``{file id: record}`` of the unchanged ones.
+
+    ``rows_of(n)`` consumes the next ``n`` rows of the table and returns their
+    ``(length, values)``; it raises (``ValueError``...) when the table does not hold
+    them. Files that failed keep their error; changed files' rows are skipped.
+    """
+    reused: dict[str, dict] = {}
+    for entry in previous["files"]:
+        key = entry["id"]
+        same = fingerprints.get(key) == [entry["size"], entry["mtime_ns"]]
+        if "error" in entry:
+            if same:
+                reused[key] = {"key": key, "fingerprint": fingerprints[key], "error": entry["error"]}
+            continue
+        length, values = rows_of(int(entry["rows"]))
+        if same:
+            reused[key] = {"key": key, "fingerprint": fingerprints[key], "length": length, "values": values}
     return reused
 
 
