@@ -122,6 +122,34 @@ def _prepare(keras, input_shape, name: str):
     return inputs, inputs
 
 
+def _checked(builder: str, input_shape, num_classes, activation, filters, kernel_size, dense):
+    """The checks every single-input builder makes: ``(shape, num_classes, activation, filters, kernel, dense)``."""
+    shape = _image_shape(input_shape, builder)
+    num_classes, activation = _check_classes(num_classes, activation, builder)
+    filters = _positive_ints(filters, "filters", builder)
+    kernel = _kernel(kernel_size, builder)
+    (dense,) = _positive_ints(dense, "dense", builder)
+    return shape, num_classes, activation, filters, kernel, dense
+
+
+def _keras_layers():
+    from .._keras import import_keras
+
+    keras = import_keras()
+    from keras import layers
+
+    return keras, layers
+
+
+def _dense_head(layers, x, *, dense: int, dropout: float, dropout_name: str, num_classes: int, activation: str):
+    """Flatten, a ReLU layer of ``dense`` units, dropout (when non-zero) and the ``genre`` output."""
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(dense, activation="relu", name="dense")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name=dropout_name)(x)
+    return layers.Dense(num_classes, activation=activation, name="genre")(x)
+
+
 # --------------------------------------------------------------------------- builders
 
 
@@ -160,18 +188,13 @@ def build_cnn2d(
         Output activation: one genre per image, or several.
     """
     builder = "build_cnn2d"
-    shape = _image_shape(input_shape, builder)
-    num_classes, activation = _check_classes(num_classes, activation, builder)
-    filters = _positive_ints(filters, "filters", builder)
-    kernel = _kernel(kernel_size, builder)
+    shape, num_classes, activation, filters, kernel, dense = _checked(
+        builder, input_shape, num_classes, activation, filters, kernel_size, dense)
     dropout = _rate(dropout, "dropout", builder)
-    (dense,) = _positive_ints(dense, "dense", builder)
     pools = [2] * (len(filters) - 1) + [4]
     _check_size(shape, pools, builder, f"{len(pools) - 1} max-pools of 2 and one of 4")
 
-    from .._keras import import_keras
-    keras = import_keras()
-    from keras import layers
+    keras, layers = _keras_layers()
 
     inputs, x = _prepare(keras, input_shape, "image")
     for i, (n, pool) in enumerate(zip(filters, pools), start=1):
@@ -179,9 +202,8 @@ def build_cnn2d(
         x = layers.MaxPooling2D(pool, name=f"pool_{i}")(x)
         if dropout:
             x = layers.Dropout(dropout, name=f"dropout_{i}")(x)
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(dense, activation="relu", name="dense")(x)
-    outputs = layers.Dense(num_classes, activation=activation, name="genre")(x)
+    outputs = _dense_head(layers, x, dense=dense, dropout=0.0, dropout_name="", num_classes=num_classes,
+                          activation=activation)
     return keras.Model(inputs, outputs, name="cnn2d")
 
 
@@ -223,19 +245,14 @@ def build_cnn2d_base(
     activation : {'softmax', 'sigmoid'}
     """
     builder = "build_cnn2d_base"
-    shape = _image_shape(input_shape, builder)
-    num_classes, activation = _check_classes(num_classes, activation, builder)
-    filters = _positive_ints(filters, "filters", builder)
-    kernel = _kernel(kernel_size, builder)
+    shape, num_classes, activation, filters, kernel, dense = _checked(
+        builder, input_shape, num_classes, activation, filters, kernel_size, dense)
     dropout = _rate(dropout, "dropout", builder)
     dense_dropout = _rate(dense_dropout, "dense_dropout", builder)
-    (dense,) = _positive_ints(dense, "dense", builder)
     pools = [2] * len(filters)
     _check_size(shape, pools, builder, f"{len(pools)} max-pools of 2")
 
-    from .._keras import import_keras
-    keras = import_keras()
-    from keras import layers
+    keras, layers = _keras_layers()
 
     inputs, x = _prepare(keras, input_shape, "image")
     for i, n in enumerate(filters, start=1):
@@ -243,11 +260,8 @@ def build_cnn2d_base(
         x = layers.MaxPooling2D(2, name=f"pool_{i}")(x)
         if dropout:
             x = layers.Dropout(dropout, name=f"dropout_{i}")(x)
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(dense, activation="relu", name="dense")(x)
-    if dense_dropout:
-        x = layers.Dropout(dense_dropout, name="dropout_dense")(x)
-    outputs = layers.Dense(num_classes, activation=activation, name="genre")(x)
+    outputs = _dense_head(layers, x, dense=dense, dropout=dense_dropout, dropout_name="dropout_dense",
+                          num_classes=num_classes, activation=activation)
     return keras.Model(inputs, outputs, name="cnn2d_base")
 
 
@@ -284,18 +298,13 @@ def build_mfcc_cnn(
     activation : {'softmax', 'sigmoid'}
     """
     builder = "build_mfcc_cnn"
-    shape = _image_shape(input_shape, builder)
-    num_classes, activation = _check_classes(num_classes, activation, builder)
-    filters = _positive_ints(filters, "filters", builder)
-    kernel = _kernel(kernel_size, builder)
+    shape, num_classes, activation, filters, kernel, dense = _checked(
+        builder, input_shape, num_classes, activation, filters, kernel_size, dense)
     dropout = _rate(dropout, "dropout", builder)
-    (dense,) = _positive_ints(dense, "dense", builder)
     pools = [2] * len(filters)
     _check_size(shape, pools, builder, f"{len(pools)} max-pools of 2")
 
-    from .._keras import import_keras
-    keras = import_keras()
-    from keras import layers
+    keras, layers = _keras_layers()
 
     inputs, x = _prepare(keras, input_shape, "mfcc")
     for i, n in enumerate(filters, start=1):
@@ -303,11 +312,8 @@ def build_mfcc_cnn(
         x = layers.BatchNormalization(name=f"batch_norm_{i}")(x)
         x = layers.Activation("relu", name=f"relu_{i}")(x)
         x = layers.MaxPooling2D(2, name=f"pool_{i}")(x)
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(dense, activation="relu", name="dense")(x)
-    if dropout:
-        x = layers.Dropout(dropout, name="dropout")(x)
-    outputs = layers.Dense(num_classes, activation=activation, name="genre")(x)
+    outputs = _dense_head(layers, x, dense=dense, dropout=dropout, dropout_name="dropout",
+                          num_classes=num_classes, activation=activation)
     return keras.Model(inputs, outputs, name="mfcc_cnn")
 
 
@@ -366,10 +372,7 @@ def build_multihead(
     units = _positive_ints(dense, "dense", builder)
     dropout = _rate(dropout, "dropout", builder)
 
-    from .._keras import import_keras
-    keras = import_keras()
-    from keras import layers
-
+    keras, layers = _keras_layers()
     inputs, heads = {}, []
     for kind in shapes:
         inputs[kind], x = _prepare(keras, input_shape[kind], kind)
