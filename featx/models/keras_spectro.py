@@ -50,7 +50,11 @@ def _image_shape(input_shape, builder: str) -> tuple[int, int, int]:
 
 
 def _check_classes(num_classes, activation, builder: str) -> tuple[int, str]:
-    if int(num_classes) < 2:
+    try:
+        num_classes = int(num_classes)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{builder} needs num_classes >= 2. Received: num_classes={num_classes!r}") from None
+    if num_classes < 2:
         raise ConfigError(f"{builder} needs num_classes >= 2. Received: num_classes={num_classes}")
     if activation not in _ACTIVATIONS:
         raise ConfigError(

@@ -50,8 +50,6 @@ N_BLOCKS = 5
 #: Name of the VGG16 base inside the models :func:`build_vgg16` returns.
 BASE_NAME = "vgg16"
 
-_ACTIVATIONS = ("softmax", "sigmoid")
-
 
 # --------------------------------------------------------------------------- weights
 
@@ -157,13 +155,10 @@ def _load_base_weights(base, path: Path) -> None:
 
 
 def _shape(input_shape) -> tuple[int, int, int]:
-    try:
-        shape = tuple(int(d) for d in input_shape)
-    except (TypeError, ValueError):
-        shape = ()
-    if len(shape) == 2:
-        shape += (1,)
-    if len(shape) != 3 or any(d <= 0 for d in shape) or shape[2] not in (1, 3):
+    from .keras_spectro import _image_shape
+
+    shape = _image_shape(input_shape, "build_vgg16")
+    if shape[2] not in (1, 3):
         raise ConfigError(
             "build_vgg16 expects an image input_shape (height, width), (height, width, 1) or "
             f"(height, width, 3) of positive sizes. Received: input_shape={input_shape!r}"
@@ -194,16 +189,10 @@ def _image_size(image_size, shape) -> tuple[int, int]:
 
 
 def _check_args(num_classes, activation, fine_tune_blocks, dense_units, dropout):
+    from .keras_spectro import _check_classes, _rate
+
     builder = "build_vgg16"
-    try:
-        num_classes = int(num_classes)
-    except (TypeError, ValueError):
-        num_classes = 0
-    if num_classes < 2:
-        raise ConfigError(f"{builder} needs num_classes >= 2. Received: num_classes={num_classes}")
-    if activation not in _ACTIVATIONS:
-        raise ConfigError(f"{builder}: activation must be one of {', '.join(_ACTIVATIONS)}. "
-                          f"Received: activation={activation!r}")
+    num_classes, activation = _check_classes(num_classes, activation, builder)
     if isinstance(fine_tune_blocks, bool) or not isinstance(fine_tune_blocks, int) \
             or not 0 <= fine_tune_blocks <= N_BLOCKS:
         raise ConfigError(f"{builder}: fine_tune_blocks must be an integer from 0 to {N_BLOCKS} "
@@ -211,13 +200,7 @@ def _check_args(num_classes, activation, fine_tune_blocks, dense_units, dropout)
     if isinstance(dense_units, bool) or not isinstance(dense_units, int) or dense_units <= 0:
         raise ConfigError(f"{builder} needs a positive integer for dense_units. "
                           f"Received: dense_units={dense_units!r}")
-    try:
-        dropout = float(dropout)
-    except (TypeError, ValueError):
-        dropout = -1.0
-    if not 0.0 <= dropout < 1.0:
-        raise ConfigError(f"{builder}: dropout must be in [0, 1). Received: dropout={dropout}")
-    return num_classes, dropout
+    return num_classes, _rate(dropout, "dropout", builder)
 
 
 # --------------------------------------------------------------------------- builder
