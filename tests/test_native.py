@@ -289,3 +289,21 @@ def test_ctrl_c_during_the_first_build_stops_the_run_and_its_builder(tmp_path, w
     time.sleep(0.2)
     assert builders() == []
     assert not list((tmp_path / "cache").rglob("kernels-*.bin"))
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_worker_processes_report_an_unusable_cache_as_the_command_line_does(tmp_path, write_wav, genre_clip, quiet):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder would be\n")
+    for k in range(2):
+        write_wav(tmp_path / "in" / f"{k}.wav", genre_clip("tones", k, seconds=4.0))
+    env = {**os.environ, "FEATX_CACHE_DIR": str(blocker)}
+    args = [sys.executable, "-m", "featx", *(["-q"] if quiet else []), "extract", str(tmp_path / "in"), "-o",
+            str(tmp_path / "f.csv"), "-j", "2", "--preset", "gtzan"]
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if "compiled kernels" in line]
+    if quiet:
+        assert done.stderr == ""  # -q: nothing but errors, from workers neither
+    else:
+        assert lines and all(line.startswith("WARNING: cannot store the compiled kernels") for line in lines)

@@ -10,6 +10,7 @@ worker too as skipped, and carries on with the rest in a fresh pool.
 from __future__ import annotations
 
 import logging
+import os
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +23,9 @@ WORKER_DIED = ("worker process died while reading it (killed by the system, e.g.
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                 "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
+
+#: Worker processes started per core at most, whatever ``jobs`` asks for.
+MAX_WORKERS_PER_CORE = 4
 
 #: Set in a worker's environment when the parent process ignores every warning.
 _QUIET_VAR = "FEATX_IGNORE_WARNINGS"
@@ -87,10 +91,24 @@ def _call(task, key, args):
 
     from .._threads import limited_threads
 
+    _worker_logging(quiet=bool(os.environ.get(_QUIET_VAR)))
     with warnings.catch_warnings(), limited_threads():
         if os.environ.get(_QUIET_VAR):
             warnings.simplefilter("ignore")
         return task(key, *args)
+
+
+def _worker_logging(*, quiet: bool) -> None:
+    """featx's log lines from a worker as the command line prints its own (none with ``-q``)."""
+    featx_logger = logging.getLogger("featx")
+    if getattr(featx_logger, "_featx_worker", False):
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    featx_logger.addHandler(handler)
+    featx_logger.setLevel(logging.ERROR if quiet else logging.WARNING)
+    featx_logger.propagate = False
+    featx_logger._featx_worker = True
 
 
 def _is_pool_death(exc: BaseException) -> bool:
@@ -127,7 +145,9 @@ def map_files(task, keys, *, jobs: int, args: tuple = ()):
     keys : list of str
         Files to analyse.
     jobs : int >= 1
-        Worker processes (at most one file in flight per worker).
+        Worker processes (at most one file in flight per worker), at most
+        :data:`MAX_WORKERS_PER_CORE` per core: more only wait for a core and hold
+        memory (each about 150 MB).
     args : tuple
         Further arguments of ``task``.
 
@@ -139,6 +159,10 @@ def map_files(task, keys, *, jobs: int, args: tuple = ()):
     """
     from concurrent.futures import FIRST_COMPLETED, wait
 
+    cap = MAX_WORKERS_PER_CORE * (os.cpu_count() or 1)
+    if jobs > cap:
+        logger.info("%d worker processes asked for; %d started (%d per core)", jobs, cap, MAX_WORKERS_PER_CORE)
+        jobs = cap
     pending = list(reversed(keys))  # popped from the end: keys start in the given order
     while pending:
         executor = _executor(max(1, min(jobs, len(pending))))
