@@ -29,9 +29,11 @@ class CalibrationFolds:
         labels, counts = np.unique(np.asarray(y), return_counts=True)
         if len(counts) and counts.min() < 2:
             rare = labels[int(counts.argmin())]
+            rare = rare.item() if hasattr(rare, "item") else rare
             raise TrainingError(
                 f"svm: calibrating its probabilities needs at least 2 training rows of every class; "
-                f"class {rare!r} has 1. Received: {len(np.asarray(y))} training rows"
+                f"class {rare!r} has 1 in this fold's training rows. Received: {len(np.asarray(y))} "
+                "training rows; use fewer folds or more tracks of that genre"
             )
         return StratifiedKFold(n_splits=int(min(CALIBRATION_FOLDS, counts.min())))
 

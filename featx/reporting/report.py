@@ -94,6 +94,11 @@ def _averaging_note(metrics: dict) -> str:
                  f"{NOT_AVAILABLE}.")
     else:
         text += f" Macro precision, recall and F1 average over all {len(classes)} genres."
+    per_fold = [f.get("n_classes") for f in m.get("per_fold") or [] if f.get("n_classes") is not None]
+    if len(per_fold) > 1 and min(per_fold) < len(present or classes):
+        text += (f" Within a fold they average over the genres that have tracks in that fold "
+                 f"({min(per_fold)} to {max(per_fold)} here), so with so few tracks per fold the "
+                 "means over folds can lie far from the pooled figures (`pooled` in metrics.json).")
     return text
 
 

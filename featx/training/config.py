@@ -124,7 +124,7 @@ OPTION_HELP = {
                     "(rock;blues); one sigmoid (Keras) or one-vs-rest classifier (scikit-learn) "
                     "per genre."),
     "threshold": ("Multi-label decision threshold: a number in (0, 1) for every genre, or 'tuned' "
-                  "(per genre, chosen on validation predictions only) [default: 0.2]."),
+                  "(per genre, chosen on validation predictions only)."),
 }
 
 

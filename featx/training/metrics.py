@@ -83,6 +83,7 @@ def _level_metrics(frame: pd.DataFrame, classes: list[str]) -> dict:
     per_fold = []
     for fold, part in frame.groupby("fold", sort=False):
         per_fold.append({"fold": str(fold), "n": int(len(part)),
+                         "n_classes": int(part["label"].astype(str).nunique()),
                          **_scores(part["label"].to_numpy(), part["predicted"].to_numpy())})
     out = {name: float(np.mean([f[name] for f in per_fold])) for name in METRIC_NAMES}
     out["std"] = {name: float(np.std([f[name] for f in per_fold])) for name in METRIC_NAMES}
