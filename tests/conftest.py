@@ -36,6 +36,12 @@ def gtzan_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def bundles_0_1_0() -> Path:
+    """Bundles written by featx 0.1.0, with what it predicted (``tests/data/bundles_0.1.0``)."""
+    return REPO / "tests" / "data" / "bundles_0.1.0"
+
+
 def _tone(freq: float, seconds: float, sr: int = SR, amp: float = 0.5) -> np.ndarray:
     t = np.arange(int(round(seconds * sr))) / sr
     return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)

@@ -274,8 +274,7 @@ def test_scikit_learn_fits_and_predictions_run_on_one_thread():
     from sklearn.base import BaseEstimator, ClassifierMixin
     from threadpoolctl import threadpool_info
 
-    from featx.models.registry import get_model
-    from featx.training.fit import fit_estimator, predict_proba
+    from featx.models.sklearn_rows import fit_estimator, sklearn_proba
 
     def threads():
         return max(pool["num_threads"] for pool in threadpool_info())
@@ -292,7 +291,7 @@ def test_scikit_learn_fits_and_predictions_run_on_one_thread():
 
     X, y = np.random.default_rng(0).normal(size=(20, 3)), np.arange(20) % 2
     model = fit_estimator(ThreadRecorder(), X, y)
-    proba = predict_proba(model, get_model("svm"), X, num_classes=2)
+    proba = sklearn_proba(model, X)
     assert model.fit_threads_ == 1 and model.predict_threads_ == 1
     assert proba.shape == (20, 2)
 

@@ -117,7 +117,7 @@ def test_mlp_multilabel_two_epochs_tuned_thresholds(ml_csv, tmp_path, run_cli):
     from featx.bundle import load_bundle
 
     bundle = load_bundle(out)
-    assert bundle.model.layers[-1].activation.__name__ == "sigmoid"
+    assert bundle.model.estimator.layers[-1].activation.__name__ == "sigmoid"
     assert np.allclose(bundle.thresholds, [meta["thresholds"][g] for g in bundle.classes])
     frame = bundle.predict(str(ml_csv))
     assert "genres" in frame.columns

@@ -188,7 +188,7 @@ def schedule_and_augment_options(func):
     ``TrainConfig`` fields given on the command line (those left out keep the
     model's defaults).
     """
-    from ..training.augment import SHIFT_MODES
+    from ..models.augment import SHIFT_MODES
     from ..training.config import LR_SCHEDULES, OPTION_HELP
 
     @functools.wraps(func)

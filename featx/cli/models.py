@@ -55,7 +55,7 @@ def _refuse_keras_options(ctx, spec) -> None:
     """Refuse a Keras training option given on the command line for a scikit-learn model."""
     from ..sweep.space import KERAS_OPTIONS
 
-    if spec.kind != "sklearn":
+    if spec.family.keras_training:
         return
     for name in sorted(KERAS_OPTIONS):
         if name in ctx.params and ctx.get_parameter_source(name) not in (
@@ -121,7 +121,7 @@ def train(ctx, csv, model_name, output, epochs, batch_size, learning_rate, optim
     from ..models.registry import get_model
     from ..reporting.report import LEAKY_WARNING
     from ..training.config import TrainConfig
-    from ..training.pipeline import train_bundle
+    from ..pipeline.train import train_bundle
 
     spec = get_model(model_name)
     _refuse_keras_options(ctx, spec)
@@ -302,7 +302,7 @@ def predict(ctx, bundle_dir, inputs, fmt, top_k, output, threshold):
         check_output_file(output, (bundle_dir, *inputs))
     bundle = load_bundle(bundle_dir)
     if threshold is not None:
-        from ..bundle_multilabel import single_label_refusal
+        from ..bundle.multilabel import single_label_refusal
         from ..training.config import TUNED, parse_threshold
 
         value = parse_threshold(threshold)
@@ -357,7 +357,7 @@ def models():
     from ..models.registry import MODELS
 
     for spec in MODELS.values():
-        kinds = f" ({','.join(spec.kinds)})" if spec.input == "images" else ""
+        kinds = f" ({','.join(spec.kinds)})" if spec.kinds else ""
         click.echo(f"{spec.name:<14} {spec.kind:<8} input: {spec.input}{kinds}; {spec.description}")
         for name, param in spec.params.items():
             default = ",".join(map(str, param.default)) if isinstance(param.default, tuple) else param.default

@@ -118,7 +118,7 @@ def plot_spectrograms(ctx, store, output, per_genre, kinds, png_dir):
 @handle_errors
 def plot_bundle(bundle_dir, output):
     """Training curves, confusion matrices and per-class scores of a trained bundle."""
-    from ..bundle import _read_json, legacy_figures
+    from ..bundle import legacy_figures, read_json as _read_json
     from ..errors import BundleError
     from ..io.guard import claim_folder
     from ..reporting.figures import write_evaluation_figures

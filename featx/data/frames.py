@@ -119,3 +119,73 @@ def as_table(data, *, require_label: bool = False) -> FeatureTable:
         "expected a feature table: a pandas DataFrame, the path of a feature CSV or a "
         f"FeatureTable. Received: {type(data).__name__}"
     )
+
+
+def table_from_arrays(X, y=None, groups=None, *, name: str = "X") -> FeatureTable:
+    """A feature table from scikit-learn style inputs: a matrix or DataFrame, labels, groups.
+
+    Parameters
+    ----------
+    X : pandas.DataFrame or array-like [shape=(n_rows, n_features)]
+        A DataFrame of feature columns (``filename``, ``length`` and ``label`` columns
+        are not features; a ``filename`` column names the rows and, without
+        ``groups``, their tracks), or a matrix (columns named ``x0``, ``x1``, ...).
+    y : array-like [shape=(n_rows,)], optional
+        Label strings, one per row (several genres joined by ``;``).
+    groups : array-like [shape=(n_rows,)], optional
+        The track of every row. Rows of one track are its segments, in row order
+        (or in the order of the segment indices of their file names). Default: the
+        tracks the file names give, or one track per row.
+
+    Returns
+    -------
+    table : FeatureTable
+        With ``path=None``; segmented when a track has several rows.
+
+    Raises
+    ------
+    DataError
+        Not a 2-D table of finite numbers, or ``y``/``groups`` of another length.
+    """
+    if isinstance(X, pd.DataFrame):
+        frame = X.copy()
+        frame.columns = [str(c).strip() for c in frame.columns]
+        frame = frame.drop(columns=["length"] + ([LABEL_COLUMN] if y is not None else []), errors="ignore")
+    else:
+        try:
+            matrix = np.asarray(X, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DataError(f"{name}: expected a matrix of numbers (n_rows, n_features). "
+                            f"Received: {type(X).__name__}") from None
+        if matrix.ndim != 2:
+            raise DataError(f"{name}: expected a 2-D matrix (n_rows, n_features). Received: shape={matrix.shape}")
+        frame = pd.DataFrame(matrix, columns=[f"x{j}" for j in range(matrix.shape[1])])
+    n = len(frame)
+    for what, values in (("y", y), ("groups", groups)):
+        if values is not None and len(values) != n:
+            raise DataError(f"{what} has {len(values)} entries for the {n} rows of {name}; expected one per row")
+    named = "filename" in frame.columns
+    if groups is not None:
+        tracks = np.array([str(g) for g in groups], dtype=object)
+    elif named:
+        tracks = None
+    else:
+        tracks = np.array([f"row{i}" for i in range(n)], dtype=object)
+    if not named:
+        order = np.zeros(n, dtype=int)
+        if tracks is not None and n:
+            _, inverse = np.unique(tracks, return_inverse=True)
+            counts = np.zeros(inverse.max() + 1, dtype=int)
+            for i, t in enumerate(inverse):  # each row's place within its track, in row order
+                order[i] = counts[t]
+                counts[t] += 1
+        frame.insert(0, "filename", [f"{t}.{k}.row" for t, k in zip(tracks, order)])
+    if y is not None:
+        frame[LABEL_COLUMN] = [str(label) for label in y]
+    table = table_from_frame(frame, require_label=y is not None, name=name)
+    if tracks is not None:
+        table._tracks = tracks
+        table.segmented = bool(len(set(tracks)) < n)
+        if not named:
+            table._segments = order
+    return table

@@ -163,7 +163,7 @@ def _check_labels(y: np.ndarray, groups: np.ndarray, folds: int, name: str) -> N
             logger.warning("class %r has only 1 group: it cannot be both trained on and tested", str(label))
 
 
-def _inner_valid(train_idx, y, groups, fraction: float, seed: int, grouped: bool):
+def inner_split(train_idx, y, groups, fraction: float, seed: int, grouped: bool):
     """Split ``train_idx`` into (train, valid) without sharing groups."""
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
@@ -251,7 +251,7 @@ def make_splits(
                 "expected lists for this corpus"
             )
         if len(valid) == 0:
-            train, valid = _inner_valid(train, y, table.tracks, valid_fraction, seed, True)
+            train, valid = inner_split(train, y, table.tracks, valid_fraction, seed, True)
         _check_labels(y[train], table.tracks[train], 1, name)
         skipped = int((part == "").sum())
         desc = (f"fault-filtered lists from {Path(split_dir).name} "
@@ -291,7 +291,7 @@ def make_splits(
                 outer = list(KFold(folds, shuffle=True, random_state=seed).split(indices))
     result = []
     for k, (train, test) in enumerate(outer):
-        tr, va = _inner_valid(train, y, groups, valid_fraction, seed + k, grouped)
+        tr, va = inner_split(train, y, groups, valid_fraction, seed + k, grouped)
         result.append(Fold(f"fold{k + 1}" if folds > 1 else "holdout", tr, va, test))
     if folds > 1:
         desc = f"{folds}-fold {desc}"
@@ -315,3 +315,92 @@ def assert_no_leakage(plan: SplitPlan, table: FeatureTable) -> None:
                     f"{table.name}: track {sorted(shared)[0]} is in both the {a} and {b} part "
                     f"of {fold.name}; the split leaks"
                 )
+
+
+class GroupedSplit:
+    """featx's leakage-free splits for scikit-learn tools (``cv=`` of ``cross_val_score``,
+    ``GridSearchCV``...), with scikit-learn's ``split(X, y, groups)`` protocol.
+
+    Each split is the one :func:`make_splits` plans for ``featx train``: segments of one
+    track stay on one side (``'track'``), all tracks of an artist too (``'artist'``),
+    the fixed fault-filtered lists (``'fault-filtered'``: one split, its train and valid
+    lists against its test list), or rows drawn independently (``'random'``, leaky for
+    segment rows). Folds are stratified by label (a multi-label row by its first genre).
+
+    Parameters
+    ----------
+    by : {'track', 'artist', 'fault-filtered', 'random'}
+        What keeps rows together (the ``--split`` of ``featx train``).
+    n_splits : int >= 2
+        Folds (``'fault-filtered'``: always one split).
+    seed : int
+        Shuffles the tracks before they are dealt into folds.
+    artist_map : path, optional
+        ``file ::: artist ::: title`` index for ``'artist'`` (e.g. GTZANindex.txt).
+    split_dir : path, optional
+        The folder of train/valid/test lists for ``'fault-filtered'``.
+
+    Notes
+    -----
+    The rows' tracks come from ``groups``, else from a ``filename`` column of ``X``
+    (``rock.00001.3.wav`` is track ``rock.00001``); the artist map and the split
+    lists name tracks the same way.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.arange(12.0).reshape(6, 2)
+    >>> y = ["a", "a", "a", "b", "b", "b"]
+    >>> groups = ["t1", "t1", "t2", "t3", "t3", "t4"]
+    >>> cv = GroupedSplit(by="track", n_splits=2, seed=0)
+    >>> [sorted({groups[i] for i in test}) for _, test in cv.split(X, y, groups)]
+    [['t2', 't3'], ['t1', 't4']]
+    """
+
+    def __init__(self, by: str = "track", n_splits: int = 5, *, seed: int = 0, artist_map=None,
+                 split_dir=None):
+        self.by = by
+        self.n_splits = n_splits
+        self.seed = seed
+        self.artist_map = artist_map
+        self.split_dir = split_dir
+
+    def _plan(self, X, y, groups) -> SplitPlan:
+        from .frames import table_from_arrays
+
+        n = len(X)
+        labels = ["-"] * n if y is None else _label_strings(y)
+        table = table_from_arrays(X, labels, groups, name="X")
+        folds = 1 if self.by == "fault-filtered" else self.n_splits
+        if self.by != "fault-filtered" and (isinstance(folds, bool) or not isinstance(folds, int)
+                                               or folds < 2):
+            raise ConfigError(f"n_splits must be an integer >= 2. Received: n_splits={folds!r}",
+                              param="n_splits")
+        return make_splits(table, split=self.by, folds=folds, seed=self.seed, valid_fraction=0.0,
+                           artist_map=self.artist_map, split_dir=self.split_dir)
+
+    def split(self, X, y=None, groups=None):
+        """Yield ``(train, test)`` row indices of each split.
+
+        Raises
+        ------
+        ConfigError, DataError
+            A bad option, or rows that cannot be split so (one line naming them).
+        """
+        for fold in self._plan(X, y, groups).folds:
+            yield np.sort(np.concatenate([fold.train, fold.valid])), np.sort(fold.test)
+
+    def get_n_splits(self, X=None, y=None, groups=None) -> int:
+        """How many splits :meth:`split` yields."""
+        return 1 if self.by == "fault-filtered" else int(self.n_splits)
+
+    def __repr__(self) -> str:
+        return f"GroupedSplit(by={self.by!r}, n_splits={self.get_n_splits()}, seed={self.seed})"
+
+
+def _label_strings(y) -> list[str]:
+    """Label strings for splitting: a multi-hot row gives its first genre's column."""
+    values = np.asarray(y, dtype=object)
+    if values.ndim == 2:  # multi-hot rows: stratify by the first genre present
+        return [str(int(np.argmax(np.asarray(row, dtype=float)))) for row in values]
+    return [";".join(map(str, v)) if isinstance(v, (list, tuple, set)) else str(v) for v in values]

@@ -99,6 +99,25 @@ def _extract_arrays(path, settings: FeatureSettings, *, window: int | None = Non
     return names, segments.shape[1], values
 
 
+def samples_features(y: np.ndarray, settings: FeatureSettings, *, name: str = "audio.wav",
+                     window: int | None = None):
+    """Feature rows of decoded mono samples already at ``settings.sr``.
+
+    The analysis :func:`extract_features` runs after decoding a file (rows named after
+    ``name``); use :func:`prepare_array` first for samples at another rate.
+
+    Returns
+    -------
+    rows : pandas.DataFrame
+        As :func:`extract_features` returns.
+    """
+    from .._threads import limited_threads
+
+    with limited_threads():
+        names, length, values = _extract_arrays(name, settings, window=window, y=y)
+    return _rows_frame(names, length, values, settings)
+
+
 def extract_array_features(y, *, sr: int, settings: FeatureSettings, name: str = "array.wav",
                            window: int | None = None):
     """Feature rows of a waveform in memory, computed as for a file holding it.
@@ -134,13 +153,23 @@ def extract_array_features(y, *, sr: int, settings: FeatureSettings, name: str =
     """
     from .._threads import limited_threads
 
-    y = _prepare_array(y, sr=sr, target_sr=settings.sr, name=name)
+    y = prepare_array(y, sr=sr, target_sr=settings.sr, name=name)
     with limited_threads():
         names, length, values = _extract_arrays(name, settings, window=window, y=y)
     return _rows_frame(names, length, values, settings)
 
 
-def _prepare_array(y, *, sr, target_sr: int, name: str) -> np.ndarray:
+def prepare_array(y, *, sr, target_sr: int, name: str) -> np.ndarray:
+    """Samples in memory as featx analyses them: float32, mono, at ``target_sr``.
+
+    Raises
+    ------
+    AudioError
+        ``y`` is empty, not numeric, not finite, has more than two axes or more
+        samples than a file may hold (one line naming ``name``).
+    ConfigError
+        ``sr`` is not an integer of at least 1000.
+    """
     from .audio import MAX_SAMPLES, MIN_NATIVE_SR
     from ..errors import AudioValueError, ConfigError
 

@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from .. import __version__
+from .._version import __version__
 from ..allocator import WORKER_VAR, keep_work_arrays
 from ..errors import AudioError, ConfigError, OutputError
 from ..features.settings import FeatureSettings

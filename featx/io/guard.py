@@ -96,7 +96,7 @@ def _bad_entry(name: str) -> str | None:
 
 
 def _new_marker(fmt: str) -> dict:
-    from .. import __version__
+    from .._version import __version__
 
     return {"format": fmt, "featx": __version__, "marker_version": MARKER_VERSION,
             "files": [], "folders": [], "scratch": []}

@@ -1,7 +1,13 @@
 """Markdown reports for training and evaluation runs."""
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
+
+from ..io.atomic import atomic_write
+from ..io.guard import Legacy, claim_folder, json_says, safe_name
+from ..io.jsonfile import write_json
 
 LEAKY_WARNING = (
     "**WARNING: accuracy is inflated: random per-segment split, segments of one track are in "
@@ -159,10 +165,6 @@ def evaluation_dir(bundle_dir, csv) -> Path:
     link, is left alone: the name gets ``-2``, ``-3``, ... A re-evaluation of the
     same CSV reuses its folder.
     """
-    import json
-    import os
-
-    from ..io.guard import safe_name
 
     base = Path(bundle_dir) / "evaluation"
     stem = safe_name(Path(csv).stem)
@@ -183,8 +185,6 @@ def evaluation_dir(bundle_dir, csv) -> Path:
 
 
 def write_report(path, text: str) -> Path:
-    from ..io.atomic import atomic_write
-
     return atomic_write(path, text)
 
 
@@ -196,11 +196,7 @@ def write_outputs(directory, *, metrics: dict, predictions, title: str, facts: l
     ``data`` names the evaluated data in figure titles; by default the file name of
     the ``("data", ...)`` entry of ``facts``.
     """
-    from ..bundle import write_json
-    from .figures import write_evaluation_figures
-
-    from ..io.atomic import atomic_write
-    from ..io.guard import Legacy, claim_folder, json_says
+    from .figures import write_evaluation_figures  # matplotlib is heavy: only when writing figures
 
     # a new or empty folder, a bundle, or an evaluation folder featx wrote; never a user's folder
     legacy = Legacy("featx-output", ("metrics.json", "predictions.csv", "history.json", "report.md",

@@ -192,21 +192,21 @@ class SweepPlan:
 
 def plan_sweep(options: SweepOptions, space: SearchSpace) -> SweepPlan:
     """Check everything and list the trials; nothing is trained. Errors name their entry."""
-    from ..data.store_table import check_input, read_table
+    from ..data.store_table import read_table
+    from ..models.registry import create
+    from ..training.cv import label_encoding
 
     options.validate()
     spec = get_model(options.model)
     points = space.points(options.search, n_iter=options.n_iter, seed=options.seed,
                           max_trials=options.max_trials)
     configs = [trial_config(spec, p, base=options.base()) for p in points]
-    if spec.input == "segments" and options.split == "random":
-        raise ConfigError(f"model {spec.name!r} predicts whole tracks; expected split='track', 'artist' "
-                          "or 'fault-filtered'. Received: split='random'", param="split")
+    if configs:  # the split is checked before the table is read
+        create(configs[0][0], None).check_split(options.split)
     table = read_table(options.csv)  # a feature CSV, or a spectrogram store for an image model
-    for config, _ in configs:
-        check_input(spec, table, config.params)
-    if spec.input == "segments" and not table.segmented:
-        raise DataError(f"{table.name}: model {spec.name!r} needs segment rows; this table has one row per file")
+    labels = label_encoding(table, configs[0][0]) if configs else None
+    for config, _ in configs:  # the model of every combination must read the table
+        create(config, labels).check_input(table)
     data = _data_identity(table, options)
     design = plan_design(table, options)
     trials = []
@@ -250,7 +250,7 @@ def results_frame(plan: SweepPlan, records: dict[str, dict]) -> pd.DataFrame:
                                         for c in (n, f"{n}_std")]
     columns += ["epochs_run", "train_seconds", "status", "error", "trial"]
     frame = pd.DataFrame(rows, columns=columns)
-    if plan.spec.kind != "keras":
+    if not plan.spec.family.keras_training:  # no epochs to count
         frame = frame.drop(columns="epochs_run")
     return frame
 

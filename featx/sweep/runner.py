@@ -18,7 +18,7 @@ from .plan import SweepOutcome, SweepPlan, best_trial, score_of, write_results
 from .report import write_report
 from .space import BEST, Distribution, JOURNAL, RESULTS, RUNNING, SETTINGS, _TABLES, display_value, to_plain
 from ..io.journal import Journal
-from .trials import Trial, _configure_worker, run_trial, trial_identity
+from .trials import Trial, run_trial, trial_identity
 
 
 # ---------------------------------------------------------------------------
@@ -27,21 +27,19 @@ from .trials import Trial, _configure_worker, run_trial, trial_identity
 
 def retrain_best(plan: SweepPlan, trial: Trial) -> Path:
     """Fit ``trial``'s configuration on the non-test rows, score the test part, save ``DIR/best``."""
-    from ..data.splits import Fold, SplitPlan, _inner_valid
-    from ..training.cv import label_setup
-    from ..training.fit import describe_device
-    from ..training.pipeline import train_bundle
+    from ..data.labels import first_genres
+    from ..data.splits import Fold, SplitPlan, inner_split
+    from ..pipeline.train import train_bundle
+    from ..training.cv import label_encoding
 
     table, design, spec = plan.table, plan.design, plan.spec
     config = trial.config
-    _configure_worker(None, spec.kind == "keras")
-    _, y, _ = label_setup(table, spec, config)
-    if config.multi_label:  # a multi-label row is stratified on its first genre
-        from ..data.labels import first_genres
-
-        y = first_genres(table.labels)
+    spec.family.prepare_process(None)
+    labels = label_encoding(table, config)
+    # a multi-label row is stratified on its first genre
+    y = first_genres(table.labels) if config.multi_label else labels.encode(table.labels)
     seed_offset = len(design.folds)
-    train, valid = _inner_valid(design.dev, y, design.groups, config.valid_fraction,
+    train, valid = inner_split(design.dev, y, design.groups, config.valid_fraction,
                                 config.seed + seed_offset, design.grouped)
     test = design.test
     split_plan = SplitPlan(plan.options.split, [Fold("test", train, valid, test)], design.groups,
@@ -50,7 +48,7 @@ def retrain_best(plan: SweepPlan, trial: Trial) -> Path:
     record_meta = {"trial": trial.key, "hyperparameters": to_plain(trial.point), "optimizer": config.optimizer,
                    "selected_by": f"{plan.options.level}-level {plan.options.metric} on validation folds",
                    "test_part": design.test_description, "n_test_rows": int(len(test))}
-    device = describe_device() if spec.kind == "keras" else "cpu (scikit-learn)"
+    device = spec.family.device()
     facts = [("model", f"{spec.name} ({spec.description})"),
              ("hyperparameters", ", ".join(f"{k}={v}" for k, v in trial.shown.items())),
              ("selected by", record_meta["selected_by"] + " (" + design.description + ")"),
@@ -69,11 +67,7 @@ def retrain_best(plan: SweepPlan, trial: Trial) -> Path:
     best = out / BEST
     remove_folder(best)
     rename_folder(tmp, best)
-    if spec.kind == "keras":
-        from .._keras import import_keras
-        keras = import_keras()
-
-        keras.backend.clear_session()
+    spec.family.release()
     return best
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..models.registry import DEPTH, ModelSpec, Param
 from ..training.config import DEFAULTS, LEVELS, OPTIMIZERS, OPTION_HELP, SEARCHES  # noqa: F401 (re-exported)
-from ..training.augment import SHIFT_MODES
+from ..models.augment import SHIFT_MODES
 from ..training.config import LR_SCHEDULES
 
 logger = logging.getLogger(__name__)
@@ -131,10 +131,11 @@ def _param_for(spec: ModelSpec, name: str, source: str) -> Param:
         return spec.params[name]
     if name == "depth" and "units" in spec.params:
         return DEPTH
-    if name in TRAIN_OPTIONS and (spec.kind == "keras" or name not in KERAS_OPTIONS):
+    keras_training = spec.family.keras_training
+    if name in TRAIN_OPTIONS and (keras_training or name not in KERAS_OPTIONS):
         return TRAIN_OPTIONS[name]
     valid = list(spec.params) + (["depth"] if "units" in spec.params else [])
-    valid += [n for n in TRAIN_OPTIONS if spec.kind == "keras" or n not in KERAS_OPTIONS]
+    valid += [n for n in TRAIN_OPTIONS if keras_training or n not in KERAS_OPTIONS]
     if name in TRAIN_OPTIONS:
         raise ConfigError(
             f"{source}: {name} is a Keras training option; model {spec.name!r} is a scikit-learn "
@@ -427,5 +428,5 @@ def display_value(value) -> str | float | int | bool:
     return value
 
 
+#: The table a worker process last read, by (path, sha256): trials of one sweep share it.
 _TABLES: dict = {}
-_WORKER: dict = {"threads": None}

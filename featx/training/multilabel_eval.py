@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 
 from ..data.labels import first_genres  # noqa: F401  (re-exported)
-from .config import MULTILABEL_METRIC_NAMES, TUNED
+from .config import DEFAULT_THRESHOLD, MULTILABEL_METRIC_NAMES, TUNED
 from .multilabel import (average_precision_macro, check_thresholds, format_genres, multi_hot,
-                         parse_multilabel, predict_genres, roc_auc_macro)
+                         parse_multilabel, predict_genres, roc_auc_macro, tune_thresholds)
+from .tracks import aggregate_tracks
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +50,6 @@ def fold_thresholds(config, n_genres: int, *, tune) -> tuple[np.ndarray, int]:
         ``'tuned'``). ``None`` from it (no validation rows could be formed) falls
         back to the default threshold with a warning.
     """
-    from .config import DEFAULT_THRESHOLD
-    from .multilabel import tune_thresholds
-
     if config.threshold != TUNED:
         return check_thresholds(config.threshold, n_genres), 0
     got = tune()
@@ -132,8 +130,6 @@ def compute_multilabel_metrics(predictions: pd.DataFrame, encoding, thresholds) 
     thresholds : dict or float or sequence
         ``{fold: per-genre thresholds}``, or one set of thresholds for every fold.
     """
-    from .metrics import aggregate_tracks
-
     classes = list(encoding.classes_)
     folds = [str(f) for f in pd.unique(predictions["fold"])]
     if not isinstance(thresholds, dict):

@@ -1,4 +1,4 @@
-"""Train, evaluate and save: the one pipeline behind ``featx train`` and a sweep's best model.
+"""Train, evaluate and save: the one pipeline behind ``featx train``, a sweep's best model and the API.
 
 :func:`train_bundle` cross-validates a configuration on a feature table, fits
 the model to keep, and writes a bundle folder: the model with its
@@ -12,8 +12,13 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import TrainConfig
-from .cv import TrainResult
+from ..bundle import check_output_dir, prepare_output_dir, save_bundle
+from ..data.store_table import StoreTable, read_table
+from ..data.table import FeatureTable
+from ..models.registry import get_model
+from ..reporting.report import write_outputs
+from ..training.config import TrainConfig
+from ..training.cv import TrainResult, cross_validate
 
 logger = logging.getLogger(__name__)
 
@@ -89,18 +94,10 @@ def train_bundle(table, config: TrainConfig, *, output_dir, overwrite: bool = Fa
     >>> run.metrics["track"]["accuracy"]  # doctest: +SKIP
     0.74
     """
-    from ..bundle import check_output_dir, prepare_output_dir, save_bundle
-    from ..data.table import FeatureTable
-    from ..models.registry import get_model
-    from ..reporting.report import write_outputs
-    from .cv import cross_validate
-
     config = config.validate()
     spec = get_model(config.model)
     output_dir = Path(output_dir)
     check_output_dir(output_dir, overwrite=overwrite)  # fails early, before reading or training
-    from ..data.store_table import StoreTable, read_table
-
     if not isinstance(table, (FeatureTable, StoreTable)):
         table = read_table(table)  # a feature CSV, or a spectrogram store folder
     result = cross_validate(table, config, progress=progress, plan=plan, seed_offset=seed_offset,
@@ -118,7 +115,7 @@ def train_bundle(table, config: TrainConfig, *, output_dir, overwrite: bool = Fa
                  ("training time", f"{result.seconds:.1f} s")]
     write_outputs(directory, metrics=result.metrics, predictions=result.predictions,
                   title=title or f"featx {spec.name}: cross-validated evaluation", facts=facts,
-                  histories=result.histories if spec.kind == "keras" else None,
+                  histories=result.histories if any(len(h) > 1 for h in result.histories) else None,
                   config=result.config.to_dict())
     logger.info("bundle written to %s", directory)
     return TrainRun(result, directory, result.metrics)

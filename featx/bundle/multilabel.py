@@ -13,7 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import BundleError, ConfigError
+from ..errors import BundleError, ConfigError
+from ..training.config import DEFAULT_THRESHOLD
+from ..training.multilabel import check_thresholds
+from ..training.multilabel_eval import decide
 
 __all__ = ["GENRES_COLUMN", "thresholds_metadata", "read_thresholds", "add_genres", "single_label_refusal"]
 
@@ -21,13 +24,12 @@ __all__ = ["GENRES_COLUMN", "thresholds_metadata", "read_thresholds", "add_genre
 GENRES_COLUMN = "genres"
 
 
-def thresholds_metadata(result) -> dict:
-    """``metadata.json`` entries of a training result: empty for a single-label model."""
-    if not result.preprocessing.labels.multi_label or result.thresholds is None:
+def thresholds_metadata(model, config, thresholds) -> dict:
+    """``metadata.json`` entries of a fitted model's thresholds: empty for a single-label model."""
+    if not model.multi_label or thresholds is None:
         return {}
-    classes = result.preprocessing.classes
-    return {"threshold": result.config.threshold,
-            "thresholds": {c: float(t) for c, t in zip(classes, result.thresholds)}}
+    return {"threshold": config.threshold,
+            "thresholds": {c: float(t) for c, t in zip(model.classes, thresholds)}}
 
 
 def read_thresholds(metadata: dict, classes: list[str], *, where: str = "metadata.json") -> np.ndarray:
@@ -38,9 +40,6 @@ def read_thresholds(metadata: dict, classes: list[str], *, where: str = "metadat
     BundleError
         Thresholds that are not one number in (0, 1) for each of ``classes``.
     """
-    from .training.config import DEFAULT_THRESHOLD
-    from .training.multilabel import check_thresholds
-
     saved = metadata.get("thresholds")
     if saved is None:
         return check_thresholds(DEFAULT_THRESHOLD, len(classes))
@@ -59,9 +58,6 @@ def add_genres(out: pd.DataFrame, classes: list[str], thresholds=None) -> pd.Dat
     ``genres``: every genre at or above its threshold (``thresholds``; default 0.2 each),
     most probable first, joined by ``;``.
     """
-    from .training.config import DEFAULT_THRESHOLD
-    from .training.multilabel_eval import decide
-
     proba = out[classes].to_numpy(dtype=np.float64)
     thresholds = DEFAULT_THRESHOLD if thresholds is None else thresholds
     out.insert(1, "genre", [classes[j] for j in proba.argmax(axis=1)] if len(out) else [])
