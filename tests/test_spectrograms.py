@@ -211,6 +211,34 @@ def test_window_mel_banks_and_dct_are_librosa_s():
                                rtol=1e-5, atol=1e-5)
 
 
+def test_images_equal_those_of_the_store_featx_0_1_0_wrote(tmp_path, tone, clicks, write_wav):
+    """The images of tests/data/stores_0.1.0/mel40, made again from the same clips."""
+    from pathlib import Path
+
+    from featx.data.store import open_store
+    from featx.extract.audio import load, segment
+
+    fixture = Path(__file__).parent / "data" / "stores_0.1.0" / "mel40"
+    with pytest.warns(UserWarning, match="without image checksums"):
+        old = open_store(fixture)
+    clips = {"clicks/clicks.00000": clicks(120, 6.5), "silence/silence.00000": np.zeros(int(3.2 * SR), np.float32),
+             "tones/tones.00000": tone(440, 6.5)}
+    settings = old.settings
+    assert (settings.n_mels, settings.n_mfcc) == (40, 13)
+    row = 0
+    for track, y in clips.items():  # the store's order
+        path = write_wav(tmp_path / f"{track}.wav", y)
+        segs = np.ascontiguousarray(segment(load(path, sr=SR), hop=settings.segment_hop))
+        images = segment_spectrograms(segs, settings=settings)
+        stored = old.read(range(row, row + len(segs)))
+        assert list(old.rows["track"][row:row + len(segs)]) == [track] * len(segs)
+        for kind in DEFAULT_KINDS:
+            for i in range(len(segs)):
+                _assert_float32_close(images[kind][i], stored[kind][i], f"{track} {kind} {i}")
+        row += len(segs)
+    assert row == len(old)
+
+
 def test_making_images_imports_neither_librosa_nor_scipy():
     import subprocess
     import sys
