@@ -366,3 +366,20 @@ def test_escaped_names_are_distinct_and_safe():
         assert name and name not in (".", "..") and not name.startswith(".")
         assert "/" not in name and "\\" not in name and len(name) <= 120
         assert all(c.isascii() and c.isprintable() for c in name)
+
+
+def test_a_spectrograms_run_imports_no_librosa_scipy_pandas_numba_or_zarr(corpus, tmp_path):
+    """The libraries whose imports dominated a short run stay out of `featx spectrograms`."""
+    code = ("import json, sys\n"
+            "from featx.cli import main\n"
+            "main(sys.argv[1:], prog_name='featx', standalone_mode=False)\n"
+            "print('MODULES ' + json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n")
+    args = ["-q", "spectrograms", str(corpus), "-o", str(tmp_path / "store"), "-j", "1"]
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    loaded = set(json.loads(done.stdout.rpartition("MODULES ")[2]))
+    heavy = {"librosa", "scipy", "pandas", "numba", "zarr", "sklearn", "tensorflow", "keras", "joblib"}
+    assert sorted(loaded & heavy) == []
+    from featx.data.store import open_store
+
+    assert len(open_store(tmp_path / "store")) == 8

@@ -469,3 +469,28 @@ def test_a_store_of_featx_0_1_0_is_not_added_to_but_rewritten(tmp_path):
     store = open_store(path)
     assert store.version == 2 and len(store) == 1 and not (path / "mel" / "c").exists()
     assert (store.get(0)["mel"] == 1).all()
+
+
+@pytest.mark.slow
+def test_a_damaged_image_stops_training_evaluation_and_prediction_in_one_line(corpus, run_cli, tmp_path, keras):
+    """A NaN image is never scored: each command stops, naming the file and segment."""
+    import shutil
+
+    store = tmp_path / "store"
+    run_cli("spectrograms", corpus, "-o", store, "-j", "1", "--n-mels", "32", "--n-mfcc", "13")
+    bundle = tmp_path / "bundle"
+    tiny = ("-m", "cnn2d", "--folds", "2", "--no-refit", "--epochs", "1", "--batch-size", "4",
+            "--valid-fraction", "0", "-p", "filters=4,4", "-p", "dense=8")
+    run_cli("train", store, "-o", bundle, *tiny)
+    bad = tmp_path / "bad"
+    shutil.copytree(store, bad)
+    _splice(bad / "mel" / "c.0.0.0", 5, np.full((32, 130), np.nan, np.float32))
+    name = open_store(bad).rows["filename"].iat[5]
+    for args in (("evaluate", bundle, bad, "-o", tmp_path / "evaluation"),
+                 ("predict", bundle, bad, "-f", "csv"),
+                 ("train", bad, "-o", tmp_path / "bundle2", *tiny)):
+        result = run_cli(*args, ok=False)
+        assert result.exit_code == 1, (args[0], result.output)
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and f"({name}, row 5)" in lines[0], (args[0], result.output)
+    assert not (tmp_path / "evaluation" / "metrics.json").exists() and not (tmp_path / "bundle2").exists()
