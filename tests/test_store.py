@@ -371,7 +371,7 @@ TAMPERED = {
     "a record without key": (lambda p: _edit_rows(p, lambda ls: ls.__setitem__(2, _dump(
         {k: v for k, v in _record(ls[2]).items() if k != "key"}))), r"line 3: the record's key is None"),
     "a record without checksums": (lambda p: _edit_rows(p, lambda ls: ls.__setitem__(2, _dump(
-        {k: v for k, v in _record(ls[2]).items() if k != "crc32"}))), r"lacks the checksums of its images"),
+        {k: v for k, v in _record(ls[2]).items() if k != "crc32c"}))), r"lacks the checksums of its images"),
     "a record that does not follow": (lambda p: _edit_rows(p, lambda ls: ls.__delitem__(2)),
                                       r"starts at row 3, expected 3|starts at row 5, expected 3"),
     "a line that is not JSON": (lambda p: _edit_rows(p, lambda ls: ls.__setitem__(2, "{oops")),

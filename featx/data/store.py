@@ -4,10 +4,10 @@ The store's layout is described in :mod:`featx.extract.store_format`, how it is
 written in :mod:`featx.extract.store_writer` (its :class:`StoreWriter` is also
 importable from here). In short: a Zarr v3 folder with one float32 array per image
 kind, one chunk per segment, and ``rows.jsonl``, the row table, which names every
-committed file's segments and the CRC-32 of each of their images.
+committed file's segments and the CRC-32C of each of their images.
 
 Every image :meth:`SpectrogramStore.read` returns has been checked against the
-CRC-32 its writer committed: a chunk that is missing, cut short, damaged, swapped
+CRC-32C its writer committed: a chunk that is missing, cut short, damaged, swapped
 with another, a folder, a link or anything but a regular file is a
 :class:`~featx.errors.DataError` naming the store, the file and segment, and what
 was expected, never zeros or shifted pixels. So is a row table or an array metadata
@@ -41,7 +41,6 @@ import json
 import logging
 import os
 import warnings
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +54,7 @@ from ..extract.store_format import (
     ROWS_FILE,
     EncodedImages,
     check_marker,
+    checksum,
     encode_images,
     parse_rows,
 )
@@ -116,7 +116,7 @@ class SpectrogramStore:
             os.close(root)
         self.rows = pd.DataFrame([row for r in records for row in r["rows"]], columns=list(ROW_COLUMNS))
         self.keys = [r["key"] for r in records]
-        self._crc = ({kind: np.array([v for r in records for v in r["crc32"][kind]], dtype=np.uint32)
+        self._crc = ({kind: np.array([v for r in records for v in r["crc32c"][kind]], dtype=np.uint32)
                       for kind in self.settings.kinds} if self.version >= 2 else None)
         if self.version < FORMAT_VERSION and self._n and str(self.path) not in _WARNED:
             _WARNED.add(str(self.path))
@@ -296,7 +296,7 @@ class SpectrogramStore:
             raw = layout.decode(chunk)
         except ChunkFileError as exc:
             raise self._damaged(kind, i, f"{where} {exc}") from None
-        if verify and self._crc is not None and zlib.crc32(raw) != int(self._crc[kind][i]):
+        if verify and self._crc is not None and checksum(raw) != int(self._crc[kind][i]):
             raise self._damaged(kind, i, f"{where} does not hold the image committed with its row "
                                          "(its checksum differs: changed since it was written)")
         image = np.frombuffer(raw, dtype="<f4").reshape(self.image_shape(kind))

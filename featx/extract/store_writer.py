@@ -29,7 +29,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import zlib
 from pathlib import Path
 
 from ..errors import ConfigError, DataError, OutputError
@@ -55,6 +54,7 @@ from .store_format import (
     MAX_ROWS_BYTES,
     ROWS_FILE,
     EncodedImages,
+    checksum,
     encode_images,
     journal_header,
     load_marker,
@@ -354,7 +354,7 @@ class StoreWriter:
         first = n_rows - n_rows % SHARD_ROWS
         if first == n_rows:
             return []
-        sums = [v for r in records for v in r["crc32"][kind]][first:n_rows]
+        sums = [v for r in records for v in r["crc32c"][kind]][first:n_rows]
         name = layout.key(first)[0]
         chunks = []
         try:
@@ -365,7 +365,7 @@ class StoreWriter:
             try:
                 for row, crc in zip(range(first, n_rows), sums):
                     chunk = layout.chunk_of(handle, size, row)
-                    if chunk is None or zlib.crc32(layout.decode(chunk)) != crc:
+                    if chunk is None or checksum(layout.decode(chunk)) != crc:
                         raise ChunkFileError(f"does not hold row {row} as committed")
                     chunks.append(chunk)
             finally:
@@ -394,7 +394,7 @@ class StoreWriter:
     @property
     def records(self) -> dict[str, dict]:
         """The committed record of each file in the store, by key (``key``, ``start``,
-        ``rows``, ``crc32`` and, where given, the ``fingerprint`` of the source file)."""
+        ``rows``, ``crc32c`` and, where given, the ``fingerprint`` of the source file)."""
         return dict(self._records)
 
     def __len__(self) -> int:
@@ -477,7 +477,7 @@ class StoreWriter:
         rows = [[track or stem, i, name, label, int(length)] for i, name in enumerate(names)]
         # the commit: after this line is written the file's rows exist, before it they do not
         record = {"key": str(key), "start": start, "rows": rows,
-                  "crc32": {k: [int(v) for v in images.crc32[k]] for k in self.settings.kinds}}
+                  "crc32c": {k: [int(v) for v in images.crc32c[k]] for k in self.settings.kinds}}
         if fingerprint is not None:
             record["fingerprint"] = [int(v) for v in fingerprint]
         self._journal.append(record)
