@@ -73,6 +73,7 @@ _MIN_GROWTH = 64
 _ARRAY_FILE = re.compile(r"zarr\.json|c\.\d+(\.0)+|\.(zarr\.json|c\.\d+(\.0)+)\.\d+\.tmp")
 #: A group document being written (left by a writer killed at that moment).
 _TEMP = re.compile(r"\.zarr\.json\.\d+\.tmp")
+#: Format 1's chunk keys, one folder level at a time: c/<segment>/0/0.
 _V1_LEVELS = (re.compile(r"c"), re.compile(r"\d+"), re.compile(r"0"), re.compile(r"0"))
 
 
@@ -95,14 +96,15 @@ class StoreWriter:
     --------
     >>> import tempfile, pathlib, numpy as np
     >>> from featx.features.spectrograms import SpectrogramSettings
-    >>> from featx.data.store import open_store
     >>> settings = SpectrogramSettings(kinds="chroma")
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "store"
     >>> with StoreWriter(path, settings) as store:
     ...     store.append({"chroma": np.zeros((2, 12, 130), np.float32)},
     ...                  key="a.wav", filename="a.wav", label="rock", length=66149)
-    >>> len(open_store(path))
+    ...     len(store)
     2
+
+    Read it with :func:`featx.data.store.open_store`.
     """
 
     def __init__(self, path, settings: SpectrogramSettings, *, overwrite: bool = False):
