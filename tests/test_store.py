@@ -452,16 +452,20 @@ def test_a_store_of_featx_0_1_0_is_read_unverified_with_one_warning():
     assert again.rows["track"].tolist()[2] == "silence/silence.00000"
 
 
-def test_a_store_of_featx_0_1_0_is_not_added_to_but_rewritten(tmp_path):
+def test_a_store_of_featx_0_1_0_is_not_added_to_but_rewritten(tmp_path, run_cli, tone, write_wav):
     import shutil
 
     path = tmp_path / "old"
     shutil.copytree(LEGACY, path)
     settings = SpectrogramSettings(n_mels=40, n_mfcc=13)
-    with pytest.raises(OutputError, match=r"earlier featx \(store format 1.*rewrite it with featx "
-                                          r"spectrograms --overwrite") as info:
+    with pytest.raises(OutputError, match=r"earlier featx \(store format 1.*rewrite it with "
+                                          r"overwrite=True") as info:
         StoreWriter(path, settings).open()
     assert "\n" not in str(info.value)
+    write_wav(tmp_path / "audio" / "tones" / "tones.00009.wav", tone(550, 3.5))
+    result = run_cli("spectrograms", tmp_path / "audio", "-o", path, "-j", "1", "--n-mels", "40", "--n-mfcc", "13",
+                     ok=False)
+    assert result.exit_code == 1 and result.output.strip().endswith("rewrite it with --overwrite")
     assert (path / "rows.jsonl").read_bytes() == (LEGACY / "rows.jsonl").read_bytes()
     with StoreWriter(path, settings, overwrite=True) as writer:
         writer.append({k: np.ones((1, *settings.image_shape(k)), np.float32) for k in settings.kinds},

@@ -144,6 +144,7 @@ except OutputError as exc:
 """
 
 
+@pytest.mark.slow
 def test_two_writers_on_a_new_store_leave_it_whole(tmp_path):
     """Two processes, other settings, the same moment: one writes, the other changes nothing."""
     script = tmp_path / "racer.py"

@@ -121,8 +121,8 @@ class SpectrogramStore:
         if self.version < FORMAT_VERSION and self._n and str(self.path) not in _WARNED:
             _WARNED.add(str(self.path))
             warnings.warn(f"{self.path} was written by an earlier featx without image checksums: its "
-                          "images are read unverified; rewrite it with featx spectrograms --overwrite "
-                          "to have them checked", UnverifiedStoreWarning, stacklevel=3)
+                          "images are read unverified; make it again with featx spectrograms "
+                          "--overwrite (overwrite=True) to have them checked", UnverifiedStoreWarning, stacklevel=3)
 
     def _open_root(self) -> int:
         try:  # the store's own folder may be reached through a link; nothing inside it is
@@ -308,8 +308,8 @@ class SpectrogramStore:
         track, segment, filename = (self.rows[c].iat[i] for c in ("track", "segment", "filename"))
         return DataError(
             f"{self.path}: the {kind} image of segment {segment} of {track} ({filename}, row {i}) is "
-            f"unusable: {reason}; expected the finite image featx wrote: rebuild the store with "
-            "featx spectrograms --overwrite"
+            f"unusable: {reason}; expected the finite image featx wrote: make the store again "
+            "(spectrograms with overwrite=True)"
         )
 
 

@@ -98,7 +98,7 @@ def check_marker(document, where) -> dict | None:
     if version not in READ_VERSIONS:
         raise DataError(f"{where}: spectrogram store format version {version!r}; this featx reads "
                         f"versions {', '.join(map(str, READ_VERSIONS))}: use the featx that wrote it, "
-                        "or rewrite it with featx spectrograms --overwrite")
+                        "or make it again (spectrograms with overwrite=True)")
     settings = found.get("settings")
     if not isinstance(settings, dict):
         raise DataError(f"{where}: the store's settings are {settings!r}; expected the settings record "

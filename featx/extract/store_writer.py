@@ -230,13 +230,13 @@ class StoreWriter:
             diff = "; ".join(f"{k}: {old.get(k)!r} there, {new.get(k)!r} now" for k in keys)
             raise OutputError(
                 f"{self.path} holds spectrograms made with other settings ({diff}); use those settings "
-                "to add to it, or pass overwrite=True (featx spectrograms --overwrite) to replace it"
+                "to add to it, or pass overwrite=True to replace it"
             )
         if found["version"] != FORMAT_VERSION:
             raise OutputError(
                 f"{self.path} was written by an earlier featx (store format {found['version']}, without "
                 "image checksums); featx reads it but adds no files to it: rewrite it with "
-                "featx spectrograms --overwrite (overwrite=True)"
+                "overwrite=True"
             )
 
     def _read_records(self, found: dict) -> list[dict]:
@@ -333,7 +333,7 @@ class StoreWriter:
         self._n_rows = n_rows
         if self._capacity < n_rows:
             raise DataError(f"{self.path}: its arrays hold {self._capacity} images, its row table "
-                            f"{n_rows}; the store is damaged: rewrite it with featx spectrograms --overwrite")
+                            f"{n_rows}; the store is damaged: rewrite it with overwrite=True")
 
     def _layout(self, kind: str, fd: int):
         where = self.path / kind / "zarr.json"
@@ -344,11 +344,11 @@ class StoreWriter:
             layout = parse_array_metadata(data, image_shape=self._shapes[kind])
         except ChunkFileError as exc:
             raise DataError(f"{where}: {exc}; the store is damaged: rewrite it with "
-                            "featx spectrograms --overwrite") from None
+                            "overwrite=True") from None
         if (layout.shard, layout.separator, layout.compressor) != (SHARD_ROWS, WRITE_SEPARATOR, WRITE_CODECS[1]):
             raise DataError(f"{where}: the {kind} array is not laid out as this featx writes it "
                             f"(shards of {SHARD_ROWS} images, blosc chunks); rewrite the store with "
-                            "featx spectrograms --overwrite")
+                            "overwrite=True")
         return layout
 
     def _tail(self, kind: str, fd: int, layout, records: list[dict], n_rows: int) -> list[bytes]:
@@ -374,7 +374,7 @@ class StoreWriter:
                 os.close(handle)
         except ChunkFileError as exc:
             raise DataError(f"{self.path / kind / name}: {exc}; the store is damaged: rewrite it with "
-                            "featx spectrograms --overwrite") from None
+                            "overwrite=True") from None
         return chunks
 
     def _release(self, journal: Journal) -> None:
