@@ -163,7 +163,7 @@ def in_process(files, tmp: Path, repeats: int):
     return base_s, ours_s, ratios, worst
 
 
-def whole_process(corpus: Path, one: Path, tmp: Path, repeats: int, ours_clip: float):
+def whole_process(corpus: Path, one: Path, tmp: Path, repeats: int):
     """Whole processes, alternating: the baseline script and `featx spectrograms -j 1`."""
     paths = sorted(str(p) for p in corpus.rglob("*.wav"))
     featx = [sys.executable, "-m", "featx", "-q", "spectrograms"]
@@ -194,6 +194,22 @@ def _cpu_seconds(pids) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+_SPIN = """
+import time
+t0, c0 = time.perf_counter(), time.process_time()
+x = 0
+for i in range(20_000_000):
+    x += i
+print(time.process_time() - c0, time.perf_counter() - t0)
+"""
+
+
+def free_cores() -> float:
+    """Cores two busy-looping processes get together right now: what -j 2 can hope for."""
+    procs = [subprocess.Popen([sys.executable, "-c", _SPIN], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    return sum(float(cpu) / float(wall) for cpu, wall in (p.communicate()[0].split() for p in procs))
+
+
 def scaling(corpus: Path, tmp: Path, repeats: int):
     """-j 1 and -j 2: the per-file task in featx's pool (steady state), and whole runs.
 
@@ -208,11 +224,13 @@ def scaling(corpus: Path, tmp: Path, repeats: int):
     keys = sorted(str(p) for p in corpus.rglob("*.wav"))
     steady = {1: [], 2: []}
     cpu = {1: [], 2: []}
+    cores = []
     executors = {w: pool._executor(w, fresh=True) for w in (1, 2)}
     try:
         for w, executor in executors.items():  # imports done, every worker warm
             wait([executor.submit(_spectro_work, k, SETTINGS) for k in keys[: 2 * w]])
         for _ in range(repeats):
+            cores.append(free_cores())
             for w, executor in executors.items():
                 pids = list(executor._processes)
                 c0, t0 = _cpu_seconds(pids), time.perf_counter()
@@ -230,7 +248,7 @@ def scaling(corpus: Path, tmp: Path, repeats: int):
             whole[jobs].append(_timed([sys.executable, "-m", "featx", "-q", "spectrograms", str(corpus), "-o",
                                        str(out), "-j", str(jobs)])[0])
             shutil.rmtree(out)
-    return steady, cpu, whole
+    return steady, cpu, whole, cores
 
 
 def store_size(corpus: Path, tmp: Path):
@@ -296,7 +314,9 @@ def main(argv=None) -> int:
     parser.add_argument("--clips", type=int, default=None, help="use the first N clips (default: all)")
     parser.add_argument("--copies", type=int, default=2, help="copies of each clip in the whole-process corpus")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each comparison")
+    parser.add_argument("--parts", default="1,2,3,4,5", help="which of the five comparisons to run (e.g. 3)")
     args = parser.parse_args(argv)
+    parts = {int(p) for p in args.parts.split(",") if p.strip()}
     files = find_audio([args.audio])[: args.clips]
     print(f"{len(files)} clips, mel/MFCC/chroma of 3-s segments; {_cpu_name()}; "
           f"{time.strftime('%Y-%m-%d %H:%M')}")
@@ -306,52 +326,74 @@ def main(argv=None) -> int:
         one = _corpus(files[:1], tmp / "one", 1)
         n = len(files) * args.copies
 
-        base_s, ours_s, ratios, worst = in_process(files, tmp, args.repeats)
-        print("\n1. in one process, one core, per clip (decode + images; featx also encodes, checks and "
-              "writes into a store)")
-        print(f"   baseline {statistics.median(base_s) * 1000:.0f} ms, featx "
-              f"{statistics.median(ours_s) * 1000:.1f} ms: {_spread(ratios)}")
-        for kind in DEFAULT_KINDS:
-            print(f"   {kind:>6}: largest difference {worst[kind]:.2g} of the image's peak")
-
-        runs, ones, base_ones = whole_process(corpus, one, tmp, args.repeats, statistics.median(ours_s))
-        print(f"\n2. whole processes, {n} clips ({len(files)} clips x {args.copies} copies), start-up included "
-              f"(load average before: {os.getloadavg()[0]:.1f})")
-        for r, ((bw, bc), (ow, oc)) in enumerate(runs, 1):
-            print(f"   run {r}: baseline {bw:.2f} s wall ({bc:.2f} s CPU), featx spectrograms -j 1 {ow:.2f} s "
-                  f"wall ({oc:.2f} s CPU): {bw / ow:.2f}x wall, {bc / oc:.2f}x CPU")
-        print(f"   wall: {_spread([b[0] / o[0] for b, o in runs])}; CPU: {_spread([b[1] / o[1] for b, o in runs])}")
-        clip, base_clip = statistics.median(ours_s), statistics.median(base_s)
-        print("   start-up (a one-clip run less one clip in-process):")
-        print(f"     featx    wall {_spread([w - clip for w, _ in ones], ' s')}; CPU "
-              f"{_spread([c - clip for _, c in ones], ' s')}")
-        print(f"     baseline wall {_spread([w - base_clip for w, _ in base_ones], ' s')}; CPU "
-              f"{_spread([c - base_clip for _, c in base_ones], ' s')}")
-
-        steady, cpu, whole = scaling(corpus, tmp, args.repeats)
-        print(f"\n3. -j 2 against -j 1, {n} clips (load average before: {os.getloadavg()[0]:.1f})")
-        print(f"   featx's pool, warm workers: -j 1 {statistics.median(steady[1]):.2f} s, -j 2 "
-              f"{statistics.median(steady[2]):.2f} s: {_spread([a / b for a, b in zip(steady[1], steady[2])])}")
-        for w in (1, 2):
-            print(f"   -j {w}: workers' CPU {statistics.median(cpu[w]) / n * 1000:.1f} ms per clip, cores they got "
-                  f"{_spread([c / t for c, t in zip(cpu[w], steady[w])], '')}")
-        print(f"   whole runs (worker start-up included): -j 1 {statistics.median(whole[1]):.2f} s, -j 2 "
-              f"{statistics.median(whole[2]):.2f} s: {_spread([a / b for a, b in zip(whole[1], whole[2])])}")
-
-        size, path = store_size(corpus, tmp)
-        print(f"\n4. the store of {size['rows']} segments: {size['files']} files, {size['apparent'] / 1e6:.1f} MB "
-              f"({size['on_disk'] / 1e6:.1f} MB on disk) for {size['raw'] / 1e6:.1f} MB of float32 images; "
-              f"chunks {size['raw'] / size['chunks']:.3f}x smaller than the images")
-        for name, (ratio, enc, dec) in size["alternatives"].items():
-            print(f"   {name:<55} {ratio:.3f}x, encode {enc:5.0f} MB/s, decode {dec:5.0f} MB/s")
-
-        rates = reading(path, args.repeats)
-        print("\n5. reading random batches of 256 rows (mel + MFCC + chroma), images per second")
-        for name, values in rates.items():
-            print(f"   {name:<18} median {statistics.median(values):7.0f}, range {min(values):.0f}-{max(values):.0f}")
-        cost = [u / c for c, u in zip(rates["featx, checked"], rates["featx, unchecked"])]
-        print(f"   checking costs: time checked / unchecked {_spread(cost)}")
+        if parts & {1, 2}:
+            base_s, ours_s, ratios, worst = in_process(files, tmp, args.repeats)
+        if 1 in parts:
+            _print_in_process(base_s, ours_s, ratios, worst)
+        if 2 in parts:
+            _print_whole(*whole_process(corpus, one, tmp, args.repeats), n=n,
+                         files=files, copies=args.copies, ours_s=ours_s, base_s=base_s)
+        if 3 in parts:
+            _print_scaling(*scaling(corpus, tmp, args.repeats), n=n)
+        if parts & {4, 5}:
+            size, path = store_size(corpus, tmp)
+            if 4 in parts:
+                _print_size(size)
+            if 5 in parts:
+                _print_reading(reading(path, args.repeats))
     return 0
+
+
+def _print_in_process(base_s, ours_s, ratios, worst):
+    print("\n1. in one process, one core, per clip (decode + images; featx also encodes, checks and "
+          "writes into a store)")
+    print(f"   baseline {statistics.median(base_s) * 1000:.0f} ms, featx "
+          f"{statistics.median(ours_s) * 1000:.1f} ms: {_spread(ratios)}")
+    for kind in DEFAULT_KINDS:
+        print(f"   {kind:>6}: largest difference {worst[kind]:.2g} of the image's peak")
+
+
+def _print_whole(runs, ones, base_ones, *, n, files, copies, ours_s, base_s):
+    print(f"\n2. whole processes, {n} clips ({len(files)} clips x {copies} copies), start-up included "
+          f"(load average after: {os.getloadavg()[0]:.1f})")
+    for r, ((bw, bc), (ow, oc)) in enumerate(runs, 1):
+        print(f"   run {r}: baseline {bw:.2f} s wall ({bc:.2f} s CPU), featx spectrograms -j 1 {ow:.2f} s "
+              f"wall ({oc:.2f} s CPU): {bw / ow:.2f}x wall, {bc / oc:.2f}x CPU")
+    print(f"   wall: {_spread([b[0] / o[0] for b, o in runs])}; CPU: {_spread([b[1] / o[1] for b, o in runs])}")
+    clip, base_clip = statistics.median(ours_s), statistics.median(base_s)
+    print("   start-up (a one-clip run less one clip in-process):")
+    print(f"     featx    wall {_spread([w - clip for w, _ in ones], ' s')}; CPU "
+          f"{_spread([c - clip for _, c in ones], ' s')}")
+    print(f"     baseline wall {_spread([w - base_clip for w, _ in base_ones], ' s')}; CPU "
+          f"{_spread([c - base_clip for _, c in base_ones], ' s')}")
+
+
+def _print_scaling(steady, cpu, whole, cores, *, n):
+    print(f"\n3. -j 2 against -j 1, {n} clips (load average after: {os.getloadavg()[0]:.1f})")
+    print(f"   two busy-looping processes got {_spread(cores, ' cores')} together (the most -j 2 can use)")
+    print(f"   featx's pool, warm workers: -j 1 {statistics.median(steady[1]):.2f} s, -j 2 "
+          f"{statistics.median(steady[2]):.2f} s: {_spread([a / b for a, b in zip(steady[1], steady[2])])}")
+    for w in (1, 2):
+        print(f"   -j {w}: workers' CPU {statistics.median(cpu[w]) / n * 1000:.1f} ms per clip, cores they got "
+              f"{_spread([c / t for c, t in zip(cpu[w], steady[w])], '')}")
+    print(f"   whole runs (worker start-up included): -j 1 {statistics.median(whole[1]):.2f} s, -j 2 "
+          f"{statistics.median(whole[2]):.2f} s: {_spread([a / b for a, b in zip(whole[1], whole[2])])}")
+
+
+def _print_size(size):
+    print(f"\n4. the store of {size['rows']} segments: {size['files']} files, {size['apparent'] / 1e6:.1f} MB "
+          f"({size['on_disk'] / 1e6:.1f} MB on disk) for {size['raw'] / 1e6:.1f} MB of float32 images; "
+          f"chunks {size['raw'] / size['chunks']:.3f}x smaller than the images")
+    for name, (ratio, enc, dec) in size["alternatives"].items():
+        print(f"   {name:<55} {ratio:.3f}x, encode {enc:5.0f} MB/s, decode {dec:5.0f} MB/s")
+
+
+def _print_reading(rates):
+    print("\n5. reading random batches of 256 rows (mel + MFCC + chroma), images per second")
+    for name, values in rates.items():
+        print(f"   {name:<18} median {statistics.median(values):7.0f}, range {min(values):.0f}-{max(values):.0f}")
+    cost = [u / c for c, u in zip(rates["featx, checked"], rates["featx, unchecked"])]
+    print(f"   checking costs: time checked / unchecked {_spread(cost)}")
 
 
 def _cpu_name() -> str:
