@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AudioError, ConfigError
+from ..features.dsp import resample
 
 #: File extensions treated as audio when searching folders (lower case).
 AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".m4a", ".opus")
@@ -76,7 +77,8 @@ def load(path, *, sr: int) -> np.ndarray:
     """Decode ``path`` to a mono float32 waveform at ``sr`` Hz.
 
     Multi-channel audio is downmixed by averaging the channels; other rates are
-    resampled (librosa's default high-quality resampler), as ``librosa.load`` does.
+    resampled (librosa's default high-quality resampler, soxr's HQ, called as
+    ``librosa.load`` calls it: :func:`featx.features.dsp.resample`).
     Sizes are checked before they are allocated: the header's rate and length
     where the decoder reports them, before decoding, and again after decoding.
 
@@ -121,9 +123,7 @@ def load(path, *, sr: int) -> np.ndarray:
     _check_size(path, int(native), y.shape[-1], sr=sr)
     _check_samples(path, y)
     if native != sr:
-        import librosa
-
-        y = librosa.resample(y, orig_sr=native, target_sr=sr, res_type="soxr_hq")
+        y = resample(y, orig_sr=native, target_sr=sr)  # librosa's soxr_hq resampling, without librosa
         if not np.all(np.isfinite(y)):
             raise AudioError(f"{path}: decoded samples contain NaN or infinity")
     if y.size == 0:

@@ -2,24 +2,38 @@
 
 The same corpus walking, labels, worker pool and progress display as
 :func:`featx.extract.runner.run_extraction`; only the per-file work (images instead
-of feature rows) and the sink (:class:`featx.data.store.StoreWriter` instead of a
-CSV) differ. Each file's images are appended to the store as soon as the file is
-finished, so an interrupted run keeps every finished file and a rerun of the same
-command adds only the rest. Each file's size and modification time are committed with
-its rows: a rerun that finds a stored file replaced (or given another label) refuses,
-naming it, before anything is analysed; ``overwrite=True`` rebuilds the store.
+of feature rows) and the sink (:class:`featx.extract.store_writer.StoreWriter`
+instead of a CSV) differ. Each worker encodes its file's images as the store's chunks,
+with their checksums (:func:`featx.extract.store_format.encode_images`), so that this
+process only writes files; each file's images are appended to the store as soon as
+the file is finished, so an interrupted run keeps every finished file and a rerun of
+the same command adds only the rest. Each file's size and modification time are
+committed with its rows: a rerun that finds a stored file replaced (or given another
+label) refuses, naming it, before anything is analysed; ``overwrite=True`` rebuilds
+the store.
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import logging
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 
+from ..allocator import WORKER_VAR, keep_work_arrays
 from ..errors import AudioError, ConfigError, DataError
-from ..features.spectrograms import SpectrogramSettings
+from ..features.spectrograms import SpectrogramSettings, segment_spectrograms
+from ..io.atomic import atomic_write, refuse_symlink, write_error
+from .audio import load, segment
+from .corpus import find_corpus
+from .labels import resolve_labels
+from .runner import _analyse, default_jobs
+from .store_format import encode_images
+from .store_writer import StoreWriter
 
 logger = logging.getLogger(__name__)
 
@@ -87,9 +101,6 @@ def file_spectrograms(y: np.ndarray, settings: SpectrogramSettings, *, path="aud
     AudioError
         The audio is shorter than one segment.
     """
-    from ..features.spectrograms import segment_spectrograms
-    from .audio import segment
-
     segments = segment(y, hop=settings.segment_hop, length=settings.segment_samples)
     if len(segments) == 0 or segments.shape[-1] == 0:
         seg = settings.segment_samples
@@ -103,17 +114,18 @@ def file_spectrograms(y: np.ndarray, settings: SpectrogramSettings, *, path="aud
 
 
 def _spectro_work(path: str, settings: SpectrogramSettings) -> dict:
-    """Worker task: one file's images, or the reason it is skipped."""
-    from .audio import load
-
+    """Worker task: one file's images, encoded as the store's chunks, or the reason it is skipped."""
+    if os.environ.get(WORKER_VAR) == "1":  # in featx's worker processes (see featx.allocator)
+        keep_work_arrays()
     try:
         y = load(path, sr=settings.sr)
         images, length = file_spectrograms(y, settings, path=path)
+        encoded = encode_images(images, kinds=settings.kinds, key=path)
     except AudioError as exc:
         return {"key": path, "error": str(exc).removeprefix(f"{path}: ")}
     except MemoryError:
         return {"key": path, "error": "not enough memory to analyse this file"}
-    return {"key": path, "images": images, "length": length}
+    return {"key": path, "images": encoded, "length": length}
 
 
 def run_spectrograms(
@@ -175,12 +187,6 @@ def run_spectrograms(
     >>> result.n_files, result.n_segments, len(result.errors)  # doctest: +SKIP
     (1000, 9990, 0)
     """
-    from ..data.store import StoreWriter, open_store
-    from ..io.atomic import refuse_symlink
-    from .corpus import find_corpus
-    from .labels import resolve_labels
-    from .runner import _analyse, default_jobs
-
     t0 = time.perf_counter()
     jobs = default_jobs() if jobs is None else jobs
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
@@ -196,7 +202,7 @@ def run_spectrograms(
 
     writer = StoreWriter(path, settings, overwrite=overwrite).open()  # locked from here on
     try:
-        _check_labels(path, files, label_list, open_store(path))
+        _check_labels(path, files, label_list, writer.records)
         fingerprints = _check_unchanged(path, files, writer.records)
         done = writer.done
         todo = [f for f in files if f.id not in done]
@@ -229,18 +235,15 @@ def run_spectrograms(
                              n_segments - start, time.perf_counter() - t0)
 
 
-def _check_labels(path: Path, files, label_list, store) -> None:
+def _check_labels(path: Path, files, label_list, records: dict) -> None:
     """Refuse to add to a store whose rows of these files carry other labels."""
-    if len(store) == 0:
-        return
-    held = dict(zip(store.rows["track"], store.rows["label"]))
+    held = {row[0]: row[3] for record in records.values() for row in record["rows"]}
     for i, f in enumerate(files):
         track = track_id(f.id)
         if track not in held:
             continue
         old = held[track]
         new = None if label_list is None else label_list[i]
-        old = None if old is None or (isinstance(old, float) and np.isnan(old)) else old
         if old != new:
             raise DataError(
                 f"{path} holds {track!r} with label {old!r}, and these labels give it {new!r}; "
@@ -273,11 +276,6 @@ def _check_unchanged(path: Path, files, records: dict) -> dict:
 
 def _write_errors(path: Path, errors: list[tuple[str, str]]) -> None:
     """Write the errors CSV, or remove one featx wrote before when nothing was skipped."""
-    import csv
-    import io
-
-    from ..io.atomic import atomic_write, write_error
-
     if errors:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")

@@ -87,7 +87,7 @@ class Journal:
             the lock, the file is not a featx journal, or it holds an unfinished
             run with other settings.
         """
-        self._fd = self._lock()
+        self.lock()
         try:
             data = _read_all(self._fd)
             first, newline, rest = data.partition(b"\n")
@@ -108,6 +108,20 @@ class Journal:
             self.close()
             raise
         return self.records
+
+    def lock(self) -> None:
+        """Take the exclusive lock (creating the file if absent) without reading or writing it.
+
+        For a caller that must decide under the lock how to open (``open`` then keeps
+        the lock); :meth:`close` releases it.
+
+        Raises
+        ------
+        OutputError
+            As :meth:`open`: a link, not a regular file, or another run holds the lock.
+        """
+        if self._fd is None:
+            self._fd = self._lock()
 
     def _lock(self) -> int:
         """Open without following links and take the exclusive lock; retry if the file was replaced."""

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
+from ..io.names import escaped_name
 
 __all__ = ["choose_examples", "export_segment_pngs", "grayscale", "write_example_grids"]
 
@@ -122,9 +123,13 @@ def grayscale(image: np.ndarray) -> np.ndarray:
 def export_segment_pngs(store, directory, *, kinds=None, progress: bool | None = None) -> list[Path]:
     """Write every segment's images as 8-bit grayscale PNGs.
 
-    Files are ``DIRECTORY/<kind>/<label>/<track>.<segment>.png`` (names made safe and
-    unique), each ``height`` x ``width`` pixels, scaled by :func:`grayscale`. The
-    folders carry featx's marker; a folder featx did not write is refused.
+    Files are ``DIRECTORY/<kind>/<label>/<track>.<segment>.png``, each ``height`` x
+    ``width`` pixels, scaled by :func:`grayscale`. Each label's folder is its escaped
+    name (:func:`featx.io.names.escaped_name`: ``hip hop`` is ``hip%20hop``, ``..`` is
+    ``%2E.``), so distinct labels never share a folder (on a file system that ignores
+    case, ``Rock`` and ``rock`` get ``Rock`` and ``rock-2``); file names are made safe
+    and unique within their folder. The folders carry featx's marker; a folder featx
+    did not write is refused.
 
     Returns
     -------
@@ -142,7 +147,8 @@ def export_segment_pngs(store, directory, *, kinds=None, progress: bool | None =
     rows = store.rows
     labels = _labels(rows)
     stems = [safe_name(f"{t}.{s}") for t, s in zip(rows["track"], rows["segment"])]
-    folders = {label: safe_name(label) for label in set(labels)}
+    distinct = sorted(set(labels))
+    folders = dict(zip(distinct, unique_names([escaped_name(label) for label in distinct])))
     names = np.empty(len(rows), dtype=object)
     for label, folder in folders.items():  # unique within each label's folder
         idx = [i for i, lab in enumerate(labels) if lab == label]
