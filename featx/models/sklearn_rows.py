@@ -137,8 +137,11 @@ class SklearnRows(TableFamily):
     keras_training = False
 
     def fit(self, table, train, valid, *, seed, progress=None, desc="epochs", on_epoch=None):
+        # the scaler is fitted on the training rows, the estimator on the training and
+        # validation rows (a fixed split's valid list: featx 0.1.0's rule, kept so that
+        # every figure it reported is reproduced)
+        self._fit_preprocessing(table, train)
         rows = np.concatenate([rows_of(table, train), rows_of(table, valid)])
-        self._fit_preprocessing(table, rows)
         y = self.labels.encode(table.labels)
         X = self._transform(table, rows)
         _check_neighbours(self.params, len(X), desc)
