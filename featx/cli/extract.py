@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from ..extract.executors import WAIT_WORKERS
 from ..features.settings import PRESETS
 from ._common import handle_errors, progress_enabled, report_run
 
@@ -46,10 +47,14 @@ def _summary(result) -> str:
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Analyse the files on a running Dask cluster (e.g. tcp://10.0.0.5:8786) "
                    "instead of local processes; its workers must read the inputs.")
+@click.option("--wait-workers", type=click.FloatRange(min=0), default=WAIT_WORKERS, show_default=True,
+              metavar="SECONDS",
+              help="With --scheduler: how long to wait while the cluster has no worker (at the "
+                   "start, or when every worker has left) before stopping.")
 @click.pass_context
 @handle_errors(interrupted="finished files are kept; run the same command again to continue")
 def extract(ctx, inputs, output, preset, segment_seconds, whole_file, sr, labels, jobs, overwrite,
-            scheduler):
+            scheduler, wait_workers):
     """Extract GTZAN-style features from audio files or folders into a CSV.
 
     Each INPUT is an audio file (.wav .au .flac .ogg .mp3 ...) or a folder searched
@@ -79,6 +84,7 @@ def extract(ctx, inputs, output, preset, segment_seconds, whole_file, sr, labels
     result = run_extraction(
         inputs, output, settings=settings, labels=labels, jobs=jobs,
         overwrite=overwrite, progress=progress_enabled(ctx), scheduler=scheduler,
+        wait_workers=wait_workers,
     )
     report_run(result, _summary(result))
 

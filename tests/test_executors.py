@@ -1,0 +1,272 @@
+"""The Dask executor when the cluster misbehaves: no workers, workers and schedulers killed
+mid-run, malformed and unreachable addresses. Each test starts its own scheduler and
+worker processes on localhost (ended by a finalizer), runs ``featx extract`` as a real
+process, and kills with real signals."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytest.importorskip("distributed", reason="Dask is the featx[dask] extra")
+
+pytestmark = pytest.mark.slow
+
+
+class Cluster:
+    """A scheduler and worker processes started here; every process is ended on :meth:`stop`."""
+
+    def __init__(self, root):
+        self.root = root
+        self.log = open(root / "cluster.log", "a")
+        self.procs: list[subprocess.Popen] = []
+        self.scheduler = None
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.address = f"tcp://127.0.0.1:{self.port}"
+
+    def _start(self, *args):
+        proc = subprocess.Popen([sys.executable, "-m", *args], stdout=self.log, stderr=subprocess.STDOUT,
+                                cwd=self.root, env=dict(os.environ, OMP_NUM_THREADS="1"))
+        self.procs.append(proc)
+        return proc
+
+    def start_scheduler(self):
+        self.scheduler = self._start("distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port",
+                                     str(self.port), "--no-dashboard")
+        deadline = time.monotonic() + 60
+        while True:  # listening?
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                assert self.scheduler.poll() is None and time.monotonic() < deadline, self.text()
+                time.sleep(0.2)
+
+    def start_worker(self):
+        """One one-thread worker without a nanny (a killed worker stays dead)."""
+        return self._start("distributed.cli.dask_worker", self.address, "--nthreads", "1", "--no-nanny",
+                           "--no-dashboard", "--host", "127.0.0.1")
+
+    def text(self) -> str:
+        self.log.flush()
+        return (self.root / "cluster.log").read_text()
+
+    def stop(self):
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in reversed(self.procs):
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def new_cluster(tmp_path, request):
+    """Return ``new_cluster()``: a :class:`Cluster` with its scheduler running, no workers yet."""
+
+    def make():
+        root = tmp_path / f"cluster-{time.monotonic_ns()}"
+        root.mkdir()
+        cluster = Cluster(root)
+        request.addfinalizer(cluster.stop)
+        return cluster.start_scheduler()
+
+    return make
+
+
+@pytest.fixture
+def long_corpus(tmp_path, write_wav, tone):
+    """Sixty 30-s files (one clip and links to it, each a file of the corpus): a run on one
+    worker lasts a few seconds."""
+    root = tmp_path / "audio" / "tones"
+    clip = write_wav(tmp_path / "clip.wav", tone(440, 30.0))
+    root.mkdir(parents=True)
+    for i in range(60):
+        (root / f"tones.{i:05d}.wav").symlink_to(clip)
+    return root.parent
+
+
+def _featx(*args, cwd):
+    """``featx ARGS`` as a real process (stderr piped)."""
+    return subprocess.Popen([sys.executable, "-m", "featx", *[str(a) for a in args]], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _journal_lines(path) -> int:
+    try:
+        return len(path.read_text().splitlines())
+    except FileNotFoundError:
+        return 0
+
+
+def _check_one_line(stderr: str, *expected: str):
+    """The run ended in one ``Error:`` line holding ``expected``: no traceback, no distributed log."""
+    assert "Traceback" not in stderr and "distributed." not in stderr, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and stderr.rstrip().endswith(errors[0].rstrip()), stderr
+    for text in expected:
+        assert text in errors[0], stderr
+
+
+def test_no_workers_is_said_then_one_line_after_the_wait(new_cluster, long_corpus, tmp_path):
+    cluster = new_cluster()
+    out = tmp_path / "f.csv"
+    start = time.monotonic()
+    proc = _featx("extract", long_corpus, "-o", out, "--scheduler", cluster.address, "--wait-workers", "3",
+                  cwd=tmp_path)
+    _, stderr = proc.communicate(timeout=120)
+    took = time.monotonic() - start
+    assert proc.returncode == 1
+    assert f"no Dask workers on {cluster.address}; waiting up to 3 s" in stderr
+    _check_one_line(stderr, f"no workers on {cluster.address}", "--wait-workers")
+    assert took < 30, took  # the wait, a connection and featx's start-up: no lingering
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("f.")) == []  # no journal left
+
+
+def test_a_worker_that_joins_during_the_wait_does_the_run(new_cluster, long_corpus, tmp_path):
+    cluster = new_cluster()
+    proc = _featx("-q", "extract", long_corpus, "-o", tmp_path / "dask.csv", "--scheduler", cluster.address,
+                  cwd=tmp_path)
+    time.sleep(2)  # the command is waiting for a worker
+    cluster.start_worker()
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr + cluster.text()
+    local = _featx("-q", "extract", long_corpus, "-o", tmp_path / "local.csv", "-j", "1", cwd=tmp_path)
+    assert local.wait(timeout=300) == 0
+    assert (tmp_path / "dask.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+
+
+def test_last_worker_killed_mid_run_keeps_finished_files_and_resumes(new_cluster, long_corpus, tmp_path):
+    cluster = new_cluster()
+    worker = cluster.start_worker()
+    out = tmp_path / "f.csv"
+    journal = tmp_path / "f.csv.partial"
+    proc = _featx("extract", long_corpus, "-o", out, "--scheduler", cluster.address, "--wait-workers", "2",
+                  cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while _journal_lines(journal) < 3 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.send_signal(signal.SIGKILL)  # the only worker, mid-run
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, stderr
+    _check_one_line(stderr, f"no workers on {cluster.address}")
+    kept = _journal_lines(journal) - 1
+    assert 2 <= kept < 60 and not out.exists()
+
+    cluster.start_worker()
+    again = _featx("extract", long_corpus, "-o", out, "--scheduler", cluster.address, cwd=tmp_path)
+    _, stderr = again.communicate(timeout=300)
+    assert again.returncode == 0, stderr
+    assert f"{60 - kept} from an earlier run" not in stderr and f"{kept} from an earlier run" in stderr
+    local = _featx("-q", "extract", long_corpus, "-o", tmp_path / "local.csv", "-j", "1", cwd=tmp_path)
+    assert local.wait(timeout=300) == 0
+    assert out.read_bytes() == (tmp_path / "local.csv").read_bytes()
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+def test_scheduler_gone_mid_run_is_one_line(new_cluster, long_corpus, tmp_path, how):
+    cluster = new_cluster()
+    cluster.start_worker()
+    journal = tmp_path / "f.csv.partial"
+    proc = _featx("extract", long_corpus, "-o", tmp_path / "f.csv", "--scheduler", cluster.address,
+                  cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while _journal_lines(journal) < 3 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    cluster.scheduler.send_signal(how)
+    killed = time.monotonic()
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, stderr
+    _check_one_line(stderr, f"lost the connection to the Dask scheduler at {cluster.address}", "resume")
+    assert time.monotonic() - killed < 40  # no minute-long close of a dead connection
+    assert _journal_lines(journal) >= 3  # finished files are kept for the next run
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:notaport", "foo://bar:8786", "tcp://[::1",
+                                     "127.0.0.1:99999", "tcp://:8786", "tcp://127.0.0.1:0", " "])
+def test_malformed_address_is_one_line_at_once(address, corpus, tmp_path):
+    start = time.monotonic()
+    proc = _featx("extract", corpus, "-o", tmp_path / "f.csv", "--scheduler", address, cwd=tmp_path)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    _check_one_line(stderr, "--scheduler must be an address like tcp://host:8786")
+    assert "Client.__del__" not in stderr
+    assert time.monotonic() - start < 20  # no connection tried, nothing left running
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audio"]
+
+
+def test_unreachable_scheduler_leaves_no_journal(corpus, tmp_path, monkeypatch):
+    from featx import FeatureSettings
+    from featx.errors import ConfigError
+    from featx.extract import executors
+    from featx.extract.runner import run_extraction
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setattr(executors, "CONNECT_TIMEOUT", 2)
+    with pytest.raises(ConfigError, match=f"cannot connect to the Dask scheduler at 'tcp://127.0.0.1:{port}'"):
+        run_extraction([corpus], tmp_path / "f.csv", settings=FeatureSettings(), progress=False,
+                       scheduler=f"tcp://127.0.0.1:{port}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audio"]
+
+
+def test_an_earlier_journal_is_kept_when_the_connection_fails(corpus, tmp_path, monkeypatch):
+    from featx import FeatureSettings
+    from featx.errors import ConfigError
+    from featx.extract import executors
+    from featx.extract.runner import run_extraction
+
+    from featx.io.journal import Journal
+
+    settings = FeatureSettings()
+    journal = tmp_path / "f.csv.partial"
+    with Journal(journal, {"kind": "extract", "settings": settings.to_dict()}):  # an earlier run's
+        pass
+    before = journal.read_bytes()
+    monkeypatch.setattr(executors, "CONNECT_TIMEOUT", 1)
+    with pytest.raises(ConfigError, match="cannot connect to the Dask scheduler"):
+        run_extraction([corpus], tmp_path / "f.csv", settings=settings, progress=False,
+                       scheduler="tcp://127.0.0.1:1")
+    assert journal.read_bytes() == before
+
+
+def test_sweep_without_workers_stops_after_the_wait(new_cluster, tmp_path, synthetic_feature_csv, monkeypatch):
+    from featx.errors import ConfigError
+    from featx.extract import executors
+    from featx.models.registry import get_model
+    from featx.sweep.plan import SweepOptions, plan_sweep
+    from featx.sweep.runner import run_sweep
+    from featx.sweep.space import space_from_options
+
+    cluster = new_cluster()
+    monkeypatch.setattr(executors, "WAIT_WORKERS", 2.0)
+    csv = synthetic_feature_csv(tmp_path / "t.csv", n_tracks=4, n_segments=2, classes=["a", "b"], seed=0,
+                                separation=2.0, track_spread=0.5, row_spread=0.5)
+    options = SweepOptions(csv=csv, model="knn", output=tmp_path / "sweep", folds=2, retrain_best=False,
+                           scheduler=cluster.address).validate()
+    start = time.monotonic()
+    with pytest.raises(ConfigError, match=f"no workers on {cluster.address} for 2 s"):
+        run_sweep(plan_sweep(options, space_from_options(get_model("knn"), ["n_neighbors=1,3"])),
+                  progress=False, report=False)
+    assert time.monotonic() - start < 30
+
+
+@pytest.mark.parametrize("value", [-1, float("nan"), float("inf"), "soon", True])
+def test_wait_workers_must_be_seconds(value):
+    from featx.errors import ConfigError
+    from featx.extract.executors import check_wait_workers
+
+    with pytest.raises(ConfigError, match="wait_workers must be a number of seconds >= 0"):
+        check_wait_workers(value)
