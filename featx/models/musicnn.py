@@ -38,6 +38,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.util
+import logging
 import os
 import re
 import warnings
@@ -56,6 +57,8 @@ from ..features.musicnn_input import (
     musicnn_logmel,
     musicnn_patches,
 )
+
+logger = logging.getLogger(__name__)
 
 #: The networks the musicnn package ships.
 MODELS = ("MTT_musicnn", "MSD_musicnn", "MTT_vgg", "MSD_vgg")
@@ -173,8 +176,11 @@ def read_checkpoint(model: str = "MTT_musicnn", *, optimizer_state: bool = False
 def checkpoint_variables(model: str = "MTT_musicnn", *, cache: bool = True) -> dict[str, np.ndarray]:
     """The network variables of ``model``, from the ``.npz`` cache when it is there.
 
-    The cache file's name carries a digest of the checkpoint's index, so another
-    release of the package never reads a stale cache. When the cache cannot be
+    The cache file's name carries a digest of the checkpoint's files (its index and
+    data) in the installed package, and the file holds a digest of that source and of
+    every array it stores. A cache file whose digest does not match (cut short, a
+    changed byte, empty, not a zip file, made from another release of the package) is
+    said once on the log and made again from the checkpoint. When the cache cannot be
     written, a warning says so and the weights are used anyway.
 
     Parameters
@@ -185,28 +191,87 @@ def checkpoint_variables(model: str = "MTT_musicnn", *, cache: bool = True) -> d
         Read and write the cache; ``False`` always reads the checkpoint.
     """
     prefix = checkpoint_prefix(model)
-    digest = hashlib.sha256(Path(prefix, ".index").read_bytes()).hexdigest()[:16]
-    path = cache_dir() / f"{model}-{digest}.npz"
-    if cache and path.is_file() and not path.is_symlink():
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                return {name: data[name] for name in data.files}
-        except (OSError, ValueError, KeyError) as exc:  # unreadable: read the checkpoint again
-            warnings.warn(f"{path}: unreadable musicnn weights cache ({exc}); reading the checkpoint",
-                          stacklevel=2)
+    source, size = _source_digest(prefix)
+    path = cache_dir() / f"{model}-{source[:16]}.npz"
+    if cache:
+        variables = _read_cache(path, source, max_bytes=2 * size + (1 << 20))
+        if variables is not None:
+            return variables
     variables = read_checkpoint(model)
     if cache:
-        _write_cache(path, variables)
+        _write_cache(path, variables, source)
     return variables
 
 
-def _write_cache(path: Path, variables: dict[str, np.ndarray]) -> None:
+#: Member of a weights cache file holding the SHA-256 of its source and arrays.
+_CACHE_DIGEST = "__featx_sha256__"
+
+
+def _source_digest(prefix: str) -> tuple[str, int]:
+    """SHA-256 (hex) of a checkpoint's index and data files in the package, and their total size."""
+    digest, size = hashlib.sha256(), 0
+    folder = Path(prefix)
+    for path in sorted([folder / ".index", *folder.glob(".data-*")]):
+        data = path.read_bytes()
+        digest.update(path.name.encode() + b"\0" + len(data).to_bytes(8, "little") + data)
+        size += len(data)
+    return digest.hexdigest(), size
+
+
+def _arrays_digest(source: str, variables: dict[str, np.ndarray]) -> np.ndarray:
+    """SHA-256 of ``source`` and every array (name, dtype, shape, bytes), as 32 uint8."""
+    digest = hashlib.sha256(source.encode())
+    for name in sorted(variables):
+        value = np.ascontiguousarray(variables[name])
+        digest.update(f"\0{name}\0{value.dtype.str}\0{value.shape}\0".encode())
+        digest.update(value.tobytes())
+    return np.frombuffer(digest.digest(), dtype=np.uint8)
+
+
+def _read_cache(path: Path, source: str, *, max_bytes: int) -> dict[str, np.ndarray] | None:
+    """The arrays of the cache file ``path`` if it is whole and made from ``source``; else None.
+
+    A missing file or a symbolic link is None quietly (writing it says more); a file
+    that cannot be read, is larger than ``max_bytes`` or fails its digest is logged.
+    """
+    import stat
+
+    try:
+        info = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        logger.warning("%s: cannot read the musicnn weights cache (%s); reading the checkpoint",
+                       path, exc.strerror or exc)
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    why = None
+    if info.st_size > max_bytes:  # checked before reading: never a huge foreign file
+        why = f"{info.st_size} bytes, more than the weights' {max_bytes}"
+    else:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                stored = {name: data[name] for name in data.files}
+        except Exception as exc:  # noqa: BLE001 - any damage (zip, CRC, zlib, EOF): the cache is remade
+            why = f"{type(exc).__name__}: {str(exc).strip() or 'damaged'}"
+        else:
+            digest = stored.pop(_CACHE_DIGEST, None)
+            if digest is None or not np.array_equal(digest, _arrays_digest(source, stored)):
+                why = "its digest does not match its content and the installed checkpoint"
+    if why is None:
+        return stored
+    logger.warning("%s: damaged musicnn weights cache (%s); making it again from the checkpoint", path, why)
+    return None
+
+
+def _write_cache(path: Path, variables: dict[str, np.ndarray], source: str) -> None:
     from ..io.atomic import atomic_open
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_open(path, "wb") as fh:
-            np.savez(fh, **variables)
+            np.savez(fh, **variables, **{_CACHE_DIGEST: _arrays_digest(source, variables)})
     except (OSError, OutputError) as exc:
         warnings.warn(f"could not cache the musicnn weights at {path}: {exc}", stacklevel=3)
 
