@@ -18,7 +18,7 @@ from ._common import handle_errors, info, progress_enabled
               help="Blends of each kind.")
 @click.option("--crossfade", default=0.5, show_default=True, type=float, metavar="SECONDS",
               help="Length of a medley's equal-power crossfade (0: a hard cut).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Chooses the pairs.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Chooses the pairs (an integer >= 0).")
 @click.option("--sr", default=None, type=int,
               help="Sample rate of the blends [default: the first clip's own rate].")
 @click.option("--labels", default="folder", show_default=True, metavar="folder|FILE.csv",
