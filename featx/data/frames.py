@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..errors import DataError
 from ..features.settings import ID_COLUMNS, LABEL_COLUMN, FeatureSettings
-from .table import FeatureTable, segment_index
+from .table import FeatureTable, column_names, segment_index
 
 #: Key of ``DataFrame.attrs`` under which featx records the settings rows were made with.
 SETTINGS_ATTR = "featx_settings"
@@ -59,7 +59,7 @@ def table_from_frame(frame: pd.DataFrame, *, require_label: bool = False,
     if not isinstance(frame, pd.DataFrame):
         raise DataError(f"expected a pandas DataFrame of feature rows. Received: {type(frame).__name__}")
     frame = frame.copy()
-    frame.columns = [str(c).strip() for c in frame.columns]
+    frame.columns = column_names(list(frame.columns), name)
     if "filename" not in frame.columns:
         raise DataError(f"{name}: no 'filename' column; expected columns filename, <features>[, label]. "
                         f"Received: {', '.join(map(str, frame.columns[:5]))}")
@@ -67,9 +67,6 @@ def table_from_frame(frame: pd.DataFrame, *, require_label: bool = False,
         raise DataError(f"{name}: no '{LABEL_COLUMN}' column; training and evaluation need labelled rows")
     if len(frame) == 0:
         raise DataError(f"{name}: the table has no rows")
-    duplicated = [c for c in frame.columns if list(frame.columns).count(c) > 1]
-    if duplicated:
-        raise DataError(f"{name}: column '{duplicated[0]}' appears more than once")
     features = [c for c in frame.columns if c not in ID_COLUMNS and c != LABEL_COLUMN]
     if not features:
         raise DataError(f"{name}: no feature columns besides filename/length/label")

@@ -283,8 +283,44 @@ def read_feature_csv(path, *, require_label: bool = True) -> FeatureTable:
 MAX_FEATURE_MAGNITUDE = 1e100
 
 
+def column_names(names, where) -> list[str]:
+    """The names of a table's columns as featx reads them, or one DataError line.
+
+    The one rule for every table featx reads (CSV, Parquet, DataFrame): a name is
+    taken without its surrounding white space (``' tempo'`` is ``tempo``), may not be
+    empty, and may name one column only (``tempo`` and ``' tempo'`` are refused, naming
+    both spellings).
+
+    Parameters
+    ----------
+    names : sequence
+        The column names as stored (converted with ``str``).
+    where : str or Path
+        The table, as messages name it.
+    """
+    out: list[str] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(names):
+        name = str(raw).strip()
+        if not name:
+            raise DataError(f"{where}: column {i + 1} has an empty name in the header; expected a "
+                            "name for every column (a saved row index? write the table without it)")
+        if name in seen:
+            first = str(names[seen[name]])
+            spelled = "" if first == str(raw) else (
+                f", spelled {first!r} and {str(raw)!r}: names are read without surrounding spaces")
+            raise DataError(
+                f"{where}: column {name!r} appears more than once in the header (columns {seen[name] + 1} "
+                f"and {i + 1}{spelled}); expected each column name once"
+            )
+        seen[name] = i
+        out.append(name)
+    return out
+
+
 def _check_header(path: Path, frame: pd.DataFrame) -> None:
-    """Refuse a header that names a column twice, or leaves a column's name empty.
+    """Refuse a header that names a column twice, or leaves a column's name empty
+    (:func:`column_names`).
 
     pandas renames the second ``tempo`` to ``tempo.1``, so the raw header line is read
     again here: a renamed column would otherwise be trained on under a name nobody gave it.
@@ -294,18 +330,7 @@ def _check_header(path: Path, frame: pd.DataFrame) -> None:
             header = next(csv.reader(fh), [])
     except (OSError, UnicodeDecodeError, csv.Error):
         header = []
-    names = [str(c).strip() for c in header] if len(header) == len(frame.columns) else list(frame.columns)
-    seen: dict[str, int] = {}
-    for i, name in enumerate(names):
-        if not name:
-            raise DataError(f"{path}: column {i + 1} has an empty name in the header; expected a "
-                            "name for every column (a saved row index? write the CSV without it)")
-        if name in seen:
-            raise DataError(
-                f"{path}: column {name!r} appears more than once in the header (columns {seen[name] + 1} "
-                f"and {i + 1}); expected each column name once"
-            )
-        seen[name] = i
+    column_names(header if len(header) == len(frame.columns) else list(frame.columns), path)
 
 
 def _check_track_labels(table: FeatureTable) -> None:
