@@ -13,6 +13,7 @@ import pandas as pd
 from ..extract.audio import AUDIO_EXTENSIONS
 from ..errors import DataError
 from ..features.settings import ID_COLUMNS, LABEL_COLUMN, FeatureSettings, kaggle_feature_columns
+from .labels import SEPARATOR
 
 logger = logging.getLogger(__name__)
 
@@ -338,13 +339,15 @@ def _check_track_labels(table: FeatureTable) -> None:
 
     Such rows come from different files that share a track id (for example two
     ``01.mp3`` named without their folders): grouped splits and track-level
-    metrics would treat them as one track.
+    metrics would treat them as one track. Cells naming the same genres in another
+    order (``rock;blues``, ``blues;rock``) are one label.
     """
     labels = table.frame[LABEL_COLUMN].astype(str).to_numpy()
-    first: dict[str, tuple[str, int]] = {}
+    first: dict[str, tuple[str, int, frozenset]] = {}
     for row, (track, label) in enumerate(zip(table.tracks, labels)):
-        seen = first.setdefault(track, (label, row))
-        if seen[0] != label:
+        genres = frozenset(g.strip() for g in label.split(SEPARATOR))  # 'rock;blues' is 'blues;rock'
+        seen = first.setdefault(track, (label, row, genres))
+        if seen[2] != genres:
             raise DataError(
                 f"{table.name}: track {track!r} has rows labelled {seen[0]!r} (row {seen[1] + 2}) and "
                 f"{label!r} (row {row + 2}); expected one label per track (give each file a unique "
