@@ -251,6 +251,11 @@ def _check_kinds(kinds) -> tuple[str, ...]:
 def _native_rate(path: Path) -> int:
     import soundfile as sf
 
+    from .extract.audio import file_kind
+
+    kind = file_kind(path)  # before opening it: a FIFO would block
+    if kind is not None:
+        raise AudioError(f"{path}: is {kind}, not a regular file; expected an audio file")
     try:
         return int(sf.info(str(path)).samplerate)
     except Exception:  # formats soundfile cannot read: ask librosa's decoders

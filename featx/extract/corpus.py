@@ -61,9 +61,13 @@ def _walk(folder: Path):
 
 
 def _audio_under(folder: Path) -> list[Path]:
-    """Audio files under ``folder`` (see :func:`_walk`)."""
+    """Files with an audio extension under ``folder`` (see :func:`_walk`).
+
+    Entries that are not regular files (a FIFO, a device, a socket, a link to nothing)
+    are kept: reading them says what they are, and the run lists them as skipped.
+    """
     return [Path(root) / name for root, names in _walk(folder) for name in names
-            if Path(name).suffix.lower() in AUDIO_EXTENSIONS and (Path(root) / name).is_file()]
+            if Path(name).suffix.lower() in AUDIO_EXTENSIONS]
 
 
 def searched_folders(inputs) -> list[Path]:
@@ -83,7 +87,9 @@ def find_corpus(inputs) -> list[AudioFile]:
     inputs : iterable of path
         Audio files (taken whatever their extension) and folders (searched
         recursively for :data:`~featx.extract.audio.AUDIO_EXTENSIONS`, in sorted
-        order; linked files and folders are taken as found, each folder once).
+        order; linked files and folders are taken as found, each folder once;
+        a name with such an extension that is not a regular file is taken too, and
+        reading it says what it is).
 
     Returns
     -------
