@@ -342,3 +342,22 @@ def test_whole_clip_model_predicts_long_audio_in_windows(tmp_path, tone, clicks,
     # a clip of the training length stays one window: the whole file
     clip = _invoke("-q", "predict", bundle, root / "tones" / "tones.00000.wav", "-f", "csv")
     assert pd.read_csv(io.StringIO(clip.stdout))["windows"].tolist() == [1]
+
+
+def test_many_genres_say_each_warning_once(tmp_path):
+    """300 genres printed 816 lines (a pandas PerformanceWarning per probability column, and
+    scikit-learn's warning once per fold); 3,000 genres 15,614."""
+    rng = np.random.default_rng(0)
+    rows = [[f"g{g}.{t:05d}.wav", 661500, *rng.normal(g, 0.1, 4), f"genre{g}"] for g in range(300) for t in range(2)]
+    csv = tmp_path / "many.csv"
+    pd.DataFrame(rows, columns=["filename", "length", "a", "b", "c", "d", "label"]).to_csv(csv, index=False)
+    done = subprocess.run([sys.executable, "-m", "featx", "train", str(csv), "-m", "knn", "-p", "n_neighbors=1",
+                           "--folds", "2", "-o", str(tmp_path / "b")], capture_output=True, text=True, cwd=REPO,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    warnings_said = [line for line in done.stderr.splitlines() if "Warning: " in line]
+    assert "PerformanceWarning" not in done.stderr
+    assert len(warnings_said) == len(set(w.split("Warning: ", 1)[1] for w in warnings_said)) <= 2, done.stderr
+    assert len(done.stderr.splitlines()) < 12, done.stderr
+    predictions = pd.read_csv(tmp_path / "b" / "predictions.csv")
+    assert [c for c in predictions.columns if c.startswith("prob_")] == [f"prob_genre{g}" for g in sorted(range(300), key=str)]
