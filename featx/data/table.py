@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..extract.audio import AUDIO_EXTENSIONS
+from ..extract.audio import AUDIO_EXTENSIONS, MAX_SAMPLES
 from ..errors import DataError
 from ..features.settings import ID_COLUMNS, LABEL_COLUMN, FeatureSettings, kaggle_feature_columns
 from .labels import SEPARATOR
@@ -184,7 +184,8 @@ def read_feature_csv(path, *, require_label: bool = True) -> FeatureTable:
     DataError
         Missing file or columns, a column named twice in the header, non-numeric,
         NaN, infinite or absurdly large (above :data:`MAX_FEATURE_MAGNITUDE`) feature
-        values, mixed segment/whole-file names.
+        values, mixed segment/whole-file names, a ``length`` that does not fit the
+        table's settings (:func:`clip_length`).
 
     Examples
     --------
@@ -271,12 +272,104 @@ def read_feature_csv(path, *, require_label: bool = True) -> FeatureTable:
         source = "kaggle-columns"
     table = FeatureTable(frame, path, feature_columns, settings, segmented, source,
                          _X=X, _X_columns=None if X is None else list(feature_columns))
+    clip_length(table)  # a length in seconds, or absurd, is refused before anything trains on it
     if table.labelled:
         _check_track_labels(table)
     logger.info("read %s: %d rows, %d features, %s rows, settings from %s",
                 path, len(frame), len(feature_columns),
                 "segment" if segmented else "whole-file", source)
     return table
+
+
+#: Longest whole clip a table's ``length`` may give, in seconds (and never more than
+#: :data:`featx.extract.audio.MAX_SAMPLES` samples, the most featx decodes).
+MAX_CLIP_SECONDS = 24 * 3600
+
+
+def clip_length(table: FeatureTable, *, name: str | None = None, index=None) -> int | None:
+    """Check a table's ``length`` column against its own settings; the clip length to use.
+
+    ``length`` is each row's number of samples at the table's rate (its settings
+    record: ``.settings.json``, Parquet metadata, or the Kaggle columns' preset).
+    Segment rows must hold exactly the settings' segment (``segment_samples``: 66149
+    for 3 s at 22050 Hz); whole-clip rows at least one STFT frame (``n_fft``) and at
+    most :data:`~featx.extract.audio.MAX_SAMPLES` (2**27) or 24 h of samples. Without
+    settings, a length must still be a whole number of samples from 1 to 2**27.
+
+    Parameters
+    ----------
+    table : FeatureTable
+    name : str, optional
+        What messages call the table (default: its path).
+    index : sequence, optional
+        Each row's label in messages (a DataFrame's index as given); default: its
+        line in the CSV, or its row in the Parquet file.
+
+    Returns
+    -------
+    int or None
+        Whole-clip rows with settings: the median clip length in samples (what a
+        whole-clip model cuts long audio into); otherwise None (also for a table
+        without a ``length`` column).
+
+    Raises
+    ------
+    DataError
+        One line naming the table, the row (and its filename), the column and the
+        value, and what was expected (a length that looks like seconds says so).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from featx.data.frames import table_from_frame
+    >>> rows = pd.DataFrame({"filename": ["a.wav"], "length": [661500], "f": [0.5]})
+    >>> rows.attrs["featx_settings"] = {"segment_seconds": None}
+    >>> clip_length(table_from_frame(rows))
+    661500
+    """
+    frame = table.frame
+    if "length" not in frame.columns or not len(frame):
+        return None
+    raw = frame["length"]
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
+    settings = table.settings
+    sr = settings.sr if settings is not None else None
+    whole = settings is not None and settings.segment_seconds is None
+    if settings is None:
+        low, high, what = 1, MAX_SAMPLES, "a whole number of samples from 1 to 134217728 (2**27)"
+    elif whole:
+        low, high = settings.n_fft, min(MAX_SAMPLES, MAX_CLIP_SECONDS * sr)
+        what = (f"a whole clip's number of samples at {sr} Hz, from one STFT frame (n_fft={settings.n_fft}) "
+                f"to {high:,} ({high / sr / 3600:.3g} h)")
+    else:
+        low = high = settings.segment_samples
+        what = (f"{low} samples, the {settings.segment_seconds:g}-s segment of its settings at {sr} Hz")
+    bad = ~(np.isfinite(values) & (values == np.round(values)) & (values >= low) & (values <= high))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        value = raw.iloc[row]
+        value = value.item() if isinstance(value, np.generic) else value
+        hint = ""
+        if whole and np.isfinite(values[row]) and low <= values[row] * sr <= high:
+            hint = f"; in seconds? {values[row]:g} s is {int(values[row] * sr):,} samples at {sr} Hz"
+        raise DataError(f"{name or table.name}: value {value!r} in column 'length' "
+                        f"({_row_ref(table, row, index)}); expected {what}{hint}")
+    return int(np.median(values)) if whole else None
+
+
+def _row_ref(table: FeatureTable, row: int, index=None) -> str:
+    """How a message names row ``row`` (0-based) of ``table``: by ``index``, as a CSV line,
+    or as a Parquet row (1-based), with its filename."""
+    from ..extract.parquet import is_parquet
+
+    if index is not None:
+        label = index[row]
+        where = f"index {label.item() if isinstance(label, np.generic) else label!r}"
+    elif table.path is None:
+        where = f"row {row + 1}"
+    else:
+        where = f"row {row + (1 if is_parquet(table.path) else 2)}"
+    return f"{where}, filename {table.frame['filename'].iloc[row]}"
 
 
 #: Largest magnitude a feature value may have: the squares of such values still sum without
