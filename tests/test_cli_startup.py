@@ -53,7 +53,7 @@ def test_extract_help_imports_only_the_extract_command():
     assert "Usage: featx extract [OPTIONS] INPUTS..." in text
     assert _heavy(modules) == []
     commands = sorted(m for m in modules if m.startswith("featx.cli.") and m != "featx.cli.main")
-    assert commands == ["featx.cli._common", "featx.cli.extract"]
+    assert commands == ["featx.cli._common", "featx.cli.extract", "featx.cli.options"]
 
 
 def test_listing_the_commands_imports_no_command_module():

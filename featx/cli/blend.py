@@ -5,11 +5,12 @@ from pathlib import Path
 
 import click
 
+from . import options
 from ._common import handle_errors, info, progress_enabled
 
 
 @click.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@options.inputs_arg
 @click.option("-o", "--output-dir", required=True, type=click.Path(path_type=Path),
               help="Folder for the blends and labels.csv (new, empty, or an earlier blend output).")
 @click.option("--kind", type=click.Choice(["medley", "mix", "both"]), default="both", show_default=True,
@@ -23,6 +24,7 @@ from ._common import handle_errors, info, progress_enabled
               help="Sample rate of the blends [default: the first clip's own rate].")
 @click.option("--labels", default="folder", show_default=True, metavar="folder|FILE.csv",
               help="Genre of each clip: its parent folder, or a CSV with columns file,label.")
+@options.verbosity
 @click.pass_context
 @handle_errors
 def blend(ctx, inputs, output_dir, kind, pairs, crossfade, seed, sr, labels):
