@@ -343,7 +343,7 @@ def blend_corpus(inputs, output_dir, *, kind="both", n_pairs: int = 50, crossfad
     named = [*inputs, *([Path(labels)] if labels != "folder" else [])]
     check_output_apart(output_dir, named, searched=searched_folders(inputs))
     files = find_corpus(inputs)
-    genres = resolve_labels(files, labels)
+    genres = resolve_labels(files, labels, unlabelled_ok=False)
     for f, genre in zip(files, genres):
         if SEPARATOR in genre:
             raise DataError(f"{f.path}: labelled {genre!r}, several genres; expected single-genre clips "
