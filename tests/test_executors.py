@@ -5,6 +5,7 @@ process, and kills with real signals."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -270,3 +271,106 @@ def test_wait_workers_must_be_seconds(value):
 
     with pytest.raises(ConfigError, match="wait_workers must be a number of seconds >= 0"):
         check_wait_workers(value)
+
+
+class _Server:
+    """A TCP server on localhost that is not a Dask scheduler: it accepts connections and
+    then says nothing (``silent``) or answers with an HTTP error (``http``)."""
+
+    def __init__(self, kind):
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.address = f"tcp://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.kind, self.conns = kind, []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            if self.kind == "http":
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n" * 4)
+
+    def close(self):
+        for conn in self.conns:
+            conn.close()
+        self.sock.close()
+
+
+@pytest.mark.parametrize("kind, expected", [
+    ("silent", "does not answer as a Dask scheduler (no reply in 2 s)"),
+    ("http", "does not speak Dask's protocol"),
+])
+def test_a_server_that_is_no_scheduler_is_one_line_in_bounded_time(corpus, tmp_path, monkeypatch, kind, expected):
+    """A server that accepted the connection and said nothing kept featx waiting for ever."""
+    from featx import FeatureSettings
+    from featx.errors import ConfigError
+    from featx.extract import executors
+    from featx.extract.runner import run_extraction
+
+    server = _Server(kind)
+    monkeypatch.setattr(executors, "CONNECT_TIMEOUT", 2)
+    start = time.monotonic()
+    try:
+        with pytest.raises(ConfigError, match=re.escape(expected)):
+            run_extraction([corpus], tmp_path / "f.csv", settings=FeatureSettings(), progress=False,
+                           scheduler=server.address)
+    finally:
+        server.close()
+    assert time.monotonic() - start < 20
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audio"]
+
+
+def test_a_worker_address_is_not_the_scheduler(new_cluster, corpus, tmp_path):
+    from distributed import Client
+
+    from featx import FeatureSettings
+    from featx.errors import ConfigError
+    from featx.extract.runner import run_extraction
+
+    cluster = new_cluster()
+    cluster.start_worker()
+    with Client(cluster.address, timeout=30, set_as_default=False) as client:
+        client.wait_for_workers(1, timeout=60)
+        worker = next(iter(client.scheduler_info()["workers"]))
+    with pytest.raises(ConfigError, match=f"{worker} is a Dask Worker, not the scheduler"):
+        run_extraction([corpus], tmp_path / "f.csv", settings=FeatureSettings(), progress=False, scheduler=worker)
+
+
+def test_a_frozen_scheduler_is_said_in_bounded_time(new_cluster, long_corpus, tmp_path, monkeypatch):
+    """A scheduler stopped with SIGSTOP mid-run (its connection open) kept the run silent for 100 s."""
+    import threading
+
+    from featx import FeatureSettings
+    from featx.errors import ConfigError
+    from featx.extract import executors
+    from featx.extract.runner import run_extraction
+
+    cluster = new_cluster()
+    cluster.start_worker()
+    monkeypatch.setattr(executors, "CONNECT_TIMEOUT", 5)
+    journal = tmp_path / "f.csv.partial"
+
+    def freeze():
+        deadline = time.monotonic() + 120
+        while _journal_lines(journal) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        cluster.scheduler.send_signal(signal.SIGSTOP)
+        frozen.append(time.monotonic())
+
+    frozen: list = []
+    threading.Thread(target=freeze, daemon=True).start()
+    try:
+        with pytest.raises(ConfigError, match=f"the Dask scheduler at {cluster.address} stopped answering"):
+            run_extraction([long_corpus], tmp_path / "f.csv", settings=FeatureSettings(preset="gtzan"),
+                           progress=False, scheduler=cluster.address)
+        assert frozen and time.monotonic() - frozen[0] < 30
+        assert _journal_lines(journal) >= 3  # finished files kept
+    finally:
+        cluster.scheduler.send_signal(signal.SIGCONT)

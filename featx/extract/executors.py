@@ -15,8 +15,9 @@ kills workers again and again ends as a record ``{"key": key, "error": ...}`` na
 
 A cluster without workers is waited for at most ``wait_workers`` seconds (at the start,
 and whenever every worker has left), with a line every :data:`WAIT_NOTE_SECONDS`; then
-the run ends with one line naming the scheduler. A scheduler that goes away mid-run
-ends it with one line too: distributed's own log records (reconnection attempts and
+the run ends with one line naming the scheduler. A scheduler that goes away mid-run, or
+stops answering for :data:`CONNECT_TIMEOUT` seconds (stopped, frozen), ends it with one
+line too: distributed's own log records (reconnection attempts and
 their tracebacks) are held back while featx talks to the cluster, unless featx logs at
 debug level (``-vv``).
 """
@@ -136,6 +137,7 @@ def connect(scheduler: str):
     alive nor prints a traceback when it is collected.
     """
     address = check_address(scheduler)
+    _check_answers(address)
     from distributed import Client
 
     client = Client.__new__(Client)
@@ -151,6 +153,54 @@ def connect(scheduler: str):
         _abandon(client)
         raise
     return client
+
+
+def _check_answers(address: str) -> None:
+    """Ask ``address`` who it is, within :data:`CONNECT_TIMEOUT` seconds; one ConfigError line
+    unless a Dask scheduler answers.
+
+    ``distributed.Client`` waits for ever on a server that accepts the connection and
+    then says nothing (another program on that port, a scheduler frozen before it
+    answered). The question runs in a daemon thread with its own event loop, so it
+    works under a running loop (a notebook) and Ctrl-C or an exit never waits for it.
+    """
+    import asyncio
+    import threading
+
+    async def identity():
+        from distributed.core import rpc
+
+        async with rpc(address, timeout=CONNECT_TIMEOUT) as server:
+            return await asyncio.wait_for(server.identity(), CONNECT_TIMEOUT)
+
+    outcome: dict = {}
+
+    def ask():
+        try:
+            outcome["info"] = asyncio.run(identity())
+        except BaseException as exc:  # handed to the caller below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=ask, name="featx-dask-probe", daemon=True)
+    thread.start()
+    thread.join(2 * CONNECT_TIMEOUT + 5)
+    exc, info = outcome.get("error"), outcome.get("info")
+    if "error" not in outcome and "info" not in outcome or isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        raise ConfigError(f"the server at {address!r} does not answer as a Dask scheduler (no reply in "
+                          f"{CONNECT_TIMEOUT} s); expected a running 'dask scheduler' there") from None
+    if isinstance(exc, OSError):  # refused, unreachable, unknown host, closed by the other side
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"cannot connect to the Dask scheduler at {address!r} ({reason}); expected a "
+            "running 'dask scheduler' (see the README, 'Running on a Dask cluster')") from None
+    if exc is not None:  # an answer that is not Dask's protocol (another kind of server)
+        raise ConfigError(f"the server at {address!r} does not speak Dask's protocol "
+                          f"({type(exc).__name__}); expected a running 'dask scheduler' there") from None
+    kind = info.get("type") if isinstance(info, dict) else None
+    if kind != "Scheduler":
+        raise ConfigError(f"{address} is {'a Dask ' + str(kind) if kind else 'not a Dask scheduler'}, not "
+                          "the scheduler; expected the address the scheduler listens on (its log says "
+                          "'Scheduler at: tcp://...')")
 
 
 def _abandon(client) -> None:
@@ -204,6 +254,7 @@ class _WorkerWatch:
         self.since = None  # when the cluster was last seen without workers
         self.noted = 0.0
         self.last = -math.inf
+        self.silent = False  # the scheduler stopped answering: nothing more is asked of it
 
     def lost(self) -> bool:
         return self.client.status not in ("running", "connecting")
@@ -220,6 +271,14 @@ class _WorkerWatch:
             return -1  # reconnecting: the futures are cancelled if that fails
         try:
             n = _n_workers(self.client)
+        except TimeoutError:
+            if self.client.status != "running":
+                raise lost_connection(self.address) from None
+            self.silent = True
+            raise ConfigError(
+                f"the Dask scheduler at {self.address} stopped answering (no reply in {CONNECT_TIMEOUT} s; "
+                "stopped, frozen or unreachable); finished work is kept: run the command again when it "
+                "answers") from None
         except Exception:  # the scheduler went away during the question
             if self.client.status != "running":
                 raise lost_connection(self.address) from None
@@ -246,10 +305,10 @@ class _WorkerWatch:
 
 
 def _n_workers(client) -> int:
-    """How many workers the client's scheduler has now (one small request)."""
-    info = client.scheduler_info(n_workers=0)  # releases before 2025 ignore n_workers
-    n = info.get("n_workers")
-    return int(n) if n is not None else len(info.get("workers") or ())
+    """How many workers the client's scheduler has now; TimeoutError when it does not
+    answer within :data:`CONNECT_TIMEOUT` seconds (a scheduler stopped or frozen while its
+    connection stays open would otherwise keep the question waiting for ever)."""
+    return len(client.sync(client.scheduler.ncores, callback_timeout=CONNECT_TIMEOUT))
 
 
 def lost_connection(address: str) -> ConfigError:
@@ -286,10 +345,10 @@ def dask_map(task, keys, *, scheduler: str, args: tuple = (), client=None,
         client = connect(scheduler) if own else client
         address = scheduler if own else getattr(client, "scheduler_address", None) or scheduler
         futures = []
+        watch = _WorkerWatch(client, address, wait_workers)
         try:
             from distributed import as_completed
 
-            watch = _WorkerWatch(client, address, wait_workers)
             while watch.check(force=True) == 0:  # none yet: wait before handing tasks out
                 time.sleep(_POLL_SECONDS)
             futures = client.map(_run, keys, task=task, args=args, pure=False, retries=RETRIES,
@@ -317,12 +376,12 @@ def dask_map(task, keys, *, scheduler: str, args: tuple = (), client=None,
                     yield future.result()
                 future.release()
         finally:
-            if futures and client.status == "running":
+            if futures and client.status == "running" and not watch.silent:
                 with contextlib.suppress(Exception):  # the connection may be going
                     client.cancel([f for f in futures if not f.done()])
             if own:
-                with contextlib.suppress(Exception):
-                    client.close(timeout=CONNECT_TIMEOUT)
+                with contextlib.suppress(Exception):  # a silent scheduler is not waited for
+                    client.close(timeout=1 if watch.silent else CONNECT_TIMEOUT)
                 _abandon(client)
 
 
