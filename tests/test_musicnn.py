@@ -244,12 +244,24 @@ def _damage(path: Path, how: str) -> None:
     elif how == "huge":
         with open(path, "r+b") as fh:
             fh.truncate(1 << 30)  # 1 GiB, sparse: its size alone refuses it
+    elif how == "zip bomb":  # a small file whose compressed member would inflate to 2 GiB
+        import zipfile
+
+        path.unlink()
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            with archive.open("dense/bias.npy", "w", force_zip64=True) as member:
+                text = b"{'descr': '<f4', 'fortran_order': False, 'shape': (536870912,), }".ljust(117) + b"\n"
+                header = b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text
+                member.write(header)
+                zeros = bytes(1 << 24)
+                for _ in range(128):
+                    member.write(zeros)
     else:
         raise AssertionError(how)
 
 
 @pytest.mark.parametrize("how", ["truncated", "flipped bit", "empty", "not a zip file", "changed array, zip intact",
-                                 "no digest (an earlier featx's cache)", "huge"])
+                                 "no digest (an earlier featx's cache)", "huge", "zip bomb"])
 def test_damaged_weights_cache_is_said_and_made_again(mn, tmp_path, monkeypatch, caplog, how):
     monkeypatch.setenv("FEATX_CACHE_DIR", str(tmp_path / "cache"))
     direct = mn.read_checkpoint("MTT_vgg")
@@ -257,8 +269,12 @@ def test_damaged_weights_cache_is_said_and_made_again(mn, tmp_path, monkeypatch,
     path, = (tmp_path / "cache" / "musicnn").glob("MTT_vgg-*.npz")
     good = path.read_bytes()
     _damage(path, how)
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with caplog.at_level("WARNING", logger="featx"):
         again = mn.checkpoint_variables("MTT_vgg")
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 512 * 1024  # kB: nothing inflated
     lines = [r.getMessage() for r in caplog.records if "musicnn weights cache" in r.getMessage()]
     assert len(lines) == 1 and lines[0].startswith(f"{path}: damaged musicnn weights cache (")
     assert "\n" not in lines[0]

@@ -251,10 +251,12 @@ def _read_cache(path: Path, source: str, *, max_bytes: int) -> dict[str, np.ndar
         why = f"{info.st_size} bytes, more than the weights' {max_bytes}"
     else:
         try:
+            _check_members(path, max_bytes)
             with np.load(path, allow_pickle=False) as data:
                 stored = {name: data[name] for name in data.files}
         except Exception as exc:  # noqa: BLE001 - any damage (zip, CRC, zlib, EOF): the cache is remade
-            why = f"{type(exc).__name__}: {str(exc).strip() or 'damaged'}"
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else "damaged"
+            why = f"{type(exc).__name__}: {first}"
         else:
             digest = stored.pop(_CACHE_DIGEST, None)
             if digest is None or not np.array_equal(digest, _arrays_digest(source, stored)):
@@ -263,6 +265,21 @@ def _read_cache(path: Path, source: str, *, max_bytes: int) -> dict[str, np.ndar
         return stored
     logger.warning("%s: damaged musicnn weights cache (%s); making it again from the checkpoint", path, why)
     return None
+
+
+def _check_members(path: Path, max_bytes: int) -> None:
+    """Refuse a cache file whose zip members are compressed or larger than ``max_bytes`` in
+    all, before any is read: ``np.savez`` stores them uncompressed, and a compressed member
+    could inflate to any size."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        members = archive.infolist()
+    if any(m.compress_type != zipfile.ZIP_STORED for m in members):
+        raise ValueError("a compressed member (featx stores them uncompressed)")
+    total = sum(m.file_size for m in members)
+    if total > max_bytes:
+        raise ValueError(f"members of {total} bytes, more than the weights' {max_bytes}")
 
 
 def _write_cache(path: Path, variables: dict[str, np.ndarray], source: str) -> None:
