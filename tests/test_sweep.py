@@ -235,6 +235,18 @@ def test_bad_grid_files_fail_before_training(tmp_path, csv, text, message, run):
     assert not (out / "trials.jsonl").exists()
 
 
+def test_a_grid_that_aliases_blow_up_is_refused_at_once(tmp_path, csv, run):
+    """288 bytes of YAML anchors make a value of 10**8 numbers: its error took over a minute
+    and printed it all."""
+    items = ["&a [8,8,8,8,8,8,8,8,8,8]"] + [f"&{n} [" + ",".join([f"*{p}"] * 10) + "]"
+                                              for p, n in zip("abcdefg", "bcdefgh")]
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("units: [[" + ", ".join(items) + "]]\n")
+    result = run("sweep", csv, "-m", "mlp", "-o", tmp_path / "bad", "--grid", grid, ok=False)
+    assert "units: bad value for units; expected positive integers" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and len(result.output) < 600
+
+
 def test_oversized_grid_file_is_refused_unread(tmp_path, csv, run):
     grid = tmp_path / "grid.yaml"
     with open(grid, "wb") as fh:

@@ -156,6 +156,8 @@ def typed_value(spec: ModelSpec, name: str, value, *, source: str):
         value = value.strip()
     if isinstance(value, (list, tuple)) and param.kind != "ints":
         value = None  # a list where one value is expected
+    if isinstance(value, (list, tuple)) and any(isinstance(v, (list, tuple, dict)) for v in value):
+        value = None  # layer sizes are numbers: a nested list (YAML aliases can make it huge) is not walked
     try:
         if value is None or (isinstance(value, dict)):
             raise ConfigError("")
@@ -168,7 +170,17 @@ def typed_value(spec: ModelSpec, name: str, value, *, source: str):
         if param.kind == "ints":
             expected = expected.replace("comma-separated positive integers like 256,128,64",
                                         _EXPECTED["ints"])
-        raise ConfigError(f"{source}: bad value for {name}; expected {expected}. Received: {raw!r}") from None
+        raise ConfigError(f"{source}: bad value for {name}; expected {expected}. Received: {_brief(raw)}") from None
+
+
+def _brief(value) -> str:
+    """``repr(value)`` cut to a line, without walking all of a large nested value."""
+    import reprlib
+
+    shown = reprlib.Repr()
+    shown.maxlevel, shown.maxlist, shown.maxtuple, shown.maxdict = 2, 6, 6, 6
+    shown.maxstring = shown.maxother = 80
+    return shown.repr(value)
 
 
 def split_values(text: str) -> list[str]:
