@@ -189,6 +189,8 @@ def test_leakage_guard_catches_a_shared_track(tmp_path):
     (661500.5, r"value 661500.5 in column 'length'"),
     ("long", r"value 'long' in column 'length'"),
     (2 ** 27 + 1, r"value 134217729 in column 'length'"),
+    ("9" * 5000, r"value '9{55}\.\.\.' \(5,000 characters\) "
+                 r"in column 'length'"),
 ])
 def test_whole_clip_lengths_must_fit_the_tables_settings(gtzan_dir, tmp_path, run_cli, value, expected):
     """A Kaggle 30-s table whose length is in seconds trained; predict then cut a clip into

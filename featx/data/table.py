@@ -352,9 +352,15 @@ def clip_length(table: FeatureTable, *, name: str | None = None, index=None) -> 
         hint = ""
         if whole and np.isfinite(values[row]) and low <= values[row] * sr <= high:
             hint = f"; in seconds? {values[row]:g} s is {int(values[row] * sr):,} samples at {sr} Hz"
-        raise DataError(f"{name or table.name}: value {value!r} in column 'length' "
+        raise DataError(f"{name or table.name}: value {_brief(value)} in column 'length' "
                         f"({_row_ref(table, row, index)}); expected {what}{hint}")
     return int(np.median(values)) if whole else None
+
+
+def _brief(value, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters (a cell may hold thousands)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 4]}...{text[-1]} ({len(str(value)):,} characters)"
 
 
 def _row_ref(table: FeatureTable, row: int, index=None) -> str:
@@ -456,7 +462,7 @@ def _check_numeric(frame: pd.DataFrame, columns: list[str], path: Path) -> None:
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise DataError(
-                f"{path}: non-numeric value {values.iloc[row]!r} in column '{col}' "
+                f"{path}: non-numeric value {_brief(values.iloc[row])} in column '{col}' "
                 f"(row {row + 2}, filename {frame['filename'].iloc[row]}); expected a number"
             )
         arr = numeric.to_numpy(dtype=np.float64)
