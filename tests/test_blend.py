@@ -287,3 +287,22 @@ def test_blend_real_gtzan_clips(gtzan_dir, tmp_path, run_cli):
         assert (info.samplerate, info.frames) == (22050, n)
         y, _ = sf.read(str(out / row.file))
         assert 0 < np.max(np.abs(y)) <= PEAK + 1e-4
+
+
+def test_output_reaching_the_input_through_a_second_mount_is_refused(three_genres, tmp_path, run_cli):
+    """The same folder mounted twice has two paths that share no prefix; folders are compared
+    by device and inode."""
+    import subprocess
+
+    mount = tmp_path / "mounted"
+    mount.mkdir()
+    done = subprocess.run(["mount", "--bind", str(three_genres), str(mount)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot bind-mount here ({done.stderr.strip() or 'mount failed'}); needs root")
+    try:
+        before = _tree(three_genres)
+        result = run_cli("blend", three_genres, "-o", mount / "blends", "--pairs", "1", ok=False)
+        assert f"{mount / 'blends'}: lies inside the input folder {three_genres}" in result.output
+        assert _tree(three_genres) == before
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
