@@ -220,14 +220,22 @@ def _read(path: Path):
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
-    with os.fdopen(fd, "rb") as fh:
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_CACHE_BYTES:
-                return None  # checked before reading: a huge file is not read whole
-            data = fh.read(MAX_CACHE_BYTES + 1)
-        except OSError:
-            return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_CACHE_BYTES:
+            return None  # checked before reading: a folder, a device or a huge file is not read
+        chunks, size = [], 0
+        while size <= MAX_CACHE_BYTES:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
     return _parse(data) if len(data) <= MAX_CACHE_BYTES else None
 
 
