@@ -38,7 +38,6 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.util
-import logging
 import os
 import re
 import warnings
@@ -49,6 +48,7 @@ import numpy as np
 
 from .._keras import import_keras
 from ..errors import ConfigError, FeatxError, OutputError
+from ..io.cache import cache_root, read_arrays, write_arrays
 from ..features.musicnn_input import (
     HOP_LENGTH,
     N_FRAMES,
@@ -57,8 +57,6 @@ from ..features.musicnn_input import (
     musicnn_logmel,
     musicnn_patches,
 )
-
-logger = logging.getLogger(__name__)
 
 #: The networks the musicnn package ships.
 MODELS = ("MTT_musicnn", "MSD_musicnn", "MTT_vgg", "MSD_vgg")
@@ -142,8 +140,6 @@ def tag_names(model: str = "MTT_musicnn") -> tuple[str, ...]:
 
 def cache_dir() -> Path:
     """Where the checkpoints are cached as ``.npz`` files (see the module docstring)."""
-    from ..io.cache import cache_root
-
     return cache_root() / "musicnn"
 
 
@@ -194,17 +190,16 @@ def checkpoint_variables(model: str = "MTT_musicnn", *, cache: bool = True) -> d
     source, size = _source_digest(prefix)
     path = cache_dir() / f"{model}-{source[:16]}.npz"
     if cache:
-        variables = _read_cache(path, source, max_bytes=2 * size + (1 << 20))
+        variables = read_arrays(path, source, max_bytes=2 * size + (1 << 20), what="musicnn weights cache")
         if variables is not None:
             return variables
     variables = read_checkpoint(model)
     if cache:
-        _write_cache(path, variables, source)
+        try:
+            write_arrays(path, variables, source)
+        except (OSError, OutputError) as exc:
+            warnings.warn(f"could not cache the musicnn weights at {path}: {exc}", stacklevel=2)
     return variables
-
-
-#: Member of a weights cache file holding the SHA-256 of its source and arrays.
-_CACHE_DIGEST = "__featx_sha256__"
 
 
 def _source_digest(prefix: str) -> tuple[str, int]:
@@ -216,81 +211,6 @@ def _source_digest(prefix: str) -> tuple[str, int]:
         digest.update(path.name.encode() + b"\0" + len(data).to_bytes(8, "little") + data)
         size += len(data)
     return digest.hexdigest(), size
-
-
-def _arrays_digest(source: str, variables: dict[str, np.ndarray]) -> np.ndarray:
-    """SHA-256 of ``source`` and every array (name, dtype, shape, bytes), as 32 uint8."""
-    digest = hashlib.sha256(source.encode())
-    for name in sorted(variables):
-        value = np.ascontiguousarray(variables[name])
-        digest.update(f"\0{name}\0{value.dtype.str}\0{value.shape}\0".encode())
-        digest.update(value.tobytes())
-    return np.frombuffer(digest.digest(), dtype=np.uint8)
-
-
-def _read_cache(path: Path, source: str, *, max_bytes: int) -> dict[str, np.ndarray] | None:
-    """The arrays of the cache file ``path`` if it is whole and made from ``source``; else None.
-
-    A missing file or a symbolic link is None quietly (writing it says more); a file
-    that cannot be read, is larger than ``max_bytes`` or fails its digest is logged.
-    """
-    import stat
-
-    try:
-        info = os.stat(path, follow_symlinks=False)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        logger.warning("%s: cannot read the musicnn weights cache (%s); reading the checkpoint",
-                       path, exc.strerror or exc)
-        return None
-    if not stat.S_ISREG(info.st_mode):
-        return None
-    why = None
-    if info.st_size > max_bytes:  # checked before reading: never a huge foreign file
-        why = f"{info.st_size} bytes, more than the weights' {max_bytes}"
-    else:
-        try:
-            _check_members(path, max_bytes)
-            with np.load(path, allow_pickle=False) as data:
-                stored = {name: data[name] for name in data.files}
-        except Exception as exc:  # noqa: BLE001 - any damage (zip, CRC, zlib, EOF): the cache is remade
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else "damaged"
-            why = f"{type(exc).__name__}: {first}"
-        else:
-            digest = stored.pop(_CACHE_DIGEST, None)
-            if digest is None or not np.array_equal(digest, _arrays_digest(source, stored)):
-                why = "its digest does not match its content and the installed checkpoint"
-    if why is None:
-        return stored
-    logger.warning("%s: damaged musicnn weights cache (%s); making it again from the checkpoint", path, why)
-    return None
-
-
-def _check_members(path: Path, max_bytes: int) -> None:
-    """Refuse a cache file whose zip members are compressed or larger than ``max_bytes`` in
-    all, before any is read: ``np.savez`` stores them uncompressed, and a compressed member
-    could inflate to any size."""
-    import zipfile
-
-    with zipfile.ZipFile(path) as archive:
-        members = archive.infolist()
-    if any(m.compress_type != zipfile.ZIP_STORED for m in members):
-        raise ValueError("a compressed member (featx stores them uncompressed)")
-    total = sum(m.file_size for m in members)
-    if total > max_bytes:
-        raise ValueError(f"members of {total} bytes, more than the weights' {max_bytes}")
-
-
-def _write_cache(path: Path, variables: dict[str, np.ndarray], source: str) -> None:
-    from ..io.atomic import atomic_open
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_open(path, "wb") as fh:
-            np.savez(fh, **variables, **{_CACHE_DIGEST: _arrays_digest(source, variables)})
-    except (OSError, OutputError) as exc:
-        warnings.warn(f"could not cache the musicnn weights at {path}: {exc}", stacklevel=3)
 
 
 def _bn(layers, name):
