@@ -312,8 +312,9 @@ def test_worker_processes_report_an_unusable_cache_as_the_command_line_does(tmp_
 def _start_probe(cache, *extra):
     """The probe as a running process (stdout and stderr piped)."""
     env = {**os.environ, "FEATX_CACHE_DIR": str(cache)}
-    code = _PROBE + ("import resource\nprint(json.dumps({'max_rss_kb': "
-                     "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))\n")
+    # the process's own peak (VmHWM): ru_maxrss would include the parent it was forked from
+    code = _PROBE + ("peak = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
+                     "print(json.dumps({'max_rss_kb': int(peak)}))\n")
     return subprocess.Popen([sys.executable, "-c", code, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env)
 
