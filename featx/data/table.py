@@ -286,6 +286,19 @@ def read_feature_csv(path, *, require_label: bool = True) -> FeatureTable:
 MAX_CLIP_SECONDS = 24 * 3600
 
 
+def clip_bounds(settings: FeatureSettings) -> tuple[int, int]:
+    """Fewest and most samples a whole clip may hold under ``settings``: one STFT frame
+    (``n_fft``), and :data:`~featx.extract.audio.MAX_SAMPLES` or :data:`MAX_CLIP_SECONDS`
+    of samples, whichever is less. A bundle's recorded clip length is checked against them too.
+
+    Examples
+    --------
+    >>> clip_bounds(FeatureSettings(segment_seconds=None))
+    (2048, 134217728)
+    """
+    return int(settings.n_fft), int(min(MAX_SAMPLES, MAX_CLIP_SECONDS * settings.sr))
+
+
 def clip_length(table: FeatureTable, *, name: str | None = None, index=None) -> int | None:
     """Check a table's ``length`` column against its own settings; the clip length to use.
 
@@ -338,7 +351,7 @@ def clip_length(table: FeatureTable, *, name: str | None = None, index=None) -> 
     if settings is None:
         low, high, what = 1, MAX_SAMPLES, "a whole number of samples from 1 to 134217728 (2**27)"
     elif whole:
-        low, high = settings.n_fft, min(MAX_SAMPLES, MAX_CLIP_SECONDS * sr)
+        low, high = clip_bounds(settings)
         what = (f"a whole clip's number of samples at {sr} Hz, from one STFT frame (n_fft={settings.n_fft}) "
                 f"to {high:,} ({high / sr / 3600:.3g} h)")
     else:
