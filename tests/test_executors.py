@@ -374,3 +374,12 @@ def test_a_frozen_scheduler_is_said_in_bounded_time(new_cluster, long_corpus, tm
         assert _journal_lines(journal) >= 3  # finished files kept
     finally:
         cluster.scheduler.send_signal(signal.SIGCONT)
+
+
+def test_sweep_with_a_malformed_address_writes_nothing(tmp_path, synthetic_feature_csv, run_cli):
+    csv = synthetic_feature_csv(tmp_path / "t.csv", n_tracks=4, n_segments=2, classes=["a", "b"], seed=0,
+                                separation=2.0, track_spread=0.5, row_spread=0.5)
+    result = run_cli("sweep", csv, "-m", "knn", "-p", "n_neighbors=1,3", "--folds", "2", "-o", tmp_path / "s",
+                     "--scheduler", "tcp://127.0.0.1:notaport", ok=False)
+    assert "--scheduler must be an address like tcp://host:8786" in result.output
+    assert not (tmp_path / "s").exists()
