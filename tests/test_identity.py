@@ -317,6 +317,7 @@ def _featx(*args):
                           timeout=300)
 
 
+@pytest.mark.slow
 def test_folder_labels_that_are_no_genres_are_said_once(tmp_path, tone, write_wav):
     for i, folder in enumerate(["Abbey Road (1969)", "CD1", "CD2", "rock"]):
         for k in range(3):

@@ -377,6 +377,7 @@ def test_whole_clip_model_predicts_long_audio_in_windows(tmp_path, tone, clicks,
     assert pd.read_csv(io.StringIO(clip.stdout))["windows"].tolist() == [1]
 
 
+@pytest.mark.slow
 def test_many_genres_say_each_warning_once(tmp_path):
     """300 genres printed 816 lines (a pandas PerformanceWarning per probability column, and
     scikit-learn's warning once per fold); 3,000 genres 15,614."""

@@ -322,6 +322,7 @@ def _start_probe(cache, *extra):
 ANNOUNCEMENT = "building compiled kernels, once per machine"
 
 
+@pytest.mark.slow
 def test_first_build_is_announced_once_even_when_processes_start_together(reference, tmp_path):
     cache, first = reference
     procs = [_start_probe(tmp_path / "cache") for _ in range(2)]
@@ -335,6 +336,7 @@ def test_first_build_is_announced_once_even_when_processes_start_together(refere
     assert ANNOUNCEMENT not in err  # built once per machine
 
 
+@pytest.mark.slow
 def test_first_build_is_silent_under_quiet(corpus, tmp_path):
     env = {**os.environ, "FEATX_CACHE_DIR": str(tmp_path / "cache")}
     loud = subprocess.run([sys.executable, "-m", "featx", "extract", str(corpus), "-o", str(tmp_path / "a.csv"),
@@ -347,6 +349,7 @@ def test_first_build_is_silent_under_quiet(corpus, tmp_path):
     assert list((tmp_path / "cache2" / "kernels").glob("kernels-*.bin"))  # built all the same
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("what", ["huge file", "fifo", "folder"])
 def test_a_huge_file_or_a_fifo_at_the_cache_path_is_not_read(reference, tmp_path, what):
     cache, first = reference
