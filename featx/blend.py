@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -184,7 +183,7 @@ def plan_pairs(genres, n_pairs: int, *, kinds=BLEND_KINDS, seed: int = 0) -> lis
     n_pairs : int > 0
         Blends of each kind.
     kinds : sequence of {'medley', 'mix'}
-    seed : int
+    seed : int >= 0
 
     Returns
     -------
@@ -194,7 +193,7 @@ def plan_pairs(genres, n_pairs: int, *, kinds=BLEND_KINDS, seed: int = 0) -> lis
     genres = [str(g) for g in genres]
     names = sorted(set(genres))
     by_genre = {g: [i for i, x in enumerate(genres) if x == g] for g in names}
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_check_seed(seed))
     plan: list[Blend] = []
     for kind in kinds:
         combos = [(g, h) for g in names for h in names if g != h]
@@ -232,6 +231,13 @@ class BlendResult:
     genres: tuple[str, ...]
 
 
+def _check_seed(seed) -> int:
+    """``seed`` if it is an integer >= 0 (what NumPy's generators accept); else one ConfigError line."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"seed must be an integer >= 0. Received: seed={seed!r}", param="seed")
+    return int(seed)
+
+
 def _check_kinds(kinds) -> tuple[str, ...]:
     if isinstance(kinds, str):
         kinds = BLEND_KINDS if kinds == "both" else (kinds,)
@@ -245,6 +251,11 @@ def _check_kinds(kinds) -> tuple[str, ...]:
 def _native_rate(path: Path) -> int:
     import soundfile as sf
 
+    from .extract.audio import file_kind
+
+    kind = file_kind(path)  # before opening it: a FIFO would block
+    if kind is not None:
+        raise AudioError(f"{path}: is {kind}, not a regular file; expected an audio file")
     try:
         return int(sf.info(str(path)).samplerate)
     except Exception:  # formats soundfile cannot read: ask librosa's decoders
@@ -256,11 +267,6 @@ def _native_rate(path: Path) -> int:
             from .extract.audio import decode_failure
 
             raise AudioError(f"{path}: {decode_failure(path, exc)}") from None
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    path, folder = Path(os.path.abspath(path)), Path(os.path.abspath(folder))
-    return path == folder or folder in path.parents
 
 
 def _wav_bytes(y: np.ndarray, sr: int) -> bytes:
@@ -282,13 +288,13 @@ def blend_corpus(inputs, output_dir, *, kind="both", n_pairs: int = 50, crossfad
         Audio files and folders (see :func:`featx.extract.corpus.find_corpus`).
     output_dir : path
         A new or empty folder, or one an earlier blend run wrote (its blends are then
-        replaced). It may not lie inside an input folder.
+        replaced). It may not be, lie inside or hold an input, however it is reached.
     kind : {'medley', 'mix', 'both'}
     n_pairs : int > 0
         Blends of each kind.
     crossfade : float >= 0
         Seconds of a medley's crossfade.
-    seed : int
+    seed : int >= 0
         Chooses the pairs.
     sr : int, optional
         Rate of the blends; default: the first clip's own rate.
@@ -305,22 +311,23 @@ def blend_corpus(inputs, output_dir, *, kind="both", n_pairs: int = 50, crossfad
     Raises
     ------
     ConfigError
-        Bad settings, or an output folder inside an input folder.
+        Bad settings.
     DataError
         Fewer than two genres, or a label that already names several genres.
     AudioError
         A clip cannot be decoded, is silent (for a mix) or is too short.
     OutputError
-        The output folder is not one featx may write (see :mod:`featx.io.guard`).
+        The output folder is not one featx may write (see :mod:`featx.io.guard`), or it
+        is, lies inside or holds an input (:func:`featx.io.guard.check_output_apart`).
     """
     import pandas as pd
 
     from ._progress import progress_bar
     from .extract.audio import load
-    from .extract.corpus import find_corpus
+    from .extract.corpus import find_corpus, searched_folders
     from .extract.labels import resolve_labels
     from .io.atomic import atomic_open, atomic_write
-    from .io.guard import claim_folder, safe_name
+    from .io.guard import check_output_apart, claim_folder, safe_name
 
     kinds = _check_kinds(kind)
     if isinstance(n_pairs, bool) or not isinstance(n_pairs, int) or n_pairs <= 0:
@@ -328,14 +335,15 @@ def blend_corpus(inputs, output_dir, *, kind="both", n_pairs: int = 50, crossfad
     if labels == "none":
         raise ConfigError("blending needs each clip's genre; expected labels='folder' or a labels CSV. "
                           "Received: labels='none'", param="labels")
+    seed = _check_seed(seed)
     inputs = [Path(p) for p in inputs]
     output_dir = Path(output_dir)
-    for source in inputs:
-        if source.is_dir() and _inside(output_dir, source):
-            raise ConfigError(f"{output_dir}: lies inside the input folder {source}; a later run would "
-                              "blend the blends; choose an output folder outside the inputs")
+    # not the input folders, nor inside or around them, however reached: a later run would
+    # blend the blends, and clearing an earlier output could remove inputs
+    named = [*inputs, *([Path(labels)] if labels != "folder" else [])]
+    check_output_apart(output_dir, named, searched=searched_folders(inputs))
     files = find_corpus(inputs)
-    genres = resolve_labels(files, labels)
+    genres = resolve_labels(files, labels, unlabelled_ok=False)
     for f, genre in zip(files, genres):
         if SEPARATOR in genre:
             raise DataError(f"{f.path}: labelled {genre!r}, several genres; expected single-genre clips "

@@ -24,7 +24,7 @@ def write_table(path, *, settings=None, n_tracks=8, seed=0):
     rows = []
     for ci, cls in enumerate(("x", "y")):
         for t in range(n_tracks):
-            rows.append([f"{cls}.{t:05d}.wav", 1000, *rng.normal(ci * 2, 1, size=len(cols)), cls])
+            rows.append([f"{cls}.{t:05d}.wav", 661500, *rng.normal(ci * 2, 1, size=len(cols)), cls])
     pd.DataFrame(rows, columns=["filename", "length", *cols, "label"]).to_csv(path, index=False)
     if settings:
         Path(str(path) + ".settings.json").write_text(json.dumps({"settings": settings.to_dict()}))

@@ -22,8 +22,9 @@ def _quiet() -> bool:
 def handle_errors(func=None, *, interrupted: str = ""):
     """Turn FeatxError into a one-line error and Ctrl-C into one line and exit status 130.
 
-    Every command is wrapped by this decorator. With ``-q`` Python warnings are not shown
-    either, so only errors are printed.
+    Every command is wrapped by this decorator. A Python warning is shown once per
+    command (the first time its text comes up); with ``-q`` not at all, so only errors
+    are printed.
 
     Parameters
     ----------
@@ -40,6 +41,8 @@ def handle_errors(func=None, *, interrupted: str = ""):
             with warnings.catch_warnings():
                 if _quiet():
                     warnings.simplefilter("ignore")
+                else:  # each warning once, however many folds, genres or files raise it
+                    warnings.showwarning = _once(warnings.showwarning)
                 return func(*args, **kwargs)
         except FeatxError as exc:
             raise click.ClickException(cli_message(exc)) from None
@@ -60,6 +63,21 @@ def handle_errors(func=None, *, interrupted: str = ""):
 
     wrapper.handles_errors = True  # copied onto click's wrappers: lets tests check every command
     return wrapper
+
+
+def _once(show):
+    """``show`` (a ``warnings.showwarning``) that passes on each warning's text only the
+    first time. The filters' own ``"once"`` cannot do it: its registry is cleared
+    whenever code catches warnings, as a model fit that re-issues them does."""
+    seen: set[tuple[type, str]] = set()
+
+    def show_once(message, category, filename, lineno, file=None, line=None):
+        key = (category, str(message))
+        if key not in seen:
+            seen.add(key)
+            show(message, category, filename, lineno, file, line)
+
+    return show_once
 
 
 #: ``OSError`` numbers a user's machine or paths cause (full or read-only disk, missing or

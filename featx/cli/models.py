@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from . import options
 from ._common import handle_errors, info, progress_enabled, schedule_and_augment_options
 from ..errors import ConfigError
 from ..training.config import DEFAULTS, OPTIMIZERS, OPTION_HELP, SPLITS
@@ -107,6 +108,7 @@ def _refuse_keras_options(ctx, spec) -> None:
               help=OPTION_HELP["threshold"])
 @click.option("--overwrite", is_flag=True, help="Replace an existing bundle in the output folder.")
 @schedule_and_augment_options
+@options.verbosity
 @click.pass_context
 @handle_errors
 def train(ctx, csv, model_name, output, epochs, batch_size, learning_rate, optimizer, seed, patience,
@@ -156,6 +158,7 @@ def train(ctx, csv, model_name, output, epochs, batch_size, learning_rate, optim
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for metrics/report/figures [default: BUNDLE_DIR/evaluation/<csv name>, "
                    "made safe; -2, -3, ... when that name holds another CSV's evaluation].")
+@options.verbosity
 @click.pass_context
 @handle_errors
 def evaluate(ctx, bundle_dir, csv, output):
@@ -273,6 +276,7 @@ def _warn_training_tracks(bundle, tables, audio) -> None:
 @click.option("--threshold", default=None, metavar="T",
               help="Multi-label models: decide the genres column with this threshold for every "
                    "genre instead of the bundle's own thresholds.")
+@options.verbosity
 @click.pass_context
 @handle_errors
 def predict(ctx, bundle_dir, inputs, fmt, top_k, output, threshold):
@@ -351,6 +355,7 @@ def predict(ctx, bundle_dir, inputs, fmt, top_k, output, threshold):
 
 
 @click.command("models")
+@options.verbosity
 @handle_errors
 def models():
     """List the available models and their hyperparameters."""

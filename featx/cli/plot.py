@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from . import options
 from ._common import handle_errors
 from ..errors import ConfigError
 
@@ -31,6 +32,7 @@ def plot():
               help="Feature column (repeatable) [default: spectral_centroid_mean, tempo].")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("plots"),
               show_default=True, help="Folder for one boxplot PNG per feature.")
+@options.verbosity
 @handle_errors
 def plot_features(csv, features, output):
     """Boxplots of feature columns by genre."""
@@ -61,6 +63,7 @@ def plot_features(csv, features, output):
 @click.option("--sr", type=int, default=22050, show_default=True, help="Sample rate for analysis.")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("plots"),
               show_default=True, help="Folder for one PNG per file (waveform, mel spectrogram, chromagram).")
+@options.verbosity
 @handle_errors
 def plot_audio(files, sr, output):
     """Waveform, mel spectrogram and chromagram of audio files."""
@@ -91,6 +94,7 @@ def plot_audio(files, sr, output):
 @click.option("--png", "png_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also export every segment as an 8-bit grayscale PNG into this folder "
                    "(PNG_DIR/<kind>/<label>/<track>.<segment>.png).")
+@options.verbosity
 @click.pass_context
 @handle_errors
 def plot_spectrograms(ctx, store, output, per_genre, kinds, png_dir):
@@ -115,6 +119,7 @@ def plot_spectrograms(ctx, store, output, per_genre, kinds, png_dir):
 @click.argument("bundle_dir", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for the PNGs [default: BUNDLE_DIR/figures].")
+@options.verbosity
 @handle_errors
 def plot_bundle(bundle_dir, output):
     """Training curves, confusion matrices and per-class scores of a trained bundle."""

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from . import options
 from ._common import handle_errors, progress_enabled
 from ..sweep.space import MAX_TRIALS
 from ..training.config import DEFAULTS, LEVELS, OPTION_HELP, SEARCHES, SPLITS, SWEEP_METRICS
@@ -59,6 +60,7 @@ logger = logging.getLogger(__name__)
               help="Retrain the best configuration and score it once on the test part (DIR/best).")
 @click.option("--max-trials", type=int, default=MAX_TRIALS, show_default=True, metavar="N",
               help="Refuse a search of more than N combinations (raise it to run a bigger one).")
+@options.verbosity
 @click.pass_context
 @handle_errors(interrupted="finished trials are kept in {output}/trials.jsonl; "
                            "run the same command again to resume")

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..errors import DataError
 from ..features.settings import ID_COLUMNS, LABEL_COLUMN, FeatureSettings
-from .table import FeatureTable, segment_index
+from .table import FeatureTable, clip_length, column_names, segment_index
 
 #: Key of ``DataFrame.attrs`` under which featx records the settings rows were made with.
 SETTINGS_ATTR = "featx_settings"
@@ -45,8 +45,9 @@ def table_from_frame(frame: pd.DataFrame, *, require_label: bool = False,
     ------
     DataError
         Not a DataFrame, no rows, no ``filename`` or ``label`` column, no feature
-        columns, a non-numeric or non-finite feature value, or a mix of segment and
-        whole-file names.
+        columns, a non-numeric or non-finite feature value, a mix of segment and
+        whole-file names, or a ``length`` that does not fit the recorded settings
+        (:func:`featx.data.table.clip_length`).
 
     Examples
     --------
@@ -59,7 +60,7 @@ def table_from_frame(frame: pd.DataFrame, *, require_label: bool = False,
     if not isinstance(frame, pd.DataFrame):
         raise DataError(f"expected a pandas DataFrame of feature rows. Received: {type(frame).__name__}")
     frame = frame.copy()
-    frame.columns = [str(c).strip() for c in frame.columns]
+    frame.columns = column_names(list(frame.columns), name)
     if "filename" not in frame.columns:
         raise DataError(f"{name}: no 'filename' column; expected columns filename, <features>[, label]. "
                         f"Received: {', '.join(map(str, frame.columns[:5]))}")
@@ -67,9 +68,6 @@ def table_from_frame(frame: pd.DataFrame, *, require_label: bool = False,
         raise DataError(f"{name}: no '{LABEL_COLUMN}' column; training and evaluation need labelled rows")
     if len(frame) == 0:
         raise DataError(f"{name}: the table has no rows")
-    duplicated = [c for c in frame.columns if list(frame.columns).count(c) > 1]
-    if duplicated:
-        raise DataError(f"{name}: column '{duplicated[0]}' appears more than once")
     features = [c for c in frame.columns if c not in ID_COLUMNS and c != LABEL_COLUMN]
     if not features:
         raise DataError(f"{name}: no feature columns besides filename/length/label")
@@ -83,6 +81,7 @@ def table_from_frame(frame: pd.DataFrame, *, require_label: bool = False,
                 f"filename {frame['filename'].iloc[i]}); expected a finite number"
             )
         frame[col] = values
+    given_index = frame.index
     frame = frame.reset_index(drop=True)
     has_index = np.array([segment_index(f) is not None for f in frame["filename"].astype(str)])
     if has_index.all() != has_index.any():
@@ -94,7 +93,9 @@ def table_from_frame(frame: pd.DataFrame, *, require_label: bool = False,
     recorded = frame.attrs.get(SETTINGS_ATTR)
     settings = FeatureSettings.from_dict(recorded) if isinstance(recorded, dict) else None
     source = "dataframe" if settings is not None else "unknown"
-    return FeatureTable(frame, None, features, settings, bool(has_index.all()), source)
+    table = FeatureTable(frame, None, features, settings, bool(has_index.all()), source)
+    clip_length(table, name=name, index=given_index)
+    return table
 
 
 def as_table(data, *, require_label: bool = False) -> FeatureTable:

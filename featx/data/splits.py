@@ -132,11 +132,14 @@ def _groups_for(table: FeatureTable, split: str, artist_map_path) -> tuple[np.nd
     return tracks, f"track-grouped ({len(set(tracks))} tracks)"
 
 
-def _check_labels(y: np.ndarray, groups: np.ndarray, folds: int, name: str) -> None:
+def _check_labels(y: np.ndarray, groups: np.ndarray, folds: int, name: str, genres=None) -> None:
+    """Refuse labels that cannot be split into ``folds``. ``y`` is each row's stratification
+    key; ``genres`` every genre the labels name (default: the keys)."""
     classes = np.unique(y)
-    if len(classes) < 2:
+    genres = list(classes) if genres is None else list(genres)
+    if len(genres) < 2:
         raise DataError(
-            f"{name}: only one class ({classes[0]!r}) in column '{LABEL_COLUMN}'; "
+            f"{name}: only one class ({genres[0]!r}) in column '{LABEL_COLUMN}'; "
             "expected at least two genres to classify"
         )
     n_groups = len(set(groups))
@@ -222,9 +225,11 @@ def make_splits(
         raise ConfigError(f"folds must be an integer >= 1. Received: folds={folds!r}", param="folds")
     from sklearn.model_selection import KFold, StratifiedGroupKFold, StratifiedKFold
 
-    from .labels import first_genres
+    from .labels import genres_of, stratification_key
 
-    y = first_genres(table.labels)  # a multi-label row is stratified on its first genre
+    labels = table.labels
+    y = stratification_key(labels)  # a multi-label row: its rarest genre, whatever the order
+    genres = genres_of(labels)
     name = table.name
 
     if split == "fault-filtered":
@@ -252,7 +257,7 @@ def make_splits(
             )
         if len(valid) == 0:
             train, valid = inner_split(train, y, table.tracks, valid_fraction, seed, True)
-        _check_labels(y[train], table.tracks[train], 1, name)
+        _check_labels(y[train], table.tracks[train], 1, name, genres_of(labels[train]))
         skipped = int((part == "").sum())
         desc = (f"fault-filtered lists from {Path(split_dir).name} "
                 f"({len(set(base[train]))}/{len(set(base[valid]))}/{len(set(base[test]))} "
@@ -264,7 +269,7 @@ def make_splits(
         desc = "random per-row split (segments of one track can be on both sides)"
     else:
         groups, desc = _groups_for(table, split, artist_map)
-    _check_labels(y, groups, folds, name)
+    _check_labels(y, groups, folds, name, genres)
     grouped = split != "random"
     indices = np.arange(table.n_rows)
 

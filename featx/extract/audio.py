@@ -9,6 +9,7 @@ import math
 import numbers
 import codecs
 import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -73,6 +74,33 @@ def find_audio(inputs) -> list[Path]:
     return files
 
 
+#: What each kind of file that is not a regular one is called in messages.
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"))
+
+
+def file_kind(path) -> str | None:
+    """What ``path`` is when it is not a regular file, in words; ``None`` for a regular
+    file (through any symbolic links) or a missing path.
+
+    Examples
+    --------
+    >>> file_kind("/dev/zero")
+    'a character device'
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return f"a symbolic link to a missing file ({os.readlink(path)})"
+        return None
+    except OSError:  # unreadable: the caller says so
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
 def load(path, *, sr: int) -> np.ndarray:
     """Decode ``path`` to a mono float32 waveform at ``sr`` Hz.
 
@@ -91,7 +119,8 @@ def load(path, *, sr: int) -> np.ndarray:
     ConfigError
         ``sr`` is outside :data:`featx.features.settings.SR_RANGE`.
     AudioError
-        The file is unreadable, not audio, corrupt, empty,
+        The path is not a regular file (a FIFO, a device, a socket, a folder, a
+        link to nothing: named as such), or the file is unreadable, not audio, corrupt, empty,
         declares a sample rate below :data:`MIN_NATIVE_SR` or above :data:`MAX_NATIVE_SR`,
         holds samples that are not finite or beyond :data:`MAX_AMPLITUDE`, or more than
         :data:`MAX_SAMPLES` samples as decoded or after resampling to ``sr``.
@@ -101,6 +130,9 @@ def load(path, *, sr: int) -> np.ndarray:
     if isinstance(sr, bool) or not isinstance(sr, numbers.Integral) or not SR_RANGE[0] <= sr <= SR_RANGE[1]:
         raise ConfigError(f"sr must be between {SR_RANGE[0]} and {SR_RANGE[1]} Hz. Received: sr={sr!r}")
     path = Path(path)
+    kind = file_kind(path)  # before opening it: a FIFO would block, /dev/zero never end
+    if kind is not None:
+        raise AudioError(f"{path}: is {kind}, not a regular file; expected an audio file")
     if not os.access(path, os.R_OK):
         raise AudioError(f"{path}: cannot be read (missing or no read permission)")
     if path.stat().st_size == 0:

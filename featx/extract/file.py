@@ -79,6 +79,11 @@ def _extract_arrays(path, settings: FeatureSettings, *, window: int | None = Non
             f"{path}: {len(y) / settings.sr:.2f} s long, shorter than one "
             f"{settings.segment_seconds:g} s segment ({seg_len} samples at {settings.sr} Hz)"
         )
+    if seg_len is None and len(y) < settings.n_fft:  # the least a whole clip's row may hold
+        raise AudioError(
+            f"{path}: {len(y)} samples ({len(y) / settings.sr:.3f} s) long, shorter than one STFT frame "
+            f"(n_fft={settings.n_fft} samples at {settings.sr} Hz)"
+        )
     cols = settings.feature_columns()
     if settings.preset in MUSICNN_PRESETS:  # a pretrained network's outputs (Keras loads here only)
         from .embeddings import musicnn_segment_values

@@ -77,6 +77,7 @@ def run_extraction(
     overwrite: bool = False,
     progress: bool | None = None,
     scheduler: str | None = None,
+    wait_workers: float | None = None,
 ) -> ExtractionResult:
     """Extract features from every audio file in ``inputs`` into the CSV ``output``.
 
@@ -102,6 +103,10 @@ def run_extraction(
         files are analysed on its workers, which must read them (a shared file system);
         this process keeps the journal and writes the output, the same bytes as a local
         run. ``None``: ``jobs`` local processes.
+    wait_workers : float >= 0, optional
+        With ``scheduler``: seconds to wait while the cluster has no worker (at the
+        start, or when every worker has left) before the run stops with an error;
+        default :data:`featx.extract.executors.WAIT_WORKERS`.
 
     Raises
     ------
@@ -125,6 +130,12 @@ def run_extraction(
         raise ConfigError(f"output must be a .csv or .parquet file. Received: {str(out.csv)!r}")
     if out.csv.is_dir():
         raise OutputError(f"output {str(out.csv)!r} is a folder; expected a CSV file path")
+    if scheduler is not None:  # a malformed address ends the run before anything is read
+        from .executors import check_address, check_wait_workers
+
+        scheduler = check_address(scheduler)
+        if wait_workers is not None:
+            wait_workers = check_wait_workers(wait_workers)
     files = find_corpus(inputs)
     label_list = resolve_labels(files, labels)
     from ..io.guard import check_output_file
@@ -204,11 +215,11 @@ def run_extraction(
             results[key] = rec
 
         _analyse([str(f.path) for f in todo], finished, settings=settings, jobs=jobs,
-                 progress=progress, total=len(files), scheduler=scheduler)
+                 progress=progress, total=len(files), scheduler=scheduler, wait_workers=wait_workers)
         n_rows, errors = _assemble(out, results, files, label_list, settings, record)
         journal.close(remove=True)
     finally:
-        journal.close()
+        journal.close(remove=journal.unused)  # a run that failed before any file leaves no journal
     return ExtractionResult(out.csv, len(files), n_rows, errors, len(todo), time.perf_counter() - t0)
 
 
@@ -271,13 +282,14 @@ def _check_previous(out: OutputPaths, previous: dict, record: dict) -> None:
 
 
 def _analyse(todo, finished, *, settings, jobs, progress, total, task=None, desc="extract",
-             scheduler=None):
+             scheduler=None, wait_workers=None):
     """Analyse the files ``todo`` (paths), passing each record to ``finished`` as it comes.
 
     ``task(path, settings)`` makes one file's record (a module-level function, so that
     workers can import it); by default the feature rows of :func:`_work`. With a
     ``scheduler`` address the tasks run on that Dask cluster
-    (:func:`featx.extract.executors.map_files`).
+    (:func:`featx.extract.executors.map_files`), which may be without workers for at
+    most ``wait_workers`` seconds (``None``: :data:`featx.extract.executors.WAIT_WORKERS`).
     """
     from .._progress import progress_bar
 
@@ -288,7 +300,8 @@ def _analyse(todo, finished, *, settings, jobs, progress, total, task=None, desc
         if scheduler is not None:
             from .executors import map_files as cluster_map
 
-            for rec in cluster_map(task, todo, args=(settings,), scheduler=scheduler):
+            for rec in cluster_map(task, todo, args=(settings,), scheduler=scheduler,
+                                   wait_workers=wait_workers):
                 finished(rec)
                 bar.update()
             return

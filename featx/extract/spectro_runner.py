@@ -30,6 +30,7 @@ from ..features.spectrograms import SpectrogramSettings, segment_spectrograms
 from ..io.atomic import atomic_write, refuse_symlink, write_error
 from .audio import load, segment
 from .corpus import find_corpus
+from .executors import check_address, check_wait_workers
 from .labels import resolve_labels
 from .runner import _analyse, default_jobs
 from .store_format import encode_images
@@ -138,6 +139,7 @@ def run_spectrograms(
     overwrite: bool = False,
     progress: bool | None = None,
     scheduler: str | None = None,
+    wait_workers: float | None = None,
 ) -> SpectrogramResult:
     """Make the spectrogram images of every audio file in ``inputs`` into the store ``output``.
 
@@ -166,6 +168,10 @@ def run_spectrograms(
         Address of a running ``dask.distributed`` scheduler (``tcp://host:8786``): the
         files are analysed on that cluster instead of local processes (``jobs`` is then
         ignored); the store is written here, exactly as by a local run.
+    wait_workers : float >= 0, optional
+        With ``scheduler``: seconds to wait while the cluster has no worker (at the
+        start, or when every worker has left) before the run stops with an error;
+        default :data:`featx.extract.executors.WAIT_WORKERS`.
 
     Returns
     -------
@@ -195,6 +201,10 @@ def run_spectrograms(
     if not isinstance(settings, SpectrogramSettings):
         raise ConfigError(f"settings must be a SpectrogramSettings. Received: settings={settings!r}")
     path = Path(output)
+    if scheduler is not None:  # a malformed address ends the run before the store is touched
+        scheduler = check_address(scheduler)
+        if wait_workers is not None:
+            wait_workers = check_wait_workers(wait_workers)
     files = find_corpus(inputs)
     label_list = resolve_labels(files, labels)
     errors_file = errors_path(path)
@@ -225,7 +235,7 @@ def run_spectrograms(
 
         _analyse([str(f.path) for f in todo], finished, settings=settings, jobs=jobs,
                  progress=progress, total=len(files), task=_spectro_work, desc="spectrograms",
-                 scheduler=scheduler)
+                 scheduler=scheduler, wait_workers=wait_workers)
         n_segments = len(writer)
     finally:
         writer.close()

@@ -21,6 +21,7 @@ the kernels are compiled in every process (with a warning). The cache folder is 
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import importlib.util
@@ -30,6 +31,7 @@ import os
 import platform
 import sys
 import threading
+import time
 from pathlib import Path
 
 from ..io.cache import cache_root
@@ -56,6 +58,10 @@ SIGNATURES = {
 }
 
 _MAGIC = b"FEATX-KERNELS-2\n"
+#: Largest cache file read (the kernels' machine code is about 43 kB); larger is not featx's.
+MAX_CACHE_BYTES = 16 << 20
+#: Seconds a kernel build may take (and another process may wait for it).
+BUILD_TIMEOUT = 600
 _lock = threading.Lock()
 _loaded: dict[str, object] = {}
 _keep: list = []  # the execution engine and callbacks live as long as the process
@@ -117,9 +123,12 @@ def _load_all() -> dict[str, object]:
         return _compiled_here()
     stored = _read(path)
     if stored is None:
-        stored = _build_in_child(path)
-        if stored is not None and _read(path) is None:
-            _write(path, *stored)  # the child could not store it: say so (once, here)
+        with _build_lock(path):  # one build per machine, also when several processes start at once
+            stored = _read(path)  # another process may have built them meanwhile
+            if stored is None:
+                stored = _build_in_child(path)
+                if stored is not None and _read(path) is None:
+                    _write(path, *stored)  # the child could not store it: say so (once, here)
     if stored is None:  # no child process: build here
         stored = _build()
         if stored is None:
@@ -129,6 +138,38 @@ def _load_all() -> dict[str, object]:
         return _link(llvm, *stored)
     except (RuntimeError, KeyError, ValueError, OSError, TypeError, AttributeError):
         return _compiled_here()
+
+
+@contextlib.contextmanager
+def _build_lock(path: Path):
+    """Hold an exclusive lock beside the cache file ``path`` while the kernels are built.
+
+    A second process waits for the first one's build (at most :data:`BUILD_TIMEOUT`
+    seconds) and then reads its file. Without a writable cache folder there is no
+    lock: each process builds for itself.
+    """
+    import fcntl
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path.with_name(path.name + ".lock"),
+                     os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    except OSError:
+        yield
+        return
+    try:
+        deadline = time.monotonic() + BUILD_TIMEOUT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    break  # a builder that hangs: build here anyway
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _build_in_child(path: Path):
@@ -143,9 +184,11 @@ def _build_in_child(path: Path):
 
     code = "import sys; from featx.features.native import _build_and_store; sys.exit(_build_and_store(sys.argv[1]))"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # this very featx
-    logger.info("compiling featx's kernels for this machine (once; a few seconds)")
+    # said at the default log level (not with -q): the first run on a machine pauses here
+    logger.warning("building compiled kernels, once per machine (a few seconds)")
     try:
-        done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, timeout=600, env=env)
+        done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, timeout=BUILD_TIMEOUT,
+                              env=env)
     except (OSError, subprocess.SubprocessError):
         return None
     return _parse(done.stdout) if done.returncode == 0 else None
@@ -168,15 +211,32 @@ def _read(path: Path):
 
     The file is the magic line, the header's length (8 bytes), the header (JSON), the
     object codes, and a SHA-256 of everything before it; the digest is checked first
-    and the header's shape after.
+    and the header's shape after. A link, anything but a regular file, or a file larger
+    than :data:`MAX_CACHE_BYTES` is None before any byte is read.
     """
-    try:
-        if path.is_symlink() or not path.is_file():
-            return None
-        data = path.read_bytes()
+    import stat
+
+    try:  # not through a link, and never blocking on a FIFO
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
-    return _parse(data)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_CACHE_BYTES:
+            return None  # checked before reading: a folder, a device or a huge file is not read
+        chunks, size = [], 0
+        while size <= MAX_CACHE_BYTES:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    return _parse(data) if len(data) <= MAX_CACHE_BYTES else None
 
 
 def _parse(data: bytes):

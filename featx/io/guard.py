@@ -194,6 +194,57 @@ def check_output_file(path, inputs=(), *, featx_folders: bool = True) -> None:
                               "write into it; choose a file outside it")
 
 
+def _chain(path) -> list[tuple[tuple[int, int], Path]]:
+    """``((device, inode), folder)`` of ``path`` resolved and of each of its existing parents."""
+    resolved = Path(os.path.realpath(path))
+    chain = []
+    for item in (resolved, *resolved.parents):
+        try:
+            info = os.stat(item)
+        except OSError:
+            continue
+        chain.append(((info.st_dev, info.st_ino), item))
+    return chain
+
+
+def check_output_apart(folder, inputs, *, searched=()) -> None:
+    """Raise unless the output folder ``folder`` and every input lie apart.
+
+    Refused, however the paths are written or reached (``..``, symbolic links, a
+    second mount of one folder: folders are compared by device and inode): ``folder``
+    is an input folder or lies inside one, or an input (file or folder) lies inside
+    ``folder``, where writing the output could replace it. ``searched`` are further
+    folders a later run reads from (the linked folders under an input), which the
+    output may not lie inside either.
+
+    Raises
+    ------
+    OutputError
+        Naming the output folder and the input.
+    """
+    folder = Path(folder)
+    out_ids = {ident for ident, _ in _chain(folder)}
+    try:
+        out_self = os.stat(folder)
+    except OSError:
+        out_self = None
+    inputs = [Path(item) for item in inputs]
+    for item in [*inputs, *(Path(s) for s in searched)]:
+        try:
+            info = os.stat(item)
+        except OSError:
+            continue
+        if item.is_dir() and (info.st_dev, info.st_ino) in out_ids:
+            where = "is" if out_self is not None and os.path.samestat(out_self, info) else "lies inside"
+            what = "the input folder" if item in inputs else "a folder searched for the inputs,"
+            raise OutputError(f"{folder}: {where} {what} {item}; a later run would read what featx "
+                              "writes there; choose an output folder outside the inputs")
+        if out_self is not None and item in inputs and any(
+                ident == (out_self.st_dev, out_self.st_ino) for ident, _ in _chain(item)[1:]):
+            raise OutputError(f"{folder}: holds the input {item}, which writing there could replace; "
+                              "choose an output folder apart from the inputs")
+
+
 def _is_store(folder: Path) -> bool:
     meta = folder / "zarr.json"
     if not meta.is_file():

@@ -68,6 +68,8 @@ class Journal:
         self.headerless = headerless
         #: ``{key: record}`` of every record, the last one where a key repeats.
         self.records: dict[str, dict] = {}
+        #: Whether :meth:`open` created the file (no earlier run had left one).
+        self.created = False
         self._fd: int | None = None
 
     # ------------------------------------------------------------------ opening
@@ -127,10 +129,17 @@ class Journal:
         """Open without following links and take the exclusive lock; retry if the file was replaced."""
         import fcntl
 
+        flags = os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
         for _ in range(100):
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
-                             | os.O_CLOEXEC | os.O_NONBLOCK, 0o666)
+                try:  # O_EXCL first: tells whether this run created the file
+                    fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o666)
+                    self.created = True
+                except FileExistsError:
+                    fd = os.open(self.path, flags)
+                    self.created = False
+            except FileNotFoundError:  # removed between the two opens: try again
+                continue
             except OSError as exc:
                 if exc.errno == errno.ELOOP or self.path.is_symlink():
                     raise OutputError(
@@ -219,6 +228,12 @@ class Journal:
         if written != len(data):  # a full disk: a record is never left half-written and kept
             raise OSError(errno.ENOSPC, f"{self.path}: only {written} of {len(data)} bytes written")
         self.records[str(record["key"])] = record
+
+    @property
+    def unused(self) -> bool:
+        """Whether this run created the journal and has recorded nothing in it yet: a
+        failed start leaves nothing behind when it is closed with ``remove=journal.unused``."""
+        return self.created and not self.records
 
     def close(self, *, remove: bool = False) -> None:
         """Flush and release the lock; ``remove=True`` deletes the journal first (still locked)."""

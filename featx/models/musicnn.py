@@ -48,6 +48,7 @@ import numpy as np
 
 from .._keras import import_keras
 from ..errors import ConfigError, FeatxError, OutputError
+from ..io.cache import cache_root, read_arrays, write_arrays
 from ..features.musicnn_input import (
     HOP_LENGTH,
     N_FRAMES,
@@ -139,8 +140,6 @@ def tag_names(model: str = "MTT_musicnn") -> tuple[str, ...]:
 
 def cache_dir() -> Path:
     """Where the checkpoints are cached as ``.npz`` files (see the module docstring)."""
-    from ..io.cache import cache_root
-
     return cache_root() / "musicnn"
 
 
@@ -173,8 +172,11 @@ def read_checkpoint(model: str = "MTT_musicnn", *, optimizer_state: bool = False
 def checkpoint_variables(model: str = "MTT_musicnn", *, cache: bool = True) -> dict[str, np.ndarray]:
     """The network variables of ``model``, from the ``.npz`` cache when it is there.
 
-    The cache file's name carries a digest of the checkpoint's index, so another
-    release of the package never reads a stale cache. When the cache cannot be
+    The cache file's name carries a digest of the checkpoint's files (its index and
+    data) in the installed package, and the file holds a digest of that source and of
+    every array it stores. A cache file whose digest does not match (cut short, a
+    changed byte, empty, not a zip file, made from another release of the package) is
+    said once on the log and made again from the checkpoint. When the cache cannot be
     written, a warning says so and the weights are used anyway.
 
     Parameters
@@ -185,30 +187,30 @@ def checkpoint_variables(model: str = "MTT_musicnn", *, cache: bool = True) -> d
         Read and write the cache; ``False`` always reads the checkpoint.
     """
     prefix = checkpoint_prefix(model)
-    digest = hashlib.sha256(Path(prefix, ".index").read_bytes()).hexdigest()[:16]
-    path = cache_dir() / f"{model}-{digest}.npz"
-    if cache and path.is_file() and not path.is_symlink():
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                return {name: data[name] for name in data.files}
-        except (OSError, ValueError, KeyError) as exc:  # unreadable: read the checkpoint again
-            warnings.warn(f"{path}: unreadable musicnn weights cache ({exc}); reading the checkpoint",
-                          stacklevel=2)
+    source, size = _source_digest(prefix)
+    path = cache_dir() / f"{model}-{source[:16]}.npz"
+    if cache:
+        variables = read_arrays(path, source, max_bytes=2 * size + (1 << 20), what="musicnn weights cache")
+        if variables is not None:
+            return variables
     variables = read_checkpoint(model)
     if cache:
-        _write_cache(path, variables)
+        try:
+            write_arrays(path, variables, source)
+        except (OSError, OutputError) as exc:
+            warnings.warn(f"could not cache the musicnn weights at {path}: {exc}", stacklevel=2)
     return variables
 
 
-def _write_cache(path: Path, variables: dict[str, np.ndarray]) -> None:
-    from ..io.atomic import atomic_open
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_open(path, "wb") as fh:
-            np.savez(fh, **variables)
-    except (OSError, OutputError) as exc:
-        warnings.warn(f"could not cache the musicnn weights at {path}: {exc}", stacklevel=3)
+def _source_digest(prefix: str) -> tuple[str, int]:
+    """SHA-256 (hex) of a checkpoint's index and data files in the package, and their total size."""
+    digest, size = hashlib.sha256(), 0
+    folder = Path(prefix)
+    for path in sorted([folder / ".index", *folder.glob(".data-*")]):
+        data = path.read_bytes()
+        digest.update(path.name.encode() + b"\0" + len(data).to_bytes(8, "little") + data)
+        size += len(data)
+    return digest.hexdigest(), size
 
 
 def _bn(layers, name):

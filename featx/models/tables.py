@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.store_table import StoreTable
-from ..data.table import FeatureTable, check_columns
+from ..data.table import FeatureTable, check_columns, clip_bounds, clip_length
 from ..errors import BundleError, DataError
 from ..extract.audio import load
 from ..extract.file import prepare_array, samples_features
@@ -26,22 +26,7 @@ from .preprocessing import Preprocessing, read_preprocessing
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TableFamily", "clip_samples_of"]
-
-#: Longest whole clip a table's ``length`` may describe (24 h at 384 kHz).
-MAX_CLIP_SAMPLES = 2**40
-
-
-def clip_samples_of(table) -> int | None:
-    """The training clips' typical length in samples (median of ``length``), whole-file rows only."""
-    import pandas as pd  # pandas is heavy; tables are pandas frames anyway when this runs
-
-    if table.segmented or table.settings is None or "length" not in table.frame.columns:
-        return None
-    lengths = pd.to_numeric(table.frame["length"], errors="coerce").to_numpy(dtype=np.float64)
-    lengths = lengths[np.isfinite(lengths) & (lengths > 0)]
-    return int(np.median(lengths)) if len(lengths) else None
-
+__all__ = ["TableFamily"]
 
 class TableFamily(ModelFamily):
     """A model on the feature columns of a table (see :class:`~featx.models.base.ModelFamily`).
@@ -89,7 +74,7 @@ class TableFamily(ModelFamily):
         self.settings = table.settings
         self.settings_source = getattr(table, "settings_source", "unknown")
         self.segmented = bool(table.segmented)
-        self.clip_samples = clip_samples_of(table)
+        self.clip_samples = clip_length(table)
         return self.preprocessing
 
     def _transform(self, table, rows) -> np.ndarray:
@@ -198,9 +183,11 @@ class TableFamily(ModelFamily):
         model.segmented = bool(metadata.get("segmented", False))
         clip = metadata.get("clip_samples")
         if clip is not None:
-            sr = model.settings.sr if model.settings is not None else 0
-            check_int(meta_path, "clip_samples", clip, low=1, high=min(MAX_CLIP_SAMPLES, sr * 24 * 3600)
-                      if sr else MAX_CLIP_SAMPLES)
+            if model.settings is None:
+                raise corrupt(meta_path, "clip_samples", "must come with the extraction settings it is "
+                                                         "counted in", clip)
+            low, high = clip_bounds(model.settings)
+            check_int(meta_path, "clip_samples", clip, low=low, high=high)
         model.clip_samples = clip
         return model
 

@@ -82,6 +82,10 @@ class SweepOptions:
         if not isinstance(self.jobs, int) or self.jobs == 0 or self.jobs < -1:
             raise ConfigError(f"jobs must be an integer >= 1, or -1 for one per CPU core. Received: jobs={self.jobs!r}",
                               param="jobs")
+        if self.scheduler is not None:  # a malformed address ends the sweep before anything is written
+            from ..extract.executors import check_address
+
+            check_address(self.scheduler)
         return self
 
     def base(self) -> dict:

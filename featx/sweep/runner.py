@@ -27,7 +27,7 @@ from .trials import Trial, run_trial, trial_identity
 
 def retrain_best(plan: SweepPlan, trial: Trial) -> Path:
     """Fit ``trial``'s configuration on the non-test rows, score the test part, save ``DIR/best``."""
-    from ..data.labels import first_genres
+    from ..data.labels import stratification_key
     from ..data.splits import Fold, SplitPlan, inner_split
     from ..pipeline.train import train_bundle
     from ..training.cv import label_encoding
@@ -36,8 +36,8 @@ def retrain_best(plan: SweepPlan, trial: Trial) -> Path:
     config = trial.config
     spec.family.prepare_process(None)
     labels = label_encoding(table, config)
-    # a multi-label row is stratified on its first genre
-    y = first_genres(table.labels) if config.multi_label else labels.encode(table.labels)
+    # a multi-label row is stratified on its rarest genre
+    y = stratification_key(table.labels) if config.multi_label else labels.encode(table.labels)
     seed_offset = len(design.folds)
     train, valid = inner_split(design.dev, y, design.groups, config.valid_fraction,
                                 config.seed + seed_offset, design.grouped)

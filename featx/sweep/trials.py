@@ -137,11 +137,12 @@ def evaluate_config(table, config: TrainConfig, design: Design, *, on_epoch=None
     (``config.valid_fraction``, grouped as the design is). ``on_epoch`` and ``on_fold``
     are handed to :func:`~featx.training.cv.cross_validate`.
     """
-    from ..data.labels import first_genres
+    from ..data.labels import stratification_key
     from ..data.splits import Fold, SplitPlan, inner_split
     from ..training.cv import cross_validate
 
-    key = first_genres(table.labels) if config.multi_label else table.labels  # stratified on the first genre
+    # a multi-label row is stratified on its rarest genre
+    key = stratification_key(table.labels) if config.multi_label else table.labels
     folds = []
     for k, (name, train, valid) in enumerate(design.folds):
         tr, es = inner_split(train, key, design.groups, config.valid_fraction, config.seed + k, design.grouped)

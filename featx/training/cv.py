@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .._progress import progress_bar
-from ..data.labels import SEPARATOR, LabelEncoding, first_genres
+from ..data.labels import SEPARATOR, LabelEncoding, stratification_key
 from ..data.splits import SplitPlan, inner_split, make_splits
 from ..errors import DataError
 from ..features.settings import LABEL_COLUMN
@@ -111,7 +111,7 @@ def label_encoding(table, config: TrainConfig) -> LabelEncoding:
 
 def fold_design(table, config: TrainConfig, *, labels: LabelEncoding | None = None):
     """``(model, labels, key)``: an unfitted model checked against ``table``, its label
-    encoding and the stratification key of every row (a multi-label row: its first genre).
+    encoding and the stratification key of every row (a multi-label row: its rarest genre).
 
     Raises
     ------
@@ -124,7 +124,8 @@ def fold_design(table, config: TrainConfig, *, labels: LabelEncoding | None = No
     model.check_input(table)
     model.check_split(config.split)
     model.check_trainable(table)
-    key = first_genres(table.labels) if labels.multi_label else labels.encode(table.labels)
+    # a multi-label row is stratified on its rarest genre, whatever the order its cell lists them in
+    key = stratification_key(table.labels) if labels.multi_label else labels.encode(table.labels)
     return model, labels, key
 
 

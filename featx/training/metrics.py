@@ -108,6 +108,7 @@ def prediction_frame(table: FeatureTable, rows: np.ndarray, proba: np.ndarray, l
         frame["predicted"] = decide(proba, classes, DEFAULT_THRESHOLD if thresholds is None else thresholds)
     else:
         frame["predicted"] = encoding.decode_proba(proba) if len(rows) else []
-    for i, c in enumerate(classes):
-        frame[f"prob_{c}"] = proba[:, i]
-    return frame
+    # every probability column at once: one per genre, thousands for a large vocabulary
+    probs = pd.DataFrame(np.asarray(proba).reshape(len(frame), len(classes)),
+                         columns=[f"prob_{c}" for c in classes], index=frame.index)
+    return pd.concat([frame, probs], axis=1)

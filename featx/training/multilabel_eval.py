@@ -14,7 +14,6 @@ import logging
 import numpy as np
 import pandas as pd
 
-from ..data.labels import first_genres  # noqa: F401  (re-exported)
 from .config import DEFAULT_THRESHOLD, MULTILABEL_METRIC_NAMES, TUNED
 from .multilabel import (average_precision_macro, check_thresholds, format_genres, multi_hot,
                          parse_multilabel, predict_genres, roc_auc_macro, tune_thresholds)
@@ -26,7 +25,7 @@ logger = logging.getLogger(__name__)
 #: validation part of its own.
 TUNING_FRACTION = 0.25
 
-__all__ = ["TUNING_FRACTION", "first_genres", "decide", "fold_thresholds", "multilabel_level_metrics",
+__all__ = ["TUNING_FRACTION", "decide", "fold_thresholds", "multilabel_level_metrics",
            "compute_multilabel_metrics"]
 
 
