@@ -126,7 +126,7 @@ def in_process(files, tmp: Path, repeats: int):
     """Seconds per clip of the baseline and of featx's whole per-file work, alternating."""
     import librosa
 
-    from featx.allocator import keep_work_arrays
+    from featx.runtime.allocator import keep_work_arrays
     from featx.data.store import StoreWriter
     from featx.extract.spectro_runner import _spectro_work
 

@@ -32,7 +32,7 @@ from .data.labels import SEPARATOR
 from .data.splits import inner_split
 from .errors import ConfigError, DataError
 from .models.params import DEPTH
-from .models.registry import create, get_model
+from .models.registry import get_model
 from .training.config import TrainConfig
 from .training.cv import fold_design, tuning_rows
 from .training.multilabel_eval import fold_thresholds

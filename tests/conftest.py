@@ -187,9 +187,9 @@ def needs_musicnn():
 
 @pytest.fixture(scope="module")
 def mn(needs_musicnn, tmp_path_factory):
-    """:mod:`featx.models.musicnn`, with the weights cache in a temporary folder for the
+    """:mod:`featx.extract.musicnn`, with the weights cache in a temporary folder for the
     test module (``FEATX_CACHE_DIR``, restored afterwards)."""
-    from featx.models import musicnn
+    from featx.extract import musicnn
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("FEATX_CACHE_DIR", str(tmp_path_factory.mktemp("featx-cache")))

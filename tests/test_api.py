@@ -222,7 +222,7 @@ def test_predict_rejects_other_rows(tmp_path, table_csv):
 @pytest.fixture(scope="module")
 def demo_bundle(tmp_path_factory):
     """A knn bundle trained on the extracted demo corpus (audio kept for prediction)."""
-    from featx.demo import write_corpus
+    from featx.extract.demo import write_corpus
 
     root = tmp_path_factory.mktemp("demo")
     write_corpus(root / "audio", clips_per_genre=3)

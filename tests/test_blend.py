@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from featx.blend import PEAK, equal_power_fade, medley, mix, plan_pairs
+from featx.extract.blend import PEAK, equal_power_fade, medley, mix, plan_pairs
 from featx.errors import AudioError, ConfigError
 
 SR = 22050
@@ -261,7 +261,7 @@ def test_negative_seed_is_one_line(three_genres, tmp_path, run_cli, seed):
 
 @pytest.mark.parametrize("seed", [-5, 1.5, True, "3", None])
 def test_library_refuses_bad_seeds(three_genres, tmp_path, seed):
-    from featx.blend import blend_corpus
+    from featx.extract.blend import blend_corpus
 
     with pytest.raises(ConfigError, match=r"seed must be an integer >= 0. Received: seed="):
         blend_corpus([three_genres], tmp_path / "out", seed=seed)

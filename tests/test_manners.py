@@ -179,7 +179,7 @@ def test_extract_without_a_terminal_prints_progress_lines(tmp_path, tone, write_
 
 
 def test_progress_lines_follow_the_interval():
-    from featx._progress import LineProgress
+    from featx.runtime.progress import LineProgress
 
     stream = io.StringIO()
     bar = LineProgress(total=4, desc="trials", unit="trial", interval=0.2, stream=stream)

@@ -92,7 +92,7 @@ def test_missing_package_is_one_line_with_the_install_command():
     proc = _run("import sys; sys.modules['musicnn'] = None\n"
                 "import numpy as np\n"
                 "from featx.errors import FeatxError\n"
-                "from featx.models.musicnn import musicnn_embeddings, MusicnnUnavailableError\n"
+                "from featx.extract.musicnn import musicnn_embeddings, MusicnnUnavailableError\n"
                 "try:\n"
                 "    musicnn_embeddings(np.zeros(64000, dtype=np.float32), 16000)\n"
                 "except MusicnnUnavailableError as exc:\n"
@@ -110,7 +110,7 @@ def test_package_without_checkpoints_is_named(tmp_path):
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
     (pkg / "configuration.py").write_text("MTT_LABELS = ['a', 'b']\nMSD_LABELS = ['c']\n")
-    proc = _run("from featx.models import musicnn as m\n"
+    proc = _run("from featx.extract import musicnn as m\n"
                 "print(m.tag_names('MTT_musicnn'), m.tag_names('MSD_vgg'))\n"
                 "try:\n"
                 "    m.checkpoint_prefix('MSD_musicnn')\n"
@@ -125,7 +125,7 @@ def test_package_without_checkpoints_is_named(tmp_path):
 
 
 def test_importing_the_port_loads_no_tensorflow():
-    proc = _run("import sys\nimport featx.models.musicnn, featx.features.musicnn_input\n"
+    proc = _run("import sys\nimport featx.extract.musicnn, featx.features.musicnn_input\n"
                 "print(sorted(m for m in ('tensorflow', 'keras', 'musicnn') if m in sys.modules))")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"

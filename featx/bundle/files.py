@@ -19,7 +19,6 @@ scikit-learn models stored as their training rows) still load.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import logging
 import warnings
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BundleError, FeatxError
+from ..io.digest import file_sha256
 from ..io.jsonfile import write_json
 from ..models.fields import corrupt, read_json
 from ..models.registry import get_model
@@ -37,15 +37,6 @@ from .multilabel import thresholds_metadata
 logger = logging.getLogger(__name__)
 
 __all__ = ["write_bundle", "save_bundle", "load_bundle", "file_sha256", "write_json", "read_json"]
-
-
-def file_sha256(path) -> str:
-    """The SHA-256 of a file's bytes, as hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------

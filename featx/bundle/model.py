@@ -19,14 +19,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._progress import progress_bar
+from ..runtime.progress import progress_bar
 from ..data.frames import as_table
 from ..data.table import track_name
 from ..errors import AudioError, ConfigError, DataError
 from ..extract.audio import find_audio
 from ..models.base import AudioProbabilities, ModelFamily
 from ..training.metrics import compute_metrics, prediction_frame
-from .files import file_sha256
+from ..io.digest import file_sha256
 from .multilabel import add_genres, read_thresholds
 
 logger = logging.getLogger(__name__)

@@ -40,7 +40,7 @@ def blend(ctx, inputs, output_dir, kind, pairs, crossfade, seed, sr, labels):
       featx blend genres/ -o blends/ --pairs 25
       featx extract blends/ -o blends.csv --labels blends/labels.csv
     """
-    from ..blend import blend_corpus
+    from ..extract.blend import blend_corpus
 
     result = blend_corpus(inputs, output_dir, kind=kind, n_pairs=pairs, crossfade=crossfade, seed=seed,
                           sr=sr, labels=labels, progress=progress_enabled(ctx))

@@ -58,7 +58,7 @@ def extract(ctx, inputs, output, preset, segment_seconds, whole_file, sr, labels
       featx extract genres/ -o features_csv/features_3_sec.csv
       featx extract genres/ -o features_csv/features_30_sec.csv --preset gtzan --whole-file
     """
-    from ..allocator import keep_work_arrays
+    from ..runtime.allocator import keep_work_arrays
     from ..extract.runner import run_extraction
     from ..features.settings import FeatureSettings
 
@@ -89,6 +89,6 @@ def demo(ctx, output_dir, jobs):
     extraction as `featx extract OUTPUT_DIR/audio -o OUTPUT_DIR/features.csv`,
     and prints a summary of the table it wrote.
     """
-    from ..demo import run_demo
+    from ..extract.demo import run_demo
 
     run_demo(output_dir, jobs=jobs, progress=progress_enabled(ctx), echo=click.echo)

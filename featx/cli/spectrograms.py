@@ -71,7 +71,7 @@ def spectrograms(ctx, inputs, output, kinds, segment_seconds, whole_file, sr, la
       featx spectrograms genres/ -o spectro
       featx spectrograms genres/ -o mel128 --kinds mel --image-size 128x128 --normalise per-image
     """
-    from ..allocator import keep_work_arrays
+    from ..runtime.allocator import keep_work_arrays
     from ..errors import ConfigError
     from ..extract.spectro_runner import run_spectrograms
     from ..features.spectrograms import SpectrogramSettings

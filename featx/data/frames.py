@@ -14,7 +14,8 @@ import pandas as pd
 
 from ..errors import DataError
 from ..features.settings import ID_COLUMNS, LABEL_COLUMN, FeatureSettings
-from .table import FeatureTable, clip_length, column_names, segment_index
+from .columns import column_names
+from .table import FeatureTable, clip_length, segment_index
 
 #: Key of ``DataFrame.attrs`` under which featx records the settings rows were made with.
 SETTINGS_ATTR = "featx_settings"

@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..errors import DataError
 from ..features.settings import ID_COLUMNS, LABEL_COLUMN, FeatureSettings
-from .table import column_names
+from .columns import column_names
 
 
 def read_parquet_table(path: Path):

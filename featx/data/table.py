@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..extract.audio import AUDIO_EXTENSIONS, MAX_SAMPLES
+from .columns import column_names
 from ..errors import DataError
 from ..features.settings import ID_COLUMNS, LABEL_COLUMN, FeatureSettings, kaggle_feature_columns
 from .labels import SEPARATOR
@@ -152,7 +153,7 @@ class FeatureTable:
 
 def _read_sidecar(path: Path) -> FeatureSettings | None:
     """The extraction settings recorded beside a CSV by ``featx extract``, if any."""
-    from ..extract.sinks import read_settings_sidecar
+    from ..extract.outputs import read_settings_sidecar
 
     record = read_settings_sidecar(path)
     if record is None:
@@ -198,7 +199,7 @@ def read_feature_csv(path, *, require_label: bool = True) -> FeatureTable:
     if not path.is_file():
         raise DataError(f"{path}: no such feature CSV; expected a file written by 'featx extract'")
     X = embedded = None
-    from ..extract.parquet import is_parquet
+    from ..extract.outputs import is_parquet
 
     if is_parquet(path):
         from .parquet import read_parquet_table
@@ -379,7 +380,7 @@ def _brief(value, limit: int = 60) -> str:
 def _row_ref(table: FeatureTable, row: int, index=None) -> str:
     """How a message names row ``row`` (0-based) of ``table``: by ``index``, as a CSV line,
     or as a Parquet row (1-based), with its filename."""
-    from ..extract.parquet import is_parquet
+    from ..extract.outputs import is_parquet
 
     if index is not None:
         label = index[row]
@@ -394,41 +395,6 @@ def _row_ref(table: FeatureTable, row: int, index=None) -> str:
 #: Largest magnitude a feature value may have: the squares of such values still sum without
 #: overflow when scalers are fitted, and no audio feature comes near it.
 MAX_FEATURE_MAGNITUDE = 1e100
-
-
-def column_names(names, where) -> list[str]:
-    """The names of a table's columns as featx reads them, or one DataError line.
-
-    The one rule for every table featx reads (CSV, Parquet, DataFrame): a name is
-    taken without its surrounding white space (``' tempo'`` is ``tempo``), may not be
-    empty, and may name one column only (``tempo`` and ``' tempo'`` are refused, naming
-    both spellings).
-
-    Parameters
-    ----------
-    names : sequence
-        The column names as stored (converted with ``str``).
-    where : str or Path
-        The table, as messages name it.
-    """
-    out: list[str] = []
-    seen: dict[str, int] = {}
-    for i, raw in enumerate(names):
-        name = str(raw).strip()
-        if not name:
-            raise DataError(f"{where}: column {i + 1} has an empty name in the header; expected a "
-                            "name for every column (a saved row index? write the table without it)")
-        if name in seen:
-            first = str(names[seen[name]])
-            spelled = "" if first == str(raw) else (
-                f", spelled {first!r} and {str(raw)!r}: names are read without surrounding spaces")
-            raise DataError(
-                f"{where}: column {name!r} appears more than once in the header (columns {seen[name] + 1} "
-                f"and {i + 1}{spelled}); expected each column name once"
-            )
-        seen[name] = i
-        out.append(name)
-    return out
 
 
 def _check_header(path: Path, frame: pd.DataFrame) -> None:

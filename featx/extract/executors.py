@@ -319,7 +319,7 @@ def lost_connection(address: str) -> ConfigError:
 
 def _run(key, task, args):
     """Run on a Dask worker: ``task(key, *args)`` with one BLAS/OpenMP thread."""
-    from .._threads import limited_threads
+    from ..runtime.threads import limited_threads
 
     with limited_threads():
         return task(key, *args)

@@ -48,7 +48,7 @@ def extract_features(path, settings: FeatureSettings, *, window: int | None = No
     AudioError
         The file cannot be decoded, or is shorter than one segment.
     """
-    from .._threads import limited_threads
+    from ..runtime.threads import limited_threads
 
     # one BLAS thread, as in `featx extract`: the same audio gives the very same numbers
     with limited_threads():
@@ -116,7 +116,7 @@ def samples_features(y: np.ndarray, settings: FeatureSettings, *, name: str = "a
     rows : pandas.DataFrame
         As :func:`extract_features` returns.
     """
-    from .._threads import limited_threads
+    from ..runtime.threads import limited_threads
 
     with limited_threads():
         names, length, values = _extract_arrays(name, settings, window=window, y=y)
@@ -156,7 +156,7 @@ def extract_array_features(y, *, sr: int, settings: FeatureSettings, name: str =
     ConfigError
         ``sr`` is not an integer of at least 1000.
     """
-    from .._threads import limited_threads
+    from ..runtime.threads import limited_threads
 
     y = prepare_array(y, sr=sr, target_sr=settings.sr, name=name)
     with limited_threads():

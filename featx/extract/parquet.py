@@ -12,25 +12,19 @@ from __future__ import annotations
 import json
 import logging
 import os
-from pathlib import Path
 
 import numpy as np
 
 from ..errors import OutputError
 from ..io.atomic import discard_on_failure, temp_beside
+from ..io.digest import file_sha256
+from .outputs import finish_outputs, reuse_records
 
 logger = logging.getLogger(__name__)
 
 #: File name endings read and written as Parquet.
-PARQUET_SUFFIXES = (".parquet", ".pq")
-
 #: Key of the Parquet key-value metadata that holds featx's record.
 METADATA_KEY = b"featx"
-
-
-def is_parquet(path) -> bool:
-    """Whether ``path`` names a Parquet feature table (by its ending)."""
-    return Path(path).suffix.lower() in PARQUET_SUFFIXES
 
 
 def _require_pyarrow():
@@ -52,7 +46,6 @@ def assemble_parquet(out, records: dict, files, label_list, settings, record: di
     errors : list of (file, reason)
     """
     from .corpus import row_names
-    from .sinks import _finish_outputs, file_sha256
 
     pa, pq = _require_pyarrow()
     labelled = label_list is not None
@@ -95,7 +88,7 @@ def assemble_parquet(out, records: dict, files, label_list, settings, record: di
             pq.write_table(table, fh)
             fh.flush()
             os.fsync(fh.fileno())
-        _finish_outputs(out, tmp, record, entries=entries, n_rows=n_rows, errors=errors,
+        finish_outputs(out, tmp, record, entries=entries, n_rows=n_rows, errors=errors,
                         digest=file_sha256(tmp))
     return n_rows, errors
 
@@ -103,8 +96,6 @@ def assemble_parquet(out, records: dict, files, label_list, settings, record: di
 def previous_parquet_records(out, previous: dict, fingerprints: dict, n_features: int) -> dict:
     """Records of the unchanged files whose rows an earlier run left in the Parquet table
     ``out.csv``: ``{file id: record}`` (the caller has checked the file's SHA-256)."""
-    from .sinks import reuse_records
-
     _, pq = _require_pyarrow()
     table = pq.read_table(out.csv)
     if table.num_columns < 2 + n_features:

@@ -74,10 +74,10 @@ def _executor(workers: int, *, fresh: bool = False):
     """
     from joblib.externals.loky import ProcessPoolExecutor
 
-    from ..allocator import WORKER_VAR
+    from ..runtime.allocator import WORKER_VAR
 
     env = {v: "1" for v in _THREAD_VARS}
-    env[WORKER_VAR] = "1"  # processes that only analyse files: see featx.allocator
+    env[WORKER_VAR] = "1"  # processes that only analyse files: see featx.runtime.allocator
     # warnings silenced here (``featx -q``) stay silent in the workers
     quiet = _warnings_ignored()
     env[_QUIET_VAR] = "1" if quiet else ""
@@ -123,7 +123,7 @@ def _call(task, key, args):
     import os
     import warnings
 
-    from .._threads import limited_threads
+    from ..runtime.threads import limited_threads
 
     _worker_logging(quiet=bool(os.environ.get(_QUIET_VAR)))
     with warnings.catch_warnings(), limited_threads():

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from .._version import __version__
-from ..allocator import WORKER_VAR, keep_work_arrays
+from ..runtime.allocator import WORKER_VAR, keep_work_arrays
 from ..errors import AudioError, ConfigError, OutputError
 from ..features.settings import FeatureSettings
 from .corpus import find_corpus
@@ -18,14 +18,9 @@ from ..io.atomic import refuse_symlink
 from ..io.journal import Journal, _settings_diff
 from .file import _extract_arrays
 from .labels import labels_digest, resolve_labels
-from .sinks import (
-    OutputPaths,
-    _assemble,
-    _check_writable,
-    file_sha256,
-    previous_records,
-    read_settings_sidecar,
-)
+from ..io.digest import file_sha256
+from .outputs import OutputPaths, check_writable, read_settings_sidecar, wrote_errors_before
+from .sinks import assemble_table, previous_records
 
 # --------------------------------------------------------------------------- the run
 
@@ -144,16 +139,14 @@ def run_extraction(
     for path in (out.csv, out.settings, out.errors):  # never onto an input or the labels file
         check_output_file(path, [*named, *(f.path for f in files)], featx_folders=False)
     _check_names(files, settings)
-    _check_writable(out.csv.parent)
+    check_writable(out.csv.parent)
     for path in (out.csv, out.settings, out.errors):  # refused before any work, not at the end
         refuse_symlink(path, what="output")
         if path.is_dir():
             raise OutputError(f"{str(path)!r} is a folder where featx extract writes a file; "
                               "move it away or choose another output")
 
-    from .sinks import _wrote_errors_before
-
-    if not overwrite and out.errors.is_file() and not _wrote_errors_before(out):
+    if not overwrite and out.errors.is_file() and not wrote_errors_before(out):
         raise OutputError(f"{out.errors} already exists and was not written by featx extract for "
                           f"{out.csv.name}; pass overwrite=True to replace it, or choose another output")
 
@@ -216,7 +209,7 @@ def run_extraction(
 
         _analyse([str(f.path) for f in todo], finished, settings=settings, jobs=jobs,
                  progress=progress, total=len(files), scheduler=scheduler, wait_workers=wait_workers)
-        n_rows, errors = _assemble(out, results, files, label_list, settings, record)
+        n_rows, errors = assemble_table(out, results, files, label_list, settings, record)
         journal.close(remove=True)
     finally:
         journal.close(remove=journal.unused)  # a run that failed before any file leaves no journal
@@ -291,7 +284,7 @@ def _analyse(todo, finished, *, settings, jobs, progress, total, task=None, desc
     (:func:`featx.extract.executors.map_files`), which may be without workers for at
     most ``wait_workers`` seconds (``None``: :data:`featx.extract.executors.WAIT_WORKERS`).
     """
-    from .._progress import progress_bar
+    from ..runtime.progress import progress_bar
 
     task = _work if task is None else task
     bar = progress_bar(total=total, initial=total - len(todo), unit="file", desc=desc,
@@ -306,7 +299,7 @@ def _analyse(todo, finished, *, settings, jobs, progress, total, task=None, desc
                 bar.update()
             return
         if jobs == 1 or len(todo) <= 1:
-            from .._threads import limited_threads
+            from ..runtime.threads import limited_threads
 
             # one BLAS thread here too, so that every -j gives the very same numbers
             with limited_threads():

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..allocator import WORKER_VAR, keep_work_arrays
+from ..runtime.allocator import WORKER_VAR, keep_work_arrays
 from ..errors import AudioError, ConfigError, DataError
 from ..features.spectrograms import SpectrogramSettings, segment_spectrograms
 from ..io.atomic import atomic_write, refuse_symlink, write_error
@@ -116,7 +116,7 @@ def file_spectrograms(y: np.ndarray, settings: SpectrogramSettings, *, path="aud
 
 def _spectro_work(path: str, settings: SpectrogramSettings) -> dict:
     """Worker task: one file's images, encoded as the store's chunks, or the reason it is skipped."""
-    if os.environ.get(WORKER_VAR) == "1":  # in featx's worker processes (see featx.allocator)
+    if os.environ.get(WORKER_VAR) == "1":  # in featx's worker processes (see featx.runtime.allocator)
         keep_work_arrays()
     try:
         y = load(path, sr=settings.sr)

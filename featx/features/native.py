@@ -35,15 +35,12 @@ import time
 from pathlib import Path
 
 from ..io.cache import cache_root
+from .kernel_layout import BLOCK, LANES  # noqa: F401  (re-exported: callers size their buffers by them)
 
 __all__ = ["cache_file", "kernel"]
 
 logger = logging.getLogger(__name__)
 
-#: Lanes (rows) the median kernel filters together; its scratch buffers are sized by it.
-LANES = 96
-#: Frames the magnitude kernel handles together (one SIMD vector of float32).
-BLOCK = 16
 
 _P = ctypes.c_void_p
 _I64 = ctypes.c_int64
@@ -79,7 +76,7 @@ def kernel(name: str):
 
 
 def _sources() -> list[Path]:
-    return [Path(__file__).with_name("_kernels.py"), Path(__file__)]
+    return [Path(__file__).with_name("_kernels.py"), Path(__file__).with_name("kernel_layout.py"), Path(__file__)]
 
 
 def _fingerprint(llvm) -> str:

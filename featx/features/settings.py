@@ -72,14 +72,14 @@ def musicnn_columns(model: str) -> list[str]:
 
     The tag names are read from the installed musicnn package (spaces become
     underscores), so a missing package is a one-line
-    :class:`~featx.models.musicnn.MusicnnUnavailableError` with the install command.
+    :class:`~featx.extract.musicnn.MusicnnUnavailableError` with the install command.
     """
     return list(_musicnn_columns(model))
 
 
 @functools.lru_cache(maxsize=None)
 def _musicnn_columns(model: str) -> tuple[str, ...]:
-    from ..models.musicnn import tag_names
+    from .musicnn_input import tag_names
 
     tags = [f"tag_{t.replace(' ', '_')}" for t in tag_names(model)]
     return tuple([f"emb_{i}" for i in range(MUSICNN_EMBEDDING_SIZE)] + tags)

@@ -4,7 +4,7 @@
 (see :func:`cache_root` for relative paths and a missing home folder).
 It holds the compiled feature kernels (``kernels/``,
 :mod:`featx.features.native`) and the musicnn weights as ``.npz``
-(``musicnn/``, :mod:`featx.models.musicnn`). Every file carries a SHA-256 of its
+(``musicnn/``, :mod:`featx.extract.musicnn`). Every file carries a SHA-256 of its
 content (and of what it was made from), checked before use; a damaged file is made
 again. Deleting the folder loses nothing.
 """

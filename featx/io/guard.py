@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import OutputError
+from .failures import write_error
 
 from .names import names_for_paths, safe_name, unique_names  # noqa: E402,F401  (re-exported)
 
@@ -103,7 +104,6 @@ def _new_marker(fmt: str) -> dict:
 
 
 def _write_marker(folder: Path, marker: dict) -> None:
-    from .atomic import write_error
 
     data = dict(marker)
     for key in _LISTS:

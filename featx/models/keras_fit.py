@@ -181,7 +181,7 @@ def describe_device() -> str:
 def _epoch_bar(total: int, desc: str, progress):
     from .._keras import import_keras
     keras = import_keras()
-    from .._progress import progress_bar
+    from ..runtime.progress import progress_bar
 
     class EpochBar(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):

@@ -9,7 +9,7 @@ while the new head learns at the full rate: the usual way of adapting pretrained
 filters without wiping them out in the first epochs.
 
 :func:`musicnn_model` is the ``musicnn`` builder: the Keras port of a pretrained musicnn
-network (:mod:`featx.models.musicnn`) with its checkpoint's weights, cut at its
+network (:mod:`featx.extract.musicnn`) with its checkpoint's weights, cut at its
 penultimate layer (dense 200 + batch norm), under a new ``genre`` head (dropout, then
 dense with softmax or sigmoid per the label encoding) in place of the 50 tag outputs.
 
@@ -100,11 +100,11 @@ def musicnn_model(input_shape: Sequence[int], num_classes: int, *, activation: s
     ------
     ConfigError
         Images that are not 96 mel bands high, or an unknown ``weights`` or ``fine_tune``.
-    featx.models.musicnn.MusicnnUnavailableError
+    featx.extract.musicnn.MusicnnUnavailableError
         The musicnn package is not installed (the message gives the install command).
     """
     from .._keras import import_keras
-    from .musicnn import assign_weights, build_musicnn, checkpoint_variables
+    from ..extract.musicnn import assign_weights, build_musicnn, checkpoint_variables
 
     shape = tuple(int(d) for d in input_shape)
     if len(shape) != 2 or shape[0] != 96:

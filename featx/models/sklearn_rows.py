@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._threads import limited_threads
+from ..runtime.threads import limited_threads
 from ..errors import BundleError, ConfigError
 from ..io.atomic import atomic_open, atomic_save
 from .base import check_finite_proba, library_versions, rows_of

@@ -139,7 +139,7 @@ def export_segment_pngs(store, directory, *, kinds=None, progress: bool | None =
 
     from PIL import Image
 
-    from .._progress import progress_bar
+    from ..runtime.progress import progress_bar
     from ..io.atomic import atomic_write
     from ..io.guard import make_folder, safe_name, unique_names
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..io.atomic import atomic_write
+from ..io.digest import file_sha256
 from ..errors import ConfigError, DataError
 from ..models.registry import ModelSpec, get_model
 from ..training.config import (DEFAULT_THRESHOLD, LOWER_IS_BETTER, SWEEP_METRICS, metric_names,
@@ -104,7 +105,6 @@ def data_sha256(path) -> str:
     """
     import json
 
-    from ..bundle import file_sha256
     from ..data.store import ROWS_FILE, _read_marker
 
     path = Path(path)
@@ -129,8 +129,6 @@ class _SplitRows:
 
 
 def _data_identity(table, options: SweepOptions) -> dict:
-    from ..bundle import file_sha256
-
     data = {"sha256": data_sha256(options.csv), "test_fraction": float(options.test_fraction)}
     if options.artist_map and options.split == "artist":
         data["artist_map"] = file_sha256(options.artist_map)

@@ -169,7 +169,7 @@ def run_sweep(plan: SweepPlan, *, progress=None, report: bool = True) -> SweepOu
     """
     from joblib import Parallel, delayed, parallel_config
 
-    from .._progress import progress_bar
+    from ..runtime.progress import progress_bar
 
     start = time.perf_counter()
     options = plan.options

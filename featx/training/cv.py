@@ -17,7 +17,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from .._progress import progress_bar
+from ..runtime.progress import progress_bar
 from ..data.labels import SEPARATOR, LabelEncoding, stratification_key
 from ..data.splits import SplitPlan, inner_split, make_splits
 from ..errors import DataError

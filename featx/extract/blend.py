@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import AudioError, ConfigError, DataError
+from ..errors import AudioError, ConfigError, DataError
 
 __all__ = ["BLEND_KINDS", "Blend", "BlendResult", "blend_corpus", "equal_power_fade", "medley", "mix",
            "plan_pairs"]
@@ -251,7 +251,7 @@ def _check_kinds(kinds) -> tuple[str, ...]:
 def _native_rate(path: Path) -> int:
     import soundfile as sf
 
-    from .extract.audio import file_kind
+    from .audio import file_kind
 
     kind = file_kind(path)  # before opening it: a FIFO would block
     if kind is not None:
@@ -264,7 +264,7 @@ def _native_rate(path: Path) -> int:
         try:
             return int(librosa.get_samplerate(str(path)))
         except Exception as exc:
-            from .extract.audio import decode_failure
+            from .audio import decode_failure
 
             raise AudioError(f"{path}: {decode_failure(path, exc)}") from None
 
@@ -302,7 +302,7 @@ def blend_corpus(inputs, output_dir, *, kind="both", n_pairs: int = 50, crossfad
         ``'folder'`` (each file's folder name is its genre) or a labels CSV path, as
         for ``featx extract --labels``.
     progress : bool or None
-        As for :func:`featx._progress.progress_bar`.
+        As for :func:`featx.runtime.progress.progress_bar`.
 
     Returns
     -------
@@ -322,12 +322,12 @@ def blend_corpus(inputs, output_dir, *, kind="both", n_pairs: int = 50, crossfad
     """
     import pandas as pd
 
-    from ._progress import progress_bar
-    from .extract.audio import load
-    from .extract.corpus import find_corpus, searched_folders
-    from .extract.labels import resolve_labels
-    from .io.atomic import atomic_open, atomic_write
-    from .io.guard import check_output_apart, claim_folder, safe_name
+    from ..runtime.progress import progress_bar
+    from .audio import load
+    from .corpus import find_corpus, searched_folders
+    from .labels import resolve_labels
+    from ..io.atomic import atomic_open, atomic_write
+    from ..io.guard import check_output_apart, claim_folder, safe_name
 
     kinds = _check_kinds(kind)
     if isinstance(n_pairs, bool) or not isinstance(n_pairs, int) or n_pairs <= 0:

@@ -35,9 +35,7 @@ TensorFlow 1 default the networks were trained with); dropout is off at inferenc
 """
 from __future__ import annotations
 
-import ast
 import hashlib
-import importlib.util
 import os
 import re
 import warnings
@@ -49,19 +47,23 @@ import numpy as np
 from .._keras import import_keras
 from ..errors import ConfigError, FeatxError, OutputError
 from ..io.cache import cache_root, read_arrays, write_arrays
-from ..features.musicnn_input import (
+from ..features.musicnn_input import (  # noqa: F401  (the package's names are re-exported here)
     HOP_LENGTH,
+    INSTALL_COMMAND,
+    MODELS,
     N_FRAMES,
     N_MELS,
     SR,
+    MusicnnUnavailableError,
+    architecture,
+    check_model as _check_model,
+    checkpoint_prefix,
     musicnn_logmel,
     musicnn_patches,
+    package_dir,
+    tag_names,
 )
 
-#: The networks the musicnn package ships.
-MODELS = ("MTT_musicnn", "MSD_musicnn", "MTT_vgg", "MSD_vgg")
-#: How to install the package that holds the weights.
-INSTALL_COMMAND = "pip install --no-deps musicnn==0.1.0"
 #: Batch-norm epsilon of ``tf.compat.v1.layers.batch_normalization`` (the networks' default).
 BN_EPSILON = 1e-3
 #: Checkpoint variables that are optimizer state, not part of the network.
@@ -73,69 +75,6 @@ _FRONT_TIMBRAL = ((74, 38), (77, 67))  # (name, mel bands): int(0.4 * 96), int(0
 _FRONT_TEMPORAL = (128, 64, 32)  # frames
 _TIMBRAL_FILTERS, _TEMPORAL_FILTERS = 204, 51  # int(1.6 * 128), int(1.6 * 32)
 _MIDEND_FILTERS, _BACKEND_UNITS, _VGG_FILTERS = 64, 200, 128
-
-
-class MusicnnUnavailableError(FeatxError):
-    """The musicnn package, whose files hold the pretrained weights, is not installed."""
-
-
-def _check_model(model) -> str:
-    if model not in MODELS:
-        raise ConfigError(f"model must be one of {', '.join(MODELS)}. Received: model={model!r}", param="model")
-    return model
-
-
-def architecture(model: str) -> str:
-    """``"musicnn"`` or ``"vgg"``: the architecture of one of :data:`MODELS`."""
-    return "vgg" if _check_model(model).endswith("_vgg") else "musicnn"
-
-
-def package_dir() -> Path:
-    """The folder of the installed musicnn package, found without importing it.
-
-    Raises
-    ------
-    MusicnnUnavailableError
-        The package is not installed.
-    """
-    spec = importlib.util.find_spec("musicnn")
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    if not locations:
-        raise MusicnnUnavailableError(
-            f"the pretrained musicnn weights come from the musicnn package: {INSTALL_COMMAND}")
-    return Path(locations[0])
-
-
-def checkpoint_prefix(model: str = "MTT_musicnn") -> str:
-    """The TensorFlow checkpoint prefix of ``model`` inside the musicnn package.
-
-    The package saves each checkpoint with an empty file name, so the prefix is the
-    folder itself (``.../musicnn/MTT_musicnn/`` holds ``.index`` and ``.data-*``).
-    """
-    folder = package_dir() / _check_model(model)
-    if not (folder / ".index").is_file():
-        raise MusicnnUnavailableError(
-            f"{folder}: the musicnn package has no {model} checkpoint (.index missing); "
-            f"reinstall it: {INSTALL_COMMAND}")
-    return str(folder) + os.sep
-
-
-def tag_names(model: str = "MTT_musicnn") -> tuple[str, ...]:
-    """The 50 tags of ``model``, in output order, from the package's ``configuration.py``.
-
-    The file is parsed, not imported (the package's modules import TensorFlow 1 code).
-    """
-    key = "MTT_LABELS" if _check_model(model).startswith("MTT") else "MSD_LABELS"
-    path = package_dir() / "configuration.py"
-    try:
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    except (OSError, SyntaxError, UnicodeDecodeError) as exc:
-        raise MusicnnUnavailableError(f"{path}: cannot be read ({exc}); reinstall it: {INSTALL_COMMAND}") from None
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == key for t in node.targets):
-            tags = ast.literal_eval(node.value)
-            return tuple(str(t) for t in tags)
-    raise MusicnnUnavailableError(f"{path}: no {key} list; reinstall the package: {INSTALL_COMMAND}")
 
 
 def cache_dir() -> Path:
@@ -528,7 +467,7 @@ def musicnn_embeddings(y, sr: int | None = None, *, model: str = "MTT_musicnn",
     Examples
     --------
     >>> import numpy as np
-    >>> from featx.models.musicnn import musicnn_embeddings
+    >>> from featx.extract.musicnn import musicnn_embeddings
     >>> out = musicnn_embeddings(np.zeros(16000 * 6, dtype=np.float32), 16000)  # doctest: +SKIP
     >>> out.taggram.shape, out.embeddings.shape  # doctest: +SKIP
     ((2, 50), (2, 200))

@@ -33,7 +33,7 @@ def line_interval() -> float:
     except ValueError:
         value = float("nan")
     if not value >= 0 or value == float("inf"):
-        from .errors import ConfigError
+        from ..errors import ConfigError
 
         raise ConfigError(
             f"{INTERVAL_ENV} must be a number of seconds >= 0. Received: {INTERVAL_ENV}={raw!r}"

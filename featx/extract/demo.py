@@ -69,8 +69,8 @@ def write_corpus(folder, *, clips_per_genre: int = 4, seconds: float = 6.5, seed
 
     import soundfile as sf
 
-    from .io.atomic import atomic_write
-    from .io.guard import make_folder
+    from ..io.atomic import atomic_write
+    from ..io.guard import make_folder
 
     rng = np.random.default_rng(seed)
     paths = []
@@ -95,9 +95,9 @@ def run_demo(output_dir, *, jobs=None, progress=None, echo=print) -> Path:
     """
     import pandas as pd
 
-    from .extract.runner import run_extraction
-    from .features.settings import FeatureSettings
-    from .io.guard import claim_folder
+    from .runner import run_extraction
+    from ..features.settings import FeatureSettings
+    from ..io.guard import claim_folder
 
     output_dir = claim_folder(output_dir, "featx-demo")
     audio = output_dir / "audio"
