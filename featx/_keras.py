@@ -123,7 +123,7 @@ def import_keras():
         level = log_level()
         context = _filtered_fd2(level) if level > 0 else contextlib.nullcontext()
         with context:
-            import keras
+            import keras  # Keras: only when a network is built, fitted or loaded
 
             # Under the jax and torch backends Keras still loads TensorFlow, when it is
             # installed, for its data pipelines at the first fit: load it here, filtered.
@@ -131,6 +131,6 @@ def import_keras():
             if keras.backend.backend() != "tensorflow" and importlib.util.find_spec("tensorflow"):
                 with contextlib.suppress(Exception):
                     import tensorflow  # noqa: F401
-    import keras
+    import keras  # Keras: only when a network is built, fitted or loaded
 
     return keras

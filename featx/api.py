@@ -18,7 +18,11 @@ import os
 from pathlib import Path
 
 from .errors import ConfigError
+from .extract.file import extract_array_features
+from .extract.file import extract_features as file_features
 from .features.settings import FeatureSettings
+from .models.registry import get_model
+from .training.config import TrainConfig
 
 __all__ = ["extract_features", "train", "load_bundle"]
 
@@ -84,9 +88,6 @@ def extract_features(path_or_array, sr=None, *, settings=None, name=None):
     >>> len(whole), int(whole["length"].iloc[0])
     (1, 143325)
     """
-    from .extract.file import extract_array_features
-    from .extract.file import extract_features as file_features
-
     settings = FeatureSettings() if settings is None else settings
     if not isinstance(settings, FeatureSettings):
         raise ConfigError(f"settings must be a FeatureSettings. Received: settings={settings!r}",
@@ -169,10 +170,8 @@ def train(data, model: str = "mlp", *, output_dir, overwrite: bool = False, prog
     >>> model.bundle_.metrics["track"]["accuracy"]  # doctest: +SKIP
     0.91
     """
-    from .data.frames import as_table
-    from .models.registry import get_model
-    from .training.config import TrainConfig
-    from .pipeline.train import train_bundle
+    from .data.frames import as_table  # pulls in pandas: only on this path
+    from .pipeline.train import train_bundle  # pulls in pandas: only on this path
 
     spec = get_model(model)
     fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"model", "params"}
@@ -192,7 +191,7 @@ def train(data, model: str = "mlp", *, output_dir, overwrite: bool = False, prog
         if config_values.get(key) is not None:
             config_values[key] = str(config_values[key])
     config = TrainConfig(model=spec.name, params=params, **config_values).validate()
-    from .bundle import check_output_dir
+    from .bundle import check_output_dir  # pulls in pandas: only on this path
 
     check_output_dir(output_dir, overwrite=overwrite)  # before reading a table
     table = as_table(data, require_label=True)
@@ -202,8 +201,8 @@ def train(data, model: str = "mlp", *, output_dir, overwrite: bool = False, prog
 
 def _estimator_of(run):
     """The estimator for the bundle a training run wrote, with its model as fitted (not reloaded)."""
-    from .bundle import METADATA, Bundle
-    from .estimator import GenreClassifier
+    from .bundle import METADATA, Bundle  # pulls in pandas: only on this path
+    from .estimator import GenreClassifier  # pulls in pandas, scikit-learn: only on this path
 
     directory = Path(run.directory)
     metadata = json.loads((directory / METADATA).read_text())
@@ -250,8 +249,8 @@ def load_bundle(directory):
            file  genre
     0  song.wav   jazz
     """
-    from .bundle import load_bundle as _load
-    from .estimator import GenreClassifier
+    from .bundle import load_bundle as _load  # pulls in pandas: only on this path
+    from .estimator import GenreClassifier  # pulls in pandas, scikit-learn: only on this path
 
     return GenreClassifier.from_bundle(_load(directory))
 

@@ -22,12 +22,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 # scikit-learn's bases, at import: featx imports this module only when GenreClassifier is used
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from .bundle import Bundle, check_output_dir, load_bundle as _load_bundle, prepare_output_dir, write_bundle
+from .bundle import Bundle, check_output_dir, prepare_output_dir, write_bundle
+from .bundle import load_bundle as _load_bundle
 from .bundle.multilabel import read_thresholds
-from .data.frames import table_from_arrays
+from .data.frames import as_table, table_from_arrays
 from .data.labels import SEPARATOR
 from .data.splits import inner_split
 from .errors import ConfigError, DataError
@@ -276,7 +278,7 @@ reduce_lr_factor, min_lr, lr_schedule, log_variances, valid_fraction, multi_labe
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):
-            from sklearn.exceptions import NotFittedError
+            from sklearn.exceptions import NotFittedError  # scikit-learn is heavy: imported on use
 
             raise NotFittedError("this GenreClassifier is not fitted yet; call fit(X, y) first, or load "
                                  "a bundle with featx.load_bundle")
@@ -318,6 +320,7 @@ reduce_lr_factor, min_lr, lr_schedule, log_variances, valid_fraction, multi_labe
 
     def score(self, X, y, sample_weight=None) -> float:
         """Accuracy of :meth:`predict` (multi-label: subset accuracy, every genre right)."""
+        # scikit-learn is heavy: imported on use
         from sklearn.metrics import accuracy_score  # scikit-learn is heavy: only when scoring
 
         self._check_fitted()
@@ -391,8 +394,6 @@ reduce_lr_factor, min_lr, lr_schedule, log_variances, valid_fraction, multi_labe
 
     def evaluate(self, data):
         """``(metrics, predictions)`` on a labelled feature table, as ``featx evaluate`` computes them."""
-        from .data.frames import as_table
-
         self._check_fitted()
         return self.bundle_.evaluate(as_table(data, require_label=True))
 

@@ -32,6 +32,7 @@ from ..models.fields import corrupt, read_json
 from ..models.registry import get_model
 from .checks import check_agreement, check_metadata
 from .folder import FORMAT, FORMAT_VERSION, METADATA
+from .model import Bundle
 from .multilabel import thresholds_metadata
 
 logger = logging.getLogger(__name__)
@@ -146,8 +147,6 @@ def load_bundle(directory):
     BundleError
         Missing folder or files, corrupt content, unknown model.
     """
-    from .model import Bundle
-
     directory = Path(directory)
     if not directory.is_dir():
         raise BundleError(f"{directory}: no such bundle folder; expected the output_dir of a training run "

@@ -3,12 +3,16 @@ from __future__ import annotations
 
 import errno
 import functools
+import re
 import sys
 import warnings
 
 import click
 
 from ..errors import FeatxError
+from ..io.atomic import write_error
+from ..models.augment import SHIFT_MODES
+from ..training.config import LR_SCHEDULES, OPTION_HELP
 
 #: Exit status of a command stopped by Ctrl-C (128 + SIGINT, as shells report it).
 INTERRUPTED_STATUS = 130
@@ -92,8 +96,6 @@ def os_error_message(exc: OSError, *, fallback=None) -> str:
 
     ``fallback`` (the command's output, say) is named when the error names no file.
     """
-    from ..io.atomic import write_error
-
     where = exc.filename if exc.filename is not None else (fallback or "featx")
     if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG):
         return str(write_error(where, exc))
@@ -132,8 +134,6 @@ def cli_message(exc: FeatxError) -> str:
     error's own ``param`` (``exc.param``) is written as its option wherever it
     stands alone. Names the command has no option for stay as they are.
     """
-    import re
-
     text = str(exc)
     flags = option_flags()
     if not flags:
@@ -206,9 +206,6 @@ def schedule_and_augment_options(func):
     ``TrainConfig`` fields given on the command line (those left out keep the
     model's defaults).
     """
-    from ..models.augment import SHIFT_MODES
-    from ..training.config import LR_SCHEDULES, OPTION_HELP
-
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         options = {name: kwargs.pop(name) for name in SCHEDULE_AUGMENT_FIELDS}

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from ..extract.blend import blend_corpus
 from . import options
 from ._common import handle_errors, info, progress_enabled
 
@@ -40,8 +41,6 @@ def blend(ctx, inputs, output_dir, kind, pairs, crossfade, seed, sr, labels):
       featx blend genres/ -o blends/ --pairs 25
       featx extract blends/ -o blends.csv --labels blends/labels.csv
     """
-    from ..extract.blend import blend_corpus
-
     result = blend_corpus(inputs, output_dir, kind=kind, n_pairs=pairs, crossfade=crossfade, seed=seed,
                           sr=sr, labels=labels, progress=progress_enabled(ctx))
     info(f"wrote {result.n_blends} blends of {len(result.genres)} genres at {result.sr} Hz to "

@@ -5,7 +5,10 @@ from pathlib import Path
 
 import click
 
-from ..features.settings import PRESETS
+from ..extract.demo import run_demo
+from ..extract.runner import run_extraction
+from ..features.settings import PRESETS, FeatureSettings
+from ..runtime.allocator import keep_work_arrays
 from . import options
 from ._common import handle_errors, progress_enabled, report_run
 
@@ -58,10 +61,6 @@ def extract(ctx, inputs, output, preset, segment_seconds, whole_file, sr, labels
       featx extract genres/ -o features_csv/features_3_sec.csv
       featx extract genres/ -o features_csv/features_30_sec.csv --preset gtzan --whole-file
     """
-    from ..runtime.allocator import keep_work_arrays
-    from ..extract.runner import run_extraction
-    from ..features.settings import FeatureSettings
-
     keep_work_arrays()  # this process analyses files itself with -j 1 (featx's workers do it too)
 
     settings = FeatureSettings(preset=preset, sr=sr,
@@ -89,6 +88,4 @@ def demo(ctx, output_dir, jobs):
     extraction as `featx extract OUTPUT_DIR/audio -o OUTPUT_DIR/features.csv`,
     and prints a summary of the table it wrote.
     """
-    from ..extract.demo import run_demo
-
     run_demo(output_dir, jobs=jobs, progress=progress_enabled(ctx), echo=click.echo)

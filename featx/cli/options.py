@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from ..errors import ConfigError
 from ..extract.executors import WAIT_WORKERS
 
 
@@ -88,8 +89,6 @@ wait_workers_opt = click.option(
 
 def segment_seconds(value: str, whole_file: bool) -> float | None:
     """``--segment-seconds`` as a number (None with ``--whole-file``), or one ConfigError line."""
-    from ..errors import ConfigError
-
     if whole_file:
         return None
     try:

@@ -7,9 +7,12 @@ from pathlib import Path
 
 import click
 
+from ..errors import BundleError, ConfigError
+from ..extract.audio import find_audio, load
+from ..io.guard import claim_folder, names_for_paths, safe_name, unique_names
+from ..reporting.spectro_images import export_segment_pngs, write_example_grids
 from . import options
-from ._common import handle_errors
-from ..errors import ConfigError
+from ._common import handle_errors, progress_enabled
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +39,9 @@ def plot():
 @handle_errors
 def plot_features(csv, features, output):
     """Boxplots of feature columns by genre."""
-    from ..data.table import read_feature_csv
-    from ..io.guard import claim_folder, safe_name, unique_names
+    from ..data.table import read_feature_csv  # pulls in pandas: only on this path
+
+    # pulls in pandas: only on this path
     from ..reporting.figures import feature_boxplot, new_figure, save_figure
 
     table = read_feature_csv(csv)
@@ -67,9 +71,14 @@ def plot_features(csv, features, output):
 @handle_errors
 def plot_audio(files, sr, output):
     """Waveform, mel spectrogram and chromagram of audio files."""
-    from ..extract.audio import find_audio, load
-    from ..io.guard import claim_folder, names_for_paths
-    from ..reporting.figures import chromagram, mel_spectrogram, new_figure, save_figure, waveform
+    # pulls in pandas: only on this path
+    from ..reporting.figures import (
+        chromagram,
+        mel_spectrogram,
+        new_figure,
+        save_figure,
+        waveform,
+    )
 
     paths = find_audio(files)
     claim_folder(output, "featx-plots", accept=PLOT_FOLDERS)
@@ -99,10 +108,7 @@ def plot_audio(files, sr, output):
 @handle_errors
 def plot_spectrograms(ctx, store, output, per_genre, kinds, png_dir):
     """Example spectrograms per genre from a store; optionally every segment as a PNG."""
-    from ._common import progress_enabled
-    from ..data.store import open_store
-    from ..io.guard import claim_folder
-    from ..reporting.spectro_images import export_segment_pngs, write_example_grids
+    from ..data.store import open_store  # pulls in the store's checksums: only on this path
 
     opened = open_store(store)
     chosen = None if kinds is None else [k for k in kinds.replace(" ", ",").split(",") if k]
@@ -123,10 +129,9 @@ def plot_spectrograms(ctx, store, output, per_genre, kinds, png_dir):
 @handle_errors
 def plot_bundle(bundle_dir, output):
     """Training curves, confusion matrices and per-class scores of a trained bundle."""
-    from ..bundle import legacy_figures, read_json as _read_json
-    from ..errors import BundleError
-    from ..io.guard import claim_folder
-    from ..reporting.figures import write_evaluation_figures
+    from ..bundle import legacy_figures  # pulls in pandas: only on this path
+    from ..bundle import read_json as _read_json  # pulls in pandas: only on this path
+    from ..reporting.figures import write_evaluation_figures  # pulls in pandas: only on this path
 
     metrics = _read_json(Path(bundle_dir) / "metrics.json")
     history_path = Path(bundle_dir) / "history.json"

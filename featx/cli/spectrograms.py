@@ -5,6 +5,9 @@ from pathlib import Path
 
 import click
 
+from ..errors import ConfigError
+from ..features.spectrograms import SpectrogramSettings
+from ..runtime.allocator import keep_work_arrays
 from . import options
 from ._common import handle_errors, progress_enabled, report_run
 
@@ -71,10 +74,7 @@ def spectrograms(ctx, inputs, output, kinds, segment_seconds, whole_file, sr, la
       featx spectrograms genres/ -o spectro
       featx spectrograms genres/ -o mel128 --kinds mel --image-size 128x128 --normalise per-image
     """
-    from ..runtime.allocator import keep_work_arrays
-    from ..errors import ConfigError
-    from ..extract.spectro_runner import run_spectrograms
-    from ..features.spectrograms import SpectrogramSettings
+    from ..extract.spectro_runner import run_spectrograms  # pulls in the store's checksums: only on this path
 
     keep_work_arrays()  # this process analyses files itself with -j 1 (featx's workers do it too)
 

@@ -15,6 +15,7 @@ import pandas as pd
 from ..errors import DataError
 from ..features.settings import ID_COLUMNS, LABEL_COLUMN, FeatureSettings
 from .columns import column_names
+from .store_table import StoreTable, read_table
 from .table import FeatureTable, clip_length, segment_index
 
 #: Key of ``DataFrame.attrs`` under which featx records the settings rows were made with.
@@ -109,8 +110,6 @@ def as_table(data, *, require_label: bool = False) -> FeatureTable:
     DataError
         ``data`` is none of these, or is not a valid feature table.
     """
-    from .store_table import StoreTable, read_table
-
     if isinstance(data, (FeatureTable, StoreTable)):
         return data
     if isinstance(data, pd.DataFrame):

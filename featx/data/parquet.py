@@ -31,8 +31,8 @@ def read_parquet_table(path: Path):
         From the file's ``featx`` metadata, when present.
     """
     try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        import pyarrow as pa  # pyarrow: only for Parquet tables
+        import pyarrow.parquet as pq  # pyarrow: only for Parquet tables
     except ImportError:  # pragma: no cover - pyarrow is a dependency
         raise DataError(f"{path}: reading Parquet needs pyarrow; pip install pyarrow") from None
     try:

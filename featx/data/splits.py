@@ -11,9 +11,12 @@ from ..errors import ConfigError, DataError
 from ..features.settings import LABEL_COLUMN
 
 logger = logging.getLogger(__name__)
+import warnings
+
+from .frames import table_from_arrays
+from .labels import genres_of, stratification_key
 from .table import FeatureTable, track_id
 from .vocabulary import SPLITS  # noqa: F401  (re-exported: featx.data.splits.SPLITS)
-
 
 # ---------------------------------------------------------------------------
 # Mapping files
@@ -168,6 +171,7 @@ def _check_labels(y: np.ndarray, groups: np.ndarray, folds: int, name: str, genr
 
 def inner_split(train_idx, y, groups, fraction: float, seed: int, grouped: bool):
     """Split ``train_idx`` into (train, valid) without sharing groups."""
+    # scikit-learn is heavy: imported on use
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     if fraction <= 0:
@@ -180,7 +184,6 @@ def inner_split(train_idx, y, groups, fraction: float, seed: int, grouped: bool)
     n_splits = min(n_splits, n_groups, largest)
     if n_splits < 2:
         return train_idx, np.array([], dtype=int)
-    import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -223,9 +226,9 @@ def make_splits(
         raise ConfigError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     if not isinstance(folds, int) or folds < 1:
         raise ConfigError(f"folds must be an integer >= 1. Received: folds={folds!r}", param="folds")
+    # scikit-learn is heavy: imported on use
     from sklearn.model_selection import KFold, StratifiedGroupKFold, StratifiedKFold
 
-    from .labels import genres_of, stratification_key
 
     labels = table.labels
     y = stratification_key(labels)  # a multi-label row: its rarest genre, whatever the order
@@ -273,7 +276,6 @@ def make_splits(
     grouped = split != "random"
     indices = np.arange(table.n_rows)
 
-    import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -371,8 +373,6 @@ class GroupedSplit:
         self.split_dir = split_dir
 
     def _plan(self, X, y, groups) -> SplitPlan:
-        from .frames import table_from_arrays
-
         n = len(X)
         labels = ["-"] * n if y is None else _label_strings(y)
         table = table_from_arrays(X, labels, groups, name="X")

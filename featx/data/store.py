@@ -61,7 +61,13 @@ from ..extract.store_format import (
 from ..extract.store_format import read_marker as _read_marker  # noqa: F401  (is_store, sweeps read it)
 from ..extract.store_writer import StoreWriter
 from ..features.spectrograms import SpectrogramSettings
-from ..io.chunks import ChunkFileError, open_file, open_folder, parse_array_metadata, read_file
+from ..io.chunks import (
+    ChunkFileError,
+    open_file,
+    open_folder,
+    parse_array_metadata,
+    read_file,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +100,7 @@ class SpectrogramStore:
     """
 
     def __init__(self, path):
-        import pandas as pd
+        import pandas as pd  # pandas: kept off featx extract's path
 
         self.path = Path(path)
         if not self.path.is_dir():

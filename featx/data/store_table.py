@@ -23,7 +23,7 @@ __all__ = ["StoreTable", "is_store", "read_table"]
 
 def is_store(path) -> bool:
     """Whether ``path`` is a folder holding a featx spectrogram store."""
-    from .store import _read_marker
+    from .store import _read_marker  # pulls in the store's checksums: only on this path
 
     path = Path(path)
     return path.is_dir() and not path.is_symlink() and _read_marker(path) is not None
@@ -51,7 +51,10 @@ class StoreTable:
     settings_source = "store"
 
     def __init__(self, store):
-        from .store import SpectrogramStore, open_store
+        from .store import (  # pulls in the store's checksums: only on this path
+            SpectrogramStore,
+            open_store,
+        )
 
         self.store = store if isinstance(store, SpectrogramStore) else open_store(store)
         self.path = self.store.path
@@ -61,7 +64,7 @@ class StoreTable:
             raise DataError(f"{self.path}: the store has no rows; expected a store with finished files")
         self._tracks = self.frame["track"].astype(str).to_numpy(dtype=object)
         if self.labelled:
-            from .table import _check_track_labels
+            from .table import _check_track_labels  # pulls in pandas: only on this path
 
             _check_track_labels(self)
 
@@ -129,7 +132,7 @@ def read_table(path, *, require_label: bool = True):
     DataError
         ``path`` is neither, or what it holds is invalid.
     """
-    from .table import read_feature_csv
+    from .table import read_feature_csv  # pulls in pandas: only on this path
 
     path = Path(path)
     if path.is_dir():

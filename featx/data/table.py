@@ -10,11 +10,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..extract.audio import AUDIO_EXTENSIONS, MAX_SAMPLES
-from .columns import column_names
 from ..errors import DataError
-from ..features.settings import ID_COLUMNS, LABEL_COLUMN, FeatureSettings, kaggle_feature_columns
+from ..extract.audio import AUDIO_EXTENSIONS, MAX_SAMPLES
+from ..extract.outputs import is_parquet, read_settings_sidecar
+from ..features.settings import (
+    ID_COLUMNS,
+    LABEL_COLUMN,
+    FeatureSettings,
+    kaggle_feature_columns,
+)
+from .columns import column_names
 from .labels import SEPARATOR
+from .parquet import read_parquet_table
 
 logger = logging.getLogger(__name__)
 
@@ -153,8 +160,6 @@ class FeatureTable:
 
 def _read_sidecar(path: Path) -> FeatureSettings | None:
     """The extraction settings recorded beside a CSV by ``featx extract``, if any."""
-    from ..extract.outputs import read_settings_sidecar
-
     record = read_settings_sidecar(path)
     if record is None:
         return None
@@ -199,11 +204,8 @@ def read_feature_csv(path, *, require_label: bool = True) -> FeatureTable:
     if not path.is_file():
         raise DataError(f"{path}: no such feature CSV; expected a file written by 'featx extract'")
     X = embedded = None
-    from ..extract.outputs import is_parquet
 
     if is_parquet(path):
-        from .parquet import read_parquet_table
-
         frame, X, _, embedded = read_parquet_table(path)
     else:
         try:
@@ -380,8 +382,6 @@ def _brief(value, limit: int = 60) -> str:
 def _row_ref(table: FeatureTable, row: int, index=None) -> str:
     """How a message names row ``row`` (0-based) of ``table``: by ``index``, as a CSV line,
     or as a Parquet row (1-based), with its filename."""
-    from ..extract.outputs import is_parquet
-
     if index is not None:
         label = index[row]
         where = f"index {label.item() if isinstance(label, np.generic) else label!r}"

@@ -5,9 +5,9 @@ Everything that can go wrong with an audio file is raised here as
 """
 from __future__ import annotations
 
+import codecs
 import math
 import numbers
-import codecs
 import os
 import stat
 import warnings
@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import AudioError, ConfigError
 from ..features.dsp import resample
+from ..features.settings import SR_RANGE
 
 #: File extensions treated as audio when searching folders (lower case).
 AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".m4a", ".opus")
@@ -125,8 +126,6 @@ def load(path, *, sr: int) -> np.ndarray:
         holds samples that are not finite or beyond :data:`MAX_AMPLITUDE`, or more than
         :data:`MAX_SAMPLES` samples as decoded or after resampling to ``sr``.
     """
-    from ..features.settings import SR_RANGE
-
     if isinstance(sr, bool) or not isinstance(sr, numbers.Integral) or not SR_RANGE[0] <= sr <= SR_RANGE[1]:
         raise ConfigError(f"sr must be between {SR_RANGE[0]} and {SR_RANGE[1]} Hz. Received: sr={sr!r}")
     path = Path(path)
@@ -143,7 +142,7 @@ def load(path, *, sr: int) -> np.ndarray:
     try:
         decoded = _decode_soundfile(path) if header is not None else None
         if decoded is None:
-            import librosa
+            import librosa  # librosa is heavy: only on this path
 
             with warnings.catch_warnings():
                 # librosa warns before falling back to audioread; the outcome is what counts
@@ -221,7 +220,7 @@ def _decode_soundfile(path: Path) -> tuple[np.ndarray, int] | None:
     channels), without importing librosa, whose import costs more than a second per
     process. ``None`` where soundfile cannot open the file (librosa then decodes it).
     """
-    import soundfile
+    import soundfile  # libsndfile: only when audio is read or written
 
     try:
         sound = soundfile.SoundFile(str(path))
@@ -237,7 +236,7 @@ def _decode_soundfile(path: Path) -> tuple[np.ndarray, int] | None:
 
 def _header(path: Path) -> tuple[int, int] | None:
     """``(sample rate, frames)`` from the header, or ``None`` where soundfile cannot tell."""
-    import soundfile
+    import soundfile  # libsndfile: only when audio is read or written
 
     try:
         info = soundfile.info(str(path))

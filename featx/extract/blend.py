@@ -36,6 +36,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AudioError, ConfigError, DataError
+from ..io.atomic import atomic_open, atomic_write
+from ..io.guard import check_output_apart, claim_folder, safe_name
+from ..runtime.progress import progress_bar
+from .audio import decode_failure, file_kind, load
+from .corpus import find_corpus, searched_folders
+from .labels import resolve_labels
 
 __all__ = ["BLEND_KINDS", "Blend", "BlendResult", "blend_corpus", "equal_power_fade", "medley", "mix",
            "plan_pairs"]
@@ -249,9 +255,8 @@ def _check_kinds(kinds) -> tuple[str, ...]:
 
 
 def _native_rate(path: Path) -> int:
-    import soundfile as sf
+    import soundfile as sf  # libsndfile: only when audio is read or written
 
-    from .audio import file_kind
 
     kind = file_kind(path)  # before opening it: a FIFO would block
     if kind is not None:
@@ -259,18 +264,16 @@ def _native_rate(path: Path) -> int:
     try:
         return int(sf.info(str(path)).samplerate)
     except Exception:  # formats soundfile cannot read: ask librosa's decoders
-        import librosa
+        import librosa  # librosa is heavy: only on this path
 
         try:
             return int(librosa.get_samplerate(str(path)))
         except Exception as exc:
-            from .audio import decode_failure
-
             raise AudioError(f"{path}: {decode_failure(path, exc)}") from None
 
 
 def _wav_bytes(y: np.ndarray, sr: int) -> bytes:
-    import soundfile as sf
+    import soundfile as sf  # libsndfile: only when audio is read or written
 
     buffer = io.BytesIO()
     sf.write(buffer, y, sr, subtype="PCM_16", format="WAV")
@@ -320,14 +323,8 @@ def blend_corpus(inputs, output_dir, *, kind="both", n_pairs: int = 50, crossfad
         The output folder is not one featx may write (see :mod:`featx.io.guard`), or it
         is, lies inside or holds an input (:func:`featx.io.guard.check_output_apart`).
     """
-    import pandas as pd
+    import pandas as pd  # pandas: kept off featx extract's path
 
-    from ..runtime.progress import progress_bar
-    from .audio import load
-    from .corpus import find_corpus, searched_folders
-    from .labels import resolve_labels
-    from ..io.atomic import atomic_open, atomic_write
-    from ..io.guard import check_output_apart, claim_folder, safe_name
 
     kinds = _check_kinds(kind)
     if isinstance(n_pairs, bool) or not isinstance(n_pairs, int) or n_pairs <= 0:

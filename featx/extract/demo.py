@@ -10,9 +10,15 @@ Three "genres" whose differences the features should show:
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
+
+from ..features.settings import FeatureSettings
+from ..io.atomic import atomic_write
+from ..io.guard import claim_folder, make_folder
+from .runner import run_extraction
 
 GENRES = ("drone", "beats", "arpeggio")
 SR = 22050
@@ -65,12 +71,8 @@ def write_corpus(folder, *, clips_per_genre: int = 4, seconds: float = 6.5, seed
     Folders are created with featx's marker and files written atomically
     (:mod:`featx.io.guard`, :mod:`featx.io.atomic`).
     """
-    import io
+    import soundfile as sf  # libsndfile: only when audio is read or written
 
-    import soundfile as sf
-
-    from ..io.atomic import atomic_write
-    from ..io.guard import make_folder
 
     rng = np.random.default_rng(seed)
     paths = []
@@ -93,11 +95,8 @@ def run_demo(output_dir, *, jobs=None, progress=None, echo=print) -> Path:
     ``output_dir`` must be new, empty, or a demo folder featx wrote (its files are
     then replaced); any other folder is refused with :class:`~featx.errors.OutputError`.
     """
-    import pandas as pd
+    import pandas as pd  # pandas: kept off featx extract's path
 
-    from .runner import run_extraction
-    from ..features.settings import FeatureSettings
-    from ..io.guard import claim_folder
 
     output_dir = claim_folder(output_dir, "featx-demo")
     audio = output_dir / "audio"

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..features.musicnn_input import musicnn_logmel, musicnn_patches
 from ..features.settings import MUSICNN_PRESETS, FeatureSettings
+from .musicnn import EXPOSED_LAYERS, run_patches
 
 #: Patches per forward pass.
 BATCH_SIZE = 32
@@ -45,9 +47,6 @@ def musicnn_segment_values(segments: np.ndarray, *, settings: FeatureSettings) -
     AudioError
         A segment is shorter than one patch once at 16 kHz.
     """
-    from ..features.musicnn_input import musicnn_logmel, musicnn_patches
-    from .musicnn import EXPOSED_LAYERS, run_patches
-
     model = MUSICNN_PRESETS[settings.preset]
     patches = [musicnn_patches(musicnn_logmel(seg, sr=settings.sr)) for seg in segments]
     counts = [len(p) for p in patches]

@@ -26,9 +26,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import secrets
+import threading
 import time
 
 from ..errors import ConfigError
+from ..runtime.threads import limited_threads
+from .pool import map_files as local_map
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +86,6 @@ def map_files(task, keys, *, jobs: int = 1, args: tuple = (), scheduler: str | N
         died (locally: twice; on a cluster: more often than the scheduler allows).
     """
     if scheduler is None:
-        from .pool import map_files as local_map
-
         yield from local_map(task, keys, jobs=jobs, args=args)
         return
     yield from dask_map(task, keys, scheduler=scheduler, args=args, wait_workers=wait_workers)
@@ -103,8 +105,9 @@ def check_address(scheduler) -> str:
         raise ConfigError("scheduler must be an address like tcp://host:8786; it is empty",
                           param="scheduler")
     try:
+        # dask.distributed: only with a scheduler
         from distributed.comm.addressing import parse_address, parse_host_port
-        from distributed.comm.registry import backends
+        from distributed.comm.registry import backends  # dask.distributed: only with a scheduler
     except ImportError:
         raise ConfigError(f"scheduler={scheduler!r} needs Dask: pip install 'featx[dask]' "
                           "(dask[distributed])", param="scheduler") from None
@@ -138,7 +141,7 @@ def connect(scheduler: str):
     """
     address = check_address(scheduler)
     _check_answers(address)
-    from distributed import Client
+    from distributed import Client  # dask.distributed: only with a scheduler
 
     client = Client.__new__(Client)
     try:
@@ -164,11 +167,10 @@ def _check_answers(address: str) -> None:
     answered). The question runs in a daemon thread with its own event loop, so it
     works under a running loop (a notebook) and Ctrl-C or an exit never waits for it.
     """
-    import asyncio
-    import threading
+    import asyncio  # asyncio: only on this path
 
     async def identity():
-        from distributed.core import rpc
+        from distributed.core import rpc  # dask.distributed: only with a scheduler
 
         async with rpc(address, timeout=CONNECT_TIMEOUT) as server:
             return await asyncio.wait_for(server.identity(), CONNECT_TIMEOUT)
@@ -319,8 +321,6 @@ def lost_connection(address: str) -> ConfigError:
 
 def _run(key, task, args):
     """Run on a Dask worker: ``task(key, *args)`` with one BLAS/OpenMP thread."""
-    from ..runtime.threads import limited_threads
-
     with limited_threads():
         return task(key, *args)
 
@@ -347,7 +347,7 @@ def dask_map(task, keys, *, scheduler: str, args: tuple = (), client=None,
         futures = []
         watch = _WorkerWatch(client, address, wait_workers)
         try:
-            from distributed import as_completed
+            from distributed import as_completed  # dask.distributed: only with a scheduler
 
             while watch.check(force=True) == 0:  # none yet: wait before handing tasks out
                 time.sleep(_POLL_SECONDS)
@@ -399,6 +399,4 @@ def _completed(pending, watch: _WorkerWatch):
 
 
 def _token() -> str:
-    import secrets
-
     return secrets.token_hex(6)

@@ -1,10 +1,11 @@
 """Labels for a corpus: from folder names or a labels CSV."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import warnings
 from pathlib import Path
-
 
 from ..errors import ConfigError, DataError
 from ..features.settings import LABEL_COLUMN
@@ -37,7 +38,7 @@ def read_label_map(path) -> dict[str, str]:
 
 def _table(path):
     """The labels CSV at ``path`` as text, and the name of its column naming files."""
-    import pandas as pd
+    import pandas as pd  # pandas: kept off featx extract's path
 
     path = Path(path)
     try:
@@ -84,7 +85,6 @@ def labels_digest(labels: str) -> str | None:
     """SHA-256 of a labels CSV's bytes (``None`` for ``'folder'`` and ``'none'``)."""
     if labels in ("folder", "none"):
         return None
-    import hashlib
 
     return hashlib.sha256(Path(labels).read_bytes()).hexdigest()
 
@@ -188,8 +188,6 @@ def resolve_labels(files, labels: str, *, unlabelled_ok: bool = True) -> list[st
         (out.append(hits[0][2]) if hits else missing.append(str(f.path)))
     unused = sorted((row, name) for entry, (row, name, _) in rows.items() if entry not in matched)
     if unused:
-        import warnings
-
         shown = ", ".join(repr(name) for _, name in unused[:3])
         warnings.warn(f"{labels}: {len(unused)} row(s) name no audio file in the inputs "
                       f"(e.g. {shown}); they are ignored", UserWarning, stacklevel=2)

@@ -46,7 +46,7 @@ import numpy as np
 
 from .._keras import import_keras
 from ..errors import ConfigError, FeatxError, OutputError
-from ..io.cache import cache_root, read_arrays, write_arrays
+from ..extract.audio import load
 from ..features.musicnn_input import (  # noqa: F401  (the package's names are re-exported here)
     HOP_LENGTH,
     INSTALL_COMMAND,
@@ -56,13 +56,16 @@ from ..features.musicnn_input import (  # noqa: F401  (the package's names are r
     SR,
     MusicnnUnavailableError,
     architecture,
-    check_model as _check_model,
     checkpoint_prefix,
     musicnn_logmel,
     musicnn_patches,
     package_dir,
     tag_names,
 )
+from ..features.musicnn_input import (
+    check_model as _check_model,
+)
+from ..io.cache import cache_root, read_arrays, write_arrays
 
 #: Batch-norm epsilon of ``tf.compat.v1.layers.batch_normalization`` (the networks' default).
 BN_EPSILON = 1e-3
@@ -99,7 +102,7 @@ def read_checkpoint(model: str = "MTT_musicnn", *, optimizer_state: bool = False
     """
     prefix = checkpoint_prefix(model)
     import_keras()  # TensorFlow's start-up chatter filtered
-    import tensorflow as tf
+    import tensorflow as tf  # TensorFlow: only under its backend
 
     # the prefix, not the folder: the folder's "checkpoint" file names the author's paths
     reader = tf.compat.v1.train.NewCheckpointReader(prefix)
@@ -475,8 +478,6 @@ def musicnn_embeddings(y, sr: int | None = None, *, model: str = "MTT_musicnn",
     _check_model(model)
     tags = tag_names(model)
     if isinstance(y, (str, os.PathLike)):
-        from ..extract.audio import load
-
         y, sr = load(y, sr=SR), SR
     elif sr is None:
         raise ConfigError("sr is needed with a waveform: the sample rate of y in Hz. Received: sr=None", param="sr")

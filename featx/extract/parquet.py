@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import OutputError
 from ..io.atomic import discard_on_failure, temp_beside
 from ..io.digest import file_sha256
+from .corpus import row_names
 from .outputs import finish_outputs, reuse_records
 
 logger = logging.getLogger(__name__)
@@ -29,8 +30,8 @@ METADATA_KEY = b"featx"
 
 def _require_pyarrow():
     try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        import pyarrow as pa  # pyarrow: only for Parquet tables
+        import pyarrow.parquet as pq  # pyarrow: only for Parquet tables
     except ImportError:  # pragma: no cover - pyarrow is a dependency
         raise OutputError("Parquet tables need pyarrow; install it with 'pip install pyarrow'") from None
     return pa, pq
@@ -45,8 +46,6 @@ def assemble_parquet(out, records: dict, files, label_list, settings, record: di
     n_rows : int
     errors : list of (file, reason)
     """
-    from .corpus import row_names
-
     pa, pq = _require_pyarrow()
     labelled = label_list is not None
     columns = settings.columns(labelled=labelled)

@@ -22,6 +22,10 @@ import logging
 import os
 import threading
 import time
+import warnings
+
+from ..runtime.allocator import WORKER_VAR
+from ..runtime.threads import limited_threads
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +55,6 @@ def _warnings_ignored() -> bool:
     The first filter that would apply to a ``RuntimeWarning`` from featx decides;
     narrower filters that libraries add for their own messages do not count.
     """
-    import warnings
-
     for action, message, category, module, lineno in warnings.filters:
         if ((message is None or message.match("featx")) and issubclass(RuntimeWarning, category)
                 and (module is None or module.match("featx")) and lineno == 0):
@@ -72,9 +74,8 @@ def _executor(workers: int, *, fresh: bool = False):
     librosa imported and the kernels compiled already. It is featx's own pool, not
     loky's global one, which joblib manages for its own use.
     """
-    from joblib.externals.loky import ProcessPoolExecutor
+    from joblib.externals.loky import ProcessPoolExecutor  # joblib: only with worker processes
 
-    from ..runtime.allocator import WORKER_VAR
 
     env = {v: "1" for v in _THREAD_VARS}
     env[WORKER_VAR] = "1"  # processes that only analyse files: see featx.runtime.allocator
@@ -120,10 +121,6 @@ def _discard() -> None:
 
 def _call(task, key, args):
     """Run in a worker: ``task(key, *args)`` with one BLAS/OpenMP thread."""
-    import os
-    import warnings
-
-    from ..runtime.threads import limited_threads
 
     _worker_logging(quiet=bool(os.environ.get(_QUIET_VAR)))
     with warnings.catch_warnings(), limited_threads():
@@ -146,7 +143,7 @@ def _worker_logging(*, quiet: bool) -> None:
 
 
 def _is_pool_death(exc: BaseException) -> bool:
-    from concurrent.futures import BrokenExecutor
+    from concurrent.futures import BrokenExecutor  # only with worker threads
 
     return isinstance(exc, BrokenExecutor)
 
@@ -191,7 +188,7 @@ def map_files(task, keys, *, jobs: int, args: tuple = ()):
         ``task``'s record, or ``{"key": key, "error": WORKER_DIED}`` for a file
         whose worker process died both with other files in flight and alone.
     """
-    from concurrent.futures import FIRST_COMPLETED, wait
+    from concurrent.futures import FIRST_COMPLETED, wait  # only with worker threads
 
     cap = MAX_WORKERS_PER_CORE * (os.cpu_count() or 1)
     if jobs > cap:

@@ -8,18 +8,29 @@ import time
 from pathlib import Path
 
 from .._version import __version__
-from ..runtime.allocator import WORKER_VAR, keep_work_arrays
 from ..errors import AudioError, ConfigError, OutputError
 from ..features.settings import FeatureSettings
+from ..runtime.allocator import WORKER_VAR, keep_work_arrays
 from .corpus import find_corpus
 
 logger = logging.getLogger(__name__)
 from ..io.atomic import refuse_symlink
+from ..io.digest import file_sha256
+from ..io.guard import check_output_file
 from ..io.journal import Journal, _settings_diff
+from ..runtime.progress import progress_bar
+from ..runtime.threads import limited_threads
+from .executors import check_address, check_wait_workers
+from .executors import map_files as cluster_map
 from .file import _extract_arrays
 from .labels import labels_digest, resolve_labels
-from ..io.digest import file_sha256
-from .outputs import OutputPaths, check_writable, read_settings_sidecar, wrote_errors_before
+from .outputs import (
+    OutputPaths,
+    check_writable,
+    read_settings_sidecar,
+    wrote_errors_before,
+)
+from .pool import map_files
 from .sinks import assemble_table, previous_records
 
 # --------------------------------------------------------------------------- the run
@@ -126,14 +137,12 @@ def run_extraction(
     if out.csv.is_dir():
         raise OutputError(f"output {str(out.csv)!r} is a folder; expected a CSV file path")
     if scheduler is not None:  # a malformed address ends the run before anything is read
-        from .executors import check_address, check_wait_workers
 
         scheduler = check_address(scheduler)
         if wait_workers is not None:
             wait_workers = check_wait_workers(wait_workers)
     files = find_corpus(inputs)
     label_list = resolve_labels(files, labels)
-    from ..io.guard import check_output_file
 
     named = [labels] if labels not in ("folder", "none") else []
     for path in (out.csv, out.settings, out.errors):  # never onto an input or the labels file
@@ -284,30 +293,23 @@ def _analyse(todo, finished, *, settings, jobs, progress, total, task=None, desc
     (:func:`featx.extract.executors.map_files`), which may be without workers for at
     most ``wait_workers`` seconds (``None``: :data:`featx.extract.executors.WAIT_WORKERS`).
     """
-    from ..runtime.progress import progress_bar
-
     task = _work if task is None else task
     bar = progress_bar(total=total, initial=total - len(todo), unit="file", desc=desc,
                        progress=progress)
     with bar:
         if scheduler is not None:
-            from .executors import map_files as cluster_map
-
             for rec in cluster_map(task, todo, args=(settings,), scheduler=scheduler,
                                    wait_workers=wait_workers):
                 finished(rec)
                 bar.update()
             return
         if jobs == 1 or len(todo) <= 1:
-            from ..runtime.threads import limited_threads
-
             # one BLAS thread here too, so that every -j gives the very same numbers
             with limited_threads():
                 for key in todo:
                     finished(task(key, settings))
                     bar.update()
             return
-        from .pool import map_files
 
         # one BLAS/FFT thread per worker (the workers already use every core); a file
         # whose worker dies is read again alone and, if it kills that one too, skipped

@@ -7,8 +7,10 @@ import hashlib
 import logging
 import os
 
+from ..features.settings import LABEL_COLUMN
 from ..io.atomic import discard_on_failure, temp_beside
 from ..io.digest import file_sha256
+from .corpus import row_names
 from .outputs import OutputPaths, csv_line, finish_outputs, is_parquet, reuse_records
 from .parquet import assemble_parquet, previous_parquet_records
 
@@ -26,8 +28,6 @@ def assemble_table(out: OutputPaths, records: dict, files, label_list, settings,
     """Write the CSV in input order from ``records`` (``{file id: record}``), then the
     error list and the settings record (with each file's fingerprint and outcome).
     A ``.parquet`` output is written by :func:`featx.extract.parquet.assemble_parquet`."""
-    from .corpus import row_names
-
     if is_parquet(out.csv):
         return assemble_parquet(out, records, files, label_list, settings, record)
 
@@ -71,8 +71,6 @@ def previous_records(out: OutputPaths, previous: dict | None, fingerprints: dict
     Nothing is reused (``{}``) unless the CSV is byte for byte the one featx wrote
     (its SHA-256 in the settings record), with the same feature columns.
     """
-    from ..features.settings import LABEL_COLUMN
-
     if not previous or not isinstance(previous.get("files"), list) or not out.csv.is_file():
         return {}
     unlabelled = [c for c in columns if c != LABEL_COLUMN]  # filename, length, features

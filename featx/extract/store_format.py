@@ -43,6 +43,7 @@ adds no file to them: ``overwrite=True`` rewrites them.
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import google_crc32c
@@ -116,8 +117,6 @@ def read_marker(path) -> dict | None:
     Lenient: says only whether the folder claims to be a featx store (the format name);
     :func:`load_marker` and the reader check the rest.
     """
-    import json
-
     meta = Path(path) / GROUP_FILE
     if meta.is_symlink() or not meta.is_file():
         return None
@@ -134,8 +133,6 @@ def read_marker(path) -> dict | None:
 
 def load_marker(root_fd: int, path: Path) -> dict | None:
     """The marker of the store folder open as ``root_fd``; ``None`` when it has no group document."""
-    import json
-
     where = path / GROUP_FILE
     try:
         data = read_file(GROUP_FILE, dir_fd=root_fd, limit=1 << 20)
@@ -172,8 +169,6 @@ def parse_rows(data: bytes, path: Path, *, settings: dict, version: int, kinds) 
         A line is not JSON, or a record lacks what featx writes or does not follow the
         one before it; the message names the line and what was expected.
     """
-    import json
-
     where = path / ROWS_FILE
     lines = data.split(b"\n")[:-1]
     if not lines:

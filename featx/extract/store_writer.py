@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import stat
 from pathlib import Path
 
 from ..errors import ConfigError, DataError, OutputError
@@ -48,6 +49,7 @@ from ..io.chunks import (
     write_file,
 )
 from ..io.journal import Journal
+from .file import row_names
 from .store_format import (
     FORMAT_VERSION,
     GROUP_FILE,
@@ -271,8 +273,6 @@ class StoreWriter:
         return found
 
     def _walk_array(self, fd: int, parts: tuple[str, ...], found: list) -> None:
-        import stat
-
         depth = len(parts) - 1  # 0 in the array folder, 1.. in format 1's nested chunk folders
         last = len(_V1_LEVELS) - 1
         for name in sorted(os.listdir(fd)):
@@ -450,7 +450,6 @@ class StoreWriter:
                     f"{kind} images for {key!r} have shape {tuple(images.shapes[kind])}; this store "
                     f"holds {self._shapes[kind][0]}x{self._shapes[kind][1]} images"
                 )
-        from .file import row_names
 
         n = images.n_segments
         start, stop = self._n_rows, self._n_rows + n

@@ -62,7 +62,7 @@ def to_musicnn_rate(y: np.ndarray, *, sr: int) -> np.ndarray:
     -------
     np.ndarray [shape=(m,), dtype=float32]
     """
-    import librosa
+    import librosa  # librosa is heavy: only on this path
 
     if isinstance(sr, bool) or not isinstance(sr, numbers.Integral) or sr <= 0:
         raise ConfigError(f"sr must be a positive whole number of Hz. Received: sr={sr!r}")
@@ -96,7 +96,7 @@ def musicnn_logmel(y: np.ndarray, *, sr: int, overflow: str = "float32") -> np.n
     np.ndarray [shape=(t, 96), dtype=float32]
         Frames first, as the networks take them.
     """
-    import librosa
+    import librosa  # librosa is heavy: only on this path
 
     if overflow not in OVERFLOW_MODES:
         raise ConfigError(f"overflow must be one of {', '.join(OVERFLOW_MODES)}. "

@@ -23,17 +23,22 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import hashlib
 import importlib.util
 import json
 import logging
 import os
 import platform
+import stat
+import struct
 import sys
 import threading
 import time
 from pathlib import Path
 
+from ..errors import OutputError
+from ..io.atomic import atomic_open
 from ..io.cache import cache_root
 from .kernel_layout import BLOCK, LANES  # noqa: F401  (re-exported: callers size their buffers by them)
 
@@ -88,7 +93,7 @@ def _fingerprint(llvm) -> str:
     if spec is not None and spec.origin:
         version = Path(spec.origin).with_name("_version.py")
         digest.update(version.read_bytes() if version.is_file() else spec.origin.encode())
-    import llvmlite
+    import llvmlite  # llvmlite: only when compiled kernels are loaded
 
     for part in (llvmlite.__version__, llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten(),
                  platform.machine(), sys.platform, f"{sys.version_info[0]}.{sys.version_info[1]}",
@@ -105,7 +110,7 @@ def cache_file() -> Path:
 
 
 def _llvm():
-    import llvmlite.binding as llvm
+    import llvmlite.binding as llvm  # llvmlite: only when compiled kernels are loaded
 
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
@@ -145,8 +150,6 @@ def _build_lock(path: Path):
     seconds) and then reads its file. Without a writable cache folder there is no
     lock: each process builds for itself.
     """
-    import fcntl
-
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path.with_name(path.name + ".lock"),
@@ -177,7 +180,7 @@ def _build_in_child(path: Path):
     but here the interrupt reaches this process, which ends the child. The child
     sends the file's content back too, for when the cache cannot be written.
     """
-    import subprocess
+    import subprocess  # only when a child process is started
 
     code = "import sys; from featx.features.native import _build_and_store; sys.exit(_build_and_store(sys.argv[1]))"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # this very featx
@@ -211,8 +214,6 @@ def _read(path: Path):
     and the header's shape after. A link, anything but a regular file, or a file larger
     than :data:`MAX_CACHE_BYTES` is None before any byte is read.
     """
-    import stat
-
     try:  # not through a link, and never blocking on a FIFO
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
@@ -291,9 +292,6 @@ def _serialize(header: dict, codes: list[bytes]) -> bytes:
 
 
 def _write(path: Path, header: dict, codes: list[bytes]) -> None:
-    from ..errors import OutputError
-    from ..io.atomic import atomic_open
-
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_open(path, "wb") as fh:
@@ -308,7 +306,8 @@ def _write(path: Path, header: dict, codes: list[bytes]) -> None:
 def _build():
     """Compile every kernel with numba: ``(header, object codes)``, or None if that fails."""
     try:
-        from . import _kernels
+        # pulls in numba: only on this path
+        from . import _kernels  # numba: only where the kernels are built (a child process)
     except ImportError:
         return None
     header = {"kernels": {}, "objects": [], "undefined": []}
@@ -334,8 +333,6 @@ def _build():
 
 def _elf_undefined(code: bytes) -> set[str]:
     """Names of the undefined symbols of a 64-bit little-endian ELF object (empty for other formats)."""
-    import struct
-
     if code[:6] != b"\x7fELF\x02\x01":
         return set()
     try:
@@ -409,6 +406,7 @@ def _prototype(name: str):
 
 def _compiled_here() -> dict[str, object]:
     """The kernels compiled in this process (no cache)."""
-    from . import _kernels
+    # pulls in numba: only on this path
+    from . import _kernels  # numba: only when the kernels cannot be loaded from the cache
 
     return {name: _prototype(name)(cfunc.address) for name, cfunc in _kernels.KERNELS.items()}

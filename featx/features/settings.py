@@ -11,6 +11,8 @@ import functools
 from dataclasses import dataclass
 
 from ..errors import ConfigError
+from .musicnn_input import MIN_SAMPLES, tag_names
+from .musicnn_input import SR as MUSICNN_SR
 
 #: Summary statistics of the Kaggle GTZAN tables, in column order.
 _KAGGLE_FRAME_FEATURES = (
@@ -79,8 +81,6 @@ def musicnn_columns(model: str) -> list[str]:
 
 @functools.lru_cache(maxsize=None)
 def _musicnn_columns(model: str) -> tuple[str, ...]:
-    from .musicnn_input import tag_names
-
     tags = [f"tag_{t.replace(' ', '_')}" for t in tag_names(model)]
     return tuple([f"emb_{i}" for i in range(MUSICNN_EMBEDDING_SIZE)] + tags)
 
@@ -158,8 +158,6 @@ class FeatureSettings:
                 f"Received: sr={self.sr}"
             )
         if self.preset in MUSICNN_PRESETS and self.segment_seconds is not None:
-            from .musicnn_input import MIN_SAMPLES, SR as MUSICNN_SR
-
             try:
                 short = float(self.segment_seconds) < MIN_SAMPLES / MUSICNN_SR
             except (TypeError, ValueError):

@@ -44,6 +44,7 @@ import numpy as np
 from ..errors import ConfigError
 from . import dsp
 from .compute import _chroma, _power_to_db
+from .musicnn_input import MIN_SAMPLES, N_FRAMES, SR, musicnn_logmel, to_musicnn_rate
 from .settings import FeatureSettings
 
 __all__ = [
@@ -362,14 +363,6 @@ def segment_spectrograms(y: np.ndarray, *, settings: SpectrogramSettings) -> dic
 
 def _musicnn_image(segment: np.ndarray, sr: int) -> np.ndarray:
     """The ``musicnn`` image of one segment: ``(96, 187)``, mel bands x frames."""
-    from .musicnn_input import (
-        MIN_SAMPLES,
-        N_FRAMES,
-        SR,
-        musicnn_logmel,
-        to_musicnn_rate,
-    )
-
     y = to_musicnn_rate(segment, sr=sr)
     if len(y) < MIN_SAMPLES:
         y = np.pad(y, (0, MIN_SAMPLES - len(y)))

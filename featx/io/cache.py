@@ -14,9 +14,12 @@ import hashlib
 import logging
 import os
 import stat
+import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from .atomic import atomic_open
 
 __all__ = ["cache_root", "read_arrays", "write_arrays"]
 
@@ -42,7 +45,7 @@ def cache_root() -> Path:
     home = os.path.expanduser("~")
     if os.path.isabs(home):
         return Path(home) / ".cache" / "featx"
-    import tempfile
+    import tempfile  # only on this path
 
     user = os.getuid() if hasattr(os, "getuid") else "user"
     return Path(tempfile.gettempdir()) / f"featx-cache-{user}"
@@ -67,8 +70,6 @@ def write_arrays(path, arrays: dict[str, np.ndarray], source: str) -> Path:
     OSError, OutputError
         The file cannot be written (a read-only folder, a symbolic link at ``path``...).
     """
-    from .atomic import atomic_open
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(path, "wb") as fh:
@@ -119,8 +120,6 @@ def read_arrays(path, source: str, *, max_bytes: int, what: str = "cache file") 
 
 def _check_members(path: Path, max_bytes: int) -> None:
     """Refuse a ``.npz`` whose members are compressed, or larger than ``max_bytes`` in all."""
-    import zipfile
-
     with zipfile.ZipFile(path) as archive:
         members = archive.infolist()
     if any(m.compress_type != zipfile.ZIP_STORED for m in members):

@@ -41,6 +41,7 @@ import errno
 import json
 import os
 import stat
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -356,8 +357,6 @@ class ArrayLayout:
 
                 out = numcodecs.zstd.decompress(data, bytearray(expected))
             else:  # gzip
-                import zlib
-
                 inflate = zlib.decompressobj(wbits=31)
                 out = inflate.decompress(data, expected + 1)
                 if not inflate.eof:

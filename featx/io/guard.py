@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .._version import __version__
 from ..errors import OutputError
 from .failures import write_error
-
 from .names import names_for_paths, safe_name, unique_names  # noqa: E402,F401  (re-exported)
 
 MARKER = ".featx.json"
@@ -97,8 +97,6 @@ def _bad_entry(name: str) -> str | None:
 
 
 def _new_marker(fmt: str) -> dict:
-    from .._version import __version__
-
     return {"format": fmt, "featx": __version__, "marker_version": MARKER_VERSION,
             "files": [], "folders": [], "scratch": []}
 

@@ -17,6 +17,7 @@ record per finished unit of work, each with a unique ``"key"``.
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import logging
 import os
@@ -127,8 +128,6 @@ class Journal:
 
     def _lock(self) -> int:
         """Open without following links and take the exclusive lock; retry if the file was replaced."""
-        import fcntl
-
         flags = os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
         for _ in range(100):
             try:

@@ -1,10 +1,10 @@
 """File names derived from data (column names, track ids): safe and distinct."""
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
-
 
 # ---------------------------------------------------------------------------
 # File names made from data
@@ -63,8 +63,6 @@ def escaped_name(text: str, *, max_length: int = 120) -> str:
             parts.append("".join(f"%{b:02X}" for b in char.encode("utf-8", "surrogatepass")))
     name = "".join(parts) or "%"
     if len(name) > max_length:
-        import hashlib
-
         digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
         cut = name[: max_length - 13]
         if "%" in cut[-2:]:  # never half an escape

@@ -34,9 +34,11 @@ from typing import ClassVar
 
 import numpy as np
 
+from .._keras import import_keras
 from .._version import __version__
 from ..data.labels import LabelEncoding
 from ..errors import AudioError, BundleError, DataError, TrainingError
+from ..io.atomic import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -255,8 +257,6 @@ class ModelFamily:
 
     def save_preprocessing(self, directory) -> str:
         """Write ``preprocessing.json`` (the fitted preprocessing and the label encoding)."""
-        from ..io.atomic import atomic_write
-
         atomic_write(Path(directory) / PREPROCESSING,
                      json.dumps(self.preprocessing.to_dict(), indent=2) + "\n")
         return PREPROCESSING
@@ -312,13 +312,11 @@ def refuse_rows(table, detail: str) -> DataError:
 def library_versions(*, keras_too: bool = True) -> dict:
     """Versions that matter for reproducing a saved model (recorded in bundles, compared at loading)."""
     import pandas as pd  # pandas and scikit-learn are heavy: only when a model is saved or loaded
-    import sklearn
+    import sklearn  # scikit-learn is heavy: imported on use
 
     versions = {"featx": __version__, "python": platform.python_version(),
                 "numpy": np.__version__, "pandas": pd.__version__, "scikit-learn": sklearn.__version__}
     if keras_too:
-        from .._keras import import_keras
-
         keras = import_keras()
         versions["keras"] = keras.__version__
         versions["keras_backend"] = backend = keras.backend.backend()

@@ -12,10 +12,16 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import sys
+from pathlib import Path
 
 import numpy as np
 
+from .._keras import import_keras
 from ..errors import BundleError, ConfigError, TrainingError
+from ..io.atomic import atomic_save
+from ..runtime.progress import progress_bar
 from .augment import AUGMENT_OPTIONS, Augmentation
 from .fields import first_line
 
@@ -90,7 +96,6 @@ def learning_rate(config, steps_per_epoch: int):
     """
     if resolved_schedule(config) != "polynomial":
         return float(config.learning_rate)
-    from .._keras import import_keras
     keras = import_keras()
 
     steps = max(1, int(config.epochs) * max(1, int(steps_per_epoch)))
@@ -103,7 +108,6 @@ def schedule_callbacks(config, monitor: str) -> list:
     """Callbacks the schedule needs: ReduceLROnPlateau for ``plateau`` (patience > 0), else none."""
     if resolved_schedule(config) != "plateau" or config.reduce_lr_patience <= 0:
         return []
-    from .._keras import import_keras
     keras = import_keras()
 
     return [keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=config.reduce_lr_factor,
@@ -139,12 +143,11 @@ def one_hot_targets(config, labels, y, num_classes: int):
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and the Keras backend; make TensorFlow ops deterministic."""
-    from .._keras import import_keras
     keras = import_keras()
 
     keras.utils.set_random_seed(int(seed))
     if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+        import tensorflow as tf  # TensorFlow: only under its backend
 
         try:
             tf.config.experimental.enable_op_determinism()
@@ -154,23 +157,22 @@ def seed_everything(seed: int) -> None:
 
 def describe_device() -> str:
     """Which backend and device Keras trains on (for logs and metadata)."""
-    from .._keras import import_keras
     keras = import_keras()
 
     backend = keras.backend.backend()
     device = "cpu"
     try:
         if backend == "tensorflow":
-            import tensorflow as tf
+            import tensorflow as tf  # TensorFlow: only under its backend
 
             if tf.config.list_physical_devices("GPU"):
                 device = "gpu"
         elif backend == "jax":
-            import jax
+            import jax  # JAX: only under its backend
 
             device = jax.default_backend()
         elif backend == "torch":
-            import torch
+            import torch  # PyTorch: only under its backend
 
             device = "cuda" if torch.cuda.is_available() else "cpu"
     except Exception:  # pragma: no cover - device probing must never break training
@@ -179,9 +181,7 @@ def describe_device() -> str:
 
 
 def _epoch_bar(total: int, desc: str, progress):
-    from .._keras import import_keras
     keras = import_keras()
-    from ..runtime.progress import progress_bar
 
     class EpochBar(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
@@ -202,7 +202,6 @@ def _epoch_bar(total: int, desc: str, progress):
 
 def make_optimizer(name: str, learning_rate: float):
     """A Keras optimizer by name (one of :data:`OPTIMIZERS`)."""
-    from .._keras import import_keras
     keras = import_keras()
 
     classes = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW,
@@ -216,7 +215,6 @@ def make_optimizer(name: str, learning_rate: float):
 
 def _nan_guard():
     """A callback that stops training at the first non-finite batch loss."""
-    from .._keras import import_keras
     keras = import_keras()
 
     class NanGuard(keras.callbacks.Callback):
@@ -230,7 +228,6 @@ def _nan_guard():
 
 def _epoch_hook(on_epoch):
     """A callback that hands every finished epoch's metrics to ``on_epoch(epoch, logs)``."""
-    from .._keras import import_keras
     keras = import_keras()
 
     class EpochHook(keras.callbacks.Callback):
@@ -273,7 +270,6 @@ def fit_keras(model, data, *, config, labels, steps_per_epoch: int, valid=None, 
     TrainingError
         The training loss became NaN or infinite (training stops at once).
     """
-    from .._keras import import_keras
     keras = import_keras()
 
     has_valid = valid is not None and len(valid) > 0
@@ -327,8 +323,6 @@ def predict_batches(model, inputs, *, num_classes: int) -> np.ndarray:
 
 def save_keras(model, path) -> None:
     """Write a Keras model to ``path`` atomically (``.keras`` format)."""
-    from ..io.atomic import atomic_save
-
     atomic_save(path, lambda tmp: model.save(tmp))
 
 
@@ -342,7 +336,6 @@ def load_keras(path):
     """
     if not path.is_file():
         raise BundleError(f"{path}: missing; expected the saved Keras model")
-    from .._keras import import_keras
     keras = import_keras()
 
     try:
@@ -353,11 +346,7 @@ def load_keras(path):
 
 def release_keras() -> None:
     """Free Keras's global graph state between fits (no-op when Keras was never imported)."""
-    import sys
-
     if "keras" in sys.modules:
-        from .._keras import import_keras
-
         import_keras().backend.clear_session()
 
 
@@ -367,17 +356,14 @@ _CONFIGURED: dict = {}
 
 def configure_keras_process(threads: int | None = None) -> None:
     """Once per process: cap TensorFlow's threads (``threads``), let processes share a GPU."""
-    import os
-
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     if _CONFIGURED.get("done"):
         return
     _CONFIGURED["done"] = True
-    from .._keras import import_keras
     keras = import_keras()
 
     if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+        import tensorflow as tf  # TensorFlow: only under its backend
 
         try:
             if threads:
@@ -396,8 +382,6 @@ class KerasModel:
     model_file = "model.keras"
 
     def save(self, directory) -> list[str]:
-        from pathlib import Path
-
         save_keras(self.estimator, Path(directory) / self.model_file)
         return [self.model_file, self.save_preprocessing(directory)]
 

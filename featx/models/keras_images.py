@@ -19,17 +19,32 @@ from pathlib import Path
 
 import numpy as np
 
+from .._keras import import_keras
 from ..data.store_table import StoreTable
 from ..errors import BundleError, DataError, FeatxError
 from ..extract.audio import load, segment
 from ..extract.file import prepare_array
 from ..features.spectrograms import SpectrogramSettings, segment_spectrograms
 from .augment import Augmentation
-from .base import PREPROCESSING, AudioProbabilities, check_finite_proba, rows_of, too_short
+from .base import (
+    PREPROCESSING,
+    AudioProbabilities,
+    ModelFamily,
+    check_finite_proba,
+    rows_of,
+    too_short,
+)
 from .fields import corrupt, first_line, read_json, tensor_shape
-from .base import ModelFamily
-from .keras_fit import KerasModel, fit_keras, load_keras, one_hot_targets, predict_batches, seed_everything
+from .keras_fit import (
+    KerasModel,
+    fit_keras,
+    load_keras,
+    one_hot_targets,
+    predict_batches,
+    seed_everything,
+)
 from .preprocessing import ImagePreprocessing, read_image_preprocessing
+from .pretrained import fine_tuning_optimizer
 
 logger = logging.getLogger(__name__)
 
@@ -103,8 +118,6 @@ class KerasImages(KerasModel, ModelFamily):
     # -- training and prediction --------------------------------------------------
 
     def fit(self, table, train, valid, *, seed, progress=None, desc="epochs", on_epoch=None):
-        from .pretrained import fine_tuning_optimizer  # fine-tuned pretrained blocks learn slower
-
         config = self.config
         store = table.store
         train, valid = rows_of(table, train), rows_of(table, valid)
@@ -213,7 +226,6 @@ def store_batches(store, rows, y, prep: ImagePreprocessing, *, batch_size: int, 
     and mixes each batch after standardisation, drawn from its seed, the epoch and
     the batch number.
     """
-    from .._keras import import_keras
     keras = import_keras()
 
     class StoreBatches(keras.utils.PyDataset):

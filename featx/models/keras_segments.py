@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .base import rows_of
+from .base import check_finite_proba, rows_of
 from .fields import check_int, corrupt
 from .keras_fit import predict_batches
 from .keras_rows import KerasRows
@@ -140,8 +140,6 @@ class KerasSegments(KerasRows):
                                                table.segment_indices[rows], max_segments=self.max_segments)
         proba = predict_batches(self.estimator, seqs, num_classes=self.n_classes)
         if not np.all(np.isfinite(proba)):
-            from .base import check_finite_proba
-
             check_finite_proba(proba, self.name)
         return proba[row_track]
 

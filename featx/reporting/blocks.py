@@ -26,9 +26,11 @@ markup the renderer adds itself (headings, bold names, table rules) is Markdown.
 """
 from __future__ import annotations
 
+import base64
 import logging
 import re
 import unicodedata
+from html import escape
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -134,9 +136,6 @@ _CSS = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;
 
 def render_html(blocks: list, base: Path, title: str) -> str:
     """A self-contained HTML page: every figure is embedded as a base64 PNG."""
-    import base64
-    from html import escape
-
     parts = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
              f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"]
     for kind, *args in blocks:

@@ -9,6 +9,7 @@ from ..io.atomic import atomic_write
 from ..io.guard import Legacy, claim_folder, json_says, safe_name
 from ..io.jsonfile import write_json
 from .blocks import render_markdown
+from .multilabel import multilabel_blocks
 
 LEAKY_WARNING = (
     "**WARNING: accuracy is inflated: random per-segment split, segments of one track are in "
@@ -122,8 +123,6 @@ def report_blocks(metrics: dict, *, title: str, facts: list[tuple[str, str]], fi
         blocks.append(("p", training_overlap_warning(overlap)))
     blocks += [("h1", title), ("facts", list(facts))]
     if metrics.get("multi_label"):
-        from .multilabel import multilabel_blocks
-
         return blocks + multilabel_blocks(metrics) + _tail(figures, config)
     blocks += [("h2", "Summary"),
                ("p", _averaging_note(metrics) + " Track level averages the segment probabilities of each "
@@ -201,6 +200,7 @@ def write_outputs(directory, *, metrics: dict, predictions, title: str, facts: l
     ``data`` names the evaluated data in figure titles; by default the file name of
     the ``("data", ...)`` entry of ``facts``.
     """
+    # pulls in pandas: only on this path
     from .figures import write_evaluation_figures  # matplotlib is heavy: only when writing figures
 
     # a new or empty folder, a bundle, or an evaluation folder featx wrote; never a user's folder

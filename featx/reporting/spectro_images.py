@@ -1,12 +1,16 @@
 """Pictures of a spectrogram store: example grids per genre, and one PNG per segment."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError
+from ..io.atomic import atomic_write
+from ..io.guard import make_folder, safe_name, unique_names
 from ..io.names import escaped_name
+from ..runtime.progress import progress_bar
 
 __all__ = ["choose_examples", "export_segment_pngs", "grayscale", "write_example_grids"]
 
@@ -74,7 +78,11 @@ def write_example_grids(store, directory, *, per_genre: int = 4, kinds=None) -> 
     -------
     list of Path
     """
-    from .figures import new_figure, save_figure, spectrogram_grid
+    from .figures import (  # pulls in pandas: only on this path
+        new_figure,
+        save_figure,
+        spectrogram_grid,
+    )
 
     if len(store) == 0:
         raise ConfigError(f"{store.path} holds no segments yet; nothing to draw")
@@ -135,13 +143,8 @@ def export_segment_pngs(store, directory, *, kinds=None, progress: bool | None =
     -------
     list of Path
     """
-    import io
+    from PIL import Image  # Pillow: only when writing images
 
-    from PIL import Image
-
-    from ..runtime.progress import progress_bar
-    from ..io.atomic import atomic_write
-    from ..io.guard import make_folder, safe_name, unique_names
 
     kinds = store._kinds(kinds)
     rows = store.rows

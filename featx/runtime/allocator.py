@@ -24,6 +24,7 @@ stands), nor when ``FEATX_MALLOC=0``.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 
 __all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "WORKER_VAR", "keep_work_arrays"]
@@ -58,7 +59,6 @@ def keep_work_arrays() -> bool:
             return False
     except (ValueError, OSError, AttributeError):
         return False  # not glibc
-    import ctypes
 
     try:
         mallopt = ctypes.CDLL(None).mallopt

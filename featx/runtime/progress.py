@@ -11,6 +11,8 @@ import os
 import sys
 import time
 
+from ..errors import ConfigError
+
 #: Environment variable: seconds between progress lines when stderr is not a terminal.
 INTERVAL_ENV = "FEATX_PROGRESS_INTERVAL"
 #: Seconds between progress lines when :data:`INTERVAL_ENV` is not set.
@@ -33,8 +35,6 @@ def line_interval() -> float:
     except ValueError:
         value = float("nan")
     if not value >= 0 or value == float("inf"):
-        from ..errors import ConfigError
-
         raise ConfigError(
             f"{INTERVAL_ENV} must be a number of seconds >= 0. Received: {INTERVAL_ENV}={raw!r}"
         )
@@ -133,7 +133,7 @@ def progress_bar(iterable=None, *, total=None, desc: str = "", unit: str = "it",
                             interval=float("inf"))
     if progress is None and not _stderr_is_terminal():
         return LineProgress(iterable, total=total, desc=desc, unit=unit, initial=initial)
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # tqdm: only for a terminal's progress bar
 
     return tqdm(iterable, total=total, desc=desc, unit=unit, initial=initial, leave=leave,
                 dynamic_ncols=True)

@@ -29,7 +29,7 @@ def limited_threads(limit: int = NUMERIC_THREADS):
     >>> with limited_threads():
     ...     product = np.ones((4, 4)) @ np.ones((4, 4))
     """
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits  # threadpoolctl: only around numeric work
 
     with threadpool_limits(limits=int(limit)):
         yield

@@ -10,17 +10,29 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..errors import ConfigError, DataError
 from ..io.atomic import atomic_write
 from ..io.digest import file_sha256
-from ..errors import ConfigError, DataError
 from ..models.registry import ModelSpec, get_model
-from ..training.config import (DEFAULT_THRESHOLD, LOWER_IS_BETTER, SWEEP_METRICS, metric_names,
-                               parse_threshold)
+from ..training.config import (
+    DEFAULT_THRESHOLD,
+    LOWER_IS_BETTER,
+    SWEEP_METRICS,
+    metric_names,
+    parse_threshold,
+)
 
 logger = logging.getLogger(__name__)
+import json
+import time
+
+from ..data.splits import make_splits
+from ..data.store_table import read_table
+from ..extract.executors import check_address
+from ..models.registry import create
+from ..training.cv import label_encoding
 from .space import LEVELS, MAX_TRIALS, RESULTS, SEARCHES, SearchSpace
 from .trials import Design, Trial, trial_config, trial_identity, trial_key
-
 
 # ---------------------------------------------------------------------------
 # Planning
@@ -84,7 +96,6 @@ class SweepOptions:
             raise ConfigError(f"jobs must be an integer >= 1, or -1 for one per CPU core. Received: jobs={self.jobs!r}",
                               param="jobs")
         if self.scheduler is not None:  # a malformed address ends the sweep before anything is written
-            from ..extract.executors import check_address
 
             check_address(self.scheduler)
         return self
@@ -103,9 +114,10 @@ def data_sha256(path) -> str:
     names every committed file and segment, so these two change whenever its
     images do (without reading every image).
     """
-    import json
-
-    from ..data.store import ROWS_FILE, _read_marker
+    from ..data.store import (  # pulls in the store's checksums: only on this path
+        ROWS_FILE,
+        _read_marker,
+    )
 
     path = Path(path)
     if not path.is_dir():
@@ -143,8 +155,6 @@ def _data_identity(table, options: SweepOptions) -> dict:
 
 def plan_design(table, options: SweepOptions) -> Design:
     """The held-out test part and the selection folds (same split kinds as ``featx train``)."""
-    from ..data.splits import make_splits
-
     common = dict(split=options.split, seed=options.seed, valid_fraction=0.0,
                   artist_map=options.artist_map, split_dir=options.split_dir)
     outer = make_splits(table, folds=1, test_fraction=float(options.test_fraction), **common)
@@ -194,10 +204,6 @@ class SweepPlan:
 
 def plan_sweep(options: SweepOptions, space: SearchSpace) -> SweepPlan:
     """Check everything and list the trials; nothing is trained. Errors name their entry."""
-    from ..data.store_table import read_table
-    from ..models.registry import create
-    from ..training.cv import label_encoding
-
     options.validate()
     spec = get_model(options.model)
     points = space.points(options.search, n_iter=options.n_iter, seed=options.seed,
@@ -271,8 +277,6 @@ def write_results(plan: SweepPlan, records: dict[str, dict], *,
     times its own duration: a big sweep's table is rewritten every few seconds
     while trials finish, not after every trial. The final write is unthrottled.
     """
-    import time
-
     now = time.monotonic()
     if throttle and plan.results_written is not None:
         last, took = plan.results_written

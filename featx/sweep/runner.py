@@ -8,18 +8,35 @@ import os
 import time
 from pathlib import Path
 
-
 from ..io.atomic import atomic_write
 from ..io.guard import note_written, remove_folder, rename_folder, scratch_folder
 
 logger = logging.getLogger(__name__)
 BEST_TMP = ".best.tmp"
+from ..bundle import LEGACY_LAYOUT as BUNDLE_LAYOUT
+from ..data.labels import stratification_key
+from ..data.splits import Fold, SplitPlan, inner_split
+from ..errors import OutputError
+from ..extract.executors import dask_map
+from ..io.guard import Legacy, check_removable, claim_folder, clear_folder, json_says
+from ..io.journal import Journal
+from ..pipeline.train import train_bundle
+from ..runtime.progress import progress_bar
+from ..training.cv import label_encoding
 from .plan import SweepOutcome, SweepPlan, best_trial, score_of, write_results
 from .report import write_report
-from .space import BEST, Distribution, JOURNAL, RESULTS, RUNNING, SETTINGS, _TABLES, display_value, to_plain
-from ..io.journal import Journal
+from .space import (
+    _TABLES,
+    BEST,
+    JOURNAL,
+    RESULTS,
+    RUNNING,
+    SETTINGS,
+    Distribution,
+    display_value,
+    to_plain,
+)
 from .trials import Trial, run_trial, trial_identity
-
 
 # ---------------------------------------------------------------------------
 # The best configuration: retrain on all non-test rows, test once, save a bundle
@@ -27,11 +44,6 @@ from .trials import Trial, run_trial, trial_identity
 
 def retrain_best(plan: SweepPlan, trial: Trial) -> Path:
     """Fit ``trial``'s configuration on the non-test rows, score the test part, save ``DIR/best``."""
-    from ..data.labels import stratification_key
-    from ..data.splits import Fold, SplitPlan, inner_split
-    from ..pipeline.train import train_bundle
-    from ..training.cv import label_encoding
-
     table, design, spec = plan.table, plan.design, plan.spec
     config = trial.config
     spec.family.prepare_process(None)
@@ -74,9 +86,6 @@ def retrain_best(plan: SweepPlan, trial: Trial) -> Path:
 def _legacy_sweep():
     """How a sweep folder written before folder markers is recognised: every path in it is
     one a sweep writes, ``sweep.json`` is a sweep record and ``best`` a featx bundle."""
-    from ..bundle import LEGACY_LAYOUT as BUNDLE_LAYOUT
-    from ..io.guard import Legacy, json_says
-
     layout = (SETTINGS, JOURNAL, RESULTS, "report.md", "report.html", "figures/*.png", f"{RUNNING}/*",
               *(f"{sub}/{p}" for sub in (BEST, BEST_TMP) for p in BUNDLE_LAYOUT))
 
@@ -97,8 +106,6 @@ def prepare_sweep_dir(directory: Path) -> Path:
     :mod:`featx.io.guard`); any other non-empty folder is refused before anything is
     changed, as is a ``best`` folder in it that featx did not write.
     """
-    from ..io.guard import check_removable, claim_folder
-
     directory = claim_folder(directory, "featx-sweep", legacy=_legacy_sweep())
     check_removable(directory / BEST)
     check_removable(directory / BEST_TMP)
@@ -108,9 +115,6 @@ def prepare_sweep_dir(directory: Path) -> Path:
 def _check_same_sweep(plan: SweepPlan, out: Path) -> None:
     """Refuse to mix a sweep on other data or another model into ``out``; with
     ``overwrite``, delete what the earlier sweep wrote there instead."""
-    from ..errors import OutputError
-    from ..io.guard import clear_folder
-
     try:
         earlier = json.loads((out / SETTINGS).read_text())
     except (OSError, ValueError):
@@ -167,9 +171,12 @@ def run_sweep(plan: SweepPlan, *, progress=None, report: bool = True) -> SweepOu
     Ctrl-C stops the sweep; finished trials are kept and ``KeyboardInterrupt``
     propagates after ``results.csv`` is brought up to date.
     """
-    from joblib import Parallel, delayed, parallel_config
+    from joblib import (  # joblib: only with worker processes
+        Parallel,
+        delayed,
+        parallel_config,
+    )
 
-    from ..runtime.progress import progress_bar
 
     start = time.perf_counter()
     options = plan.options
@@ -260,8 +267,6 @@ def run_sweep(plan: SweepPlan, *, progress=None, report: bool = True) -> SweepOu
 def _run_on_cluster(state: dict, todo: list[Trial], scheduler: str) -> int:
     """Run the trials ``todo`` as tasks on the Dask cluster at ``scheduler``; this process
     journals each record as it comes back. Returns how many were recorded."""
-    from ..extract.executors import dask_map
-
     plan = state["plan"]
     csv = str(Path(plan.options.csv).resolve())  # the workers' working folders differ
     tasks = [dict(_task(plan, t, 1), running=None, csv=csv) for t in todo]

@@ -4,16 +4,24 @@ from __future__ import annotations
 import logging
 import math
 import re
+import reprlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError
-from ..models.registry import DEPTH, ModelSpec, Param
-from ..training.config import DEFAULTS, LEVELS, OPTIMIZERS, OPTION_HELP, SEARCHES  # noqa: F401 (re-exported)
 from ..models.augment import SHIFT_MODES
-from ..training.config import LR_SCHEDULES
+from ..models.registry import DEPTH, ModelSpec, Param
+from ..training.config import (  # noqa: F401 (re-exported)
+    DEFAULTS,
+    LEVELS,
+    LR_SCHEDULES,
+    OPTIMIZERS,
+    OPTION_HELP,
+    SEARCHES,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +100,7 @@ class Distribution:
 
     def scipy(self):
         """The frozen :mod:`scipy.stats` distribution (anything with ``rvs``)."""
-        from scipy import stats
+        from scipy import stats  # SciPy is heavy: only on this path
 
         if self.kind == "uniform":
             return stats.uniform(loc=self.low, scale=self.high - self.low)
@@ -176,8 +184,6 @@ def typed_value(spec: ModelSpec, name: str, value, *, source: str):
 
 def _brief(value) -> str:
     """``repr(value)`` cut to a line, without walking all of a large nested value."""
-    import reprlib
-
     shown = reprlib.Repr()
     shown.maxlevel, shown.maxlist, shown.maxtuple, shown.maxdict = 2, 6, 6, 6
     shown.maxstring = shown.maxother = 80
@@ -229,7 +235,7 @@ def read_grid_file(path) -> list[dict]:
     search), a list of such mappings (sub-grids searched one after the other),
     or either of those under a top-level ``grid`` key.
     """
-    import yaml
+    import yaml  # PyYAML: only for grid files
 
     path = Path(path)
     if not path.is_file():
@@ -303,8 +309,8 @@ def _grid_loader():
     holds: nesting deeper than :data:`MAX_GRID_DEPTH`, integers of more than
     :data:`MAX_GRID_DIGITS` digits, and a key given twice in one mapping (YAML and JSON
     readers would silently keep the last)."""
-    import yaml
-    from yaml.constructor import ConstructorError
+    import yaml  # PyYAML: only for grid files
+    from yaml.constructor import ConstructorError  # PyYAML: only for grid files
 
     class GridLoader(yaml.SafeLoader):
         def __init__(self, stream):
@@ -403,7 +409,9 @@ class SearchSpace:
                     param="max_trials",
                 )
         if search == "grid":
-            from sklearn.model_selection import ParameterGrid
+            from sklearn.model_selection import (
+                ParameterGrid,  # scikit-learn is heavy: imported on use
+            )
 
             for grid in self.grids:
                 for name, values in grid.items():
@@ -414,9 +422,9 @@ class SearchSpace:
                         )
             points = list(ParameterGrid(self.grids))
         elif search == "random":
-            import warnings
-
-            from sklearn.model_selection import ParameterSampler
+            from sklearn.model_selection import (
+                ParameterSampler,  # scikit-learn is heavy: imported on use
+            )
 
             if not isinstance(n_iter, int) or n_iter < 1:
                 raise ConfigError(f"n_iter must be a positive integer. Received: n_iter={n_iter!r}", param="n_iter")

@@ -18,7 +18,18 @@ from ..models.registry import ModelSpec, get_model
 from ..training.config import TrainConfig, metric_names
 
 logger = logging.getLogger(__name__)
-from .space import KERAS_OPTIONS, LEVELS, TRAIN_OPTIONS, _TABLES, _param_for, display_value, to_plain
+from ..data.labels import stratification_key
+from ..data.store_table import read_table
+from ..models.augment import AUGMENT_OPTIONS
+from .space import (
+    _TABLES,
+    KERAS_OPTIONS,
+    LEVELS,
+    TRAIN_OPTIONS,
+    _param_for,
+    display_value,
+    to_plain,
+)
 
 
 def trial_config(spec: ModelSpec, point: dict, *, base: dict) -> tuple[TrainConfig, str]:
@@ -49,7 +60,6 @@ def trial_identity(config: TrainConfig, optimizer: str, data: dict) -> dict:
         cfg.pop(drop, None)
     # options at the values every earlier trial trained with are left out, so that
     # sweeps journalled before these options existed keep their trials' keys
-    from ..models.augment import AUGMENT_OPTIONS
 
     for name, off in {**AUGMENT_OPTIONS, "lr_schedule": "plateau", "multi_label": False}.items():
         if cfg.get(name) == off:
@@ -109,8 +119,6 @@ class Design:
 
 
 def _load_table(csv: str, sha: str):
-    from ..data.store_table import read_table
-
     key = (csv, sha)
     if key not in _TABLES:
         _TABLES.clear()
@@ -136,9 +144,12 @@ def evaluate_config(table, config: TrainConfig, design: Design, *, on_epoch=None
     (``config.valid_fraction``, grouped as the design is). ``on_epoch`` and ``on_fold``
     are handed to :func:`~featx.training.cv.cross_validate`.
     """
-    from ..data.labels import stratification_key
-    from ..data.splits import Fold, SplitPlan, inner_split
-    from ..training.cv import cross_validate
+    from ..data.splits import (  # pulls in pandas: only on this path
+        Fold,
+        SplitPlan,
+        inner_split,
+    )
+    from ..training.cv import cross_validate  # pulls in pandas: only on this path
 
     # a multi-label row is stratified on its rarest genre
     key = stratification_key(table.labels) if config.multi_label else table.labels

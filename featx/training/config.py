@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from dataclasses import dataclass, field
-
 
 from ..data.vocabulary import SPLITS
 from ..errors import ConfigError
 from ..models.keras_fit import LR_SCHEDULES, OPTIMIZERS, check_schedule_and_augmentation
+from ..models.registry import get_model
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +61,6 @@ def parse_threshold(value):
     ConfigError
         Anything else (one line naming the value).
     """
-    import math
-
     if isinstance(value, str):
         text = value.strip().lower()
         if text == TUNED:
@@ -176,7 +175,6 @@ class TrainConfig:
         """
         # the registry imports every family's module (pandas, the store, the builders):
         # only when a configuration is validated, so that `featx --help` stays light
-        from ..models.registry import get_model
 
         spec = get_model(self.model)
         values = {name: spec.train_defaults.get(name, default)

@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 
 from ..data.table import FeatureTable
-
 from .config import DEFAULT_THRESHOLD, METRIC_NAMES
 from .multilabel_eval import compute_multilabel_metrics, decide
 from .tracks import aggregate_tracks, as_encoding
@@ -26,6 +25,7 @@ def _scores(y_true, y_pred) -> dict:
     counting it as 0 would put a 3-genre test set's macro F1 far below its accuracy.
     Wrong predictions of an absent genre still lower the recall of the true genres.
     """
+    # scikit-learn is heavy: imported on use
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
     present = sorted(set(np.asarray(y_true).tolist()))
@@ -36,6 +36,7 @@ def _scores(y_true, y_pred) -> dict:
 
 
 def _level_metrics(frame: pd.DataFrame, classes: list[str]) -> dict:
+    # scikit-learn is heavy: imported on use
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     per_fold = []

@@ -15,8 +15,16 @@ import numpy as np
 import pandas as pd
 
 from .config import DEFAULT_THRESHOLD, MULTILABEL_METRIC_NAMES, TUNED
-from .multilabel import (average_precision_macro, check_thresholds, format_genres, multi_hot,
-                         parse_multilabel, predict_genres, roc_auc_macro, tune_thresholds)
+from .multilabel import (
+    average_precision_macro,
+    check_thresholds,
+    format_genres,
+    multi_hot,
+    parse_multilabel,
+    predict_genres,
+    roc_auc_macro,
+    tune_thresholds,
+)
 from .tracks import aggregate_tracks
 
 logger = logging.getLogger(__name__)
@@ -62,8 +70,11 @@ def fold_thresholds(config, n_genres: int, *, tune) -> tuple[np.ndarray, int]:
 
 def _scores(y, proba, pred) -> dict:
     """The six multi-label figures from truth, probabilities and decisions."""
-    from sklearn.metrics import accuracy_score, f1_score
-    from sklearn.metrics import hamming_loss as _hamming
+    from sklearn.metrics import (  # scikit-learn is heavy: imported on use
+        accuracy_score,
+        f1_score,
+    )
+    from sklearn.metrics import hamming_loss as _hamming  # scikit-learn is heavy: imported on use
 
     return {
         "f1_micro": float(f1_score(y, pred, average="micro", zero_division=0)),
@@ -84,7 +95,7 @@ def multilabel_level_metrics(frame: pd.DataFrame, classes: list[str], thresholds
     without positives); ``pooled`` holds them over all rows with each row decided
     by its own fold's thresholds, and ``per_genre`` is pooled the same way.
     """
-    from sklearn.metrics import precision_recall_fscore_support
+    from sklearn.metrics import precision_recall_fscore_support  # scikit-learn is heavy: imported on use
 
     prob_cols = [f"prob_{c}" for c in classes]
     per_fold, ys, ps, preds = [], [], [], []
