@@ -237,7 +237,8 @@ def test_an_earlier_journal_is_kept_when_the_connection_fails(corpus, tmp_path, 
         pass
     before = journal.read_bytes()
     monkeypatch.setattr(executors, "CONNECT_TIMEOUT", 1)
-    with pytest.raises(ConfigError, match="cannot connect to the Dask scheduler"):
+    # refused at once, or (on a loaded machine) no answer within the second: one line either way
+    with pytest.raises(ConfigError, match="cannot connect to the Dask scheduler|does not answer as a Dask"):
         run_extraction([corpus], tmp_path / "f.csv", settings=settings, progress=False,
                        scheduler="tcp://127.0.0.1:1")
     assert journal.read_bytes() == before
