@@ -44,10 +44,10 @@ def _alive(pid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def long_corpus(tmp_path_factory, write_wav):
-    """Four 4-minute clips of noise: each keeps a worker busy for a while."""
+    """Eight 4-minute clips of noise: each keeps a worker busy for a while."""
     root = tmp_path_factory.mktemp("long") / "audio"
     rng = np.random.default_rng(0)
-    for k in range(4):
+    for k in range(8):
         write_wav(root / "noise" / f"noise.{k:05d}.wav", (0.1 * rng.standard_normal(240 * 22050)).astype(np.float32))
     return root
 
@@ -68,7 +68,7 @@ def test_workers_die_with_a_parent_killed_mid_run(long_corpus, tmp_path, command
             workers |= _children(proc.pid)
             if len(_children(proc.pid)) >= 2:
                 busy_since = busy_since or time.monotonic()
-                if time.monotonic() - busy_since > 1.5:  # started, and busy with the files
+                if time.monotonic() - busy_since > 0.5:  # started, and busy with the files
                     break
             time.sleep(0.02)
         assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read()!r}"

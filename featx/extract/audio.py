@@ -151,6 +151,9 @@ def load(path, *, sr: int) -> np.ndarray:
         y, native = decoded
     except Exception as exc:  # decoders raise many unrelated types
         raise AudioError(f"{path}: cannot be decoded as audio: {decode_failure(path, exc)}") from None
+    if (int(native) < MIN_NATIVE_SR or y.shape[-1] == 0) and _signature(path) is None:
+        # ffmpeg "decodes" some bytes of no known format to 0 channels at 0 Hz: say what the file is
+        raise AudioError(f"{path}: cannot be decoded as audio: {decode_failure(path, None)}")
     _check_size(path, int(native), y.shape[-1], sr=sr)
     _check_samples(path, y)
     if native != sr:
@@ -177,7 +180,17 @@ _EXPECTED_HEADER = {"WAV": "RIFF/WAVE", "FLAC": "fLaC", "Ogg": "OggS", "MP3": "I
                     "AIFF": "FORM/AIFF", "AU": ".snd", "M4A": "an MP4 'ftyp' box"}
 
 
-def decode_failure(path, exc: BaseException) -> str:
+def _signature(path: Path) -> str | None:
+    """The container format whose signature the file's first bytes carry, or ``None``."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return None
+    return next((name for name, _, test in _SIGNATURES if test(head)), None)
+
+
+def decode_failure(path, exc: BaseException | None) -> str:
     """Say what is wrong with a file the decoders refused, from its first bytes.
 
     Decoders report a header they do not recognise with errors such as
@@ -191,7 +204,7 @@ def decode_failure(path, exc: BaseException) -> str:
             head = fh.read(512)
     except OSError as err:
         return f"cannot be read ({err.strerror or type(err).__name__})"
-    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    detail = str(exc).strip().splitlines()[0] if exc is not None and str(exc).strip() else ""
     found = next((name for name, _, test in _SIGNATURES if test(head[:12])), None)
     if found is not None:
         return f"corrupt {found} file: its header is readable but decoding failed" + (
