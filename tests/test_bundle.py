@@ -76,7 +76,11 @@ def test_bundle_holds_no_pickles(trained):
         assert "schema.json" in archive.namelist()
     prep = json.loads((directory / "preprocessing.json").read_text())
     assert len(prep["scaler"]["mean"]) == len(prep["feature_columns"])
-    assert not any(p.suffix in (".pkl", ".joblib", ".pickle", ".npz") and p.name != "model_check.npz"
+    arrays = ("model_check.npz", "model_arrays.npz")
+    for name in arrays:  # plain arrays: loading them with pickles refused works
+        with np.load(directory / name, allow_pickle=False) as data:
+            assert all(data[key].dtype != object for key in data.files)
+    assert not any(p.suffix in (".pkl", ".joblib", ".pickle", ".npz") and p.name not in arrays
                    for p in directory.rglob("*"))
 
 
@@ -117,6 +121,9 @@ def test_missing_and_corrupt_bundles(trained, tmp_path):
         load_bundle(d)
     d = _copy(trained["svm"][0], tmp_path / "d")
     (d / "model.skops").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(BundleError, match=r"model\.skops: sha256 must be the digest model_arrays\.npz records"):
+        load_bundle(d)
+    (d / "model_arrays.npz").unlink()  # then the skops file itself is read, and refused
     with pytest.raises(BundleError, match=r"model\.skops: cannot read"):
         load_bundle(d)
     d = _copy(trained["mlp"][0], tmp_path / "e")

@@ -76,6 +76,10 @@ def test_a_model_file_holding_untrusted_types_is_refused_before_anything_is_buil
     shutil.copytree(svm_bundle[0], folder)
     crafted = make_pipeline(FunctionTransformer(os.getcwd, validate=False), SVC())  # a function to call
     sio.dump(crafted, folder / "model.skops")
+    # the arrays predicted from stand for the saved file only
+    with pytest.raises(BundleError, match=r"model\.skops: sha256 must be the digest model_arrays\.npz records"):
+        load_bundle(folder)
+    (folder / "model_arrays.npz").unlink()
     with pytest.raises(BundleError, match=r"model\.skops: holds types featx does not load \(posix\.getcwd\)"):
         load_bundle(folder)
 

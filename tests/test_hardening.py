@@ -147,9 +147,13 @@ def test_tampered_model_files_are_refused(bundles, tmp_path, table):
     one_line_error(invoke("-q", "predict", bundle, table), "corrupt bundle", "model_check.npz", "check_X")
     other = _copy(bundles["knn"], tmp_path / "c")  # another estimator in the model file
     sio.dump(LogisticRegression().fit(np.eye(4)[:, :3], [0, 1, 0, 1]), other / "model.skops")
+    one_line_error(invoke("-q", "predict", other, table), "corrupt bundle", "model.skops", "sha256")
+    (other / "model_arrays.npz").unlink()  # without the arrays, the skops file itself is checked
     one_line_error(invoke("-q", "predict", other, table), "corrupt bundle", "model.skops", "KNeighborsClassifier")
     hyper = _copy(bundles["svm"], tmp_path / "d")  # metadata that no longer describes the model
     _edit_json(hyper / "metadata.json", _set("params", "C", value=3.0))
+    one_line_error(invoke("-q", "predict", hyper, table), "corrupt bundle", "model_arrays.npz", "C")
+    (hyper / "model_arrays.npz").unlink()
     one_line_error(invoke("-q", "predict", hyper, table), "corrupt bundle", "model.skops", "C")
 
 

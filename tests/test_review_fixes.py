@@ -274,7 +274,7 @@ def _tampered_copy(bundle, tmp_path, name, edit):
     ("metadata.json", lambda d: d["config"].__setitem__("folds", 0), "metadata.json: config.folds"),
     ("metadata.json", lambda d: d.pop("config"), "metadata.json: config must be present"),
     ("metadata.json", lambda d: d["params"].__setitem__("n_neighbors", 15),
-     "model.skops: model parameter n_neighbors must be 15"),
+     "model_arrays.npz: model parameter n_neighbors must be 15"),
 ])
 def test_corrupt_bundle_fields_are_refused(tmp_path, trained, name, edit, message):
     csv, bundle = trained

@@ -5,6 +5,8 @@ A bundle is a folder::
     model.keras          a Keras network (loaded with safe_mode=True), or
     model.skops          a scikit-learn estimator (skops: only trusted types are rebuilt),
     model_check.npz      with a few training rows and the probabilities it gave them
+    model_arrays.npz     the same estimator as plain arrays, where featx.models.portable
+                         covers it: predictions then need neither scikit-learn nor skops
     preprocessing.json   feature columns (or image kinds), classes, scaler or image statistics
     metadata.json        versions, model, hyperparameters, extraction settings,
                          resolved training config, seed, data fingerprint

@@ -25,6 +25,7 @@ per-file averages are the same for every family.
 """
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 import platform
@@ -309,13 +310,19 @@ def refuse_rows(table, detail: str) -> DataError:
     return DataError(f"{table.name}: {detail}")
 
 
+def _distribution_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a dependency
+        return None
+
+
 def library_versions(*, keras_too: bool = True) -> dict:
     """Versions that matter for reproducing a saved model (recorded in bundles, compared at loading)."""
-    import pandas as pd  # pandas and scikit-learn are heavy: only when a model is saved or loaded
-    import sklearn  # scikit-learn is heavy: imported on use
-
+    # the installed distributions' versions: importing pandas and scikit-learn to ask costs seconds
     versions = {"featx": __version__, "python": platform.python_version(),
-                "numpy": np.__version__, "pandas": pd.__version__, "scikit-learn": sklearn.__version__}
+                "numpy": np.__version__, "pandas": _distribution_version("pandas"),
+                "scikit-learn": _distribution_version("scikit-learn")}
     if keras_too:
         keras = import_keras()
         versions["keras"] = keras.__version__

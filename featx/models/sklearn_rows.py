@@ -7,12 +7,20 @@ its estimators hold (:data:`TRUSTED_TYPES`); a file that names any other type is
 refused before anything in it is built. Unlike a pickle, no code from the file
 can run, and unlike refitting from the training rows, loading costs no fit.
 
+Beside it, the estimators :mod:`featx.models.portable` covers (svm, knn, random
+forest, the ensemble) are also written as plain arrays (``model_arrays.npz``), checked at
+saving to give scikit-learn's probabilities to 1e-9. Prediction from a bundle then uses
+those arrays with NumPy alone: neither scikit-learn nor skops is imported, which takes
+more than a second, several times the cost of classifying one clip. The skops file is
+read only when the estimator itself is asked for (:attr:`SklearnRows.estimator`).
+
 Bundles written by featx 0.1.0 stored the training rows instead (``baseline.npz``)
 and are still loaded: the estimator is refitted from those rows and checked
 against probabilities saved at training time (:meth:`SklearnRows.load`).
 """
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 import zipfile
@@ -23,7 +31,9 @@ import numpy as np
 from ..runtime.threads import limited_threads
 from ..errors import BundleError, ConfigError
 from ..io.atomic import atomic_open, atomic_save
+from ..io.digest import file_sha256
 from .base import check_finite_proba, library_versions, rows_of
+from . import portable
 from .fields import corrupt, first_line
 from .tables import TableFamily
 
@@ -34,6 +44,10 @@ __all__ = ["SklearnRows", "TRUSTED_TYPES", "fit_estimator", "build_estimator", "
 #: The file of a skops-saved estimator, and of the rows it is checked against at loading.
 SKOPS_MODEL = "model.skops"
 CHECK_ARRAYS = "model_check.npz"
+#: The estimator's fitted state as plain arrays, for prediction without scikit-learn.
+PORTABLE_ARRAYS = "model_arrays.npz"
+#: How far the arrays' probabilities may stray from scikit-learn's on the check rows at saving.
+PORTABLE_TOLERANCE = 1e-9
 #: The file of a scikit-learn model in bundles of featx 0.1.0 (its training rows).
 LEGACY_BASELINE = "baseline.npz"
 #: Training rows kept to check a loaded estimator against the probabilities it gave when saved.
@@ -136,6 +150,30 @@ class SklearnRows(TableFamily):
     uses_validation = False
     keras_training = False
 
+    _estimator = None
+    _portable_path = None
+    _portable = None  # (tree, classes) of model_arrays.npz, when prediction needs no scikit-learn
+    _skops_pending = None  # (folder, metadata) of a skops file not read yet
+
+    @property
+    def estimator(self):
+        """The fitted scikit-learn estimator (read from ``model.skops`` on first use)."""
+        if self._estimator is None and self._skops_pending is not None:
+            directory, metadata = self._skops_pending
+            self._estimator = _load_skops(directory / SKOPS_MODEL)
+            self._skops_pending = None
+            self._check_params(directory / SKOPS_MODEL, metadata)
+            self._check_loaded(directory, metadata)
+        return self._estimator
+
+    @estimator.setter
+    def estimator(self, value):
+        self._estimator, self._portable, self._skops_pending = value, None, None
+
+    def __repr__(self) -> str:
+        fitted = self._estimator is not None or self._portable is not None or self._skops_pending is not None
+        return f"{type(self).__name__}({self.name!r}, {self.n_classes} classes, {'fitted' if fitted else 'unfitted'})"
+
     def fit(self, table, train, valid, *, seed, progress=None, desc="epochs", on_epoch=None):
         # the scaler is fitted on the training rows, the estimator on the training and
         # validation rows (a fixed split's valid list: featx 0.1.0's rule, kept so that
@@ -155,11 +193,15 @@ class SklearnRows(TableFamily):
         X = self._transform(table, rows)
         full = np.zeros((len(X), self.n_classes))
         if len(X):
-            proba = sklearn_proba(self.estimator, X)
+            if self._portable is not None:
+                tree, classes = self._portable
+                proba = _portable_proba(self._portable_path, tree, X)
+            else:
+                proba, classes = sklearn_proba(self.estimator, X), self.estimator.classes_
             if self.multi_label:
                 full[:] = proba
             else:  # a class absent from the training rows gets probability 0
-                full[:, np.asarray(self.estimator.classes_, dtype=int)] = proba
+                full[:, np.asarray(classes, dtype=int)] = proba
         return check_finite_proba(full, self.name)
 
     @classmethod
@@ -175,10 +217,36 @@ class SklearnRows(TableFamily):
         atomic_save(directory / SKOPS_MODEL,
                     lambda tmp: sio.dump(self.estimator, tmp, compression=zipfile.ZIP_DEFLATED))
         check = np.asarray(getattr(self, "_check_rows", np.zeros((0, len(self.feature_columns)))))
+        check_proba = sklearn_proba(self.estimator, check) if len(check) else np.zeros((0, self.n_classes))
         with atomic_open(directory / CHECK_ARRAYS) as fh:
-            np.savez_compressed(fh, check_X=check, check_proba=sklearn_proba(self.estimator, check)
-                                if len(check) else np.zeros((0, self.n_classes)))
-        return [SKOPS_MODEL, CHECK_ARRAYS, self.save_preprocessing(directory)]
+            np.savez_compressed(fh, check_X=check, check_proba=check_proba)
+        written = [SKOPS_MODEL, CHECK_ARRAYS]
+        arrays = self._portable_arrays(check, check_proba)
+        if arrays is not None:
+            # the arrays stand for this skops file only: a replaced file is refused at loading
+            arrays["skops_sha256"] = np.frombuffer(file_sha256(directory / SKOPS_MODEL).encode(), dtype=np.uint8)
+            arrays["params_json"] = np.frombuffer(json.dumps(self.params, sort_keys=True).encode(), dtype=np.uint8)
+            with atomic_open(directory / PORTABLE_ARRAYS) as fh:
+                np.savez_compressed(fh, **arrays)
+            written.append(PORTABLE_ARRAYS)
+        return [*written, self.save_preprocessing(directory)]
+
+    def _portable_arrays(self, check, check_proba) -> dict | None:
+        """The estimator as arrays, where :mod:`~featx.models.portable` covers it and
+        reproduces scikit-learn's probabilities on the check rows; else ``None``."""
+        if not len(check):
+            return None
+        try:
+            tree = portable.export(self.estimator)
+            gap = float(np.max(np.abs(portable.predict_proba(tree, check) - check_proba)))
+        except portable.Unsupported as exc:
+            logger.debug("%s: predicted with scikit-learn (%s)", self.name, exc)
+            return None
+        if not gap <= PORTABLE_TOLERANCE:
+            logger.debug("%s: arrays differ from scikit-learn by %.3g; predicted with scikit-learn", self.name, gap)
+            return None
+        classes = np.asarray(getattr(self.estimator, "classes_", np.arange(self.n_classes)))
+        return {**portable.to_arrays(tree), "classes": classes}
 
     @classmethod
     def load(cls, spec, directory, metadata, params):
@@ -187,10 +255,60 @@ class SklearnRows(TableFamily):
         if not (directory / SKOPS_MODEL).exists() and (directory / LEGACY_BASELINE).is_file():
             model.estimator = _refit_legacy(model, spec, directory, metadata, params)
             return model
+        if (directory / PORTABLE_ARRAYS).exists():
+            model._load_portable(directory, metadata)
+            return model
         model.estimator = _load_skops(directory / SKOPS_MODEL)
         model._check_params(directory / SKOPS_MODEL, metadata)
         model._check_loaded(directory, metadata)
         return model
+
+    def _load_portable(self, directory: Path, metadata: dict) -> None:
+        """Predict from ``model_arrays.npz``, checked against the saved check rows; the
+        skops file is read only if the estimator itself is asked for."""
+        path = directory / PORTABLE_ARRAYS
+        if not (directory / SKOPS_MODEL).is_file():
+            raise BundleError(f"{directory / SKOPS_MODEL}: missing; expected the saved estimator "
+                              f"({PORTABLE_ARRAYS} is a copy of it for fast prediction)")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+            tree = portable.from_arrays(arrays)
+            missing = sorted({"classes", "skops_sha256", "params_json"} - set(arrays))
+            if missing:
+                raise KeyError(f"no array {missing[0]!r}")
+            saved_params = json.loads(bytes(arrays["params_json"]).decode())
+            if not isinstance(saved_params, dict):
+                raise ValueError("params_json is not a JSON object")
+            portable.check_tree(tree, len(self.feature_columns))
+        except Exception as exc:  # any damage: a wrong archive, JSON, key, shape or index
+            raise BundleError(f"corrupt bundle: {path}: cannot read the model's arrays ({first_line(exc)})") from None
+        saved_digest = bytes(arrays["skops_sha256"]).decode("ascii", "replace")
+        if file_sha256(directory / SKOPS_MODEL) != saved_digest:
+            raise corrupt(directory / SKOPS_MODEL, "sha256", f"must be the digest {PORTABLE_ARRAYS} records "
+                          "(the model file was replaced or changed after saving)", received=False)
+        expected = json.loads(json.dumps(self.params))
+        for name, value in expected.items():  # metadata.json must describe the model predicted with
+            if name in saved_params and saved_params[name] != value:
+                raise corrupt(path, f"model parameter {name}", f"must be {value!r}, as the params of "
+                              "metadata.json say", saved_params[name])
+        classes = arrays["classes"]
+        n_out = self.n_classes
+        if (classes.ndim != 1 or not np.issubdtype(classes.dtype, np.integer) or len(classes) > n_out
+                or (len(classes) and not (0 <= classes.min() and classes.max() < n_out))):
+            raise corrupt(path, "classes", f"must be class numbers below {n_out}", classes.tolist())
+        self._portable_path = path
+        self._skops_pending = (directory, metadata)
+        self._portable = (tree, classes)
+        check_X, saved = _read_check(directory / CHECK_ARRAYS, len(self.feature_columns))
+        proba = _portable_proba(path, tree, check_X) if len(check_X) else np.zeros((0, saved.shape[-1]))
+        if proba.shape != saved.shape:
+            raise corrupt(directory / CHECK_ARRAYS, "check_proba", f"must have shape {proba.shape}", saved.shape)
+        gap = float(np.max(np.abs(proba - saved))) if proba.size else 0.0
+        if not gap <= CHECK_TOLERANCE:
+            raise corrupt(directory / CHECK_ARRAYS, "check_proba", f"must be what {PORTABLE_ARRAYS} predicts for "
+                          f"the check rows; they differ by up to {gap:.3g} (the model's arrays or the check rows "
+                          "were changed)", received=False)
 
     def _check_params(self, path: Path, metadata: dict) -> None:
         """The saved estimator is the one ``metadata.json``'s hyperparameters and seed build."""
@@ -218,16 +336,7 @@ class SklearnRows(TableFamily):
             raise corrupt(path, "model", "must be a classifier with predict_proba",
                           type(self.estimator).__name__)
         check_path = directory / CHECK_ARRAYS
-        if not check_path.is_file():
-            raise BundleError(f"{check_path}: missing; expected the rows the saved model is checked with")
-        try:
-            with np.load(check_path, allow_pickle=False) as data:
-                check_X, saved = data["check_X"], data["check_proba"]
-        except Exception as exc:
-            raise BundleError(f"{check_path}: cannot read the check rows ({first_line(exc)})") from None
-        if check_X.ndim != 2 or check_X.shape[1] != n_features or not np.isfinite(check_X).all():
-            raise corrupt(check_path, "check_X", f"must be a finite matrix with {n_features} columns",
-                          check_X.shape)
+        check_X, saved = _read_check(check_path, n_features)
         try:
             proba = sklearn_proba(self.estimator, check_X) if len(check_X) else np.zeros((0, self.n_classes))
         except Exception as exc:
@@ -242,6 +351,30 @@ class SklearnRows(TableFamily):
                               "(the model or the check rows were changed)", received=False)
             warnings.warn(f"{path}: the model does not reproduce its saved probabilities exactly under "
                           "these library versions; predictions may differ slightly", UserWarning, stacklevel=4)
+
+
+def _read_check(check_path: Path, n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    """The check rows and the probabilities saved for them, from ``model_check.npz``."""
+    if not check_path.is_file():
+        raise BundleError(f"{check_path}: missing; expected the rows the saved model is checked with")
+    try:
+        with np.load(check_path, allow_pickle=False) as data:
+            check_X, saved = data["check_X"], data["check_proba"]
+    except Exception as exc:
+        raise BundleError(f"{check_path}: cannot read the check rows ({first_line(exc)})") from None
+    if check_X.ndim != 2 or check_X.shape[1] != n_features or not np.isfinite(check_X).all():
+        raise corrupt(check_path, "check_X", f"must be a finite matrix with {n_features} columns",
+                      check_X.shape)
+    return check_X, saved
+
+
+def _portable_proba(path: Path, tree: dict, X: np.ndarray) -> np.ndarray:
+    """:func:`portable.predict_proba`, with damage the load-time check missed said in one line."""
+    try:
+        with limited_threads():
+            return portable.predict_proba(tree, X)
+    except Exception as exc:  # an index or shape a crafted file put out of range
+        raise BundleError(f"corrupt bundle: {path}: the model's arrays cannot predict ({first_line(exc)})") from None
 
 
 def _same_versions(metadata: dict) -> bool:
