@@ -1,4 +1,4 @@
-"""Importing Keras without TensorFlow's start-up chatter.
+"""Importing Keras without TensorFlow's start-up chatter, and the settings that make its fits fast.
 
 ``TF_CPP_MIN_LOG_LEVEL`` quiets TensorFlow's C++ logging once it is set up, but
 some releases print a few lines while loading, before the setting is read
@@ -131,6 +131,139 @@ def import_keras():
             if keras.backend.backend() != "tensorflow" and importlib.util.find_spec("tensorflow"):
                 with contextlib.suppress(Exception):
                     import tensorflow  # noqa: F401
+        if keras.backend.backend() == "jax":
+            enable_compile_cache()
     import keras
 
     return keras
+
+
+# ---------------------------------------------------------------------------
+# Fast fits on small tables: per-step overhead, not arithmetic, is what costs
+
+#: Most training steps one call of Keras's compiled train function runs (see
+#: :func:`steps_per_execution`).
+MAX_STEPS_PER_EXECUTION = 32
+
+
+def steps_per_execution(steps_per_epoch: int, *, limit: int = MAX_STEPS_PER_EXECUTION) -> int:
+    """Training steps per call of the compiled train function: a whole epoch, at most ``limit``.
+
+    Pass it to ``model.compile(steps_per_execution=...)``. A table model's step
+    takes well under a millisecond of arithmetic but several of Python and
+    dispatch around it; running a whole epoch per call removes most of that and
+    gives the very same weights (the steps, their order and their data do not
+    change). Per-epoch callbacks (early stopping, learning-rate schedules, the
+    epoch bar) are unaffected; per-batch hooks run once per call. The ``limit``
+    keeps one call short where an epoch is long (image models): Python, and so
+    Ctrl-C, gets control back between calls.
+
+    Parameters
+    ----------
+    steps_per_epoch : int >= 0
+        Batches per epoch (``ceil(rows / batch_size)``).
+    limit : int >= 1
+
+    Examples
+    --------
+    >>> steps_per_execution(25), steps_per_execution(300), steps_per_execution(0)
+    (25, 32, 1)
+    """
+    return max(1, min(int(steps_per_epoch), int(limit)))
+
+
+def nan_guard():
+    """A Keras callback that stops training at the end of an epoch whose loss is not finite.
+
+    Keras reports an epoch's ``loss`` as the running mean of its batch losses, so a
+    single NaN or infinite batch loss makes it non-finite: checking it once per
+    epoch catches what a per-batch check catches. A per-batch hook would make
+    Keras wait for every step's result before starting the next one (no
+    asynchronous dispatch) and cost a host round trip per batch.
+    """
+    import math
+
+    keras = import_keras()
+
+    class NanGuard(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                self.model.stop_training = True
+
+    return NanGuard()
+
+
+def set_tensorflow_threads(intra: int, inter: int) -> bool:
+    """Size TensorFlow's thread pools: ``intra`` threads inside one op, ``inter`` ops at once.
+
+    TensorFlow fixes them when its runtime starts (at the first op), so this must
+    come before any tensor is made. Returns ``False`` (and changes nothing) where
+    the backend is not TensorFlow or its runtime has already started.
+
+    Parameters
+    ----------
+    intra, inter : int >= 1
+    """
+    keras = import_keras()
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(int(intra))
+        tf.config.threading.set_inter_op_parallelism_threads(int(inter))
+    except RuntimeError:  # the runtime has started: its pools stay as they are
+        return False
+    return True
+
+
+#: Largest size of the JAX compilation cache in featx's cache folder (least recently used
+#: entries go first).
+COMPILE_CACHE_BYTES = 512 * 2**20
+
+
+def enable_compile_cache(folder=None, *, max_bytes: int = COMPILE_CACHE_BYTES):
+    """Keep what JAX compiles on disk, so that a later fit of the same network on the same
+    shapes (the next fold, a sweep's next trial, the next run) skips XLA's compilation.
+
+    Under the JAX backend only, and only where the ``filelock`` package is installed
+    (``featx[jax]`` brings it): JAX needs it to bound the cache's size and to let
+    several processes share the cache. Every compiled function is kept, however
+    quick to compile: a new process then also skips compiling the weight
+    initialisers and the small functions of its first fit. A cache folder the
+    user chose (``JAX_COMPILATION_CACHE_DIR``) is kept. Call it before JAX
+    compiles anything: JAX decides whether to use the cache at its first compile.
+    :func:`import_keras` calls it; ``JAX_ENABLE_COMPILATION_CACHE=false`` turns it off.
+
+    Parameters
+    ----------
+    folder : path, optional
+        Default: ``xla/`` in featx's cache folder (:func:`featx.io.cache.cache_root`).
+    max_bytes : int
+        JAX removes the least recently used entries beyond this size.
+
+    Returns
+    -------
+    str or None
+        The cache folder in use; ``None`` where no cache is used.
+    """
+    keras = import_keras()
+    if keras.backend.backend() != "jax" or importlib.util.find_spec("filelock") is None:
+        return None
+    import jax
+
+    if not jax.config.values.get("jax_enable_compilation_cache", True):  # JAX_ENABLE_COMPILATION_CACHE=false
+        return None
+    current = jax.config.values.get("jax_compilation_cache_dir")
+    if current:
+        return current
+    if folder is None:
+        from .io.cache import cache_root
+
+        folder = cache_root() / "xla"
+    folder = os.path.abspath(os.fspath(folder))
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_compilation_cache_max_size", int(max_bytes))
+    return folder

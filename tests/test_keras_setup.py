@@ -1,0 +1,187 @@
+"""featx._keras: the settings that make Keras fits fast, checked on real (tiny) fits.
+
+Steps per execution must not change what a fit learns; the epoch-level NaN guard
+must stop a diverging fit and leave a sound one alone, without a per-batch hook;
+the JAX compilation cache must be written by one process and read by the next.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from featx._keras import MAX_STEPS_PER_EXECUTION, steps_per_execution
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _data(n=96, d=6, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    X = (rng.normal(size=(n, d)) + y[:, None]).astype("float32")
+    return X, y
+
+
+def _mlp(keras, d=6, k=3):
+    return keras.Sequential([keras.Input((d,)), keras.layers.Dense(16, activation="relu"),
+                             keras.layers.Dropout(0.2), keras.layers.BatchNormalization(),
+                             keras.layers.Dense(k, activation="softmax")])
+
+
+def _weights(model) -> str:
+    return hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in model.get_weights())).hexdigest()
+
+
+def test_steps_per_execution_is_a_whole_epoch_up_to_the_limit():
+    assert steps_per_execution(25) == 25
+    assert steps_per_execution(1) == 1
+    assert steps_per_execution(0) == 1
+    assert steps_per_execution(10_000) == MAX_STEPS_PER_EXECUTION
+    assert steps_per_execution(10, limit=4) == 4
+
+
+def test_steps_per_execution_learns_the_same_weights(keras):
+    from featx.training.fit import seed_everything
+
+    X, y = _data()
+    X_valid, y_valid = _data(40, seed=1)
+    digests, losses = [], []
+    for spe in (1, steps_per_execution(-(-len(X) // 16))):
+        seed_everything(3)
+        model = _mlp(keras)
+        model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"], steps_per_execution=spe)
+        history = model.fit(X, y, validation_data=(X_valid, y_valid), batch_size=16, epochs=3, shuffle=True,
+                            verbose=0, callbacks=[keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=1)])
+        digests.append(_weights(model))
+        losses.append(history.history["val_loss"])
+    assert spe == 6
+    assert digests[0] == digests[1]
+    assert losses[0] == losses[1]
+
+
+def test_nan_guard_stops_a_diverging_fit_at_the_end_of_its_epoch(keras):
+    from featx._keras import nan_guard
+
+    X, y = _data()
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(1e12), loss="mse")
+    history = model.fit(X, y.astype("float32") * 1e6, batch_size=8, epochs=20, verbose=0,
+                        callbacks=[nan_guard()])
+    losses = history.history["loss"]
+    assert len(losses) < 20
+    assert not np.isfinite(losses[-1])
+    assert all(np.isfinite(loss) for loss in losses[:-1])
+
+
+def test_nan_guard_lets_a_sound_fit_run_and_has_no_batch_hook(keras):
+    from featx._keras import nan_guard
+
+    X, y = _data()
+    keras.utils.set_random_seed(0)
+    model = _mlp(keras)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    guard = nan_guard()
+    history = model.fit(X, y, batch_size=16, epochs=4, verbose=0, callbacks=[guard])
+    assert len(history.history["loss"]) == 4
+    # no per-batch hook: Keras need not wait for each step's loss before the next step
+    base = keras.callbacks.Callback
+    for hook in ("on_train_batch_end", "on_batch_end", "on_train_batch_begin"):
+        assert getattr(type(guard), hook) is getattr(base, hook)
+
+
+def _run(code: str, env: dict) -> subprocess.CompletedProcess:
+    full = dict(os.environ, **env)
+    full.pop("JAX_COMPILATION_CACHE_DIR", None)  # the user's own cache folder would win over featx's
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full, cwd=REPO,
+                          timeout=300)
+
+
+def test_tensorflow_threads_are_set_before_the_runtime_starts_and_not_after():
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("TensorFlow is not installed")
+    code = (
+        "import json\n"
+        "from featx._keras import import_keras, set_tensorflow_threads\n"
+        "import_keras()\n"
+        "import tensorflow as tf\n"
+        "before = set_tensorflow_threads(1, 1)\n"
+        "pools = [tf.config.threading.get_intra_op_parallelism_threads(),"
+        " tf.config.threading.get_inter_op_parallelism_threads()]\n"
+        "tf.constant(1.0) + 1.0\n"
+        "after = set_tensorflow_threads(2, 2)\n"
+        "print(json.dumps([before, pools, after, tf.config.threading.get_intra_op_parallelism_threads()]))\n"
+    )
+    done = _run(code, {"KERAS_BACKEND": "tensorflow"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    before, pools, after, intra = json.loads(done.stdout.strip().splitlines()[-1])
+    assert before is True and pools == [1, 1]
+    assert after is False and intra == 1
+
+
+_CACHE_FIT = (
+    "import json\n"
+    "import numpy as np\n"
+    "import jax\n"
+    "hits = []\n"
+    "jax.monitoring.register_event_listener("
+    "lambda event, **kw: hits.append(event) if event.endswith('cache_hits') else None)\n"
+    "from featx._keras import import_keras\n"
+    "keras = import_keras()\n"
+    "keras.utils.set_random_seed(0)\n"
+    "model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation='relu'),"
+    " keras.layers.Dense(3, activation='softmax')])\n"
+    "model.compile(optimizer='adam', loss='sparse_categorical_crossentropy')\n"
+    "x = np.random.default_rng(0).normal(size=(32, 6)).astype('float32')\n"
+    "model.fit(x, np.arange(32) % 3, batch_size=8, epochs=1, verbose=0)\n"
+    "print(json.dumps([jax.config.values['jax_compilation_cache_dir'], len(hits)]))\n"
+)
+
+
+def _needs_jax_cache():
+    missing = [name for name in ("jax", "filelock") if importlib.util.find_spec(name) is None]
+    if missing:
+        pytest.skip(f"{' and '.join(missing)} not installed (the featx[jax] extra brings them)")
+
+
+def test_jax_compiled_code_is_kept_in_featx_cache_folder_for_the_next_process(tmp_path):
+    _needs_jax_cache()
+    env = {"KERAS_BACKEND": "jax", "FEATX_CACHE_DIR": str(tmp_path / "cache"), "JAX_PLATFORMS": "cpu"}
+    first = _run(_CACHE_FIT, env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    folder, first_hits = json.loads(first.stdout.strip().splitlines()[-1])
+    assert Path(folder) == tmp_path / "cache" / "xla"
+    entries = sorted(p.name for p in Path(folder).glob("*-cache"))
+    assert any(name.startswith("jit_train_step") for name in entries), entries
+    second = _run(_CACHE_FIT, env)
+    assert second.returncode == 0, second.stderr[-2000:]
+    _, second_hits = json.loads(second.stdout.strip().splitlines()[-1])
+    assert second_hits > first_hits
+    assert sorted(p.name for p in Path(folder).glob("*-cache")) == entries  # nothing compiled anew
+
+
+def test_jax_cache_stays_off_when_jax_is_told_so(tmp_path):
+    _needs_jax_cache()
+    env = {"KERAS_BACKEND": "jax", "FEATX_CACHE_DIR": str(tmp_path / "cache"), "JAX_PLATFORMS": "cpu",
+           "JAX_ENABLE_COMPILATION_CACHE": "false"}
+    done = _run(_CACHE_FIT, env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    folder, _ = json.loads(done.stdout.strip().splitlines()[-1])
+    assert folder is None
+    assert not (tmp_path / "cache").exists()
+
+
+def test_no_jax_cache_under_tensorflow(keras):
+    from featx._keras import enable_compile_cache
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip(f"the test session runs Keras on {keras.backend.backend()}")
+    assert enable_compile_cache() is None
