@@ -1,0 +1,510 @@
+"""Keras training speed on the CPU: featx's fit path, faster variants of it and plain Keras, side by side.
+
+Three parts, each printing Markdown tables:
+
+``speed``
+    For each table model (mlp, cnn, lstm on the 30-s GTZAN table; segment-lstm on
+    the 3-s table), one fit on the training rows of fold 1 of featx's 5-fold track
+    split, ``--epochs`` epochs (early stopping off, so every variant runs them all),
+    by (a) featx's fit path as it is (``featx.training.fit.fit_model``), (b) that
+    path with candidates applied inside this process only (steps per execution, an
+    epoch-level NaN guard instead of the per-batch one, TensorFlow thread pools,
+    larger batches, the JAX backend and its compilation cache) and (c) a plain
+    Keras script (same network, ``compile`` + ``fit``, no callbacks). Every variant
+    runs in every repeat, in a rotated order; variants that need another backend or
+    other thread pools run in child processes, one per set-up and repeat. Printed:
+    seconds per fit (median and range), the first epoch (tracing and compiling)
+    and the later ones apart, the speed-up over (a) as the median and range of the
+    per-repeat ratios, and whether the trained weights are bit-identical to (a)'s.
+``accuracy``
+    featx's 5-fold track-grouped cross-validation (seed 0, the model's default
+    epochs and early stopping) per variant: out-of-fold track accuracy, its spread
+    over folds, the folds one by one, and the wall time of the cross-validation.
+``images``
+    The image models on a tiny spectrogram store made from the shared clips (in a
+    temporary folder): training samples/s with batches read from the store
+    (``featx.training.images.store_batches``) against the same images held in
+    memory as arrays, alternating, and the store feed's cost.
+
+    python bench/bench_keras_cpu.py                                # every part
+    python bench/bench_keras_cpu.py speed --models mlp,cnn --repeats 5
+    python bench/bench_keras_cpu.py accuracy --models mlp --cv-variants featx,spe+guard,jax
+    python bench/bench_keras_cpu.py images --image-models cnn2d,multihead --image-epochs 3
+
+The machine's load moves every figure: read the ratios (each from one repeat, where
+both sides ran minutes apart at most) before the seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+TABLE_MODELS = ["mlp", "cnn", "lstm", "segment-lstm"]
+IMAGE_MODELS = ["cnn2d", "cnn2d-base", "mfcc-cnn", "multihead"]
+#: Timed epochs per fit (mlp: its default; the lstm's epochs take seconds each).
+EPOCHS = {"mlp": 60, "cnn": 30, "lstm": 6, "segment-lstm": 30}
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One way of fitting: featx's path with candidates, or plain Keras."""
+
+    backend: str = "tensorflow"
+    path: str = "featx"  # or "plain"
+    spe: bool = False  # steps_per_execution (featx._keras.steps_per_execution)
+    guard: bool = False  # epoch-level NaN guard (featx._keras.nan_guard) for the per-batch one
+    batch: int | None = None  # batch size (default: the configuration's, 32)
+    threads: tuple | None = None  # TensorFlow (intra, inter) op threads
+    cache: str | None = None  # JAX compilation cache: "cold" (empty) or "warm" (after a cold fit)
+
+    @property
+    def setup(self) -> tuple:
+        """What needs its own process: the backend, the thread pools, a compilation cache (set
+        before JAX compiles anything)."""
+        return (self.backend, self.threads, bool(self.cache))
+
+
+VARIANTS = {
+    "featx": Variant(),
+    "spe": Variant(spe=True),
+    "guard": Variant(guard=True),
+    "spe+guard": Variant(spe=True, guard=True),
+    "spe+guard b64": Variant(spe=True, guard=True, batch=64),
+    "spe+guard b128": Variant(spe=True, guard=True, batch=128),
+    "spe+guard threads 1/1": Variant(spe=True, guard=True, threads=(1, 1)),
+    "spe+guard threads 2/1": Variant(spe=True, guard=True, threads=(2, 1)),
+    "plain": Variant(path="plain"),
+    "plain spe": Variant(path="plain", spe=True),
+    "jax featx": Variant(backend="jax"),
+    "jax spe+guard": Variant(backend="jax", spe=True, guard=True),
+    "jax spe+guard b64": Variant(backend="jax", spe=True, guard=True, batch=64),
+    "jax spe+guard b128": Variant(backend="jax", spe=True, guard=True, batch=128),
+    "jax spe+guard cache cold": Variant(backend="jax", spe=True, guard=True, cache="cold"),
+    "jax spe+guard cache warm": Variant(backend="jax", spe=True, guard=True, cache="warm"),
+    "jax plain": Variant(backend="jax", path="plain"),
+}
+#: Cross-validation variants (a "cache" variant starts from an empty cache at fold 1).
+CV_VARIANTS = {
+    "featx": Variant(),
+    "spe+guard": Variant(spe=True, guard=True),
+    "spe+guard b64": Variant(spe=True, guard=True, batch=64),
+    "spe+guard b128": Variant(spe=True, guard=True, batch=128),
+    "jax": Variant(backend="jax", spe=True, guard=True, cache="cold"),
+    "jax b64": Variant(backend="jax", spe=True, guard=True, cache="cold", batch=64),
+    "jax b128": Variant(backend="jax", spe=True, guard=True, cache="cold", batch=128),
+}
+
+
+def shared_data() -> Path:
+    """``$FEATX_SHARED_DATA``, else ``shared/data`` beside the checkout (or beside its parent folder)."""
+    if os.environ.get("FEATX_SHARED_DATA"):
+        return Path(os.environ["FEATX_SHARED_DATA"])
+    near = [folder / "shared" / "data" for folder in (ROOT.parent, ROOT.parent.parent)]
+    return next((p for p in near if p.exists()), near[0])
+
+
+def table_path(model: str) -> Path:
+    gtzan = shared_data() / "gtzan"
+    return gtzan / ("features_3_sec.classical_jazz_rock.csv" if model == "segment-lstm" else "features_30_sec.csv")
+
+
+# ---------------------------------------------------------------------------
+# Inside a child process: the backend and thread pools are set before Keras loads
+
+
+def _start(variant: Variant):
+    """Import Keras for ``variant``'s set-up (its environment was set by :func:`run_child`)."""
+    from featx._keras import import_keras, set_tensorflow_threads
+
+    keras = import_keras()
+    assert keras.backend.backend() == variant.backend, (keras.backend.backend(), variant.backend)
+    if variant.threads and not set_tensorflow_threads(*variant.threads):
+        raise SystemExit("TensorFlow's thread pools could not be set")
+    return keras
+
+
+@contextlib.contextmanager
+def applied(variant: Variant):
+    """featx's fit path with ``variant``'s candidates patched in (this process only)."""
+    from featx import _keras
+    from featx.training import fit, schedules
+
+    saved = (schedules.compile_options, fit._nan_guard)
+    original = schedules.compile_options
+
+    def compile_options(config, labels, steps_per_epoch, monitor):
+        kwargs, callbacks = original(config, labels, steps_per_epoch, monitor)
+        kwargs["steps_per_execution"] = _keras.steps_per_execution(steps_per_epoch)
+        return kwargs, callbacks
+
+    if variant.spe:
+        schedules.compile_options = compile_options
+    if variant.guard:
+        fit._nan_guard = _keras.nan_guard
+    try:
+        yield
+    finally:
+        schedules.compile_options, fit._nan_guard = saved
+
+
+def fold_data(model: str):
+    """Fold 1 of featx's 5-fold track split of the model's table, as featx feeds it to the model."""
+    from featx.data.splits import make_splits
+    from featx.data.table import read_feature_csv
+    from featx.models.registry import get_model
+    from featx.training.config import TrainConfig
+    from featx.training.cv import _fold_arrays, label_setup
+
+    table = read_feature_csv(table_path(model))
+    config = TrainConfig(model=model).validate()
+    spec = get_model(model)
+    prep0, y, max_segments = label_setup(table, spec, config)
+    fold = make_splits(table, split=config.split, folds=config.folds, seed=config.seed,
+                       valid_fraction=config.valid_fraction).folds[0]
+    prep = prep0.fit(table.X[fold.train])
+    X_tr, y_tr = _fold_arrays(table, spec, prep, fold.train, y, max_segments)
+    X_va, y_va = _fold_arrays(table, spec, prep, fold.valid, y, max_segments)
+    return spec, config, prep0, (X_tr, y_tr, X_va, y_va)
+
+
+def _digest(model) -> str:
+    return hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in model.get_weights())).hexdigest()[:16]
+
+
+def one_fit(keras, name: str, variant: Variant, spec, config, prep0, arrays, epochs: int) -> dict:
+    """Fit once as ``variant`` says; seconds of the whole fit (build, compile, fit) and per epoch."""
+    from featx import _keras
+    from featx.training import fit
+
+    X_tr, y_tr, X_va, y_va = arrays
+    config = dataclasses.replace(config, epochs=epochs, patience=0,
+                                 batch_size=variant.batch or config.batch_size)
+    stamps = []
+
+    class Clock(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            stamps.append(time.perf_counter())
+
+        def on_epoch_end(self, epoch, logs=None):
+            stamps.append(time.perf_counter())
+
+    if variant.path == "featx":
+        bar = fit._epoch_bar
+
+        def timed_bar(total, desc, progress):  # featx's own bar, and the clock beside it
+            callback = bar(total, desc, progress)
+            begin, end = callback.on_train_begin, callback.on_epoch_end
+
+            def on_train_begin(logs=None):
+                stamps.append(time.perf_counter())
+                begin(logs)
+
+            def on_epoch_end(epoch, logs=None):
+                end(epoch, logs)
+                stamps.append(time.perf_counter())
+
+            callback.on_train_begin, callback.on_epoch_end = on_train_begin, on_epoch_end
+            return callback
+
+        fit._epoch_bar = timed_bar
+        try:
+            with applied(variant):
+                start = time.perf_counter()
+                model, history = fit.fit_model(spec, config.params, X_tr, y_tr, X_va, y_va,
+                                               num_classes=len(prep0.classes), config=config, seed=config.seed,
+                                               progress=False, labels=prep0.labels)
+                seconds = time.perf_counter() - start
+        finally:
+            fit._epoch_bar = bar
+    else:  # a plain Keras script: the same network, compile and fit
+        start = time.perf_counter()
+        keras.utils.set_random_seed(config.seed)
+        model = spec.builder(tuple(X_tr.shape[1:]), len(prep0.classes), **config.params)
+        steps = -(-len(X_tr) // config.batch_size)
+        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                      steps_per_execution=_keras.steps_per_execution(steps) if variant.spe else 1)
+        result = model.fit(X_tr, y_tr, validation_data=(X_va, y_va) if len(X_va) else None, epochs=epochs,
+                           batch_size=config.batch_size, shuffle=True, verbose=0, callbacks=[Clock()])
+        seconds = time.perf_counter() - start
+        history = result.history
+    epochs_s = np.diff(stamps)
+    return {"variant": name, "seconds": seconds, "epochs": len(history["loss"]),
+            "first_epoch": float(epochs_s[0]), "later_epoch": float(np.median(epochs_s[1:])) if len(epochs_s) > 1
+            else float("nan"), "loss": float(history["loss"][-1]), "weights": _digest(model)}
+
+
+def warm_up(keras) -> None:
+    """One small fit of another network, so that no timed fit pays the backend's start."""
+    keras.utils.set_random_seed(0)
+    net = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4, activation="softmax")])
+    net.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x = np.random.default_rng(0).normal(size=(64, 8)).astype("float32")
+    net.fit(x, np.arange(64) % 4, batch_size=16, epochs=2, verbose=0)
+
+
+def fits_child(model: str, names: list[str], epochs: int, rotate: int) -> list[dict]:
+    """Every variant of ``names`` (one set-up), in an order rotated by ``rotate``.
+
+    A cache set-up runs its ``cold`` variant (an empty cache) before its ``warm`` one.
+    """
+    keras = _start(VARIANTS[names[0]])
+    warm_up(keras)
+    spec, config, prep0, arrays = fold_data(model)
+    k = rotate % len(names)
+    order = sorted(names, key=lambda n: n.endswith("warm")) if VARIANTS[names[0]].cache else names[k:] + names[:k]
+    return [one_fit(keras, name, VARIANTS[name], spec, config, prep0, arrays, epochs) for name in order]
+
+
+def cv_child(model: str, name: str) -> dict:
+    """featx's 5-fold track-grouped cross-validation with ``name``'s candidates."""
+    from featx.data.table import read_feature_csv
+    from featx.training.config import TrainConfig
+    from featx.training.cv import cross_validate
+
+    variant = CV_VARIANTS[name]
+    _start(variant)
+    table = read_feature_csv(table_path(model))
+    config = TrainConfig(model=model, seed=0, folds=5, split="track", refit=False,
+                         **({"batch_size": variant.batch} if variant.batch else {}))
+    with applied(variant):
+        start = time.perf_counter()
+        result = cross_validate(table, config, progress=False)
+        seconds = time.perf_counter() - start
+    m = result.metrics["track"]
+    return {"variant": name, "accuracy": m["accuracy"], "std": m["std"]["accuracy"], "f1_macro": m["f1_macro"],
+            "per_fold": [f["accuracy"] for f in m["per_fold"]], "seconds": seconds,
+            "epochs": [len(h.get("loss", [])) for h in result.histories]}
+
+
+def images_child(store: str, model: str, epochs: int, repeats: int) -> list[dict]:
+    """An image model trained from the store's batches and from in-memory arrays, alternating.
+
+    ``store``: featx's feed (``store_batches``, shuffled per epoch) with featx's callbacks
+    (per-batch NaN guard, epoch bar, schedule); ``store, epoch guard``: the same feed with
+    the epoch-level guard; ``store, spe+guard``: and steps per execution; ``memory``: a
+    plain Keras fit on the same images held as arrays.
+    """
+    from featx import _keras
+    from featx.data.store_table import StoreTable
+    from featx.models.registry import get_model
+    from featx.training.config import TrainConfig
+    from featx.training.fit import _epoch_bar, _nan_guard, seed_everything
+    from featx.training.images import image_setup, store_batches
+    from featx.training.schedules import compile_options
+
+    keras = _keras.import_keras()
+    table = StoreTable(store)
+    spec = get_model(model)
+    config = TrainConfig(model=model, epochs=epochs, folds=1, patience=0, valid_fraction=0.0).validate()
+    prep0, y, _ = image_setup(table, spec, config)
+    rows = np.arange(table.n_rows)
+    prep = prep0.fit(table.store, rows)
+    arrays = prep.model_input(table.store.read(rows, prep.kinds))
+    shapes = prep.shapes if len(prep.kinds) > 1 else prep.shapes[prep.kinds[0]]
+    feeds = ["store", "store, epoch guard", "store, spe+guard", "memory"]
+    out = []
+    for r in range(repeats):
+        for feed in feeds[r % len(feeds):] + feeds[:r % len(feeds)]:
+            stamps = []
+
+            class Clock(keras.callbacks.Callback):
+                def on_train_begin(self, logs=None):
+                    stamps.append(time.perf_counter())
+
+                def on_epoch_end(self, epoch, logs=None):
+                    stamps.append(time.perf_counter())
+
+            seed_everything(0)
+            net = spec.build(shapes, len(prep.classes), activation=prep.labels.activation, **config.params)
+            steps = -(-len(rows) // config.batch_size)
+            if feed == "memory":
+                net.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+                            loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                net.fit(arrays, y, batch_size=config.batch_size, epochs=epochs, shuffle=True, verbose=0,
+                        callbacks=[Clock()])
+            else:
+                kwargs, schedule = compile_options(config, prep.labels, steps, "loss")
+                if "spe" in feed:
+                    kwargs["steps_per_execution"] = _keras.steps_per_execution(steps)
+                net.compile(**kwargs)
+                guard = _keras.nan_guard() if feed.endswith("guard") else _nan_guard()
+                data = store_batches(table.store, rows, y, prep, batch_size=config.batch_size, shuffle=True, seed=0)
+                net.fit(data, epochs=epochs, verbose=0,
+                        callbacks=[guard, _epoch_bar(epochs, "epochs", False), *schedule, Clock()])
+            later = np.diff(stamps)[1:]
+            out.append({"feed": feed, "repeat": r, "samples_per_s": len(rows) / float(np.median(later)),
+                        "first_epoch": stamps[1] - stamps[0], "rows": int(len(rows)), "kinds": list(prep.kinds),
+                        "params": int(net.count_params())})
+    return out
+
+
+# ---------------------------------------------------------------------------
+# The parent: children per set-up, alternating, and the tables
+
+
+def run_child(args: list[str], variant: Variant) -> object:
+    """Run this script's ``args`` in a child set up for ``variant``; its RESULT line, decoded.
+
+    Under JAX, featx keeps compiled code in its cache folder: a ``cache`` variant gets an
+    empty one of its own (so its first fit compiles everything), any other runs without.
+    """
+    env = dict(os.environ, KERAS_BACKEND=variant.backend)
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    with tempfile.TemporaryDirectory(prefix="featx-bench-cache-") as cache:
+        if variant.cache:
+            env.update(FEATX_CACHE_DIR=cache, JAX_ENABLE_COMPILATION_CACHE="true")
+        else:
+            env["JAX_ENABLE_COMPILATION_CACHE"] = "false"
+        proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), *args], capture_output=True,
+                              text=True, env=env, cwd=ROOT)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f"child {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def spread(values) -> str:
+    values = [v for v in values if v == v]
+    if not values:
+        return "-"
+    return f"{statistics.median(values):.3g} ({min(values):.3g}-{max(values):.3g})"
+
+
+def speed(models: list[str], names: list[str], repeats: int, epochs: dict) -> None:
+    setups = {}
+    for name in names:
+        setups.setdefault(VARIANTS[name].setup, []).append(name)
+    groups = list(setups.values())
+    for model in models:
+        runs = {name: [] for name in names}
+        for r in range(repeats):
+            for g in groups[r % len(groups):] + groups[:r % len(groups)]:
+                out = run_child(["_fits", model, ",".join(g), str(epochs[model]), str(r)], VARIANTS[g[0]])
+                for item in out:
+                    runs[item["variant"]].append(item)
+                print(f"  {model} repeat {r + 1}: " + ", ".join(f"{i['variant']} {i['seconds']:.1f}s" for i in out),
+                      file=sys.stderr, flush=True)
+        base = runs.get("featx") or runs[names[0]]
+        print(f"\n### {model}: one fit of {epochs[model]} epochs on fold 1's training rows "
+              f"({table_path(model).name}), {repeats} repeats\n")
+        print("| variant | s/fit median (range) | first epoch s | later epochs s/epoch | speed-up vs featx "
+              "median (range) | final loss | weights as featx's |")
+        print("|---|---|---|---|---|---|---|")
+        for name in names:
+            items = runs[name]
+            ratios = [b["seconds"] / i["seconds"] for b, i in zip(base, items)]
+            ref = runs.get("jax featx") if VARIANTS[name].backend == "jax" and "jax featx" in runs else base
+            same = "yes" if items[0]["weights"] == ref[0]["weights"] else "no"
+            if ref is not base:
+                same += " (jax featx's)"
+            print(f"| {name} | {spread([i['seconds'] for i in items])} | {spread([i['first_epoch'] for i in items])} | "
+                  f"{spread([i['later_epoch'] for i in items])} | {spread(ratios)}x | {items[0]['loss']:.4f} | "
+                  f"{same} |", flush=True)
+
+
+def accuracy(models: list[str], names: list[str]) -> None:
+    for model in models:
+        print(f"\n### {model}: featx 5-fold track-grouped CV, seed 0, default epochs and early stopping "
+              f"({table_path(model).name}; no refit)\n")
+        print("| variant | track accuracy ± sd over folds | folds | macro F1 | CV seconds | epochs per fold |")
+        print("|---|---|---|---|---|---|")
+        for name in names:
+            r = run_child(["_cv", model, name], CV_VARIANTS[name])
+            print(f"| {name} | {r['accuracy']:.3f} ± {r['std']:.3f} | {' '.join(f'{a:.3f}' for a in r['per_fold'])} | "
+                  f"{r['f1_macro']:.3f} | {r['seconds']:.0f} | {' '.join(map(str, r['epochs']))} |", flush=True)
+
+
+def images(models: list[str], repeats: int, epochs: int, backends: list[str]) -> None:
+    """A tiny store from the shared clips, then each image model in a child per backend."""
+    from featx.extract.spectro_runner import run_spectrograms
+    from featx.features.spectrograms import SpectrogramSettings
+
+    audio = shared_data() / "gtzan" / "audio"
+    with tempfile.TemporaryDirectory(prefix="featx-bench-") as tmp:
+        store = Path(tmp) / "store"
+        run_spectrograms([audio], store, settings=SpectrogramSettings(), progress=False)
+        for backend in backends:
+            print(f"\n### image models ({backend}): training samples/s, store feed against in-memory arrays "
+                  f"({audio} made into a store of mel, MFCC and chroma images; batch 32; {epochs} epochs per fit, "
+                  f"the first left out; {repeats} repeats, feeds alternating)\n")
+            print("| model | rows | parameters | featx store feed | store feed, epoch guard | store feed, spe + "
+                  "epoch guard | in-memory arrays (plain fit) | featx store feed's cost vs memory, median (range) "
+                  "| with spe + epoch guard |")
+            print("|---|---|---|---|---|---|---|---|---|")
+            for model in models:
+                out = run_child(["_images", str(store), model, str(epochs), str(repeats)], Variant(backend=backend))
+                sps = {f: [o["samples_per_s"] for o in out if o["feed"] == f]
+                       for f in ("store", "store, epoch guard", "store, spe+guard", "memory")}
+                cost = [100 * (1 - a / b) for a, b in zip(sps["store"], sps["memory"])]
+                fast = [100 * (1 - a / b) for a, b in zip(sps["store, spe+guard"], sps["memory"])]
+                print(f"| {model} ({', '.join(out[0]['kinds'])}) | {out[0]['rows']} | {out[0]['params']:,} | "
+                      f"{spread(sps['store'])} | {spread(sps['store, epoch guard'])} | "
+                      f"{spread(sps['store, spe+guard'])} | {spread(sps['memory'])} | {spread(cost)} % | "
+                      f"{spread(fast)} % |", flush=True)
+
+
+def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["_fits"]:
+        model, names, epochs, rotate = argv[1], argv[2].split(","), int(argv[3]), int(argv[4])
+        print("RESULT " + json.dumps(fits_child(model, names, epochs, rotate)))
+        return
+    if argv[:1] == ["_images"]:
+        store, model, epochs, repeats = argv[1], argv[2], int(argv[3]), int(argv[4])
+        print("RESULT " + json.dumps(images_child(store, model, epochs, repeats)))
+        return
+    if argv[:1] == ["_cv"]:
+        print("RESULT " + json.dumps(cv_child(argv[1], argv[2])))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("parts", nargs="*", default=["speed", "accuracy", "images"],
+                        help="speed, accuracy, images (default: all)")
+    parser.add_argument("--models", default=",".join(TABLE_MODELS))
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="speed variants")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", default=None,
+                        help="timed epochs per model, e.g. mlp=60,lstm=4 (default: %s)" %
+                        ",".join(f"{k}={v}" for k, v in EPOCHS.items()))
+    parser.add_argument("--cv-variants", default="featx,spe+guard,jax")
+    parser.add_argument("--image-models", default="cnn2d,multihead")
+    parser.add_argument("--image-epochs", type=int, default=3)
+    parser.add_argument("--image-backends", default="tensorflow", help="e.g. tensorflow,jax")
+    args = parser.parse_args(argv)
+    unknown = [p for p in args.parts if p not in ("speed", "accuracy", "images")]
+    if unknown:
+        parser.error(f"unknown part {unknown[0]!r}; expected speed, accuracy or images")
+    models = args.models.split(",")
+    epochs = dict(EPOCHS)
+    for item in filter(None, (args.epochs or "").split(",")):
+        key, _, value = item.partition("=")
+        epochs[key] = int(value)
+    print(f"machine: {os.cpu_count()} CPU cores; load average {os.getloadavg()[0]:.1f} at the start; "
+          f"python {sys.version.split()[0]}")
+    if "speed" in args.parts:
+        speed(models, args.variants.split(","), args.repeats, epochs)
+    if "accuracy" in args.parts:
+        accuracy(models, args.cv_variants.split(","))
+    if "images" in args.parts:
+        images(args.image_models.split(","), args.repeats, args.image_epochs, args.image_backends.split(","))
+    print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
+
+
+if __name__ == "__main__":
+    main()
