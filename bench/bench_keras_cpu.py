@@ -72,12 +72,14 @@ class Variant:
     batch: int | None = None  # batch size (default: the configuration's, 32)
     threads: tuple | None = None  # TensorFlow (intra, inter) op threads
     cache: str | None = None  # JAX compilation cache: "cold" (empty) or "warm" (after a cold fit)
+    determinism: bool = True  # TensorFlow's op determinism (featx turns it on when it seeds)
+    jit: bool = False  # TensorFlow: jit_compile=True (XLA), which op determinism refuses
 
     @property
     def setup(self) -> tuple:
         """What needs its own process: the backend, the thread pools, a compilation cache (set
-        before JAX compiles anything)."""
-        return (self.backend, self.threads, bool(self.cache))
+        before JAX compiles anything), TensorFlow's op determinism (once on, on for good)."""
+        return (self.backend, self.threads, bool(self.cache), self.determinism or self.backend != "tensorflow")
 
 
 VARIANTS = {
@@ -89,15 +91,17 @@ VARIANTS = {
     "spe+guard b128": Variant(spe=True, guard=True, batch=128),
     "spe+guard threads 1/1": Variant(spe=True, guard=True, threads=(1, 1)),
     "spe+guard threads 2/1": Variant(spe=True, guard=True, threads=(2, 1)),
-    "plain": Variant(path="plain"),
-    "plain spe": Variant(path="plain", spe=True),
+    "spe+guard, no op determinism": Variant(spe=True, guard=True, determinism=False),
+    "spe+guard, no op determinism, jit": Variant(spe=True, guard=True, determinism=False, jit=True),
+    "plain": Variant(path="plain", determinism=False),
+    "plain spe": Variant(path="plain", spe=True, determinism=False),
     "jax featx": Variant(backend="jax"),
     "jax spe+guard": Variant(backend="jax", spe=True, guard=True),
     "jax spe+guard b64": Variant(backend="jax", spe=True, guard=True, batch=64),
     "jax spe+guard b128": Variant(backend="jax", spe=True, guard=True, batch=128),
     "jax spe+guard cache cold": Variant(backend="jax", spe=True, guard=True, cache="cold"),
     "jax spe+guard cache warm": Variant(backend="jax", spe=True, guard=True, cache="warm"),
-    "jax plain": Variant(backend="jax", path="plain"),
+    "jax plain": Variant(backend="jax", path="plain", determinism=False),
 }
 #: Cross-validation variants (a "cache" variant starts from an empty cache at fold 1).
 CV_VARIANTS = {
@@ -136,6 +140,10 @@ def _start(variant: Variant):
     assert keras.backend.backend() == variant.backend, (keras.backend.backend(), variant.backend)
     if variant.threads and not set_tensorflow_threads(*variant.threads):
         raise SystemExit("TensorFlow's thread pools could not be set")
+    if variant.backend == "tensorflow" and variant.determinism:  # on from the start, as after featx's first fit
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
     return keras
 
 
@@ -145,22 +153,29 @@ def applied(variant: Variant):
     from featx import _keras
     from featx.training import fit, schedules
 
-    saved = (schedules.compile_options, fit._nan_guard)
+    saved = (schedules.compile_options, fit._nan_guard, fit.seed_everything)
     original = schedules.compile_options
 
     def compile_options(config, labels, steps_per_epoch, monitor):
         kwargs, callbacks = original(config, labels, steps_per_epoch, monitor)
-        kwargs["steps_per_execution"] = _keras.steps_per_execution(steps_per_epoch)
+        if variant.spe:
+            kwargs["steps_per_execution"] = _keras.steps_per_execution(steps_per_epoch)
+        if variant.jit:
+            kwargs["jit_compile"] = True
         return kwargs, callbacks
 
-    if variant.spe:
-        schedules.compile_options = compile_options
+    def seed_only(seed):  # seeded as featx seeds, without TensorFlow's op determinism
+        _keras.import_keras().utils.set_random_seed(int(seed))
+
+    schedules.compile_options = compile_options
     if variant.guard:
         fit._nan_guard = _keras.nan_guard
+    if not variant.determinism:
+        fit.seed_everything = seed_only
     try:
         yield
     finally:
-        schedules.compile_options, fit._nan_guard = saved
+        schedules.compile_options, fit._nan_guard, fit.seed_everything = saved
 
 
 def fold_data(model: str):
@@ -298,11 +313,13 @@ def images_child(store: str, model: str, epochs: int, repeats: int) -> list[dict
 
     ``store``: featx's feed (``store_batches``, shuffled per epoch) with featx's callbacks
     (per-batch NaN guard, epoch bar, schedule); ``store, epoch guard``: the same feed with
-    the epoch-level guard; ``store, spe+guard``: and steps per execution; ``memory``: a
-    plain Keras fit on the same images held as arrays.
+    the epoch-level guard; ``store, spe+guard``: and steps per execution; ``store, rows in
+    memory``: featx's feed over :func:`featx.models.keras_speed.rows_in_memory` (the rows
+    read once before the fit); ``memory``: a plain Keras fit on the same images as arrays.
     """
     from featx import _keras
     from featx.data.store_table import StoreTable
+    from featx.models.keras_speed import rows_in_memory
     from featx.models.registry import get_model
     from featx.training.config import TrainConfig
     from featx.training.fit import _epoch_bar, _nan_guard, seed_everything
@@ -318,7 +335,7 @@ def images_child(store: str, model: str, epochs: int, repeats: int) -> list[dict
     prep = prep0.fit(table.store, rows)
     arrays = prep.model_input(table.store.read(rows, prep.kinds))
     shapes = prep.shapes if len(prep.kinds) > 1 else prep.shapes[prep.kinds[0]]
-    feeds = ["store", "store, epoch guard", "store, spe+guard", "memory"]
+    feeds = ["store", "store, epoch guard", "store, spe+guard", "store, rows in memory", "memory"]
     out = []
     for r in range(repeats):
         for feed in feeds[r % len(feeds):] + feeds[:r % len(feeds)]:
@@ -345,13 +362,21 @@ def images_child(store: str, model: str, epochs: int, repeats: int) -> list[dict
                     kwargs["steps_per_execution"] = _keras.steps_per_execution(steps)
                 net.compile(**kwargs)
                 guard = _keras.nan_guard() if feed.endswith("guard") else _nan_guard()
-                data = store_batches(table.store, rows, y, prep, batch_size=config.batch_size, shuffle=True, seed=0)
+                source = rows_in_memory(table.store, rows, prep.kinds) if feed.endswith("memory") else table.store
+                data = store_batches(source, rows, y, prep, batch_size=config.batch_size, shuffle=True, seed=0)
                 net.fit(data, epochs=epochs, verbose=0,
                         callbacks=[guard, _epoch_bar(epochs, "epochs", False), *schedule, Clock()])
             later = np.diff(stamps)[1:]
             out.append({"feed": feed, "repeat": r, "samples_per_s": len(rows) / float(np.median(later)),
-                        "first_epoch": stamps[1] - stamps[0], "rows": int(len(rows)), "kinds": list(prep.kinds),
-                        "params": int(net.count_params())})
+                        "epoch_s": float(np.median(later)), "first_epoch": stamps[1] - stamps[0],
+                        "rows": int(len(rows)), "kinds": list(prep.kinds), "params": int(net.count_params())})
+        # the feed alone: every batch of an epoch read and standardised as Keras asks for them
+        data = store_batches(table.store, rows, y, prep, batch_size=config.batch_size, shuffle=True, seed=r)
+        start = time.perf_counter()
+        for i in range(len(data)):
+            data[i]
+        data.on_epoch_end()
+        out.append({"feed": "read only", "repeat": r, "epoch_s": time.perf_counter() - start})
     return out
 
 
@@ -445,19 +470,23 @@ def images(models: list[str], repeats: int, epochs: int, backends: list[str]) ->
                   f"({audio} made into a store of mel, MFCC and chroma images; batch 32; {epochs} epochs per fit, "
                   f"the first left out; {repeats} repeats, feeds alternating)\n")
             print("| model | rows | parameters | featx store feed | store feed, epoch guard | store feed, spe + "
-                  "epoch guard | in-memory arrays (plain fit) | featx store feed's cost vs memory, median (range) "
-                  "| with spe + epoch guard |")
-            print("|---|---|---|---|---|---|---|---|---|")
+                  "epoch guard | store feed, rows in memory | in-memory arrays (plain fit) | featx store feed's "
+                  "cost vs memory, median (range) | with rows in memory | reading an epoch's batches alone, s "
+                  "(share of a featx epoch) |")
+            print("|---|---|---|---|---|---|---|---|---|---|---|")
             for model in models:
                 out = run_child(["_images", str(store), model, str(epochs), str(repeats)], Variant(backend=backend))
                 sps = {f: [o["samples_per_s"] for o in out if o["feed"] == f]
-                       for f in ("store", "store, epoch guard", "store, spe+guard", "memory")}
+                       for f in ("store", "store, epoch guard", "store, spe+guard", "store, rows in memory", "memory")}
                 cost = [100 * (1 - a / b) for a, b in zip(sps["store"], sps["memory"])]
-                fast = [100 * (1 - a / b) for a, b in zip(sps["store, spe+guard"], sps["memory"])]
+                fast = [100 * (1 - a / b) for a, b in zip(sps["store, rows in memory"], sps["memory"])]
+                reads = [o["epoch_s"] for o in out if o["feed"] == "read only"]
+                share = [100 * a / o["epoch_s"] for a, o in zip(reads, (o for o in out if o["feed"] == "store"))]
                 print(f"| {model} ({', '.join(out[0]['kinds'])}) | {out[0]['rows']} | {out[0]['params']:,} | "
                       f"{spread(sps['store'])} | {spread(sps['store, epoch guard'])} | "
-                      f"{spread(sps['store, spe+guard'])} | {spread(sps['memory'])} | {spread(cost)} % | "
-                      f"{spread(fast)} % |", flush=True)
+                      f"{spread(sps['store, spe+guard'])} | {spread(sps['store, rows in memory'])} | "
+                      f"{spread(sps['memory'])} | {spread(cost)} % | "
+                      f"{spread(fast)} % | {spread(reads)} ({spread(share)} %) |", flush=True)
 
 
 def main(argv=None) -> None:

@@ -67,6 +67,39 @@ def test_steps_per_execution_learns_the_same_weights(keras):
     assert losses[0] == losses[1]
 
 
+def test_steps_per_execution_learns_the_same_weights_from_a_batch_dataset(keras):
+    """Image models read batches from a ``keras.utils.PyDataset`` that reshuffles every epoch."""
+    from featx.training.fit import seed_everything
+
+    X, y = _data(70)
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.epoch = 0
+
+        def __len__(self):
+            return -(-len(X) // 16)
+
+        def __getitem__(self, index):
+            order = np.random.default_rng([0, self.epoch]).permutation(len(X))
+            pick = order[index * 16:(index + 1) * 16]
+            return X[pick], y[pick]
+
+        def on_epoch_end(self):
+            self.epoch += 1
+
+    digests = []
+    for spe in (1, steps_per_execution(len(Batches()))):
+        seed_everything(5)
+        model = _mlp(keras)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", steps_per_execution=spe)
+        model.fit(Batches(), epochs=3, verbose=0)
+        digests.append(_weights(model))
+    assert spe == 5
+    assert digests[0] == digests[1]
+
+
 def test_nan_guard_stops_a_diverging_fit_at_the_end_of_its_epoch(keras):
     from featx._keras import nan_guard
 
@@ -185,3 +218,77 @@ def test_no_jax_cache_under_tensorflow(keras):
     if keras.backend.backend() != "tensorflow":
         pytest.skip(f"the test session runs Keras on {keras.backend.backend()}")
     assert enable_compile_cache() is None
+
+
+# ---------------------------------------------------------------------------
+# An image model's rows held in memory (featx.models.keras_speed)
+
+
+@pytest.fixture(scope="module")
+def image_store(tmp_path_factory):
+    """A store of random mel and MFCC images of 6 tracks x 3 segments (no audio)."""
+    from featx.data.store import StoreWriter, open_store
+    from featx.features.spectrograms import SpectrogramSettings
+
+    settings = SpectrogramSettings(kinds="mel,mfcc", image_size=(16, 20))
+    path = tmp_path_factory.mktemp("rows") / "store"
+    rng = np.random.default_rng(0)
+    with StoreWriter(path, settings) as writer:
+        for k in range(6):
+            genre = ("rock", "jazz")[k % 2]
+            images = {kind: rng.normal(k % 2, 1.0, size=(3, 16, 20)).astype(np.float32) for kind in ("mel", "mfcc")}
+            writer.append(images, key=f"{genre}/{genre}.{k:05d}.wav", filename=f"{genre}.{k:05d}.wav", label=genre,
+                          length=66149)
+    return open_store(path)
+
+
+def test_rows_in_memory_read_as_the_store_reads(image_store):
+    from featx.models.keras_speed import RowCache, rows_in_memory
+
+    rows = np.array([0, 2, 3, 5, 7, 11, 12, 17])
+    cache = rows_in_memory(image_store, rows[::-1], ("mel", "mfcc"))
+    assert isinstance(cache, RowCache)
+    assert cache.nbytes == len(rows) * 2 * 16 * 20 * 4
+    asked = np.array([17, 0, 5, 5, 12, 2])  # any order, repeats
+    for kinds in (("mel", "mfcc"), ("mfcc",), "mel"):
+        got, want = cache.read(asked, kinds), image_store.read(asked, kinds)
+        assert list(got) == list(want)
+        for kind in want:
+            assert got[kind].dtype == np.float32
+            np.testing.assert_array_equal(got[kind], want[kind])
+    assert cache.image_shape("mel") == image_store.image_shape("mel")
+    with pytest.raises(KeyError, match="row 1 is not held"):
+        cache.read([0, 1])
+    with pytest.raises(KeyError, match="kind 'chroma' is not held"):
+        cache.read([0], ("chroma",))
+
+
+def test_rows_beyond_the_memory_allowed_are_read_from_the_store(image_store):
+    from featx.models.keras_speed import memory_budget, rows_in_memory
+
+    assert rows_in_memory(image_store, np.arange(18), ("mel",), max_bytes=18 * 16 * 20 * 4 - 1) is image_store
+    assert rows_in_memory(image_store, np.arange(18), ("mel",), max_bytes=18 * 16 * 20 * 4) is not image_store
+    assert 0 < memory_budget(limit=2**20) <= 2**20
+
+
+def test_an_image_model_learns_the_same_weights_from_rows_in_memory(image_store, keras):
+    from featx.data.labels import LabelEncoding
+    from featx.models.keras_speed import rows_in_memory
+    from featx.models.registry import get_model
+    from featx.training.fit import seed_everything
+    from featx.training.images import ImagePreprocessing, store_batches
+
+    labels = LabelEncoding().fit(image_store.rows["label"])
+    y = labels.encode(image_store.rows["label"])
+    train = np.array([0, 1, 2, 3, 4, 5, 9, 10, 11, 12, 13, 14])
+    prep = ImagePreprocessing(["mel"], labels, {"mel": (16, 20)}).fit(image_store, train)
+    spec = get_model("cnn2d-base")
+    digests = []
+    for source in (image_store, rows_in_memory(image_store, train, ("mel",))):
+        seed_everything(1)
+        model = spec.build((16, 20), 2, filters=(4,), dense=8)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        model.fit(store_batches(source, train, y[train], prep, batch_size=4, shuffle=True, seed=1), epochs=2,
+                  verbose=0)
+        digests.append(_weights(model))
+    assert digests[0] == digests[1]
