@@ -91,8 +91,8 @@ VARIANTS = {
     "spe+guard b128": Variant(spe=True, guard=True, batch=128),
     "spe+guard threads 1/1": Variant(spe=True, guard=True, threads=(1, 1)),
     "spe+guard threads 2/1": Variant(spe=True, guard=True, threads=(2, 1)),
-    "spe+guard, no op determinism": Variant(spe=True, guard=True, determinism=False),
-    "spe+guard, no op determinism, jit": Variant(spe=True, guard=True, determinism=False, jit=True),
+    "spe+guard no-determinism": Variant(spe=True, guard=True, determinism=False),
+    "spe+guard no-determinism jit": Variant(spe=True, guard=True, determinism=False, jit=True),
     "plain": Variant(path="plain", determinism=False),
     "plain spe": Variant(path="plain", spe=True, determinism=False),
     "jax featx": Variant(backend="jax"),
@@ -112,6 +112,7 @@ CV_VARIANTS = {
     "jax": Variant(backend="jax", spe=True, guard=True, cache="cold"),
     "jax b64": Variant(backend="jax", spe=True, guard=True, cache="cold", batch=64),
     "jax b128": Variant(backend="jax", spe=True, guard=True, cache="cold", batch=128),
+    "jax warm-cache": Variant(backend="jax", spe=True, guard=True, cache="warm"),
 }
 
 
@@ -336,17 +337,20 @@ def images_child(store: str, model: str, epochs: int, repeats: int) -> list[dict
     arrays = prep.model_input(table.store.read(rows, prep.kinds))
     shapes = prep.shapes if len(prep.kinds) > 1 else prep.shapes[prep.kinds[0]]
     feeds = ["store", "store, epoch guard", "store, spe+guard", "store, rows in memory", "memory"]
+    cached = rows_in_memory(table.store, rows, prep.kinds)
     out = []
     for r in range(repeats):
         for feed in feeds[r % len(feeds):] + feeds[:r % len(feeds)]:
-            stamps = []
+            stamps, cpu = [], []
 
             class Clock(keras.callbacks.Callback):
                 def on_train_begin(self, logs=None):
                     stamps.append(time.perf_counter())
+                    cpu.append(time.process_time())
 
                 def on_epoch_end(self, epoch, logs=None):
                     stamps.append(time.perf_counter())
+                    cpu.append(time.process_time())
 
             seed_everything(0)
             net = spec.build(shapes, len(prep.classes), activation=prep.labels.activation, **config.params)
@@ -369,14 +373,17 @@ def images_child(store: str, model: str, epochs: int, repeats: int) -> list[dict
             later = np.diff(stamps)[1:]
             out.append({"feed": feed, "repeat": r, "samples_per_s": len(rows) / float(np.median(later)),
                         "epoch_s": float(np.median(later)), "first_epoch": stamps[1] - stamps[0],
+                        "cpu_epoch_s": float(np.median(np.diff(cpu)[1:])),
                         "rows": int(len(rows)), "kinds": list(prep.kinds), "params": int(net.count_params())})
         # the feed alone: every batch of an epoch read and standardised as Keras asks for them
-        data = store_batches(table.store, rows, y, prep, batch_size=config.batch_size, shuffle=True, seed=r)
-        start = time.perf_counter()
-        for i in range(len(data)):
-            data[i]
-        data.on_epoch_end()
-        out.append({"feed": "read only", "repeat": r, "epoch_s": time.perf_counter() - start})
+        for feed, source in (("read only", table.store), ("read only, rows in memory", cached)):
+            data = store_batches(source, rows, y, prep, batch_size=config.batch_size, shuffle=True, seed=r)
+            start, start_cpu = time.perf_counter(), time.process_time()
+            for i in range(len(data)):
+                data[i]
+            data.on_epoch_end()
+            out.append({"feed": feed, "repeat": r, "epoch_s": time.perf_counter() - start,
+                        "cpu_epoch_s": time.process_time() - start_cpu})
     return out
 
 
@@ -384,17 +391,18 @@ def images_child(store: str, model: str, epochs: int, repeats: int) -> list[dict
 # The parent: children per set-up, alternating, and the tables
 
 
-def run_child(args: list[str], variant: Variant) -> object:
+def run_child(args: list[str], variant: Variant, kept_cache: str | None = None) -> object:
     """Run this script's ``args`` in a child set up for ``variant``; its RESULT line, decoded.
 
     Under JAX, featx keeps compiled code in its cache folder: a ``cache`` variant gets an
-    empty one of its own (so its first fit compiles everything), any other runs without.
+    empty one of its own (so its first fit compiles everything), or ``kept_cache`` (what
+    earlier runs left there), any other runs without.
     """
     env = dict(os.environ, KERAS_BACKEND=variant.backend)
     env.pop("JAX_COMPILATION_CACHE_DIR", None)
     with tempfile.TemporaryDirectory(prefix="featx-bench-cache-") as cache:
         if variant.cache:
-            env.update(FEATX_CACHE_DIR=cache, JAX_ENABLE_COMPILATION_CACHE="true")
+            env.update(FEATX_CACHE_DIR=kept_cache or cache, JAX_ENABLE_COMPILATION_CACHE="true")
         else:
             env["JAX_ENABLE_COMPILATION_CACHE"] = "false"
         proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), *args], capture_output=True,
@@ -444,16 +452,36 @@ def speed(models: list[str], names: list[str], repeats: int, epochs: dict) -> No
                   f"{same} |", flush=True)
 
 
-def accuracy(models: list[str], names: list[str]) -> None:
+def accuracy(models: list[str], names: list[str], repeats: int) -> None:
+    """Each variant's cross-validation ``repeats`` times, variants alternating.
+
+    A ``warm`` cache variant first runs once untimed, into a cache folder its timed runs
+    then share: a second ``featx train`` of the same model on the same table.
+    """
     for model in models:
+        runs = {name: [] for name in names}
+        with tempfile.TemporaryDirectory(prefix="featx-bench-kept-") as kept:
+            for name in names:
+                if CV_VARIANTS[name].cache == "warm":
+                    run_child(["_cv", model, name], CV_VARIANTS[name], kept)
+            for r in range(repeats):
+                for name in names[r % len(names):] + names[:r % len(names)]:
+                    runs[name].append(run_child(["_cv", model, name], CV_VARIANTS[name], kept))
+                    print(f"  {model} CV repeat {r + 1}: {name} {runs[name][-1]['seconds']:.0f} s",
+                          file=sys.stderr, flush=True)
+        base = runs[names[0]]
         print(f"\n### {model}: featx 5-fold track-grouped CV, seed 0, default epochs and early stopping "
-              f"({table_path(model).name}; no refit)\n")
-        print("| variant | track accuracy ± sd over folds | folds | macro F1 | CV seconds | epochs per fold |")
-        print("|---|---|---|---|---|---|")
+              f"({table_path(model).name}; no refit), {repeats} run(s) per variant, alternating\n")
+        print(f"| variant | track accuracy ± sd over folds | folds | macro F1 | same in every run | CV seconds "
+              f"median (range) | speed-up vs {names[0]} median (range) | epochs per fold |")
+        print("|---|---|---|---|---|---|---|---|")
         for name in names:
-            r = run_child(["_cv", model, name], CV_VARIANTS[name])
+            r, items = runs[name][0], runs[name]
+            same = all(i["per_fold"] == r["per_fold"] for i in items)
+            ratios = [b["seconds"] / i["seconds"] for b, i in zip(base, items)]
             print(f"| {name} | {r['accuracy']:.3f} ± {r['std']:.3f} | {' '.join(f'{a:.3f}' for a in r['per_fold'])} | "
-                  f"{r['f1_macro']:.3f} | {r['seconds']:.0f} | {' '.join(map(str, r['epochs']))} |", flush=True)
+                  f"{r['f1_macro']:.3f} | {'yes' if same else 'no'} | {spread([i['seconds'] for i in items])} | "
+                  f"{spread(ratios)}x | {' '.join(map(str, r['epochs']))} |", flush=True)
 
 
 def images(models: list[str], repeats: int, epochs: int, backends: list[str]) -> None:
@@ -472,8 +500,9 @@ def images(models: list[str], repeats: int, epochs: int, backends: list[str]) ->
             print("| model | rows | parameters | featx store feed | store feed, epoch guard | store feed, spe + "
                   "epoch guard | store feed, rows in memory | in-memory arrays (plain fit) | featx store feed's "
                   "cost vs memory, median (range) | with rows in memory | reading an epoch's batches alone, s "
-                  "(share of a featx epoch) |")
-            print("|---|---|---|---|---|---|---|---|---|---|---|")
+                  "(share of a featx epoch) | the same from rows in memory |")
+            print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+            cpu_rows = []
             for model in models:
                 out = run_child(["_images", str(store), model, str(epochs), str(repeats)], Variant(backend=backend))
                 sps = {f: [o["samples_per_s"] for o in out if o["feed"] == f]
@@ -482,11 +511,28 @@ def images(models: list[str], repeats: int, epochs: int, backends: list[str]) ->
                 fast = [100 * (1 - a / b) for a, b in zip(sps["store, rows in memory"], sps["memory"])]
                 reads = [o["epoch_s"] for o in out if o["feed"] == "read only"]
                 share = [100 * a / o["epoch_s"] for a, o in zip(reads, (o for o in out if o["feed"] == "store"))]
+                mem = [o["epoch_s"] for o in out if o["feed"] == "read only, rows in memory"]
+                mem_share = [100 * a / o["epoch_s"] for a, o in zip(mem, (o for o in out if o["feed"] == "store"))]
+                cpu_rows.append((model, {f: [o["cpu_epoch_s"] for o in out if o["feed"] == f and "cpu_epoch_s" in o]
+                                         for f in ("store", "store, rows in memory", "memory", "read only",
+                                                   "read only, rows in memory")}))
                 print(f"| {model} ({', '.join(out[0]['kinds'])}) | {out[0]['rows']} | {out[0]['params']:,} | "
                       f"{spread(sps['store'])} | {spread(sps['store, epoch guard'])} | "
                       f"{spread(sps['store, spe+guard'])} | {spread(sps['store, rows in memory'])} | "
                       f"{spread(sps['memory'])} | {spread(cost)} % | "
-                      f"{spread(fast)} % | {spread(reads)} ({spread(share)} %) |", flush=True)
+                      f"{spread(fast)} % | {spread(reads)} ({spread(share)} %) | {spread(mem)} "
+                      f"({spread(mem_share)} %) |", flush=True)
+            print(f"\nThe same fits in CPU seconds of the process per epoch (all its threads; less moved by other "
+                  f"processes than wall time), {backend}:\n")
+            print("| model | featx store feed | rows in memory | in-memory arrays | store feed's extra CPU vs memory "
+                  "| rows in memory's | reading an epoch alone: store | rows in memory |")
+            print("|---|---|---|---|---|---|---|---|")
+            for model, c in cpu_rows:
+                extra = [100 * (a / b - 1) for a, b in zip(c["store"], c["memory"])]
+                extra_mem = [100 * (a / b - 1) for a, b in zip(c["store, rows in memory"], c["memory"])]
+                print(f"| {model} | {spread(c['store'])} | {spread(c['store, rows in memory'])} | {spread(c['memory'])} "
+                      f"| {spread(extra)} % | {spread(extra_mem)} % | {spread(c['read only'])} | "
+                      f"{spread(c['read only, rows in memory'])} |", flush=True)
 
 
 def main(argv=None) -> None:
@@ -511,7 +557,9 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", default=None,
                         help="timed epochs per model, e.g. mlp=60,lstm=4 (default: %s)" %
                         ",".join(f"{k}={v}" for k, v in EPOCHS.items()))
-    parser.add_argument("--cv-variants", default="featx,spe+guard,jax")
+    parser.add_argument("--cv-variants", default="featx,spe+guard,jax,jax, cache of an earlier run",
+                        help="comma-separated; the first is the baseline of the speed-ups")
+    parser.add_argument("--cv-repeats", type=int, default=1)
     parser.add_argument("--image-models", default="cnn2d,multihead")
     parser.add_argument("--image-epochs", type=int, default=3)
     parser.add_argument("--image-backends", default="tensorflow", help="e.g. tensorflow,jax")
@@ -529,7 +577,7 @@ def main(argv=None) -> None:
     if "speed" in args.parts:
         speed(models, args.variants.split(","), args.repeats, epochs)
     if "accuracy" in args.parts:
-        accuracy(models, args.cv_variants.split(","))
+        accuracy(models, args.cv_variants.split(","), args.cv_repeats)
     if "images" in args.parts:
         images(args.image_models.split(","), args.repeats, args.image_epochs, args.image_backends.split(","))
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
