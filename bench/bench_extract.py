@@ -53,7 +53,7 @@ def single_core(files, *, whole_file: bool):
     """Wall seconds for the baseline and for featx on ``files``, the largest relative
     difference, and the ratio of their CPU (process) times, which other processes on a
     busy machine disturb less than wall time."""
-    from featx.allocator import keep_work_arrays
+    from featx.runtime.allocator import keep_work_arrays
 
     # the allocator settings `featx extract` uses (they do not change the baseline's
     # speed: 1.57 against 1.63 s per clip in an A/B run)

@@ -67,8 +67,8 @@ class Variant:
 
     backend: str = "tensorflow"
     path: str = "featx"  # or "plain"
-    spe: bool = False  # steps_per_execution (featx._keras.steps_per_execution)
-    guard: bool = False  # epoch-level NaN guard (featx._keras.nan_guard) for the per-batch one
+    spe: bool = False  # steps_per_execution (featx.runtime.keras.steps_per_execution)
+    guard: bool = False  # epoch-level NaN guard (featx.runtime.keras.nan_guard) for the per-batch one
     batch: int | None = None  # batch size (default: the configuration's, 32)
     threads: tuple | None = None  # TensorFlow (intra, inter) op threads
     cache: str | None = None  # JAX compilation cache: "cold" (empty) or "warm" (after a cold fit)
@@ -135,7 +135,7 @@ def table_path(model: str) -> Path:
 
 def _start(variant: Variant):
     """Import Keras for ``variant``'s set-up (its environment was set by :func:`run_child`)."""
-    from featx._keras import import_keras, set_tensorflow_threads
+    from featx.runtime.keras import import_keras, set_tensorflow_threads
 
     keras = import_keras()
     assert keras.backend.backend() == variant.backend, (keras.backend.backend(), variant.backend)
@@ -151,7 +151,7 @@ def _start(variant: Variant):
 @contextlib.contextmanager
 def applied(variant: Variant):
     """featx's fit path with ``variant``'s candidates patched in (this process only)."""
-    from featx import _keras
+    from featx.runtime import keras as _keras
     from featx.training import fit, schedules
 
     saved = (schedules.compile_options, fit._nan_guard, fit.seed_everything)
@@ -205,7 +205,7 @@ def _digest(model) -> str:
 
 def one_fit(keras, name: str, variant: Variant, spec, config, prep0, arrays, epochs: int) -> dict:
     """Fit once as ``variant`` says; seconds of the whole fit (build, compile, fit) and per epoch."""
-    from featx import _keras
+    from featx.runtime import keras as _keras
     from featx.training import fit
 
     X_tr, y_tr, X_va, y_va = arrays
@@ -318,7 +318,7 @@ def images_child(store: str, model: str, epochs: int, repeats: int) -> list[dict
     memory``: featx's feed over :func:`featx.models.keras_speed.rows_in_memory` (the rows
     read once before the fit); ``memory``: a plain Keras fit on the same images as arrays.
     """
-    from featx import _keras
+    from featx.runtime import keras as _keras
     from featx.data.store_table import StoreTable
     from featx.models.keras_speed import rows_in_memory
     from featx.models.registry import get_model

@@ -6,7 +6,7 @@ beside them a one-clip ``featx extract`` of the same clip:
 * the whole process, as a user runs it (``featx predict BUNDLE one.wav``), wall
   time of a fresh process, and ``python -c pass`` for the interpreter alone;
 * the same command run inside one instrumented process, split into featx's
-  start-up (``import featx.cli``), the Keras import (``featx._keras.import_keras``:
+  start-up (``import featx.cli``), the Keras import (``featx.runtime.keras.import_keras``:
   TensorFlow or JAX with it), loading the bundle (``featx.bundle.load_bundle``,
   less the Keras import inside it), feature extraction
   (``featx.extract.file.extract_features``), the model
@@ -62,8 +62,8 @@ def timed(owner, name, key):
     setattr(owner, name, wrapper)
 
 t = time.perf_counter()
-import featx._keras
-timed(featx._keras, "import_keras", "Keras import")
+import featx.runtime.keras
+timed(featx.runtime.keras, "import_keras", "Keras import")
 import featx.cli
 from featx.cli.main import main
 T["featx start-up"] = time.perf_counter() - t
@@ -123,8 +123,8 @@ IMPORTS = (
     ("keras, TensorFlow backend", "import keras", "tensorflow"),
     ("jax", "import jax", None),
     ("keras, JAX backend (TensorFlow not loaded)", "import keras", "jax"),
-    ("featx._keras.import_keras(), JAX backend (loads TensorFlow too)",
-     "from featx._keras import import_keras; import_keras()", "jax"),
+    ("featx.runtime.keras.import_keras(), JAX backend (loads TensorFlow too)",
+     "from featx.runtime.keras import import_keras; import_keras()", "jax"),
 )
 
 

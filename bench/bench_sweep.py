@@ -127,7 +127,7 @@ def main(argv=None) -> None:
     parser.add_argument("--skip-baseline", action="store_true")
     args = parser.parse_args(argv)
 
-    from featx.training.fit import describe_device
+    from featx.models.keras_fit import describe_device
 
     root = Path(tempfile.mkdtemp(prefix="featx-bench-sweep-"))
     csv = args.csv if args.csv.exists() else synthetic_csv(root / "synthetic.csv")

@@ -7,7 +7,7 @@ GTZAN 30-s table (random rows when it is absent); the spectrogram models (cnn2d,
 cnn2d-base, mfcc-cnn, multihead) on synthetic images of the default store shapes
 (mel 128x130, MFCC 20x130, chroma 12x130; ``--image-size`` to change), held in
 memory, so neither audio nor TensorFlow is needed. Each fit runs
-``steps_per_execution`` steps per call (``featx._keras.steps_per_execution``
+``steps_per_execution`` steps per call (``featx.runtime.keras.steps_per_execution``
 unless ``--steps-per-execution`` is given).
 
 With ``--compare-cpu N`` the same models are also timed, in one run, in a child
@@ -84,7 +84,7 @@ def _shape(x):
 def time_model(name: str, X, y, num_classes: int, *, epochs: int, batch_size: int, spe=None) -> dict:
     import keras
 
-    from featx._keras import steps_per_execution
+    from featx.runtime.keras import steps_per_execution
     from featx.models.registry import get_model
     from featx.training.fit import seed_everything
 
@@ -178,7 +178,7 @@ def main(argv=None) -> None:
     parser.add_argument("--image-size", default=None, metavar="HxW",
                         help="one image size for every kind (default: the store's, mel 128x130 ...)")
     parser.add_argument("--steps-per-execution", type=int, default=None, metavar="N",
-                        help="training steps per call (default: featx._keras.steps_per_execution)")
+                        help="training steps per call (default: featx.runtime.keras.steps_per_execution)")
     parser.add_argument("--compare-cpu", type=int, nargs="?", const=2, default=None, metavar="N",
                         help="also time the models on N CPU cores with no accelerator (default 2) "
                              "and print the per-epoch speed-up")

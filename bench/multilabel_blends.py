@@ -86,7 +86,7 @@ def main(argv=None) -> None:
     from featx.bundle import load_bundle
     from featx.data.table import read_feature_csv
     from featx.training.config import TrainConfig
-    from featx.training.pipeline import train_bundle
+    from featx.pipeline.train import train_bundle
 
     audio = sorted((args.gtzan / "audio").rglob("*.wav"))
     if not audio:

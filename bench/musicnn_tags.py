@@ -32,7 +32,7 @@ from featx.features.musicnn_input import (
     musicnn_logmel,
     musicnn_patches,
 )
-from featx.models.musicnn import MODELS, load_musicnn, run_patches, tag_names
+from featx.extract.musicnn import MODELS, load_musicnn, run_patches, tag_names
 
 DEFAULT_AUDIO = HERE.parent.parent / "shared" / "data" / "gtzan" / "audio"
 

@@ -7,8 +7,9 @@ The Python API, from an array of samples to a trained model::
     rows = featx.extract_features("song.wav")             # one file -> feature rows
     featx.run_extraction(["audio/"], "features.csv",      # a corpus -> one CSV
                          settings=featx.FeatureSettings())
-    bundle = featx.train("features.csv", "svm", output_dir="models/svm")
+    model = featx.train("features.csv", "svm", output_dir="models/svm")   # featx train
     featx.load_bundle("models/svm").predict_audio(["song.wav"])
+    clf = featx.GenreClassifier(model="svm", C=3).fit(X, y, groups=tracks)  # scikit-learn
 
 Names are imported on first use: ``import featx`` loads no TensorFlow, Keras or
 scikit-learn (nor librosa), and neither does extracting features.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 #: Public name -> the module that defines it (imported when the name is first used).
 _EXPORTS = {
@@ -31,6 +32,8 @@ _EXPORTS = {
     "FeatureTable": "featx.data.table",
     "TrainConfig": "featx.training.config",
     "Bundle": "featx.bundle",
+    "GenreClassifier": "featx.estimator",
+    "GroupedSplit": "featx.data.splits",
     "FeatxError": "featx.errors",
     "AudioError": "featx.errors",
     "BundleError": "featx.errors",

@@ -18,7 +18,11 @@ import os
 from pathlib import Path
 
 from .errors import ConfigError
+from .extract.file import extract_array_features
+from .extract.file import extract_features as file_features
 from .features.settings import FeatureSettings
+from .models.registry import get_model
+from .training.config import TrainConfig
 
 __all__ = ["extract_features", "train", "load_bundle"]
 
@@ -84,9 +88,6 @@ def extract_features(path_or_array, sr=None, *, settings=None, name=None):
     >>> len(whole), int(whole["length"].iloc[0])
     (1, 143325)
     """
-    from .extract.file import extract_array_features
-    from .extract.file import extract_features as file_features
-
     settings = FeatureSettings() if settings is None else settings
     if not isinstance(settings, FeatureSettings):
         raise ConfigError(f"settings must be a FeatureSettings. Received: settings={settings!r}",
@@ -143,9 +144,10 @@ def train(data, model: str = "mlp", *, output_dir, overwrite: bool = False, prog
 
     Returns
     -------
-    bundle : Bundle
-        The saved model, ready to predict; ``bundle.metrics`` holds the
-        cross-validated evaluation and ``bundle.path`` the folder.
+    model : GenreClassifier
+        The saved model as a fitted scikit-learn estimator, ready to predict
+        (``model.predict(X)``, ``model.predict_audio(paths)``); ``model.bundle_.metrics``
+        holds the cross-validated evaluation and ``model.bundle_.path`` the folder.
 
     Raises
     ------
@@ -163,15 +165,13 @@ def train(data, model: str = "mlp", *, output_dir, overwrite: bool = False, prog
     Examples
     --------
     >>> import featx
-    >>> bundle = featx.train("features.csv", "svm", output_dir="models/svm",
-    ...                      folds=3, C=3)  # doctest: +SKIP
-    >>> bundle.metrics["track"]["accuracy"]  # doctest: +SKIP
+    >>> model = featx.train("features.csv", "svm", output_dir="models/svm",
+    ...                     folds=3, C=3)  # doctest: +SKIP
+    >>> model.bundle_.metrics["track"]["accuracy"]  # doctest: +SKIP
     0.91
     """
-    from .data.frames import as_table
-    from .models.registry import get_model
-    from .training.config import TrainConfig
-    from .training.pipeline import train_bundle
+    from .data.frames import as_table  # pulls in pandas: only on this path
+    from .pipeline.train import train_bundle  # pulls in pandas: only on this path
 
     spec = get_model(model)
     fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"model", "params"}
@@ -191,30 +191,30 @@ def train(data, model: str = "mlp", *, output_dir, overwrite: bool = False, prog
         if config_values.get(key) is not None:
             config_values[key] = str(config_values[key])
     config = TrainConfig(model=spec.name, params=params, **config_values).validate()
-    from .bundle import check_output_dir
+    from .bundle import check_output_dir  # pulls in pandas: only on this path
 
     check_output_dir(output_dir, overwrite=overwrite)  # before reading a table
     table = as_table(data, require_label=True)
     run = train_bundle(table, config, output_dir=output_dir, overwrite=overwrite, progress=progress)
-    return _bundle_of(run)
+    return _estimator_of(run)
 
 
-def _bundle_of(run):
-    """The bundle a training run wrote, with its model as fitted (not reloaded)."""
-    from .bundle import METADATA, Bundle
+def _estimator_of(run):
+    """The estimator for the bundle a training run wrote, with its model as fitted (not reloaded)."""
+    from .bundle import METADATA, Bundle  # pulls in pandas: only on this path
+    from .estimator import GenreClassifier  # pulls in pandas, scikit-learn: only on this path
 
     directory = Path(run.directory)
     metadata = json.loads((directory / METADATA).read_text())
-    result = run.result
-    return Bundle(directory, result.spec, result.model, result.preprocessing, metadata)
+    return GenreClassifier.from_bundle(Bundle(directory, run.result.model, metadata))
 
 
 def load_bundle(directory):
     """Load a trained model saved by :func:`train` or ``featx train``.
 
-    Nothing is unpickled: a Keras model loads in safe mode, a scikit-learn model is
-    refitted from the arrays it was fitted on and checked against the probabilities
-    saved with it.
+    Nothing is unpickled and no code from the bundle runs: a Keras model loads in
+    safe mode, a scikit-learn model from its skops file, rebuilding only the types
+    featx trusts (a bundle of featx 0.1.0 is refitted from the rows it stored).
 
     Parameters
     ----------
@@ -223,11 +223,13 @@ def load_bundle(directory):
 
     Returns
     -------
-    bundle : Bundle
-        ``bundle.predict(rows)`` classifies a feature table or DataFrame;
-        ``bundle.predict_audio(paths)`` and ``bundle.predict_audio(y, sr=...)``
-        classify audio, featurised with the settings of the model's training data;
-        ``bundle.classes``, ``bundle.metrics`` and ``bundle.metadata`` describe it.
+    model : GenreClassifier
+        A fitted scikit-learn estimator: ``model.predict(X)`` and
+        ``model.predict_proba(X)`` take feature rows (a DataFrame or a matrix);
+        ``model.predict_audio(paths)`` and ``model.predict_audio(y, sr=...)`` classify
+        audio, featurised with the settings of the model's training data, one row per
+        file; ``model.classes_`` names the classes and ``model.bundle_`` (a
+        :class:`~featx.bundle.Bundle`) holds the metrics and metadata.
 
     Raises
     ------
@@ -242,12 +244,13 @@ def load_bundle(directory):
     Examples
     --------
     >>> import featx
-    >>> bundle = featx.load_bundle("models/svm")  # doctest: +SKIP
-    >>> bundle.predict_audio(["song.wav"])[["file", "genre"]]  # doctest: +SKIP
+    >>> model = featx.load_bundle("models/svm")  # doctest: +SKIP
+    >>> model.predict_audio(["song.wav"])[["file", "genre"]]  # doctest: +SKIP
            file  genre
     0  song.wav   jazz
     """
-    from .bundle import load_bundle as _load
+    from .bundle import load_bundle as _load  # pulls in pandas: only on this path
+    from .estimator import GenreClassifier  # pulls in pandas, scikit-learn: only on this path
 
-    return _load(directory)
+    return GenreClassifier.from_bundle(_load(directory))
 

@@ -36,6 +36,12 @@ def gtzan_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def bundles_0_1_0() -> Path:
+    """Bundles written by featx 0.1.0, with what it predicted (``tests/data/bundles_0.1.0``)."""
+    return REPO / "tests" / "data" / "bundles_0.1.0"
+
+
 def _tone(freq: float, seconds: float, sr: int = SR, amp: float = 0.5) -> np.ndarray:
     t = np.arange(int(round(seconds * sr))) / sr
     return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
@@ -161,7 +167,7 @@ def genre_clip():
 @pytest.fixture(scope="session")
 def keras():
     """The keras module, imported through featx (TensorFlow's log level set first)."""
-    from featx._keras import import_keras
+    from featx.runtime.keras import import_keras
 
     return import_keras()
 
@@ -181,9 +187,9 @@ def needs_musicnn():
 
 @pytest.fixture(scope="module")
 def mn(needs_musicnn, tmp_path_factory):
-    """:mod:`featx.models.musicnn`, with the weights cache in a temporary folder for the
+    """:mod:`featx.extract.musicnn`, with the weights cache in a temporary folder for the
     test module (``FEATX_CACHE_DIR``, restored afterwards)."""
-    from featx.models import musicnn
+    from featx.extract import musicnn
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("FEATX_CACHE_DIR", str(tmp_path_factory.mktemp("featx-cache")))

@@ -43,7 +43,8 @@ def test_import_and_exported_names_load_no_tensorflow_keras_or_sklearn(tmp_path)
         f"heavy = {HEAVY!r}\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
         "for name in featx.__all__:\n"
-        "    getattr(featx, name)\n"
+        "    if name != 'GenreClassifier':  # a scikit-learn estimator: imports scikit-learn\n"
+        "        getattr(featx, name)\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
         "rows = featx.extract_features(np.sin(np.arange(int(3.5 * 22050)) / 7.0), sr=22050)\n"
         "print(len(rows), sorted(m for m in heavy if m in sys.modules))\n"
@@ -156,15 +157,20 @@ def table_csv(tmp_path_factory, synthetic_feature_csv):
 
 
 def test_train_returns_the_bundle_it_saved(tmp_path, table_csv):
-    bundle = featx.train(table_csv, "knn", output_dir=tmp_path / "knn", folds=3, n_neighbors=3, seed=2)
+    model = featx.train(table_csv, "knn", output_dir=tmp_path / "knn", folds=3, n_neighbors=3, seed=2)
+    bundle = model.bundle_
+    assert isinstance(model, featx.GenreClassifier) and model.n_neighbors == 3
     assert isinstance(bundle, featx.Bundle) and bundle.path == tmp_path / "knn"
     assert bundle.metadata["params"]["n_neighbors"] == 3 and bundle.metadata["config"]["folds"] == 3
     assert bundle.metrics["track"]["accuracy"] >= 0.9
     loaded = featx.load_bundle(tmp_path / "knn")
-    from_path = loaded.predict(table_csv)
-    from_frame = loaded.predict(pd.read_csv(table_csv))
+    from_path = loaded.predict_tracks(table_csv)
+    from_frame = loaded.predict_tracks(pd.read_csv(table_csv))
     pd.testing.assert_frame_equal(from_path, from_frame)
     pd.testing.assert_frame_equal(bundle.predict(table_csv), from_path)
+    rows = pd.read_csv(table_csv)  # the estimator's own answer: one label per row
+    assert loaded.predict(rows).tolist() == model.predict(rows).tolist()
+    assert (loaded.predict(rows) == rows["label"]).mean() >= 0.9
     assert len(from_path) == 18 and (from_path["genre"] == from_path["file"].str.split(".").str[0]).mean() >= 0.9
     assert list(from_path.columns) == ["file", "genre", "blues", "jazz", "rock"]
     np.testing.assert_allclose(from_path[["blues", "jazz", "rock"]].sum(axis=1), 1.0)
@@ -173,11 +179,11 @@ def test_train_returns_the_bundle_it_saved(tmp_path, table_csv):
 def test_train_on_a_dataframe_and_options_by_name(tmp_path, table_csv):
     frame = pd.read_csv(table_csv)
     bundle = featx.train(frame, "mlp", output_dir=tmp_path / "mlp", epochs=2, units=(8,), folds=2,
-                         batch_size=16, learning_rate=0.01, params={"dropout": 0.1})
+                         batch_size=16, learning_rate=0.01, params={"dropout": 0.1}).bundle_
     assert bundle.metadata["params"]["units"] == [8] and bundle.metadata["params"]["dropout"] == 0.1
     assert bundle.metadata["config"]["epochs"] == 2
     assert frame.equals(pd.read_csv(table_csv))  # the caller's frame is not changed
-    predicted = featx.load_bundle(tmp_path / "mlp").predict(frame.drop(columns="label"))
+    predicted = featx.load_bundle(tmp_path / "mlp").predict_tracks(frame.drop(columns="label"))
     np.testing.assert_allclose(predicted[bundle.classes].to_numpy(), bundle.predict(frame)[bundle.classes].to_numpy(),
                                rtol=1e-5, atol=1e-6)
 
@@ -201,7 +207,7 @@ def test_train_errors_name_the_option(tmp_path, table_csv):
 
 
 def test_predict_rejects_other_rows(tmp_path, table_csv):
-    bundle = featx.train(table_csv, "knn", output_dir=tmp_path / "knn", folds=2)
+    bundle = featx.train(table_csv, "knn", output_dir=tmp_path / "knn", folds=2).bundle_
     frame = pd.read_csv(table_csv)
     with pytest.raises(DataError, match=r"DataFrame: value 'x' in column 'tempo' \(index 4"):
         bundle.predict(frame.assign(tempo=frame["tempo"].where(frame.index != 4, "x")))
@@ -216,15 +222,15 @@ def test_predict_rejects_other_rows(tmp_path, table_csv):
 @pytest.fixture(scope="module")
 def demo_bundle(tmp_path_factory):
     """A knn bundle trained on the extracted demo corpus (audio kept for prediction)."""
-    from featx.demo import write_corpus
+    from featx.extract.demo import write_corpus
 
     root = tmp_path_factory.mktemp("demo")
     write_corpus(root / "audio", clips_per_genre=3)
     featx.run_extraction([root / "audio"], root / "features.csv", settings=featx.FeatureSettings(),
                          jobs=1, progress=False)
     trained = featx.train(root / "features.csv", "knn", output_dir=root / "knn", folds=3)
-    assert trained.metrics["track"]["accuracy"] >= 0.9
-    return featx.load_bundle(root / "knn"), root
+    assert trained.bundle_.metrics["track"]["accuracy"] >= 0.9
+    return featx.load_bundle(root / "knn").bundle_, root
 
 
 def test_predict_audio_on_paths_folders_and_arrays(demo_bundle, tmp_path):
@@ -289,8 +295,9 @@ def test_readme_python_api_examples_run(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "array.0.wav" in out and "track accuracy" in out
     assert "sr is required with an array" in out
-    bundle = namespace["bundle"]
+    model = namespace["model"]
     assert (tmp_path / "models" / "svm" / "metadata.json").is_file()
-    assert bundle.metrics["track"]["accuracy"] >= 0.9
+    assert model.bundle_.metrics["track"]["accuracy"] >= 0.9
+    bundle = model.bundle_
     drones = bundle.predict_audio(["audio/drone"])
     assert drones["genre"].tolist() == ["drone"] * 4

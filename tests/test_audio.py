@@ -104,3 +104,54 @@ def test_find_audio(tmp_path, tone, write_wav):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="no audio files found"):
         find_audio([tmp_path / "empty"])
+
+
+def _special(tmp_path, kind):
+    """A path of ``kind`` that is not a regular file, named like audio; and what featx calls it."""
+    import os
+    import socket
+
+    path = tmp_path / f"{kind}.wav"
+    if kind == "fifo":
+        os.mkfifo(path)
+        return path, "a FIFO (named pipe)"
+    if kind == "device":
+        path.symlink_to("/dev/zero")  # a link to a character device that never ends
+        return path, "a character device"
+    if kind == "socket":
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(path))
+        return path, "a socket"
+    if kind == "dangling":
+        path.symlink_to(tmp_path / "gone.wav")
+        return path, "a symbolic link to a missing file"
+    path.mkdir()
+    return path, "a folder"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "socket", "dangling", "folder"])
+def test_files_that_are_not_regular_are_named_as_what_they_are(tmp_path, kind):
+    path, name = _special(tmp_path, kind)
+    import re
+
+    with pytest.raises(AudioError, match=rf"is {re.escape(name)}.*, not a regular file; expected an audio file"):
+        load(path, sr=22050)  # at once: nothing is opened
+
+
+def test_extract_names_fifos_and_devices_among_real_files(tmp_path, tone, write_wav):
+    """/dev/zero and FIFOs were reported as 'empty file (0 bytes)'; a FIFO in a folder was passed over."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "audio" / "tones"
+    write_wav(folder / "a.wav", tone(440, 6.5))
+    names = {kind: _special(folder, kind)[1] for kind in ("fifo", "device", "socket", "dangling")}
+    out = tmp_path / "f.csv"
+    done = subprocess.run([sys.executable, "-m", "featx", "extract", str(tmp_path / "audio"), "/dev/zero",
+                           "-o", str(out), "-j", "1"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr
+    for kind, name in names.items():
+        assert f"skipped {folder / (kind + '.wav')}: is {name}" in done.stderr
+    assert "skipped /dev/zero: is a character device, not a regular file" in done.stderr
+    assert "empty file" not in done.stderr and "5 file(s) skipped" in done.stderr
+    assert len(out.read_text().splitlines()) == 1 + 2  # the real clip's two segments

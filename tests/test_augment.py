@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from featx.errors import ConfigError
-from featx.training.augment import Augmentation, apply_masks, mask_spans, mixup, shift_time
+from featx.models.augment import Augmentation, apply_masks, mask_spans, mixup, shift_time
 
 
 def _batch(n=6, height=12, width=30, seed=1):

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from featx.blend import PEAK, equal_power_fade, medley, mix, plan_pairs
+from featx.extract.blend import PEAK, equal_power_fade, medley, mix, plan_pairs
 from featx.errors import AudioError, ConfigError
 
 SR = 22050
@@ -193,6 +193,83 @@ def test_output_folder_is_guarded(three_genres, tmp_path, run_cli):
     assert wavs == list(pd.read_csv(out / "labels.csv")["file"]) and len(wavs) == 1
 
 
+def _tree(root):
+    """Every path under ``root`` with its size (links not followed): what a refused run must not change."""
+    return sorted((str(p.relative_to(root)), p.lstat().st_size) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize("shape", ["link to the input", "through a linked parent", "dot-dot", "linked input",
+                                   "linked folder inside the input", "relative link"])
+def test_output_reaching_an_input_folder_through_links_is_refused(three_genres, tmp_path, run_cli, shape,
+                                                                  monkeypatch):
+    inputs = [three_genres]
+    if shape == "link to the input":  # -o is the input folder itself, by another name
+        (tmp_path / "alias").symlink_to(three_genres)
+        out = tmp_path / "alias"
+    elif shape == "through a linked parent":
+        (tmp_path / "alias").symlink_to(three_genres)
+        out = tmp_path / "alias" / "blends"
+    elif shape == "dot-dot":
+        out = three_genres / "beats" / ".." / "blends"
+    elif shape == "linked input":  # the input named through a link, -o inside its real folder
+        (tmp_path / "alias").symlink_to(three_genres)
+        inputs, out = [tmp_path / "alias"], three_genres / "drone" / "blends"
+    elif shape == "linked folder inside the input":  # a later run enters the link and finds the blends
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        (three_genres / "more").symlink_to(elsewhere)
+        out = elsewhere / "blends"
+    else:  # a relative link, from another working folder
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "rel").symlink_to("audio/beats")
+        out = tmp_path / "rel" / "new"
+    before = _tree(tmp_path)
+    result = run_cli("blend", *inputs, "-o", out, "--pairs", "2", ok=False)
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert "the input folder" in result.output or "a folder searched for the inputs" in result.output
+    assert _tree(tmp_path) == before  # nothing written anywhere
+
+
+def test_output_holding_an_input_is_refused(three_genres, tmp_path, run_cli):
+    out = tmp_path / "blends"
+    run_cli("blend", three_genres, "-o", out, "--pairs", "1", "--kind", "mix")
+    # an earlier blend output that now holds the clips to blend, or the labels file
+    (out / "audio").symlink_to(three_genres)  # a link inside is not followed by the guard...
+    nested = out / "clips"
+    nested.mkdir()
+    (nested / "beats").mkdir()
+    (nested / "drone").mkdir()
+    sf.write(nested / "beats" / "b.wav", np.zeros(SR * 5, np.float32) + 0.1, SR)
+    sf.write(nested / "drone" / "d.wav", np.zeros(SR * 5, np.float32) + 0.2, SR)
+    before = _tree(tmp_path)
+    result = run_cli("blend", nested, "-o", out, ok=False)
+    assert f"{out}: holds the input {nested}" in result.output
+    labels = out / "my_labels.csv"
+    labels.write_text("file,label\nb.wav,beats\n")
+    result = run_cli("blend", three_genres, "-o", out, "--labels", labels, ok=False)
+    assert f"{out}: holds the input {labels}" in result.output
+    labels.unlink()
+    assert _tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("seed", ["-5", "-1", str(-2**70)])
+def test_negative_seed_is_one_line(three_genres, tmp_path, run_cli, seed):
+    result = run_cli("blend", three_genres, "-o", tmp_path / "out", "--seed", seed, ok=False)
+    assert result.output == f"Error: --seed must be an integer >= 0. Received: --seed {seed}\n"
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("seed", [-5, 1.5, True, "3", None])
+def test_library_refuses_bad_seeds(three_genres, tmp_path, seed):
+    from featx.extract.blend import blend_corpus
+
+    with pytest.raises(ConfigError, match=r"seed must be an integer >= 0. Received: seed="):
+        blend_corpus([three_genres], tmp_path / "out", seed=seed)
+    with pytest.raises(ConfigError, match=r"seed must be an integer >= 0"):
+        plan_pairs(["a", "b"], 2, seed=seed)
+    assert not (tmp_path / "out").exists()
+
+
 def test_blend_real_gtzan_clips(gtzan_dir, tmp_path, run_cli):
     audio = gtzan_dir / "audio"
     if not audio.is_dir():
@@ -210,3 +287,22 @@ def test_blend_real_gtzan_clips(gtzan_dir, tmp_path, run_cli):
         assert (info.samplerate, info.frames) == (22050, n)
         y, _ = sf.read(str(out / row.file))
         assert 0 < np.max(np.abs(y)) <= PEAK + 1e-4
+
+
+def test_output_reaching_the_input_through_a_second_mount_is_refused(three_genres, tmp_path, run_cli):
+    """The same folder mounted twice has two paths that share no prefix; folders are compared
+    by device and inode."""
+    import subprocess
+
+    mount = tmp_path / "mounted"
+    mount.mkdir()
+    done = subprocess.run(["mount", "--bind", str(three_genres), str(mount)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot bind-mount here ({done.stderr.strip() or 'mount failed'}); needs root")
+    try:
+        before = _tree(three_genres)
+        result = run_cli("blend", three_genres, "-o", mount / "blends", "--pairs", "1", ok=False)
+        assert f"{mount / 'blends'}: lies inside the input folder {three_genres}" in result.output
+        assert _tree(three_genres) == before
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)

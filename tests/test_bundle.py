@@ -24,7 +24,7 @@ def write_table(path, *, settings=None, n_tracks=8, seed=0):
     rows = []
     for ci, cls in enumerate(("x", "y")):
         for t in range(n_tracks):
-            rows.append([f"{cls}.{t:05d}.wav", 1000, *rng.normal(ci * 2, 1, size=len(cols)), cls])
+            rows.append([f"{cls}.{t:05d}.wav", 661500, *rng.normal(ci * 2, 1, size=len(cols)), cls])
     pd.DataFrame(rows, columns=["filename", "length", *cols, "label"]).to_csv(path, index=False)
     if settings:
         Path(str(path) + ".settings.json").write_text(json.dumps({"settings": settings.to_dict()}))
@@ -53,9 +53,9 @@ def test_round_trip_gives_identical_predictions(trained, name):
     bundle = load_bundle(directory)
     X = result.preprocessing.transform(table.X)
     if name == "mlp":
-        expected = np.asarray(result.model.predict(X, verbose=0))
+        expected = np.asarray(result.model.estimator.predict(X, verbose=0))
     else:
-        expected = result.model.predict_proba(X)
+        expected = result.model.estimator.predict_proba(X)
     np.testing.assert_allclose(bundle.predict_table(table), expected, rtol=1e-5, atol=1e-6)
     meta = bundle.metadata
     assert meta["model"] == name and meta["seed"] == 3
@@ -67,12 +67,17 @@ def test_round_trip_gives_identical_predictions(trained, name):
 
 
 def test_bundle_holds_no_pickles(trained):
+    import zipfile
+
     directory = trained["svm"][0]
-    with np.load(directory / "baseline.npz", allow_pickle=False) as data:
-        assert data["X"].dtype.kind == "f"
+    with np.load(directory / "model_check.npz", allow_pickle=False) as data:
+        assert data["check_X"].dtype.kind == "f"
+    with zipfile.ZipFile(directory / "model.skops") as archive:  # skops: a schema and plain arrays
+        assert "schema.json" in archive.namelist()
     prep = json.loads((directory / "preprocessing.json").read_text())
     assert len(prep["scaler"]["mean"]) == len(prep["feature_columns"])
-    assert not any(p.suffix in (".pkl", ".joblib", ".pickle") for p in directory.rglob("*"))
+    assert not any(p.suffix in (".pkl", ".joblib", ".pickle", ".npz") and p.name != "model_check.npz"
+                   for p in directory.rglob("*"))
 
 
 def test_loading_refuses_code_in_a_keras_file(trained, tmp_path):
@@ -111,8 +116,8 @@ def test_missing_and_corrupt_bundles(trained, tmp_path):
     with pytest.raises(BundleError, match=r"preprocessing\.json: missing"):
         load_bundle(d)
     d = _copy(trained["svm"][0], tmp_path / "d")
-    (d / "baseline.npz").write_bytes(b"PK\x03\x04 truncated")
-    with pytest.raises(BundleError, match=r"baseline\.npz: cannot read"):
+    (d / "model.skops").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(BundleError, match=r"model\.skops: cannot read"):
         load_bundle(d)
     d = _copy(trained["mlp"][0], tmp_path / "e")
     meta = json.loads((d / "metadata.json").read_text())

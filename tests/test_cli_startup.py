@@ -53,7 +53,7 @@ def test_extract_help_imports_only_the_extract_command():
     assert "Usage: featx extract [OPTIONS] INPUTS..." in text
     assert _heavy(modules) == []
     commands = sorted(m for m in modules if m.startswith("featx.cli.") and m != "featx.cli.main")
-    assert commands == ["featx.cli._common", "featx.cli.extract"]
+    assert commands == ["featx.cli._common", "featx.cli.extract", "featx.cli.options"]
 
 
 def test_listing_the_commands_imports_no_command_module():
@@ -67,7 +67,7 @@ def test_listing_the_commands_imports_no_command_module():
     names, loaded = done.stdout.splitlines()
     assert names == str(["blend", "demo", "evaluate", "extract", "models", "plot", "predict",
                          "spectrograms", "sweep", "train"])
-    assert loaded == str(["featx.cli.main"])
+    assert loaded == str(["featx.cli.main", "featx.cli.options"])  # the shared options, no command
 
 
 def test_each_command_is_loaded_from_its_table_entry():

@@ -53,7 +53,7 @@ def test_reads_kaggle_tables_with_inferred_settings(gtzan_dir):
 def test_sidecar_settings_and_mismatch(tmp_path):
     settings = FeatureSettings(preset="gtzan", segment_seconds=None)
     cols = settings.columns()
-    frame = pd.DataFrame([[f"x.{i}.wav", 100] + [float(i)] * (len(cols) - 3) + ["a"] for i in range(3)],
+    frame = pd.DataFrame([[f"x.{i}.wav", 661500] + [float(i)] * (len(cols) - 3) + ["a"] for i in range(3)],
                          columns=cols)
     csv = tmp_path / "f.csv"
     frame.to_csv(csv, index=False)
@@ -173,3 +173,79 @@ def test_leakage_guard_catches_a_shared_track(tmp_path):
     plan = make_splits(table, folds=3, seed=1)
     assert_no_leakage(plan, table)
     _assert_grouped(plan, table)
+
+
+# ---------------------------------------------------------------------------
+# The length column, checked against the table's own settings
+
+
+@pytest.mark.parametrize("value, expected", [
+    (30, r"value 30 in column 'length' \(row 2, filename blues.00000.wav\); expected a whole clip's number of "
+         r"samples at 22050 Hz, from one STFT frame \(n_fft=2048\) to 134,217,728 \(1.69 h\); in seconds\? "
+         r"30 s is 661,500 samples at 22050 Hz"),
+    (1, r"value 1 in column 'length'"),
+    (1e18, r"value 1e\+18 in column 'length'"),
+    (-661500, r"value -661500 in column 'length'"),
+    (661500.5, r"value 661500.5 in column 'length'"),
+    ("long", r"value 'long' in column 'length'"),
+    (2 ** 27 + 1, r"value 134217729 in column 'length'"),
+    ("9" * 5000, r"value '9{55}\.\.\.' \(5,000 characters\) "
+                 r"in column 'length'"),
+])
+def test_whole_clip_lengths_must_fit_the_tables_settings(gtzan_dir, tmp_path, run_cli, value, expected):
+    """A Kaggle 30-s table whose length is in seconds trained; predict then cut a clip into
+    22,059 windows of 30 samples. With length=1e18 every later use said 'corrupt bundle'."""
+    frame = pd.read_csv(gtzan_dir / "features_30_sec.csv")
+    frame["length"] = frame["length"].astype(object)
+    frame.loc[0, "length"] = value
+    csv = tmp_path / "t.csv"
+    frame.to_csv(csv, index=False)
+    with pytest.raises(DataError, match=f"^{csv}: {expected}") as info:
+        read_feature_csv(csv)
+    assert "\n" not in str(info.value)
+    result = run_cli("train", csv, "-m", "knn", "-o", tmp_path / "b", ok=False)
+    assert result.exit_code == 1 and "column 'length'" in result.output
+    assert not (tmp_path / "b").exists()
+
+
+def test_clip_length_of_real_tables(gtzan_dir, tmp_path):
+    from featx.data.table import clip_length
+
+    whole = read_feature_csv(gtzan_dir / "features_30_sec.csv")
+    assert clip_length(whole) == int(np.median(whole.frame["length"])) == 661794
+    segments = read_feature_csv(gtzan_dir / "features_3_sec.classical_jazz_rock.csv")
+    assert clip_length(segments) is None  # segment rows: every length is the segment's 66149
+    frame = segments.frame.copy()
+    frame.loc[7, "length"] = 66150
+    frame.to_csv(tmp_path / "seg.csv", index=False)
+    with pytest.raises(DataError, match=r"value 66150 in column 'length' \(row 9, filename .*\); "
+                                        r"expected 66149 samples, the 3-s segment of its settings at 22050 Hz"):
+        read_feature_csv(tmp_path / "seg.csv")
+
+
+def test_lengths_in_parquet_dataframes_and_tables_without_settings(tmp_path):
+    from featx.data.frames import table_from_frame
+
+    frame = pd.read_csv(synthetic_table(tmp_path / "t.csv"))
+    frame.loc[3, "length"] = 1e18  # no settings: only a whole number of samples up to 2**27
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(DataError, match=r"value 1000000000000000000 in column 'length' \(row 5, .*from 1 to 134217728"):
+        read_feature_csv(tmp_path / "t.csv")
+    frame.to_parquet(tmp_path / "t.parquet", index=False)
+    with pytest.raises(DataError, match=r"t.parquet: value 1000000000000000000 in column 'length' \(row 4, filename a.00001.0.wav"):
+        read_feature_csv(tmp_path / "t.parquet")
+    frame.index = [f"r{i}" for i in range(len(frame))]
+    frame.attrs["featx_settings"] = {"segment_seconds": None}
+    with pytest.raises(DataError, match=r"DataFrame: value 1000000000000000000 in column 'length' \(index 'r3'"):
+        table_from_frame(frame.assign(filename=[f"t{i}.wav" for i in range(len(frame))]))
+
+
+def test_extract_skips_whole_clips_shorter_than_one_stft_frame(tmp_path, tone, write_wav, run_cli):
+    write_wav(tmp_path / "audio" / "a" / "short.wav", tone(440, 0.05))  # 1,102 samples
+    write_wav(tmp_path / "audio" / "a" / "fine.wav", tone(440, 2.0))
+    write_wav(tmp_path / "audio" / "b" / "fine.wav", tone(660, 2.0))
+    result = run_cli("extract", tmp_path / "audio", "-o", tmp_path / "w.csv", "--whole-file", "-j", "1", ok=False)
+    assert "short.wav: 1102 samples (0.050 s) long, shorter than one STFT frame (n_fft=2048" in result.output
+    from featx.data.table import clip_length
+
+    assert clip_length(read_feature_csv(tmp_path / "w.csv")) == 44100

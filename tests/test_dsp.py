@@ -121,3 +121,16 @@ def test_extracting_a_wav_does_not_import_librosa(tmp_path, write_wav, tone, cli
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_resample_is_librosa_s():
+    import librosa
+
+    rng = np.random.default_rng(3)
+    for orig, target, n in [(44100, 22050, 100001), (48000, 22050, 96000), (8000, 22050, 16001),
+                            (22050, 16000, 66149), (11025, 22050, 3)]:
+        y = rng.standard_normal(n).astype(np.float32)
+        ours = dsp.resample(y, orig_sr=orig, target_sr=target)
+        ref = librosa.resample(y, orig_sr=orig, target_sr=target, res_type="soxr_hq")
+        assert ours.dtype == ref.dtype == np.float32
+        np.testing.assert_array_equal(ours, ref)

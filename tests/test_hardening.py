@@ -132,8 +132,29 @@ def test_a_tampered_bundle_is_refused_in_one_line(bundles, tmp_path, table, mode
     one_line_error(invoke("-q", "predict", bundle, table), "corrupt bundle", field)
 
 
-def test_tampered_baseline_arrays_are_refused(bundles, tmp_path, table):
+def test_tampered_model_files_are_refused(bundles, tmp_path, table):
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+
     bundle = _copy(bundles["knn"], tmp_path / "b")
+    with np.load(bundle / "model_check.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["check_proba"][0, 0] += 0.5
+    np.savez_compressed(bundle / "model_check.npz", **arrays)
+    one_line_error(invoke("-q", "predict", bundle, table), "corrupt bundle", "model_check.npz", "check_proba")
+    arrays["check_X"][0, 0] = np.nan
+    np.savez_compressed(bundle / "model_check.npz", **arrays)
+    one_line_error(invoke("-q", "predict", bundle, table), "corrupt bundle", "model_check.npz", "check_X")
+    other = _copy(bundles["knn"], tmp_path / "c")  # another estimator in the model file
+    sio.dump(LogisticRegression().fit(np.eye(4)[:, :3], [0, 1, 0, 1]), other / "model.skops")
+    one_line_error(invoke("-q", "predict", other, table), "corrupt bundle", "model.skops", "KNeighborsClassifier")
+    hyper = _copy(bundles["svm"], tmp_path / "d")  # metadata that no longer describes the model
+    _edit_json(hyper / "metadata.json", _set("params", "C", value=3.0))
+    one_line_error(invoke("-q", "predict", hyper, table), "corrupt bundle", "model.skops", "C")
+
+
+def test_tampered_arrays_of_a_0_1_0_bundle_are_refused(bundles_0_1_0, tmp_path, table):
+    bundle = _copy(bundles_0_1_0 / "svm", tmp_path / "b")
     with np.load(bundle / "baseline.npz") as data:
         arrays = {k: data[k] for k in data.files}
     arrays["X"][0, 0] = np.nan

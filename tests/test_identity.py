@@ -292,3 +292,51 @@ def test_journal_recovery_keeps_what_was_finished(tmp_path):
     with pytest.raises(OutputError, match="is not a featx journal"):
         Journal(foreign, {}).open(fresh=True)
     assert foreign.read_text() == "my notes\n"
+
+
+# ---------------------------------------------------------------------------
+# Folder names as labels
+
+
+def test_genre_like_folder_names():
+    from featx.extract.labels import looks_like_genre
+
+    genres = ["rock", "blues", "Hip-Hop", "hiphop", "easy listening", "Soul-RnB", "drum and bass", "tones"]
+    others = ["Abbey Road (1969)", "CD1", "Disc 2", "2019", "Pink Floyd - The Wall", "[FLAC] live",
+              "Downloads", "audio", "music", "New Folder", "a very long folder name of an album",
+              "one two three four", ""]
+    assert [n for n in genres if not looks_like_genre(n)] == []
+    assert [n for n in others if looks_like_genre(n)] == []
+
+
+def _featx(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "featx", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.slow
+def test_folder_labels_that_are_no_genres_are_said_once(tmp_path, tone, write_wav):
+    for i, folder in enumerate(["Abbey Road (1969)", "CD1", "CD2", "rock"]):
+        for k in range(3):
+            write_wav(tmp_path / "music" / folder / f"{k:02d}.wav", tone(220 + 110 * i + 10 * k, 3.5))
+    done = _featx("extract", tmp_path / "music", "-o", tmp_path / "f.csv", "-j", "1")
+    assert done.returncode == 0, done.stderr
+    notes = [line for line in done.stderr.splitlines() if "do not look like a genre" in line]
+    assert notes == ["WARNING: labels are each file's folder name, and 3 of 4 folder name(s) do not look like "
+                     "a genre (e.g. 'Abbey Road (1969)'); pass --labels none (labels='none') for a table "
+                     "without labels, or --labels FILE.csv"]
+    quiet = _featx("-q", "extract", tmp_path / "music", "-o", tmp_path / "g.csv", "-j", "1")
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    unlabelled = _featx("extract", tmp_path / "music", "-o", tmp_path / "h.csv", "-j", "1", "--labels", "none")
+    assert unlabelled.returncode == 0 and "look like a genre" not in unlabelled.stderr
+    blend = _featx("blend", tmp_path / "music", "-o", tmp_path / "b", "--pairs", "1")
+    assert blend.returncode == 0, blend.stderr
+    assert "pass --labels FILE.csv (a CSV with columns file,label)" in blend.stderr  # blending needs genres
+
+
+def test_genre_folders_get_no_note(corpus, tmp_path):
+    done = _featx("extract", corpus, "-o", tmp_path / "f.csv", "-j", "1")
+    assert done.returncode == 0 and "look like a genre" not in done.stderr

@@ -1,4 +1,5 @@
-"""featx._keras: the settings that make Keras fits fast, checked on real (tiny) fits.
+"""featx.runtime.keras and featx.models.keras_fit: the settings that make Keras fits fast, checked
+on real (tiny) fits.
 
 Steps per execution must not change what a fit learns; the epoch-level NaN guard
 must stop a diverging fit and leave a sound one alone, without a per-batch hook;
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from featx._keras import MAX_STEPS_PER_EXECUTION, steps_per_execution
+from featx.runtime.keras import MAX_STEPS_PER_EXECUTION, steps_per_execution
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,7 +49,7 @@ def test_steps_per_execution_is_a_whole_epoch_up_to_the_limit():
 
 
 def test_steps_per_execution_learns_the_same_weights(keras):
-    from featx.training.fit import seed_everything
+    from featx.models.keras_fit import seed_everything
 
     X, y = _data()
     X_valid, y_valid = _data(40, seed=1)
@@ -69,7 +70,7 @@ def test_steps_per_execution_learns_the_same_weights(keras):
 
 def test_steps_per_execution_learns_the_same_weights_from_a_batch_dataset(keras):
     """Image models read batches from a ``keras.utils.PyDataset`` that reshuffles every epoch."""
-    from featx.training.fit import seed_everything
+    from featx.models.keras_fit import seed_everything
 
     X, y = _data(70)
 
@@ -100,8 +101,54 @@ def test_steps_per_execution_learns_the_same_weights_from_a_batch_dataset(keras)
     assert digests[0] == digests[1]
 
 
+def _fit_path(keras, monkeypatch=None):
+    """featx's fit_keras on a small table; the model, its history and its weights' digest."""
+    from featx.data.labels import LabelEncoding
+    from featx.models.keras_fit import fit_keras, seed_everything
+    from featx.training.config import TrainConfig
+
+    X, y = _data(100)
+    X_valid, y_valid = _data(30, seed=1)
+    labels = LabelEncoding().fit(np.array(["a", "b", "c"])[y])
+    config = TrainConfig(model="mlp", epochs=4, batch_size=16, patience=2, reduce_lr_patience=1).validate()
+    seed_everything(2)
+    model = _mlp(keras)
+    history = fit_keras(model, X, targets=y, valid=X_valid, valid_targets=y_valid, config=config, labels=labels,
+                        steps_per_epoch=-(-len(X) // 16), progress=False)
+    return model, history, _weights(model)
+
+
+def test_featx_fit_runs_an_epoch_per_call_and_learns_what_one_step_per_call_learns(keras, monkeypatch):
+    from featx.models import keras_fit
+
+    model, history, fast = _fit_path(keras)
+    assert int(model.steps_per_execution) == 7  # ceil(100 / 16) steps, one call per epoch
+    monkeypatch.setattr(keras_fit, "steps_per_execution", lambda steps: 1)
+    slow_model, slow_history, slow = _fit_path(keras)
+    assert int(slow_model.steps_per_execution) == 1
+    assert fast == slow
+    assert history == slow_history
+
+
+def test_featx_fit_stops_a_diverging_fit_with_one_line(keras):
+    from featx.data.labels import LabelEncoding
+    from featx.errors import TrainingError
+    from featx.models.keras_fit import fit_keras, seed_everything
+    from featx.training.config import TrainConfig
+
+    X, y = _data(64)
+    X = X * 1e18
+    labels = LabelEncoding().fit(np.array(["a", "b", "c"])[y])
+    config = TrainConfig(model="mlp", epochs=30, batch_size=16, patience=0, learning_rate=5.0,
+                         optimizer="sgd").validate()
+    seed_everything(0)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, activation="softmax")])
+    with pytest.raises(TrainingError, match="training loss became .* in epoch 1: training diverged"):
+        fit_keras(model, X, targets=y, config=config, labels=labels, steps_per_epoch=4, progress=False)
+
+
 def test_nan_guard_stops_a_diverging_fit_at_the_end_of_its_epoch(keras):
-    from featx._keras import nan_guard
+    from featx.runtime.keras import nan_guard
 
     X, y = _data()
     keras.utils.set_random_seed(0)
@@ -116,7 +163,7 @@ def test_nan_guard_stops_a_diverging_fit_at_the_end_of_its_epoch(keras):
 
 
 def test_nan_guard_lets_a_sound_fit_run_and_has_no_batch_hook(keras):
-    from featx._keras import nan_guard
+    from featx.runtime.keras import nan_guard
 
     X, y = _data()
     keras.utils.set_random_seed(0)
@@ -143,7 +190,7 @@ def test_tensorflow_threads_are_set_before_the_runtime_starts_and_not_after():
         pytest.skip("TensorFlow is not installed")
     code = (
         "import json\n"
-        "from featx._keras import import_keras, set_tensorflow_threads\n"
+        "from featx.runtime.keras import import_keras, set_tensorflow_threads\n"
         "import_keras()\n"
         "import tensorflow as tf\n"
         "before = set_tensorflow_threads(1, 1)\n"
@@ -167,8 +214,8 @@ _CACHE_FIT = (
     "hits = []\n"
     "jax.monitoring.register_event_listener("
     "lambda event, **kw: hits.append(event) if event.endswith('cache_hits') else None)\n"
-    "from featx._keras import import_keras\n"
-    "keras = import_keras()\n"
+    "from featx.models.keras_fit import keras_backend\n"
+    "keras = keras_backend()\n"
     "keras.utils.set_random_seed(0)\n"
     "model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation='relu'),"
     " keras.layers.Dense(3, activation='softmax')])\n"
@@ -212,22 +259,24 @@ def test_jax_cache_stays_off_when_jax_is_told_so(tmp_path):
     assert not (tmp_path / "cache").exists()
 
 
-def test_no_jax_cache_under_tensorflow(keras):
-    from featx._keras import enable_compile_cache
+def test_no_jax_cache_under_tensorflow(keras, tmp_path):
+    from featx.runtime.keras import enable_compile_cache
 
     if keras.backend.backend() != "tensorflow":
         pytest.skip(f"the test session runs Keras on {keras.backend.backend()}")
-    assert enable_compile_cache() is None
+    assert enable_compile_cache(tmp_path / "xla") is None
+    assert not (tmp_path / "xla").exists()
 
 
 # ---------------------------------------------------------------------------
-# An image model's rows held in memory (featx.models.keras_speed)
+# An image model's rows held in memory (featx.models.keras_images.rows_in_memory)
 
 
 @pytest.fixture(scope="module")
 def image_store(tmp_path_factory):
     """A store of random mel and MFCC images of 6 tracks x 3 segments (no audio)."""
-    from featx.data.store import StoreWriter, open_store
+    from featx.data.store import open_store
+    from featx.extract.store_writer import StoreWriter
     from featx.features.spectrograms import SpectrogramSettings
 
     settings = SpectrogramSettings(kinds="mel,mfcc", image_size=(16, 20))
@@ -243,7 +292,7 @@ def image_store(tmp_path_factory):
 
 
 def test_rows_in_memory_read_as_the_store_reads(image_store):
-    from featx.models.keras_speed import RowCache, rows_in_memory
+    from featx.models.keras_images import RowCache, rows_in_memory
 
     rows = np.array([0, 2, 3, 5, 7, 11, 12, 17])
     cache = rows_in_memory(image_store, rows[::-1], ("mel", "mfcc"))
@@ -264,7 +313,7 @@ def test_rows_in_memory_read_as_the_store_reads(image_store):
 
 
 def test_rows_beyond_the_memory_allowed_are_read_from_the_store(image_store):
-    from featx.models.keras_speed import memory_budget, rows_in_memory
+    from featx.models.keras_images import memory_budget, rows_in_memory
 
     assert rows_in_memory(image_store, np.arange(18), ("mel",), max_bytes=18 * 16 * 20 * 4 - 1) is image_store
     assert rows_in_memory(image_store, np.arange(18), ("mel",), max_bytes=18 * 16 * 20 * 4) is not image_store
@@ -273,10 +322,11 @@ def test_rows_beyond_the_memory_allowed_are_read_from_the_store(image_store):
 
 def test_an_image_model_learns_the_same_weights_from_rows_in_memory(image_store, keras):
     from featx.data.labels import LabelEncoding
-    from featx.models.keras_speed import rows_in_memory
+    from featx.models.keras_images import rows_in_memory
     from featx.models.registry import get_model
-    from featx.training.fit import seed_everything
-    from featx.training.images import ImagePreprocessing, store_batches
+    from featx.models.keras_fit import seed_everything
+    from featx.models.keras_images import store_batches
+    from featx.models.preprocessing import ImagePreprocessing
 
     labels = LabelEncoding().fit(image_store.rows["label"])
     y = labels.encode(image_store.rows["label"])

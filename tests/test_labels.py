@@ -6,8 +6,9 @@ import pytest
 
 from featx.data.labels import LabelEncoding
 from featx.errors import ConfigError, DataError
-from featx.training.metrics import compute_metrics, track_labels
-from featx.training.preprocessing import Preprocessing
+from featx.models.keras_segments import track_labels
+from featx.training.metrics import compute_metrics
+from featx.models.preprocessing import Preprocessing
 
 
 def test_single_label_encoding_round_trips():
@@ -124,19 +125,22 @@ def test_members_average_sigmoid_heads():
 
 def test_a_multi_hot_target_trains_a_sigmoid_network():
     """The multi-label path is representable end to end in one fit: loss and head follow the encoding."""
-    from featx.models.registry import get_model
+    from featx.data.frames import table_from_arrays
+    from featx.models.registry import create
     from featx.training.config import TrainConfig
-    from featx.training.fit import fit_model
 
     rng = np.random.default_rng(0)
     enc = LabelEncoding(multi_label=True).fit(["a;b", "b", "a", "c"])
     labels = ["a;b", "b", "a", "c"] * 8
     y = enc.encode(labels)
     X = (y @ rng.normal(size=(3, 5)) + rng.normal(0, 0.1, size=(len(y), 5))).astype("float32")
-    config = TrainConfig(model="mlp", epochs=2, batch_size=8, patience=0, reduce_lr_patience=0).validate()
-    spec = get_model("mlp")
-    model, history = fit_model(spec, {**config.params, "units": (8,)}, X, y, X[:0], y[:0],
-                               num_classes=enc.n_classes, config=config, seed=0, progress=False, labels=enc)
-    assert model.get_layer("genre").activation.__name__ == "sigmoid"
-    assert model.loss == "binary_crossentropy" and len(history["loss"]) == 2
+    config = TrainConfig(model="mlp", epochs=2, batch_size=8, patience=0, reduce_lr_patience=0,
+                         multi_label=True, params={"units": (8,)}).validate()
+    table = table_from_arrays(X, labels)
+    model = create(config, enc, table=table).fit(table, np.arange(len(y)), [], seed=0, progress=False)
+    network, history = model.estimator, model.history
+    assert network.get_layer("genre").activation.__name__ == "sigmoid"
+    assert network.loss == "binary_crossentropy" and len(history["loss"]) == 2
     assert np.all(np.isfinite(history["loss"]))
+    proba = model.predict_proba(table)
+    assert proba.shape == (len(y), 3) and np.all((proba >= 0) & (proba <= 1))

@@ -31,9 +31,9 @@ for _ in range(2):
     extract_features(clip, settings)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 extract_features(clip, settings)
-import featx.allocator
+import featx.runtime.allocator
 print(json.dumps({"faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before,
-                  "kept": featx.allocator._done is True}))
+                  "kept": featx.runtime.allocator._done is True}))
 """
 
 
@@ -66,14 +66,14 @@ def test_featx_worker_processes_keep_their_arrays(tmp_path, write_wav, genre_cli
             "from featx.extract.runner import _work\n"
             "from featx.features.settings import FeatureSettings\n"
             "def kept():\n"
-            "    import featx.allocator\n"
-            "    return featx.allocator._done is True\n"
+            "    import featx.runtime.allocator\n"
+            "    return featx.runtime.allocator._done is True\n"
             "executor = pool._executor(1, fresh=True)\n"
             "executor.submit(_work, sys.argv[1], FeatureSettings()).result()\n"
             "print(executor.submit(kept).result())\n"
             "executor.shutdown()\n"
-            "import featx.allocator\n"
-            "print(featx.allocator._done is True)\n")
+            "import featx.runtime.allocator\n"
+            "print(featx.runtime.allocator._done is True)\n")
     clip = tmp_path / "a.wav"
     write_wav(clip, genre_clip("tones", 1, seconds=4.0))
     clean = {k: v for k, v in os.environ.items() if k not in ("FEATX_KEEP_WORK_ARRAYS", "FEATX_MALLOC")}
@@ -91,7 +91,7 @@ def test_featx_worker_processes_keep_their_arrays(tmp_path, write_wav, genre_cli
     ({"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=65536"}, False),
 ])
 def test_the_user_s_own_allocator_settings_take_precedence(env, applied):
-    code = "from featx.allocator import keep_work_arrays as k; print(k(), k())"
+    code = "from featx.runtime.allocator import keep_work_arrays as k; print(k(), k())"
     clean = {k: v for k, v in os.environ.items()
              if k not in ("FEATX_MALLOC", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -121,6 +121,39 @@ def test_quiet_runs_print_nothing_on_stderr(corpus, tmp_path, synthetic_feature_
     assert loud.exit_code == 0 and "used to train this model" in loud.stderr
 
 
+#: Commands that do not take -q/-v after their name yet (featx/cli/models.py and sweep.py
+#: apply featx.cli.options.verbosity when they do).
+NOT_YET_VERBOSITY: set[str] = set()
+
+
+def test_q_and_v_work_after_the_command_name(corpus, tmp_path):
+    """``featx spectrograms -q`` was "No such option: -q"."""
+    import click
+
+    for name in sorted(main.list_commands(click.Context(main))):
+        command = main.get_command(click.Context(main), name)
+        leaves = command.commands.values() if isinstance(command, click.Group) else [command]
+        for leaf in leaves:
+            opts = {o for p in leaf.params for o in getattr(p, "opts", [])}
+            if name not in NOT_YET_VERBOSITY:
+                assert {"-q", "-v", "--quiet", "--verbose"} <= opts, (name, leaf.name)
+    out = tmp_path / "f.csv"
+    for args in (("extract", corpus, "-o", out, "-j", "1", "-q"),
+                 ("spectrograms", corpus, "-o", tmp_path / "s", "--kinds", "mel", "-j", "1", "-q"),
+                 ("blend", corpus, "-o", tmp_path / "b", "--pairs", "1", "-q"),
+                 ("plot", "features", out, "-o", tmp_path / "p", "-q")):
+        result = _invoke(*args)
+        assert result.exit_code == 0 and result.stderr == "", (args, result.output)
+    (corpus / "tones" / "tones.00000.wav").touch()  # changed: analysed again
+    featx = [sys.executable, "-m", "featx"]  # a fresh process: its own logging set-up
+    again = subprocess.run([*featx, "extract", str(corpus), "-o", str(out), "-j", "1", "-v"],
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "INFO: 3 of 4 file(s) unchanged since an earlier run" in again.stderr
+    both = subprocess.run([*featx, "-v", "extract", str(corpus), "-o", str(out), "-j", "1", "-q"],
+                          capture_output=True, text=True, timeout=300)  # -q wins wherever it stands
+    assert both.returncode == 0 and both.stderr == ""
+
+
 # ---------------------------------------------------------------------------
 # progress without a terminal
 
@@ -146,7 +179,7 @@ def test_extract_without_a_terminal_prints_progress_lines(tmp_path, tone, write_
 
 
 def test_progress_lines_follow_the_interval():
-    from featx._progress import LineProgress
+    from featx.runtime.progress import LineProgress
 
     stream = io.StringIO()
     bar = LineProgress(total=4, desc="trials", unit="trial", interval=0.2, stream=stream)
@@ -274,8 +307,7 @@ def test_scikit_learn_fits_and_predictions_run_on_one_thread():
     from sklearn.base import BaseEstimator, ClassifierMixin
     from threadpoolctl import threadpool_info
 
-    from featx.models.registry import get_model
-    from featx.training.fit import fit_estimator, predict_proba
+    from featx.models.sklearn_rows import fit_estimator, sklearn_proba
 
     def threads():
         return max(pool["num_threads"] for pool in threadpool_info())
@@ -292,7 +324,7 @@ def test_scikit_learn_fits_and_predictions_run_on_one_thread():
 
     X, y = np.random.default_rng(0).normal(size=(20, 3)), np.arange(20) % 2
     model = fit_estimator(ThreadRecorder(), X, y)
-    proba = predict_proba(model, get_model("svm"), X, num_classes=2)
+    proba = sklearn_proba(model, X)
     assert model.fit_threads_ == 1 and model.predict_threads_ == 1
     assert proba.shape == (20, 2)
 
@@ -342,3 +374,23 @@ def test_whole_clip_model_predicts_long_audio_in_windows(tmp_path, tone, clicks,
     # a clip of the training length stays one window: the whole file
     clip = _invoke("-q", "predict", bundle, root / "tones" / "tones.00000.wav", "-f", "csv")
     assert pd.read_csv(io.StringIO(clip.stdout))["windows"].tolist() == [1]
+
+
+@pytest.mark.slow
+def test_many_genres_say_each_warning_once(tmp_path):
+    """300 genres printed 816 lines (a pandas PerformanceWarning per probability column, and
+    scikit-learn's warning once per fold); 3,000 genres 15,614."""
+    rng = np.random.default_rng(0)
+    rows = [[f"g{g}.{t:05d}.wav", 661500, *rng.normal(g, 0.1, 4), f"genre{g}"] for g in range(300) for t in range(2)]
+    csv = tmp_path / "many.csv"
+    pd.DataFrame(rows, columns=["filename", "length", "a", "b", "c", "d", "label"]).to_csv(csv, index=False)
+    done = subprocess.run([sys.executable, "-m", "featx", "train", str(csv), "-m", "knn", "-p", "n_neighbors=1",
+                           "--folds", "2", "-o", str(tmp_path / "b")], capture_output=True, text=True, cwd=REPO,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    warnings_said = [line for line in done.stderr.splitlines() if "Warning: " in line]
+    assert "PerformanceWarning" not in done.stderr
+    assert len(warnings_said) == len(set(w.split("Warning: ", 1)[1] for w in warnings_said)) <= 2, done.stderr
+    assert len(done.stderr.splitlines()) < 12, done.stderr
+    predictions = pd.read_csv(tmp_path / "b" / "predictions.csv")
+    assert [c for c in predictions.columns if c.startswith("prob_")] == [f"prob_genre{g}" for g in sorted(range(300), key=str)]

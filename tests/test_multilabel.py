@@ -165,3 +165,21 @@ def test_format_genres_highest_first():
         ml.format_genres([0.3, 0.1, 0.9], CLASSES, 1.2)
     with pytest.raises(DataError, match="expected 3 probabilities"):
         ml.format_genres([0.3, 0.1], CLASSES, 0.2)
+
+
+def test_stratification_key_does_not_depend_on_genre_order():
+    from featx.data.labels import first_genres, stratification_key
+
+    rng = np.random.default_rng(0)
+    genres = ["blues", "jazz", "music", "rock", "zydeco"]
+    sets = [sorted(rng.choice(genres, size=rng.integers(1, 4), replace=False)) for _ in range(200)]
+    written = [";".join(s) for s in sets]
+    keys = stratification_key(written)
+    for _ in range(5):
+        shuffled = [";".join(rng.permutation(s)) for s in sets]
+        assert stratification_key(shuffled).tolist() == keys.tolist()
+        assert all(k in s for k, s in zip(keys, sets))
+    assert first_genres(["music;blues"]).tolist() != first_genres(["blues;music"]).tolist()  # why
+    counts = {g: sum(g in s for s in sets) for g in genres}
+    for key, s in zip(keys, sets):  # each row keyed on its rarest genre
+        assert counts[key] == min(counts[g] for g in s)

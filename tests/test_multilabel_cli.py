@@ -117,7 +117,7 @@ def test_mlp_multilabel_two_epochs_tuned_thresholds(ml_csv, tmp_path, run_cli):
     from featx.bundle import load_bundle
 
     bundle = load_bundle(out)
-    assert bundle.model.layers[-1].activation.__name__ == "sigmoid"
+    assert bundle.model.estimator.layers[-1].activation.__name__ == "sigmoid"
     assert np.allclose(bundle.thresholds, [meta["thresholds"][g] for g in bundle.classes])
     frame = bundle.predict(str(ml_csv))
     assert "genres" in frame.columns
@@ -229,3 +229,57 @@ def test_real_blends_evaluated_by_a_model_trained_on_other_tracks(gtzan_dir, tmp
         assert len(set(genres)) == 2 and set(genres) <= {"classical", "metal", "jazz"}
     assert all(set(g.split(";")) <= {"classical", "metal", "jazz"} for g in predictions["predicted"] if g)
     assert 0.0 <= track["average_precision_macro"] <= 1.0
+
+
+def _reordered(source, path, order):
+    """``source`` with every label cell's genres written in ``order`` ('as is', 'reversed', 'sorted')."""
+    frame = pd.read_csv(source)
+    cells = frame["label"].str.split(";")
+    frame["label"] = cells.map(lambda g: ";".join(g[::-1] if order == "reversed" else sorted(g)
+                                                   if order == "sorted" else g))
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("lead", ["music", "zydeco"])  # a genre every row names, sorted first or last
+def test_results_do_not_depend_on_the_order_genres_are_written(tmp_path, run_cli, lead):
+    """'music;blues' was refused as "only one class ('music')" while 'blues;music' trained."""
+    base = pd.read_csv(_multilabel_csv(tmp_path / "base.csv", n_tracks=18))
+    base["label"] = lead + ";" + base["label"]
+    base.to_csv(tmp_path / "lead.csv", index=False)
+    outcomes = []
+    for order in ("as is", "reversed", "sorted"):
+        csv = _reordered(tmp_path / "lead.csv", tmp_path / f"{order}.csv", order)
+        out = tmp_path / f"bundle-{order}"
+        run_cli("train", csv, "-m", "knn", "--multi-label", "--folds", "3", "-o", out)
+        metrics = json.loads((out / "metrics.json").read_text())
+        metrics.pop("data", None)
+        predictions = pd.read_csv(out / "predictions.csv", keep_default_na=False).drop(columns="label")
+        outcomes.append((metrics, predictions))
+    for metrics, predictions in outcomes[1:]:
+        assert metrics == outcomes[0][0]
+        pd.testing.assert_frame_equal(predictions, outcomes[0][1])
+    assert set(outcomes[0][0]["classes"]) == {lead, *GENRES}
+
+
+def test_one_genre_written_many_ways_is_still_one_class(tmp_path, run_cli):
+    base = pd.read_csv(_multilabel_csv(tmp_path / "base.csv", n_tracks=6))
+    base["label"] = np.where(np.arange(len(base)) // 2 % 2, "music", "music;music")  # per track
+    base.to_csv(tmp_path / "one.csv", index=False)
+    result = run_cli("train", tmp_path / "one.csv", "-m", "knn", "--multi-label", "--folds", "2",
+                     "-o", tmp_path / "b", ok=False)
+    assert "only one class ('music')" in result.output
+
+
+def test_rows_of_one_track_may_list_its_genres_in_any_order(tmp_path, run_cli):
+    base = pd.read_csv(_multilabel_csv(tmp_path / "base.csv", n_tracks=18))
+    pairs = base["label"].str.contains(";")
+    flip = pairs & (np.arange(len(base)) % 2 == 1)  # the second segment of each two-genre track
+    base.loc[flip, "label"] = base.loc[flip, "label"].str.split(";").map(lambda g: ";".join(g[::-1]))
+    base.to_csv(tmp_path / "mixed.csv", index=False)
+    run_cli("train", tmp_path / "mixed.csv", "-m", "knn", "--multi-label", "--folds", "3", "-o", tmp_path / "b")
+    other = base.copy()
+    other.loc[flip, "label"] = "rock"  # a different genre set is still refused
+    other.to_csv(tmp_path / "bad.csv", index=False)
+    result = run_cli("train", tmp_path / "bad.csv", "-m", "knn", "--multi-label", "-o", tmp_path / "c", ok=False)
+    assert "expected one label per track" in result.output

@@ -92,7 +92,7 @@ def test_missing_package_is_one_line_with_the_install_command():
     proc = _run("import sys; sys.modules['musicnn'] = None\n"
                 "import numpy as np\n"
                 "from featx.errors import FeatxError\n"
-                "from featx.models.musicnn import musicnn_embeddings, MusicnnUnavailableError\n"
+                "from featx.extract.musicnn import musicnn_embeddings, MusicnnUnavailableError\n"
                 "try:\n"
                 "    musicnn_embeddings(np.zeros(64000, dtype=np.float32), 16000)\n"
                 "except MusicnnUnavailableError as exc:\n"
@@ -110,7 +110,7 @@ def test_package_without_checkpoints_is_named(tmp_path):
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
     (pkg / "configuration.py").write_text("MTT_LABELS = ['a', 'b']\nMSD_LABELS = ['c']\n")
-    proc = _run("from featx.models import musicnn as m\n"
+    proc = _run("from featx.extract import musicnn as m\n"
                 "print(m.tag_names('MTT_musicnn'), m.tag_names('MSD_vgg'))\n"
                 "try:\n"
                 "    m.checkpoint_prefix('MSD_musicnn')\n"
@@ -125,7 +125,7 @@ def test_package_without_checkpoints_is_named(tmp_path):
 
 
 def test_importing_the_port_loads_no_tensorflow():
-    proc = _run("import sys\nimport featx.models.musicnn, featx.features.musicnn_input\n"
+    proc = _run("import sys\nimport featx.extract.musicnn, featx.features.musicnn_input\n"
                 "print(sorted(m for m in ('tensorflow', 'keras', 'musicnn') if m in sys.modules))")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
@@ -216,6 +216,98 @@ def test_weights_cache_round_trip_and_no_writing_through_links(mn, tmp_path, mon
         again = mn.checkpoint_variables("MTT_vgg")
     assert victim.read_bytes() == b"not mine" and files[0].is_symlink()
     np.testing.assert_array_equal(again["dense/kernel"], direct["dense/kernel"])
+
+
+def _damage(path: Path, how: str) -> None:
+    """Damage a weights cache file as a crash, a bad disk or a stray write would."""
+    data = bytearray(path.read_bytes())
+    if how == "truncated":
+        path.write_bytes(bytes(data[: len(data) // 2]))
+    elif how == "flipped bit":
+        data[len(data) // 2] ^= 0x10  # inside a stored array
+        path.write_bytes(bytes(data))
+    elif how == "empty":
+        path.write_bytes(b"")
+    elif how == "not a zip file":
+        path.write_bytes(b"x" * 1000)
+    elif how == "changed array, zip intact":  # a valid .npz whose numbers differ
+        with np.load(path) as stored:
+            arrays = {k: stored[k] for k in stored.files}
+        arrays["dense/bias"] = arrays["dense/bias"] + 1
+        with open(path, "wb") as fh:
+            np.savez(fh, **arrays)
+    elif how == "no digest (an earlier featx's cache)":
+        with np.load(path) as stored:
+            arrays = {k: stored[k] for k in stored.files if not k.startswith("__")}
+        with open(path, "wb") as fh:
+            np.savez(fh, **arrays)
+    elif how == "huge":
+        with open(path, "r+b") as fh:
+            fh.truncate(1 << 30)  # 1 GiB, sparse: its size alone refuses it
+    elif how == "zip bomb":  # a small file whose compressed member would inflate to 2 GiB
+        import zipfile
+
+        path.unlink()
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            with archive.open("dense/bias.npy", "w", force_zip64=True) as member:
+                text = b"{'descr': '<f4', 'fortran_order': False, 'shape': (536870912,), }".ljust(117) + b"\n"
+                header = b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text
+                member.write(header)
+                zeros = bytes(1 << 24)
+                for _ in range(128):
+                    member.write(zeros)
+    else:
+        raise AssertionError(how)
+
+
+@pytest.mark.parametrize("how", ["truncated", "flipped bit", "empty", "not a zip file", "changed array, zip intact",
+                                 "no digest (an earlier featx's cache)", "huge", "zip bomb"])
+def test_damaged_weights_cache_is_said_and_made_again(mn, tmp_path, monkeypatch, caplog, how):
+    monkeypatch.setenv("FEATX_CACHE_DIR", str(tmp_path / "cache"))
+    direct = mn.read_checkpoint("MTT_vgg")
+    mn.checkpoint_variables("MTT_vgg")
+    path, = (tmp_path / "cache" / "musicnn").glob("MTT_vgg-*.npz")
+    good = path.read_bytes()
+    _damage(path, how)
+    def peak_kb():  # this process's peak memory since the last reset (Linux)
+        with open("/proc/self/status") as fh:
+            return int(next(line for line in fh if line.startswith("VmHWM:")).split()[1])
+
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")  # start the peak afresh: an earlier test's peak would hide this one's
+    before = peak_kb()
+    with caplog.at_level("WARNING", logger="featx"):
+        again = mn.checkpoint_variables("MTT_vgg")
+    assert peak_kb() - before < 512 * 1024  # kB: nothing inflated
+    lines = [r.getMessage() for r in caplog.records if "musicnn weights cache" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].startswith(f"{path}: damaged musicnn weights cache (")
+    assert "\n" not in lines[0]
+    assert set(again) == set(direct)
+    for name in direct:
+        np.testing.assert_array_equal(again[name], direct[name])
+    assert path.read_bytes() == good  # made again, the same bytes
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="featx"):
+        mn.checkpoint_variables("MTT_vgg")
+    assert not caplog.records  # and read quietly from then on
+
+
+@pytest.mark.slow
+def test_damaged_weights_cache_under_the_command_line(mn, corpus, tmp_path):
+    """An empty cache file once ended `featx extract --preset musicnn-mtt` with only 'Aborted!'."""
+    env = dict(os.environ, FEATX_CACHE_DIR=str(tmp_path / "cache"), TF_CPP_MIN_LOG_LEVEL="3")
+    args = [sys.executable, "-m", "featx", "extract", str(corpus), "--preset", "musicnn-mtt", "-j", "1"]
+    first = subprocess.run([*args, "-o", str(tmp_path / "a.csv")], capture_output=True, text=True, env=env,
+                           cwd=tmp_path, timeout=600)
+    assert first.returncode == 0, first.stderr
+    path, = (tmp_path / "cache" / "musicnn").glob("MTT_musicnn-*.npz")
+    path.write_bytes(b"")
+    second = subprocess.run([*args, "-o", str(tmp_path / "b.csv")], capture_output=True, text=True, env=env,
+                            cwd=tmp_path, timeout=600)
+    assert second.returncode == 0, second.stderr
+    assert "Traceback" not in second.stderr and "Aborted" not in second.stderr
+    assert second.stderr.count("damaged musicnn weights cache") == 1, second.stderr
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
 
 
 def test_batches_equal_single_patches(mn):

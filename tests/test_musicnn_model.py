@@ -55,7 +55,7 @@ def test_musicnn_images_are_the_networks_input_of_each_segment(genre_clip):
 
 
 def test_musicnn_trains_with_the_pretrained_front_end_frozen_and_predicts(needs_musicnn, data, keras, run_cli):
-    from featx.models.musicnn import checkpoint_variables
+    from featx.extract.musicnn import checkpoint_variables
 
     bundle = data["root"] / "bundle"
     result = run_cli("train", data["store"], "-m", "musicnn", "-o", bundle, *FAST)

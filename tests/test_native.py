@@ -302,8 +302,75 @@ def test_worker_processes_report_an_unusable_cache_as_the_command_line_does(tmp_
             str(tmp_path / "f.csv"), "-j", "2", "--preset", "gtzan"]
     done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr
-    lines = [line for line in done.stderr.splitlines() if "compiled kernels" in line]
+    lines = [line for line in done.stderr.splitlines() if "compiled kernels" in line and ANNOUNCEMENT not in line]
     if quiet:
         assert done.stderr == ""  # -q: nothing but errors, from workers neither
     else:
         assert lines and all(line.startswith("WARNING: cannot store the compiled kernels") for line in lines)
+
+
+def _start_probe(cache, *extra):
+    """The probe as a running process (stdout and stderr piped)."""
+    env = {**os.environ, "FEATX_CACHE_DIR": str(cache)}
+    # the process's own peak (VmHWM): ru_maxrss would include the parent it was forked from
+    code = _PROBE + ("peak = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
+                     "print(json.dumps({'max_rss_kb': int(peak)}))\n")
+    return subprocess.Popen([sys.executable, "-c", code, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+
+
+ANNOUNCEMENT = "building compiled kernels, once per machine"
+
+
+@pytest.mark.slow
+def test_first_build_is_announced_once_even_when_processes_start_together(reference, tmp_path):
+    cache, first = reference
+    procs = [_start_probe(tmp_path / "cache") for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    said = sum(err.count(ANNOUNCEMENT) for _, err in outs)
+    assert said == 1, outs  # one process built, the other waited for its file
+    assert {json.loads(out.splitlines()[0])["digest"] for out, _ in outs} == {first["digest"]}
+    again = _start_probe(tmp_path / "cache")
+    _, err = again.communicate(timeout=600)
+    assert ANNOUNCEMENT not in err  # built once per machine
+
+
+@pytest.mark.slow
+def test_first_build_is_silent_under_quiet(corpus, tmp_path):
+    env = {**os.environ, "FEATX_CACHE_DIR": str(tmp_path / "cache")}
+    loud = subprocess.run([sys.executable, "-m", "featx", "extract", str(corpus), "-o", str(tmp_path / "a.csv"),
+                           "-j", "1"], capture_output=True, text=True, env=env, timeout=600)
+    assert loud.returncode == 0 and loud.stderr.count(ANNOUNCEMENT) == 1, loud.stderr
+    env["FEATX_CACHE_DIR"] = str(tmp_path / "cache2")
+    quiet = subprocess.run([sys.executable, "-m", "featx", "-q", "extract", str(corpus), "-o",
+                            str(tmp_path / "b.csv"), "-j", "1"], capture_output=True, text=True, env=env, timeout=600)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    assert list((tmp_path / "cache2" / "kernels").glob("kernels-*.bin"))  # built all the same
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("what", ["huge file", "fifo", "folder"])
+def test_a_huge_file_or_a_fifo_at_the_cache_path_is_not_read(reference, tmp_path, what):
+    cache, first = reference
+    stored = cache / "kernels" / os.path.basename(first["cache"])  # this machine's (not another CPU's) file
+    target = tmp_path / "cache" / "kernels" / stored.name
+    target.parent.mkdir(parents=True)
+    if what == "fifo":
+        os.mkfifo(target)
+    elif what == "folder":  # was "Error: 4: Is a directory" (a folder opened, then read as a file)
+        target.mkdir()
+        (target.parent / (target.name + ".lock")).mkdir()
+    else:
+        with open(target, "wb") as fh:
+            fh.truncate(1 << 30)  # 1 GiB (sparse): reading it whole would show in the peak memory
+    proc = _start_probe(tmp_path / "cache")
+    out, err = proc.communicate(timeout=600)  # a FIFO opened for reading would block here
+    assert proc.returncode == 0, err
+    result, rss = (json.loads(line) for line in out.splitlines()[:2])
+    assert result["digest"] == first["digest"]
+    assert rss["max_rss_kb"] < 600 * 1024, rss
+    if what == "folder":  # not featx's to remove: the kernels are compiled in each process, with a warning
+        assert target.is_dir() and "cannot store the compiled kernels" in err
+    else:
+        assert target.read_bytes() == stored.read_bytes()  # made again in featx's own cache folder

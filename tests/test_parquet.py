@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -141,6 +142,42 @@ def test_duplicate_parquet_column_is_refused(tmp_path):
     pq.write_table(table, path)
     with pytest.raises(DataError, match="column 'f1' appears more than once"):
         read_feature_csv(path)
+
+
+@pytest.mark.parametrize("names, expected", [
+    (["filename", "length", "tempo", " tempo", "label"],
+     "column 'tempo' appears more than once in the header (columns 3 and 4, spelled 'tempo' and ' tempo'"),
+    (["filename", "length", "f1\t", "\u00a0f1", "label"], "column 'f1' appears more than once"),
+    (["filename", "length", "f1", "f2", "label", " label"], "column 'label' appears more than once"),
+    ([" filename", "length", "f1", "filename", "label"], "column 'filename' appears more than once"),
+    (["filename", "length", "f1", " ", "label"], "column 4 has an empty name"),
+])
+def test_csv_parquet_and_dataframe_read_column_names_by_one_rule(tmp_path, run_cli, names, expected):
+    """Parquet once took 'tempo' and ' tempo' as two columns, which the CSV reader refused; train
+    then wrote a bundle that evaluate and predict rejected."""
+    import pandas as pd
+
+    from featx.data.frames import table_from_frame
+    from featx.errors import DataError
+
+    by_name = {"filename": ["a.0.wav", "b.0.wav"], "length": [1, 1], "label": ["x", "y"]}
+    values = [by_name.get(n.strip(), [1.0 + i, 2.0 + i]) for i, n in enumerate(names)]
+    parquet = tmp_path / "t.parquet"
+    pq.write_table(pa.Table.from_arrays([pa.array(v) for v in values], names=names), parquet)
+    csv_path = tmp_path / "t.csv"
+    with open(csv_path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(names)
+        writer.writerows(zip(*values))
+    for path in (csv_path, parquet):
+        out = tmp_path / f"m-{path.suffix[1:]}"
+        result = run_cli("train", path, "--model", "knn", "-o", out, ok=False)
+        assert result.output.startswith(f"Error: {path}: ") and expected in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1 and not out.exists()
+    frame = pd.DataFrame(dict(enumerate(values)))
+    frame.columns = names
+    with pytest.raises(DataError, match=re.escape(expected)):
+        table_from_frame(frame, require_label=True)
 
 
 def test_parquet_output_never_written_through_a_symlink(corpus, tmp_path, run_cli):

@@ -18,14 +18,15 @@ FAST = ("--folds", "2", "--no-refit", "--epochs", "1", "--batch-size", "4", "--v
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory, write_wav, genre_clip, keras):
-    from featx.training.images import audio_images
+    from featx.extract.audio import load
+    from featx.extract.spectro_runner import file_spectrograms
 
     root = tmp_path_factory.mktemp("vgg16")
     with StoreWriter(root / "store", SETTINGS) as writer:
         for genre in ("tones", "noise"):
             for k in range(2):
                 wav = write_wav(root / "audio" / genre / f"{genre}.{k:05d}.wav", genre_clip(genre, k))
-                writer.append(audio_images(wav, SETTINGS), key=str(wav), filename=wav.name, label=genre,
+                writer.append(file_spectrograms(load(wav, sr=SETTINGS.sr), SETTINGS)[0], key=str(wav), filename=wav.name, label=genre,
                               length=SETTINGS.segment_samples)
     keras.utils.set_random_seed(7)
     base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))

@@ -274,7 +274,7 @@ def _tampered_copy(bundle, tmp_path, name, edit):
     ("metadata.json", lambda d: d["config"].__setitem__("folds", 0), "metadata.json: config.folds"),
     ("metadata.json", lambda d: d.pop("config"), "metadata.json: config must be present"),
     ("metadata.json", lambda d: d["params"].__setitem__("n_neighbors", 15),
-     "baseline.npz: check_proba must be reproduced"),
+     "model.skops: model parameter n_neighbors must be 15"),
 ])
 def test_corrupt_bundle_fields_are_refused(tmp_path, trained, name, edit, message):
     csv, bundle = trained
@@ -285,17 +285,16 @@ def test_corrupt_bundle_fields_are_refused(tmp_path, trained, name, edit, messag
     assert "corrupt bundle" in text and message in text, text
 
 
-def test_baseline_rows_must_match_metadata(tmp_path, trained):
+def test_baseline_rows_of_a_0_1_0_bundle_must_match_metadata(tmp_path, bundles_0_1_0):
     import numpy as np
 
     import featx
 
-    _, bundle = trained
-    copy = _tampered_copy(bundle, tmp_path, "metadata.json", lambda d: None)
+    copy = _tampered_copy(bundles_0_1_0 / "svm", tmp_path, "metadata.json", lambda d: None)
     with np.load(copy / "baseline.npz") as data:
         arrays = {k: data[k] for k in data.files}
-    arrays["X"] = np.tile(arrays["X"], (1000, 1))
-    arrays["y"] = np.tile(arrays["y"], 1000)
+    arrays["X"] = np.tile(arrays["X"], (3, 1))
+    arrays["y"] = np.tile(arrays["y"], 3)
     np.savez_compressed(copy / "baseline.npz", **arrays)
-    with pytest.raises(featx.BundleError, match=r"baseline.npz: X must hold the 16 training rows"):
+    with pytest.raises(featx.BundleError, match=r"baseline.npz: X must hold the 1000 training rows"):
         featx.load_bundle(copy)

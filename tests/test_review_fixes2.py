@@ -56,7 +56,7 @@ def test_fit_estimator_reraises_interrupt_swallowed_by_mlp(tmp_path):
     script = textwrap.dedent("""
         import numpy as np, sys
         from sklearn.neural_network import MLPClassifier
-        from featx.training.fit import fit_estimator
+        from featx.models.sklearn_rows import fit_estimator
         rng = np.random.default_rng(0)
         X = rng.normal(size=(400, 20)); y = rng.integers(0, 4, 400)
         est = MLPClassifier((64,), max_iter=1000000, tol=0.0, n_iter_no_change=1000000)

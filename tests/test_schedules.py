@@ -78,9 +78,9 @@ def test_augmentation_is_accepted_for_image_models_and_recorded():
 
 def _recorded_fit(config, X, y):
     """Fit a tiny Dense network compiled with featx's options; the learning rate after each epoch."""
-    from featx._keras import import_keras
+    from featx.runtime.keras import import_keras
     from featx.data.labels import LabelEncoding
-    from featx.training.schedules import compile_options
+    from featx.models.keras_fit import compile_options
 
     keras = import_keras()
     keras.utils.set_random_seed(0)
@@ -133,23 +133,23 @@ def test_plateau_schedule_cuts_the_rate_by_its_factor():
 
 
 def test_every_keras_table_model_follows_the_polynomial_schedule(synthetic_feature_csv, tmp_path):
-    """Through fit_model: the optimizer ends at min_lr after the planned steps."""
+    """Through the model object's fit: the optimizer ends at min_lr after the planned steps."""
+    from featx.data.labels import LabelEncoding
     from featx.data.table import read_feature_csv
-    from featx.models.registry import get_model
-    from featx.training.fit import fit_model
+    from featx.models.registry import create
 
     table = read_feature_csv(synthetic_feature_csv(tmp_path / "f.csv", n_tracks=4, n_segments=2,
                                                    classes=("a", "b"), seed=0, separation=3.0,
                                                    track_spread=0.3, row_spread=0.3))
-    X = table.X.astype(np.float32)
-    y = (np.asarray(table.labels) == "b").astype(int)
+    labels = LabelEncoding().fit(table.labels)
+    rows = np.arange(table.n_rows)
     for name, params in (("mlp", {"units": (8,)}), ("cnn", {"filters": (4,), "dense": 8})):
         config = TrainConfig(model=name, params=params, epochs=3, batch_size=4, learning_rate=0.05,
                              min_lr=0.0005, patience=0, lr_schedule="polynomial").validate()
-        model, history = fit_model(get_model(name), config.params, X, y, X[:0], y[:0], num_classes=2,
-                                   config=config, seed=0)
+        fitted = create(config, labels, table=table).fit(table, rows, rows[:0], seed=0, progress=False)
+        model, history = fitted.estimator, fitted.history
         assert len(history["loss"]) == 3
-        assert int(model.optimizer.iterations.numpy()) == 3 * math.ceil(len(X) / 4)
+        assert int(model.optimizer.iterations.numpy()) == 3 * math.ceil(len(rows) / 4)
         assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.0005, rel=1e-5)
 
 
@@ -159,20 +159,20 @@ def test_every_keras_table_model_follows_the_polynomial_schedule(synthetic_featu
 def test_image_model_with_polynomial_schedule_and_augmentation(store):
     """A fold of cnn2d on a store: the schedule reaches its floor, mixup trains on blended one-hot
     targets, and the held-out rows are predicted from the plain images."""
+    from featx.data.labels import LabelEncoding
     from featx.data.store_table import StoreTable
-    from featx.models.registry import get_model
-    from featx.training.images import fit_and_predict_images, image_setup
+    from featx.models.registry import create
 
     table = StoreTable(store)
-    spec = get_model("cnn2d")
     config = TrainConfig(model="cnn2d", params={"filters": (4, 4), "dense": 8}, epochs=2, batch_size=4,
                          lr_schedule="polynomial", learning_rate=0.01, min_lr=0.0001, patience=0,
                          time_masks=1, freq_masks=1, mask_width=2, time_shift=0.2, mixup=0.4).validate()
-    prep0, y, _ = image_setup(table, spec, config)
     rows = np.arange(table.n_rows)
     train, test = rows[table.tracks != "rock.00000"], rows[table.tracks == "rock.00000"]
-    model, prep, history, proba = fit_and_predict_images(table, spec, config, prep0, y, train, rows[:0], test,
-                                                         seed=0)
+    fitted = create(config, LabelEncoding().fit(table.labels), table=table)
+    fitted.fit(table, train, rows[:0], seed=0, progress=False)
+    proba = fitted.predict_proba(table, test)
+    model, prep, history = fitted.estimator, fitted.preprocessing, fitted.history
     assert model.loss == "categorical_crossentropy"
     assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.0001, rel=1e-5)
     assert len(history["loss"]) == 2
@@ -181,16 +181,17 @@ def test_image_model_with_polynomial_schedule_and_augmentation(store):
 
 
 def test_training_batches_are_augmented_and_validation_batches_are_not(store):
+    from featx.data.labels import LabelEncoding
     from featx.data.store_table import StoreTable
-    from featx.models.registry import get_model
-    from featx.training.augment import Augmentation
-    from featx.training.images import image_setup, store_batches
+    from featx.models.augment import Augmentation
+    from featx.models.keras_images import store_batches
+    from featx.models.preprocessing import ImagePreprocessing
 
     table = StoreTable(store)
-    config = TrainConfig(model="cnn2d").validate()
-    prep0, y, _ = image_setup(table, get_model("cnn2d"), config)
+    labels = LabelEncoding().fit(table.labels)
+    y = labels.encode(table.labels)
     rows = np.arange(table.n_rows)
-    prep = prep0.fit(table.store, rows)
+    prep = ImagePreprocessing(["mel"], labels, table.image_shapes(["mel"])).fit(table.store, rows)
     aug = Augmentation(time_masks=2, mask_width=1, seed=3)
     plain = store_batches(table.store, rows, y, prep, batch_size=5)
     augmented = store_batches(table.store, rows, y, prep, batch_size=5, augmentation=aug)

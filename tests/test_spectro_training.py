@@ -36,13 +36,14 @@ def _clip(genre: str, k: int, seconds: float = 6.5) -> np.ndarray:
 
 
 def _make_store(path, audio_root, settings, write_wav, n_tracks=3):
-    from featx.training.images import audio_images
+    from featx.extract.audio import load
+    from featx.extract.spectro_runner import file_spectrograms
 
     with StoreWriter(path, settings) as writer:
         for genre in ("tones", "noise"):
             for k in range(n_tracks):
                 wav = write_wav(audio_root / genre / f"{genre}.{k:05d}.wav", _clip(genre, k))
-                writer.append(audio_images(wav, settings), key=str(wav), filename=wav.name, label=genre,
+                writer.append(file_spectrograms(load(wav, sr=settings.sr), settings)[0], key=str(wav), filename=wav.name, label=genre,
                               length=settings.segment_samples)
     return path
 
@@ -89,7 +90,7 @@ def test_each_model_trains_with_out_of_fold_metrics(bundles, name):
 
 def test_training_statistics_come_from_training_rows_only(data):
     from featx.data.labels import LabelEncoding
-    from featx.training.images import ImagePreprocessing
+    from featx.models.preprocessing import ImagePreprocessing
 
     store = open_store(data["store"])
     prep = ImagePreprocessing(["mel"], LabelEncoding().fit(["a", "b"]), {"mel": store.image_shape("mel")})
@@ -114,7 +115,7 @@ def test_predict_audio_equals_the_store_rows_averaged(bundles, data):
     import featx
     from featx.data.store_table import StoreTable
 
-    bundle = featx.load_bundle(bundles["cnn2d"])
+    bundle = featx.load_bundle(bundles["cnn2d"]).bundle_
     table = StoreTable(data["store"])
     rows = bundle.predict_table(table)
     wav = data["audio"] / "tones" / "tones.00001.wav"
@@ -156,7 +157,8 @@ def test_bundle_checks_cover_spectrogram_settings(bundles, tmp_path):
 
 def test_store_batches_are_read_per_batch(data):
     from featx.data.labels import LabelEncoding
-    from featx.training.images import ImagePreprocessing, store_batches
+    from featx.models.preprocessing import ImagePreprocessing
+    from featx.models.keras_images import store_batches
 
     store = open_store(data["store"])
 
@@ -245,7 +247,7 @@ def test_cnn2d_base_training_defaults():
 def test_python_api_predicts_a_store_path(bundles, data):
     import featx
 
-    frame = featx.load_bundle(bundles["mfcc-cnn"]).predict(str(data["store"]))
+    frame = featx.load_bundle(bundles["mfcc-cnn"]).predict_tracks(str(data["store"]))
     assert len(frame) == 6 and list(frame.columns[:2]) == ["file", "genre"]
 
 
@@ -262,7 +264,7 @@ def test_predict_audio_array_equals_the_file(bundles, data):
 
     import featx
 
-    bundle = featx.load_bundle(bundles["multihead"])
+    bundle = featx.load_bundle(bundles["multihead"]).bundle_
     wav = data["audio"] / "noise" / "noise.00002.wav"
     y, sr = sf.read(wav, dtype="float32")
     from_array = bundle.predict_audio(y, sr=sr, name="clip")

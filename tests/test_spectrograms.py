@@ -183,3 +183,76 @@ def test_bad_settings_name_the_setting(kwargs, named):
 def test_unknown_key_in_record_refused():
     with pytest.raises(ConfigError, match="n_bands"):
         SpectrogramSettings.from_dict({"n_bands": 6})
+
+
+def test_window_mel_banks_and_dct_are_librosa_s():
+    """featx's own matrices, which replace librosa's and SciPy's in the images."""
+    import librosa
+    import scipy.fft
+
+    from featx.features import dsp
+    from featx.features.spectrograms import _dct_matrix, _mel_blocks
+
+    window = dsp.hann(2048).astype(np.float32)
+    ref = librosa.filters.get_window("hann", 2048, fftbins=True).astype(np.float32)
+    assert np.max(np.abs(window.view(np.int32) - ref.view(np.int32))) <= 1  # at most one float32 step
+    for sr, n_fft, n_mels, fmax in [(SR, 2048, 128, 8000.0), (SR, 2048, 128, None), (SR, 1024, 64, 6000.0),
+                                    (16000, 512, 40, None)]:
+        blocks = _mel_blocks(sr, n_fft, n_mels, fmax)
+        dense = np.zeros((n_mels, 1 + n_fft // 2), dtype=np.float32)
+        for first, stop, lo, hi, weights in blocks:
+            dense[first:stop, lo:hi] += weights
+        expected = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmax=fmax)
+        np.testing.assert_allclose(dense, expected, rtol=1e-6, atol=1e-9, err_msg=str((sr, n_fft, n_mels, fmax)))
+        # no block leaves out a non-zero weight: the blocks cover each filter's band
+        assert np.count_nonzero(dense) == np.count_nonzero(expected)
+    x = np.random.default_rng(0).standard_normal((2, 128, 30)).astype(np.float32)
+    np.testing.assert_allclose(_dct_matrix(128, 20) @ x, scipy.fft.dct(x, axis=-2, type=2, norm="ortho")[:, :20],
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_images_equal_those_of_the_store_featx_0_1_0_wrote(tmp_path, tone, clicks, write_wav):
+    """The images of tests/data/stores_0.1.0/mel40, made again from the same clips."""
+    from pathlib import Path
+
+    from featx.data.store import open_store
+    from featx.extract.audio import load, segment
+
+    fixture = Path(__file__).parent / "data" / "stores_0.1.0" / "mel40"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # unverified: written before stores held checksums
+        old = open_store(fixture)
+    clips = {"clicks/clicks.00000": clicks(120, 6.5), "silence/silence.00000": np.zeros(int(3.2 * SR), np.float32),
+             "tones/tones.00000": tone(440, 6.5)}
+    settings = old.settings
+    assert (settings.n_mels, settings.n_mfcc) == (40, 13)
+    row = 0
+    for track, y in clips.items():  # the store's order
+        path = write_wav(tmp_path / f"{track}.wav", y)
+        segs = np.ascontiguousarray(segment(load(path, sr=SR), hop=settings.segment_hop))
+        images = segment_spectrograms(segs, settings=settings)
+        stored = old.read(range(row, row + len(segs)))
+        assert list(old.rows["track"][row:row + len(segs)]) == [track] * len(segs)
+        for kind in DEFAULT_KINDS:
+            for i in range(len(segs)):
+                _assert_float32_close(images[kind][i], stored[kind][i], f"{track} {kind} {i}")
+        row += len(segs)
+    assert row == len(old)
+
+
+def test_making_images_imports_neither_librosa_nor_scipy():
+    import subprocess
+    import sys
+
+    code = ("import json, sys, numpy as np\n"
+            "from featx.features.spectrograms import SpectrogramSettings, segment_spectrograms\n"
+            "y = np.random.default_rng(0).standard_normal((2, 66149)).astype(np.float32)\n"
+            "images = segment_spectrograms(y, settings=SpectrogramSettings(image_size='64x64', normalisation='per-image'))\n"
+            "assert sorted(images) == ['chroma', 'mel', 'mfcc']\n"
+            "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    loaded = set(json.loads(done.stdout))
+    assert loaded & {"librosa", "scipy", "numba", "llvmlite", "pandas", "sklearn"} == set()

@@ -329,3 +329,57 @@ def test_edited_labels_csv_is_refused_until_overwrite(corpus, run_cli, tmp_path)
     rows, _, _ = _store_content(out)
     assert set(rows.loc[rows["track"] == "clicks/clicks.00001", "label"]) == {"beats"}
     assert set(rows.loc[rows["track"] == "clicks/clicks.00000", "label"]) == {"clicks"}
+
+
+def test_png_folders_keep_distinct_genres_apart(tmp_path):
+    """Genres that a careless name mapping merges ('..', '.', '~', non-ASCII, 'a/b' and 'a\\b')
+    each get their own folder, inside the PNG folder."""
+    from featx.data.store import StoreWriter, open_store
+    from featx.features.spectrograms import SpectrogramSettings
+    from featx.reporting.spectro_images import export_segment_pngs
+
+    labels = ["..", ".", "~", "électro", "日本", "a/b", "a\\b", "a_b", "Rock", "rock", "%7E"]
+    settings = SpectrogramSettings(kinds="chroma", image_size=(4, 5))
+    with StoreWriter(tmp_path / "store", settings) as writer:
+        for i, label in enumerate(labels):
+            writer.append({"chroma": np.full((1, 4, 5), i, np.float32) + np.eye(4, 5, dtype=np.float32)},
+                          key=f"k{i}", filename=f"t.{i:05d}.wav", label=label, length=66149)
+    out = tmp_path / "png"
+    written = export_segment_pngs(open_store(tmp_path / "store"), out)
+    assert len(written) == len(labels)
+    folders = {p.parent.name for p in written}
+    assert len(folders) == len(labels)  # one folder per genre
+    assert {p.parent.parent for p in written} == {out / "chroma"}  # none outside, none nested
+    assert {"%2E.", "%2E", "%7E", "%C3%A9lectro", "%E6%97%A5%E6%9C%AC", "a%2Fb", "a%5Cb", "a_b", "%257E"} <= folders
+    assert {"Rock", "rock-2"} <= folders  # told apart on file systems that ignore case too
+    assert len({f.lower() for f in folders}) == len(labels)
+
+
+def test_escaped_names_are_distinct_and_safe():
+    from featx.io.names import escaped_name
+
+    texts = ["..", ".", "~", "", "%", "%25", "a/b", "a\\b", "a b", "a%20b", "x" * 300, "x" * 299 + "y",
+             "é", "e\u0301", ".hidden", "-", "CON"]
+    names = [escaped_name(t) for t in texts]
+    assert len(set(names)) == len(texts)
+    for name in names:
+        assert name and name not in (".", "..") and not name.startswith(".")
+        assert "/" not in name and "\\" not in name and len(name) <= 120
+        assert all(c.isascii() and c.isprintable() for c in name)
+
+
+def test_a_spectrograms_run_imports_no_librosa_scipy_pandas_numba_or_zarr(corpus, tmp_path):
+    """The libraries whose imports dominated a short run stay out of `featx spectrograms`."""
+    code = ("import json, sys\n"
+            "from featx.cli import main\n"
+            "main(sys.argv[1:], prog_name='featx', standalone_mode=False)\n"
+            "print('MODULES ' + json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n")
+    args = ["-q", "spectrograms", str(corpus), "-o", str(tmp_path / "store"), "-j", "1"]
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    loaded = set(json.loads(done.stdout.rpartition("MODULES ")[2]))
+    heavy = {"librosa", "scipy", "pandas", "numba", "zarr", "sklearn", "tensorflow", "keras", "joblib"}
+    assert sorted(loaded & heavy) == []
+    from featx.data.store import open_store
+
+    assert len(open_store(tmp_path / "store")) == 8

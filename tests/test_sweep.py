@@ -192,6 +192,7 @@ def test_widening_a_grid_runs_only_new_combinations_in_parallel(tmp_path, csv, r
     ("mlp", ["-p", "optimizer=adam,lbfgs"], "--param optimizer: bad value for optimizer"),
     ("knn", [], "nothing to sweep"),
     ("knn", ["-p", "n_neighbors"], "--param expects NAME=V1,V2"),
+    ("knn", ["-p", "n_neighbors=1", "-p", "n-neighbors=3"], "--param n_neighbors: given twice"),
     ("nope", ["-p", "x=1"], "unknown model 'nope'"),
 ])
 def test_bad_parameters_fail_before_training(tmp_path, csv, model, options, message, run):
@@ -208,6 +209,21 @@ def test_bad_parameters_fail_before_training(tmp_path, csv, model, options, mess
     ("- n_neighbors: [1]\n- leaf_size: [10]\n", "(sub-grid 2): leaf_size: model 'knn' has no hyperparameter"),
     ("- 1\n- 2\n", "expected a mapping of hyperparameter names"),
     ("n_neighbors: [1, two]\n", "n_neighbors: bad value for n_neighbors; expected an integer in [1, 100000]. Received: 'two'"),
+    # what a grid never holds is refused at its line, before any deep or costly parsing
+    ("n_neighbors: " + "[" * 5000 + "1" + "]" * 5000 + "\n",
+     "grid file does not parse at line 1 (lists or mappings nested more than 16 deep)"),
+    ('{"n_neighbors": ' + "[" * 5000 + "1" + "]" * 5000 + "}\n",
+     "grid file does not parse at line 1 (lists or mappings nested more than 16 deep)"),
+    ("leaf_size: [10]\nn_neighbors:\n  - " + "9" * 5001 + "\n",
+     "grid file does not parse at line 3 (an integer of 5001 digits; expected at most 30)"),
+    ("n_neighbors: [1, 3]\nleaf_size: [10]\nn_neighbors: [5]\n",
+     "grid file does not parse at line 3 (key 'n_neighbors' given twice (first at line 1)"),
+    ('{"n_neighbors": [1, 3],\n "leaf_size": [10],\n "n_neighbors": [5]}\n',
+     "grid file does not parse at line 3 (key 'n_neighbors' given twice (first at line 1)"),
+    ("{n_neighbors: [1], n_neighbors: [3]}\n", "at line 1 (key 'n_neighbors' given twice"),
+    ("- n_neighbors: [1]\n- leaf_size: [10]\n  leaf_size: [20]\n",
+     "at line 3 (key 'leaf_size' given twice (first at line 2)"),
+    ("n-neighbors: [1]\nn_neighbors: [3]\n", "n_neighbors: given twice (as 'n-neighbors' and 'n_neighbors')"),
 ])
 def test_bad_grid_files_fail_before_training(tmp_path, csv, text, message, run):
     grid = tmp_path / "grid.yaml"
@@ -215,7 +231,28 @@ def test_bad_grid_files_fail_before_training(tmp_path, csv, text, message, run):
     out = tmp_path / "bad"
     result = run("sweep", csv, "-m", "knn", "-o", out, "--grid", grid, ok=False)
     assert message in result.output and str(grid) in result.output
+    assert len(result.output.strip().splitlines()) == 1
     assert not (out / "trials.jsonl").exists()
+
+
+def test_a_grid_that_aliases_blow_up_is_refused_at_once(tmp_path, csv, run):
+    """288 bytes of YAML anchors make a value of 10**8 numbers: its error took over a minute
+    and printed it all."""
+    items = ["&a [8,8,8,8,8,8,8,8,8,8]"] + [f"&{n} [" + ",".join([f"*{p}"] * 10) + "]"
+                                              for p, n in zip("abcdefg", "bcdefgh")]
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("units: [[" + ", ".join(items) + "]]\n")
+    result = run("sweep", csv, "-m", "mlp", "-o", tmp_path / "bad", "--grid", grid, ok=False)
+    assert "units: bad value for units; expected positive integers" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and len(result.output) < 600
+
+
+def test_oversized_grid_file_is_refused_unread(tmp_path, csv, run):
+    grid = tmp_path / "grid.yaml"
+    with open(grid, "wb") as fh:
+        fh.truncate(1 << 30)  # 1 GiB, sparse
+    result = run("sweep", csv, "-m", "knn", "-o", tmp_path / "bad", "--grid", grid, ok=False)
+    assert f"{grid}: a grid file of 1,073,741,824 bytes; expected a search space of at most" in result.output
 
 
 # ---------------------------------------------------------------------------

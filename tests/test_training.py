@@ -8,11 +8,11 @@ import pytest
 from featx.data.splits import make_splits
 from featx.data.table import read_feature_csv
 from featx.errors import ConfigError, DataError
-from featx.training.preprocessing import Preprocessing
+from featx.models.preprocessing import Preprocessing
 from featx.training.config import TrainConfig
 from featx.training.metrics import compute_metrics
 from featx.training.cv import cross_validate
-from featx.training.fit import segment_sequences
+from featx.models.keras_segments import segment_sequences
 
 TINY = {"epochs": 4, "batch_size": 16, "patience": 2, "reduce_lr_patience": 1, "learning_rate": 0.01}
 
@@ -89,7 +89,7 @@ def test_segment_lstm_predicts_per_track(seg_table):
     result = cross_validate(seg_table, config, progress=False)
     probs = result.predictions.groupby("track").agg(lambda s: s.nunique()).filter(like="prob_")
     assert (probs == 1).all().all()  # one prediction per track, shared by its segments
-    assert result.max_segments == 3
+    assert result.model.max_segments == 3
     m = result.metrics
     assert m["segment"]["accuracy"] == pytest.approx(m["track"]["accuracy"])
 
@@ -160,8 +160,7 @@ def test_train_serve_agreement_on_real_audio(gtzan_dir):
     config = TrainConfig(model="mlp", folds=2, seed=0, epochs=10, batch_size=64, patience=4,
                          refit=False, params={"units": "64,32"})
     result = cross_validate(train, config, progress=False)
-    bundle = Bundle(None, result.spec, result.model, result.preprocessing,
-                    {"settings": table.settings.to_dict(), "max_segments": None})
+    bundle = Bundle(None, result.model, {"settings": table.settings.to_dict(), "max_segments": None})
 
     kaggle = bundle.classify_table(table.subset(is_held))
     kaggle_acc = np.mean([Path(f).name.split(".")[0] == g for f, g in zip(kaggle["file"], kaggle["genre"])])
@@ -221,7 +220,7 @@ def test_options_read_the_training_vocabulary():
 def test_train_bundle_writes_what_featx_train_writes(tmp_path, run_cli):
     import json
 
-    from featx.training.pipeline import train_bundle
+    from featx.pipeline.train import train_bundle
 
     csv = synthetic_csv(tmp_path / "t.csv")
     run_cli("train", csv, "--model", "knn", "--folds", "3", "--seed", "2", "-p", "n_neighbors=3",
@@ -244,12 +243,12 @@ def test_bundle_metadata_records_the_optimizer(tmp_path, run_cli):
     import json
 
     from featx.bundle import load_bundle
-    from featx.training.pipeline import train_bundle
+    from featx.pipeline.train import train_bundle
 
     csv = synthetic_csv(tmp_path / "t.csv", n_tracks=6, n_segments=2)
     config = TrainConfig(model="mlp", folds=2, optimizer="sgd", params={"units": "8"}, **TINY)
     run = train_bundle(csv, config, output_dir=tmp_path / "sgd", progress=False)
-    assert type(run.result.model.optimizer).__name__ == "SGD"
+    assert type(run.result.model.estimator.optimizer).__name__ == "SGD"
     meta = json.loads((tmp_path / "sgd" / "metadata.json").read_text())
     assert meta["config"]["optimizer"] == "sgd" and meta["multi_label"] is False
     assert load_bundle(tmp_path / "sgd").metadata["config"]["optimizer"] == "sgd"

@@ -3,12 +3,16 @@ from __future__ import annotations
 
 import errno
 import functools
+import re
 import sys
 import warnings
 
 import click
 
 from ..errors import FeatxError
+from ..io.atomic import write_error
+from ..models.augment import SHIFT_MODES
+from ..training.config import LR_SCHEDULES, OPTION_HELP
 
 #: Exit status of a command stopped by Ctrl-C (128 + SIGINT, as shells report it).
 INTERRUPTED_STATUS = 130
@@ -22,8 +26,9 @@ def _quiet() -> bool:
 def handle_errors(func=None, *, interrupted: str = ""):
     """Turn FeatxError into a one-line error and Ctrl-C into one line and exit status 130.
 
-    Every command is wrapped by this decorator. With ``-q`` Python warnings are not shown
-    either, so only errors are printed.
+    Every command is wrapped by this decorator. A Python warning is shown once per
+    command (the first time its text comes up); with ``-q`` not at all, so only errors
+    are printed.
 
     Parameters
     ----------
@@ -40,6 +45,8 @@ def handle_errors(func=None, *, interrupted: str = ""):
             with warnings.catch_warnings():
                 if _quiet():
                     warnings.simplefilter("ignore")
+                else:  # each warning once, however many folds, genres or files raise it
+                    warnings.showwarning = _once(warnings.showwarning)
                 return func(*args, **kwargs)
         except FeatxError as exc:
             raise click.ClickException(cli_message(exc)) from None
@@ -62,6 +69,21 @@ def handle_errors(func=None, *, interrupted: str = ""):
     return wrapper
 
 
+def _once(show):
+    """``show`` (a ``warnings.showwarning``) that passes on each warning's text only the
+    first time. The filters' own ``"once"`` cannot do it: its registry is cleared
+    whenever code catches warnings, as a model fit that re-issues them does."""
+    seen: set[tuple[type, str]] = set()
+
+    def show_once(message, category, filename, lineno, file=None, line=None):
+        key = (category, str(message))
+        if key not in seen:
+            seen.add(key)
+            show(message, category, filename, lineno, file, line)
+
+    return show_once
+
+
 #: ``OSError`` numbers a user's machine or paths cause (full or read-only disk, missing or
 #: forbidden paths): a command ends in one line for these; any other ``OSError`` is a bug.
 USER_ERRNOS = frozenset(getattr(errno, name) for name in (
@@ -74,8 +96,6 @@ def os_error_message(exc: OSError, *, fallback=None) -> str:
 
     ``fallback`` (the command's output, say) is named when the error names no file.
     """
-    from ..io.atomic import write_error
-
     where = exc.filename if exc.filename is not None else (fallback or "featx")
     if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG):
         return str(write_error(where, exc))
@@ -114,8 +134,6 @@ def cli_message(exc: FeatxError) -> str:
     error's own ``param`` (``exc.param``) is written as its option wherever it
     stands alone. Names the command has no option for stay as they are.
     """
-    import re
-
     text = str(exc)
     flags = option_flags()
     if not flags:
@@ -188,9 +206,6 @@ def schedule_and_augment_options(func):
     ``TrainConfig`` fields given on the command line (those left out keep the
     model's defaults).
     """
-    from ..training.augment import SHIFT_MODES
-    from ..training.config import LR_SCHEDULES, OPTION_HELP
-
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         options = {name: kwargs.pop(name) for name in SCHEDULE_AUGMENT_FIELDS}

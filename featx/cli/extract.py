@@ -5,7 +5,11 @@ from pathlib import Path
 
 import click
 
-from ..features.settings import PRESETS
+from ..extract.demo import run_demo
+from ..extract.runner import run_extraction
+from ..features.settings import PRESETS, FeatureSettings
+from ..runtime.allocator import keep_work_arrays
+from . import options
 from ._common import handle_errors, progress_enabled, report_run
 
 
@@ -20,7 +24,7 @@ def _summary(result) -> str:
 
 
 @click.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@options.inputs_arg
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
               help="CSV file to write (its folder is created if needed); a .parquet name "
                    "writes a Parquet table with the same columns and numbers.")
@@ -30,26 +34,21 @@ def _summary(result) -> str:
                    "and 'musicnn-mtt' write a pretrained musicnn network's embedding "
                    "(emb_0..emb_199) and 50 tag probabilities (tag_*), averaged per segment "
                    "(needs: pip install --no-deps musicnn==0.1.0).")
-@click.option("--segment-seconds", default="3", show_default=True, metavar="SECONDS",
-              help="Length of each analysed segment; one row per full segment.")
+@options.segment_seconds_opt
 @click.option("--whole-file", is_flag=True,
               help="One row per whole file (features_30_sec.csv style) instead of segments.")
-@click.option("--sr", default=22050, show_default=True, type=int,
-              help="Sample rate the audio is resampled to.")
-@click.option("--labels", default="folder", show_default=True, metavar="folder|none|FILE.csv",
-              help="Label source: each file's parent folder, none (no label column), or a "
-                   "CSV with columns file,label.")
-@click.option("-j", "--jobs", type=int, default=None,
-              help="Worker processes, an integer >= 1 (default: all cores).")
+@options.sr_opt
+@options.labels_opt
+@options.jobs_opt
 @click.option("--overwrite", is_flag=True,
               help="Replace an existing output or unfinished run made with other settings.")
-@click.option("--scheduler", default=None, metavar="ADDRESS",
-              help="Analyse the files on a running Dask cluster (e.g. tcp://10.0.0.5:8786) "
-                   "instead of local processes; its workers must read the inputs.")
+@options.scheduler_opt
+@options.wait_workers_opt
+@options.verbosity
 @click.pass_context
 @handle_errors(interrupted="finished files are kept; run the same command again to continue")
 def extract(ctx, inputs, output, preset, segment_seconds, whole_file, sr, labels, jobs, overwrite,
-            scheduler):
+            scheduler, wait_workers):
     """Extract GTZAN-style features from audio files or folders into a CSV.
 
     Each INPUT is an audio file (.wav .au .flac .ogg .mp3 ...) or a folder searched
@@ -62,23 +61,14 @@ def extract(ctx, inputs, output, preset, segment_seconds, whole_file, sr, labels
       featx extract genres/ -o features_csv/features_3_sec.csv
       featx extract genres/ -o features_csv/features_30_sec.csv --preset gtzan --whole-file
     """
-    from ..allocator import keep_work_arrays
-    from ..errors import ConfigError
-    from ..extract.runner import run_extraction
-    from ..features.settings import FeatureSettings
-
     keep_work_arrays()  # this process analyses files itself with -j 1 (featx's workers do it too)
 
-    try:
-        seconds = None if whole_file else float(segment_seconds)
-    except ValueError:
-        raise ConfigError(
-            f"--segment-seconds must be a positive number. Received: {segment_seconds!r}"
-        ) from None
-    settings = FeatureSettings(preset=preset, sr=sr, segment_seconds=seconds)
+    settings = FeatureSettings(preset=preset, sr=sr,
+                               segment_seconds=options.segment_seconds(segment_seconds, whole_file))
     result = run_extraction(
         inputs, output, settings=settings, labels=labels, jobs=jobs,
         overwrite=overwrite, progress=progress_enabled(ctx), scheduler=scheduler,
+        wait_workers=wait_workers,
     )
     report_run(result, _summary(result))
 
@@ -88,6 +78,7 @@ def extract(ctx, inputs, output, preset, segment_seconds, whole_file, sr, labels
               type=click.Path(path_type=Path), help="Folder for the demo corpus and CSV.")
 @click.option("-j", "--jobs", type=int, default=1, show_default=True,
               help="Worker processes (the corpus is small: one is enough).")
+@options.verbosity
 @click.pass_context
 @handle_errors
 def demo(ctx, output_dir, jobs):
@@ -97,6 +88,4 @@ def demo(ctx, output_dir, jobs):
     extraction as `featx extract OUTPUT_DIR/audio -o OUTPUT_DIR/features.csv`,
     and prints a summary of the table it wrote.
     """
-    from ..demo import run_demo
-
     run_demo(output_dir, jobs=jobs, progress=progress_enabled(ctx), echo=click.echo)

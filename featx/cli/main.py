@@ -7,18 +7,11 @@ model commands import it only when they run.
 from __future__ import annotations
 
 import importlib
-import logging
-import sys
 
 import click
 
-from .. import __version__
-
-
-def _configure_logging(verbosity: int) -> None:
-    level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("featx").setLevel(level)
+from .._version import __version__
+from .options import configure_logging
 
 
 #: Every command: its name -> ``"module:attribute"`` in this package. A command's module is
@@ -75,7 +68,11 @@ class LazyGroup(click.Group):
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr: no progress, notes or warnings (results still go to stdout).")
 @click.pass_context
 def main(ctx, verbose, quiet):
-    """featx: music-genre classification from audio features and spectrograms."""
+    """featx: music-genre classification from audio features and spectrograms.
+
+    -v and -q may also follow the command's name.
+    """
     ctx.ensure_object(dict)
     ctx.obj["quiet"] = quiet
-    _configure_logging(-1 if quiet else verbose)
+    ctx.obj["verbose"] = verbose
+    configure_logging(-1 if quiet else verbose)

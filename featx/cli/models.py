@@ -12,9 +12,29 @@ from pathlib import Path
 
 import click
 
+from ..data.store_table import StoreTable, is_store, read_table
+from ..errors import ConfigError, OutputError
+from ..io.atomic import atomic_write
+from ..io.guard import check_output_file
+from ..models.registry import MODELS, get_model
+from ..reporting.report import (
+    LEAKY_WARNING,
+    evaluation_dir,
+    training_overlap_warning,
+    write_outputs,
+)
+from ..sweep.space import KERAS_OPTIONS
+from ..training.config import (
+    DEFAULTS,
+    OPTIMIZERS,
+    OPTION_HELP,
+    SPLITS,
+    TUNED,
+    TrainConfig,
+    parse_threshold,
+)
+from . import options
 from ._common import handle_errors, info, progress_enabled, schedule_and_augment_options
-from ..errors import ConfigError
-from ..training.config import DEFAULTS, OPTIMIZERS, OPTION_HELP, SPLITS
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +61,6 @@ def _summary_line(metrics: dict) -> str:
 
 def _threshold_option(ctx, threshold: str, multi_label: bool):
     """``--threshold`` as a number or 'tuned'; refused (one line) without ``--multi-label``."""
-    from ..training.config import parse_threshold
-
     value = parse_threshold(threshold)
     given = ctx.get_parameter_source("threshold") is not click.core.ParameterSource.DEFAULT
     if given and not multi_label:
@@ -53,9 +71,7 @@ def _threshold_option(ctx, threshold: str, multi_label: bool):
 
 def _refuse_keras_options(ctx, spec) -> None:
     """Refuse a Keras training option given on the command line for a scikit-learn model."""
-    from ..sweep.space import KERAS_OPTIONS
-
-    if spec.kind != "sklearn":
+    if spec.family.keras_training:
         return
     for name in sorted(KERAS_OPTIONS):
         if name in ctx.params and ctx.get_parameter_source(name) not in (
@@ -107,6 +123,7 @@ def _refuse_keras_options(ctx, spec) -> None:
               help=OPTION_HELP["threshold"])
 @click.option("--overwrite", is_flag=True, help="Replace an existing bundle in the output folder.")
 @schedule_and_augment_options
+@options.verbosity
 @click.pass_context
 @handle_errors
 def train(ctx, csv, model_name, output, epochs, batch_size, learning_rate, optimizer, seed, patience,
@@ -118,10 +135,7 @@ def train(ctx, csv, model_name, output, epochs, batch_size, learning_rate, optim
     DIR receives the model, its preprocessing and metadata, metrics.json,
     out-of-fold predictions.csv, report.md and figures/.
     """
-    from ..models.registry import get_model
-    from ..reporting.report import LEAKY_WARNING
-    from ..training.config import TrainConfig
-    from ..training.pipeline import train_bundle
+    from ..pipeline.train import train_bundle  # pulls in pandas: only on this path
 
     spec = get_model(model_name)
     _refuse_keras_options(ctx, spec)
@@ -156,6 +170,7 @@ def train(ctx, csv, model_name, output, epochs, batch_size, learning_rate, optim
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for metrics/report/figures [default: BUNDLE_DIR/evaluation/<csv name>, "
                    "made safe; -2, -3, ... when that name holds another CSV's evaluation].")
+@options.verbosity
 @click.pass_context
 @handle_errors
 def evaluate(ctx, bundle_dir, csv, output):
@@ -164,9 +179,7 @@ def evaluate(ctx, bundle_dir, csv, output):
     Warns when the CSV holds tracks the saved model was trained on: figures on
     those are not held-out accuracy.
     """
-    from ..bundle import load_bundle
-    from ..data.store_table import read_table
-    from ..reporting.report import evaluation_dir, write_outputs
+    from ..bundle import load_bundle  # pulls in pandas: only on this path
 
     bundle = load_bundle(bundle_dir)
     table = read_table(csv)
@@ -180,8 +193,6 @@ def evaluate(ctx, bundle_dir, csv, output):
     click.echo(f"{bundle.spec.name} on {csv}: {_summary_line(metrics)}")
     overlap = metrics.get("training_overlap") or {}
     if overlap.get("tracks"):
-        from ..reporting.report import training_overlap_warning
-
         info(training_overlap_warning(overlap), err=True)
     click.echo(f"report written to {output}")
 
@@ -193,8 +204,8 @@ def evaluate(ctx, bundle_dir, csv, output):
 def _render_predictions(frame, classes, fmt: str, top_k: int, *, csv_top_k: bool = False) -> str:
     """Predictions as text; ``csv_top_k``: CSV columns ``top1, top1_probability, ...``
     for the ``top_k`` best genres instead of one probability column per genre."""
-    import numpy as np
-    import pandas as pd
+    import numpy as np  # numpy: not needed to import this module
+    import pandas as pd  # pandas: kept off featx extract's path
 
     proba = frame[classes].to_numpy()
     order = np.argsort(-proba, axis=1, kind="stable")[:, :top_k]
@@ -234,8 +245,6 @@ def _render_predictions(frame, classes, fmt: str, top_k: int, *, csv_top_k: bool
 
 def _check_output_file(output: Path) -> None:
     """Raise unless a file can be written at ``output`` (its folder exists; it is no folder)."""
-    from ..errors import OutputError
-
     parent = output.parent
     if not parent.is_dir():
         raise OutputError(f"{output}: folder {parent} does not exist; expected -o in an existing "
@@ -273,6 +282,7 @@ def _warn_training_tracks(bundle, tables, audio) -> None:
 @click.option("--threshold", default=None, metavar="T",
               help="Multi-label models: decide the genres column with this threshold for every "
                    "genre instead of the bundle's own thresholds.")
+@options.verbosity
 @click.pass_context
 @handle_errors
 def predict(ctx, bundle_dir, inputs, fmt, top_k, output, threshold):
@@ -287,23 +297,22 @@ def predict(ctx, bundle_dir, inputs, fmt, top_k, output, threshold):
     A multi-label model (featx train --multi-label) adds a 'genres' column: every
     genre whose probability reaches its threshold, most probable first, joined by ';'.
     """
-    import pandas as pd
+    import pandas as pd  # pandas: kept off featx extract's path
 
-    from ..bundle import audio_files, load_bundle
-    from ..data.store_table import StoreTable, is_store
-    from ..data.table import read_feature_csv
+    from ..bundle import audio_files, load_bundle  # pulls in pandas: only on this path
+    from ..data.table import read_feature_csv  # pulls in pandas: only on this path
 
     if top_k < 1:
         raise ConfigError(f"--top-k must be >= 1. Received: {top_k}")
     if output is not None:
         _check_output_file(output)  # before any work: a wrong -o must not cost a whole run
-        from ..io.guard import check_output_file
 
         check_output_file(output, (bundle_dir, *inputs))
     bundle = load_bundle(bundle_dir)
     if threshold is not None:
-        from ..bundle_multilabel import single_label_refusal
-        from ..training.config import TUNED, parse_threshold
+        from ..bundle.multilabel import (
+            single_label_refusal,  # pulls in pandas: only on this path
+        )
 
         value = parse_threshold(threshold)
         if not bundle.multi_label:
@@ -334,8 +343,6 @@ def predict(ctx, bundle_dir, inputs, fmt, top_k, output, threshold):
     csv_top_k = ctx.get_parameter_source("top_k") is not click.core.ParameterSource.DEFAULT
     text = _render_predictions(frame, classes, fmt, min(top_k, len(classes)), csv_top_k=csv_top_k)
     if output:
-        from ..io.atomic import atomic_write
-
         atomic_write(output, text if text.endswith("\n") else text + "\n")
         info(f"{len(frame)} prediction(s) written to {output}", err=True)
     elif len(frame):
@@ -351,13 +358,12 @@ def predict(ctx, bundle_dir, inputs, fmt, top_k, output, threshold):
 
 
 @click.command("models")
+@options.verbosity
 @handle_errors
 def models():
     """List the available models and their hyperparameters."""
-    from ..models.registry import MODELS
-
     for spec in MODELS.values():
-        kinds = f" ({','.join(spec.kinds)})" if spec.input == "images" else ""
+        kinds = f" ({','.join(spec.kinds)})" if spec.kinds else ""
         click.echo(f"{spec.name:<14} {spec.kind:<8} input: {spec.input}{kinds}; {spec.description}")
         for name, param in spec.params.items():
             default = ",".join(map(str, param.default)) if isinstance(param.default, tuple) else param.default

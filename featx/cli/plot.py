@@ -7,8 +7,12 @@ from pathlib import Path
 
 import click
 
-from ._common import handle_errors
-from ..errors import ConfigError
+from ..errors import BundleError, ConfigError
+from ..extract.audio import find_audio, load
+from ..io.guard import claim_folder, names_for_paths, safe_name, unique_names
+from ..reporting.spectro_images import export_segment_pngs, write_example_grids
+from . import options
+from ._common import handle_errors, progress_enabled
 
 logger = logging.getLogger(__name__)
 
@@ -31,11 +35,13 @@ def plot():
               help="Feature column (repeatable) [default: spectral_centroid_mean, tempo].")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("plots"),
               show_default=True, help="Folder for one boxplot PNG per feature.")
+@options.verbosity
 @handle_errors
 def plot_features(csv, features, output):
     """Boxplots of feature columns by genre."""
-    from ..data.table import read_feature_csv
-    from ..io.guard import claim_folder, safe_name, unique_names
+    from ..data.table import read_feature_csv  # pulls in pandas: only on this path
+
+    # pulls in pandas: only on this path
     from ..reporting.figures import feature_boxplot, new_figure, save_figure
 
     table = read_feature_csv(csv)
@@ -61,12 +67,18 @@ def plot_features(csv, features, output):
 @click.option("--sr", type=int, default=22050, show_default=True, help="Sample rate for analysis.")
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("plots"),
               show_default=True, help="Folder for one PNG per file (waveform, mel spectrogram, chromagram).")
+@options.verbosity
 @handle_errors
 def plot_audio(files, sr, output):
     """Waveform, mel spectrogram and chromagram of audio files."""
-    from ..extract.audio import find_audio, load
-    from ..io.guard import claim_folder, names_for_paths
-    from ..reporting.figures import chromagram, mel_spectrogram, new_figure, save_figure, waveform
+    # pulls in pandas: only on this path
+    from ..reporting.figures import (
+        chromagram,
+        mel_spectrogram,
+        new_figure,
+        save_figure,
+        waveform,
+    )
 
     paths = find_audio(files)
     claim_folder(output, "featx-plots", accept=PLOT_FOLDERS)
@@ -91,14 +103,12 @@ def plot_audio(files, sr, output):
 @click.option("--png", "png_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also export every segment as an 8-bit grayscale PNG into this folder "
                    "(PNG_DIR/<kind>/<label>/<track>.<segment>.png).")
+@options.verbosity
 @click.pass_context
 @handle_errors
 def plot_spectrograms(ctx, store, output, per_genre, kinds, png_dir):
     """Example spectrograms per genre from a store; optionally every segment as a PNG."""
-    from ._common import progress_enabled
-    from ..data.store import open_store
-    from ..io.guard import claim_folder
-    from ..reporting.spectro_images import export_segment_pngs, write_example_grids
+    from ..data.store import open_store  # pulls in the store's checksums: only on this path
 
     opened = open_store(store)
     chosen = None if kinds is None else [k for k in kinds.replace(" ", ",").split(",") if k]
@@ -115,13 +125,13 @@ def plot_spectrograms(ctx, store, output, per_genre, kinds, png_dir):
 @click.argument("bundle_dir", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for the PNGs [default: BUNDLE_DIR/figures].")
+@options.verbosity
 @handle_errors
 def plot_bundle(bundle_dir, output):
     """Training curves, confusion matrices and per-class scores of a trained bundle."""
-    from ..bundle import _read_json, legacy_figures
-    from ..errors import BundleError
-    from ..io.guard import claim_folder
-    from ..reporting.figures import write_evaluation_figures
+    from ..bundle import legacy_figures  # pulls in pandas: only on this path
+    from ..bundle import read_json as _read_json  # pulls in pandas: only on this path
+    from ..reporting.figures import write_evaluation_figures  # pulls in pandas: only on this path
 
     metrics = _read_json(Path(bundle_dir) / "metrics.json")
     history_path = Path(bundle_dir) / "history.json"

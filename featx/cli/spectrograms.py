@@ -5,6 +5,10 @@ from pathlib import Path
 
 import click
 
+from ..errors import ConfigError
+from ..features.spectrograms import SpectrogramSettings
+from ..runtime.allocator import keep_work_arrays
+from . import options
 from ._common import handle_errors, progress_enabled, report_run
 
 
@@ -19,19 +23,16 @@ def _summary(result) -> str:
 
 
 @click.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@options.inputs_arg
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
               help="Store folder to write or add to (created if needed).")
 @click.option("--kinds", default="mel,mfcc,chroma", show_default=True, metavar="KIND[,KIND...]",
               help="Images to make: any of mel, mfcc, chroma, musicnn (the musicnn networks' 96 x 187 log-mel patch).")
-@click.option("--segment-seconds", default="3", show_default=True, metavar="SECONDS",
-              help="Length of each segment (Kaggle rule: full segments only).")
+@options.segment_seconds_opt
 @click.option("--whole-file", is_flag=True,
               help="One image per whole file instead of segments (needs --image-size).")
-@click.option("--sr", default=22050, show_default=True, type=int,
-              help="Sample rate the audio is resampled to (after downmixing to mono).")
-@click.option("--labels", default="folder", show_default=True, metavar="folder|none|FILE.csv",
-              help="Label source: each file's parent folder, none, or a CSV with columns file,label.")
+@options.sr_opt
+@options.labels_opt
 @click.option("--n-fft", default=2048, show_default=True, type=int, help="STFT frame length (samples).")
 @click.option("--hop-length", default=512, show_default=True, type=int, help="STFT hop (samples).")
 @click.option("--n-mels", default=128, show_default=True, type=int,
@@ -46,19 +47,18 @@ def _summary(result) -> str:
 @click.option("--normalise", "normalisation", default="none", show_default=True,
               type=click.Choice(["none", "per-image"]),
               help="per-image: scale each image to [0, 1] by its own minimum and maximum.")
-@click.option("-j", "--jobs", type=int, default=None,
-              help="Worker processes, an integer >= 1 (default: all cores).")
+@options.jobs_opt
 @click.option("--overwrite", is_flag=True,
               help="Rebuild a store featx made (other settings, or changed input files); "
                    "never a folder featx did not make.")
-@click.option("--scheduler", default=None, metavar="ADDRESS",
-              help="Analyse the files on a running Dask cluster (tcp://host:8786) instead of "
-                   "local processes; needs featx[dask].")
+@options.scheduler_opt
+@options.wait_workers_opt
+@options.verbosity
 @click.pass_context
 @handle_errors(interrupted="finished files are kept in {output}; run the same command again to continue")
 def spectrograms(ctx, inputs, output, kinds, segment_seconds, whole_file, sr, labels, n_fft,
                  hop_length, n_mels, fmax, n_mfcc, n_chroma, image_size, normalisation, jobs,
-                 overwrite, scheduler):
+                 overwrite, scheduler, wait_workers):
     """Make mel, MFCC and chroma images of audio segments into a spectrogram store.
 
     Each INPUT is an audio file or a folder searched recursively. OUTPUT is a Zarr
@@ -74,16 +74,11 @@ def spectrograms(ctx, inputs, output, kinds, segment_seconds, whole_file, sr, la
       featx spectrograms genres/ -o spectro
       featx spectrograms genres/ -o mel128 --kinds mel --image-size 128x128 --normalise per-image
     """
-    from ..errors import ConfigError
-    from ..extract.spectro_runner import run_spectrograms
-    from ..features.spectrograms import SpectrogramSettings
+    from ..extract.spectro_runner import run_spectrograms  # pulls in the store's checksums: only on this path
 
-    try:
-        seconds = None if whole_file else float(segment_seconds)
-    except ValueError:
-        raise ConfigError(
-            f"--segment-seconds must be a positive number. Received: {segment_seconds!r}"
-        ) from None
+    keep_work_arrays()  # this process analyses files itself with -j 1 (featx's workers do it too)
+
+    seconds = options.segment_seconds(segment_seconds, whole_file)
     if whole_file and image_size is None:
         raise ConfigError("--whole-file images differ in width from file to file; give --image-size "
                           "(e.g. 128x128) as well")
@@ -94,5 +89,5 @@ def spectrograms(ctx, inputs, output, kinds, segment_seconds, whole_file, sr, la
     )
     result = run_spectrograms(inputs, output, settings=settings, labels=labels, jobs=jobs,
                               overwrite=overwrite, progress=progress_enabled(ctx),
-                              scheduler=scheduler)
+                              scheduler=scheduler, wait_workers=wait_workers)
     report_run(result, _summary(result))

@@ -1,14 +1,24 @@
 """``featx sweep``: hyperparameter grids and random search with resumable, parallel trials."""
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 import click
 
+from ..models.registry import get_model
+from ..sweep.space import MAX_TRIALS, space_from_options
+from ..training.config import (
+    DEFAULTS,
+    LEVELS,
+    OPTION_HELP,
+    SEARCHES,
+    SPLITS,
+    SWEEP_METRICS,
+)
+from . import options
 from ._common import handle_errors, progress_enabled
-from ..sweep.space import MAX_TRIALS
-from ..training.config import DEFAULTS, LEVELS, OPTION_HELP, SEARCHES, SPLITS, SWEEP_METRICS
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +69,7 @@ logger = logging.getLogger(__name__)
               help="Retrain the best configuration and score it once on the test part (DIR/best).")
 @click.option("--max-trials", type=int, default=MAX_TRIALS, show_default=True, metavar="N",
               help="Refuse a search of more than N combinations (raise it to run a bigger one).")
+@options.verbosity
 @click.pass_context
 @handle_errors(interrupted="finished trials are kept in {output}/trials.jsonl; "
                            "run the same command again to resume")
@@ -82,10 +93,11 @@ def sweep(ctx, csv, model_name, output, params, grid_file, search, n_iter, metri
           -p "learning_rate=loguniform(1e-4,1e-1)" -p dropout=0.2,0.4
     """
 
-    from ..models.registry import get_model
-    from ..sweep.plan import SweepOptions, plan_sweep
-    from ..sweep.runner import run_sweep
-    from ..sweep.space import space_from_options
+    from ..sweep.plan import (  # pulls in pandas: only on this path
+        SweepOptions,
+        plan_sweep,
+    )
+    from ..sweep.runner import run_sweep  # pulls in pandas: only on this path
     options = SweepOptions(
         csv=csv, model=model_name, output=output, search=search, n_iter=n_iter, metric=metric,
         level=level, split=split, folds=folds, test_fraction=test_fraction, seed=seed,
@@ -103,8 +115,6 @@ def sweep(ctx, csv, model_name, output, params, grid_file, search, n_iter, metri
         shown = ", ".join(f"{k}={v}" for k, v in outcome.best.shown.items())
         click.echo(f"best: {shown}: validation {metric} {m[metric]:.4f} ± {m['std'][metric]:.4f}")
         if outcome.best_dir is not None:
-            import json
-
             test = json.loads((outcome.best_dir / "metrics.json").read_text())[level]
             click.echo(f"test part ({test['n']} {'tracks' if level == 'track' else 'rows'}): "
                        + (f"accuracy {test['accuracy']:.4f}, " if "accuracy" in test else "")

@@ -27,10 +27,37 @@ ACTIVATIONS = ("softmax", "sigmoid")
 def first_genres(labels) -> np.ndarray:
     """The first genre of every label cell (``rock;blues`` -> ``rock``).
 
-    Splits stratify a multi-label table on this key: every label combination as its
-    own stratum would leave most strata with a single track.
+    It depends on the order a cell lists its genres in; splits stratify on
+    :func:`stratification_key` instead.
     """
     return np.array([str(label).split(SEPARATOR)[0].strip() for label in labels], dtype=object)
+
+
+def genres_of(labels) -> list[str]:
+    """Every genre named in ``labels`` (cells of one genre, or several joined by ``;``), sorted."""
+    return sorted({g.strip() for label in labels for g in str(label).split(SEPARATOR) if g.strip()})
+
+
+def stratification_key(labels) -> np.ndarray:
+    """The genre each row is stratified on: the row's rarest genre in ``labels``.
+
+    A single-genre cell is its genre. A cell of several genres (``rock;blues``) is
+    keyed on the one of them that the fewest rows name (ties: the first by name), so
+    the key does not depend on the order the cell lists them in (``blues;rock`` gets
+    the same key), and a rare genre is spread over the folds. Every label combination
+    as its own stratum would leave most strata with a single track.
+
+    Examples
+    --------
+    >>> stratification_key(["music;blues", "music;jazz", "jazz;music", "blues"]).tolist()
+    ['blues', 'jazz', 'jazz', 'blues']
+    """
+    cells = [[g.strip() for g in str(label).split(SEPARATOR) if g.strip()] or [str(label)] for label in labels]
+    counts: dict[str, int] = {}
+    for cell in cells:
+        for genre in set(cell):
+            counts[genre] = counts.get(genre, 0) + 1
+    return np.array([min(cell, key=lambda g: (counts[g], g)) for cell in cells], dtype=object)
 
 
 class LabelEncoding:

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..errors import DataError
 from ..features.settings import ID_COLUMNS, LABEL_COLUMN, FeatureSettings
+from .columns import column_names
 
 
 def read_parquet_table(path: Path):
@@ -30,8 +31,8 @@ def read_parquet_table(path: Path):
         From the file's ``featx`` metadata, when present.
     """
     try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        import pyarrow as pa  # pyarrow: only for Parquet tables
+        import pyarrow.parquet as pq  # pyarrow: only for Parquet tables
     except ImportError:  # pragma: no cover - pyarrow is a dependency
         raise DataError(f"{path}: reading Parquet needs pyarrow; pip install pyarrow") from None
     try:
@@ -40,24 +41,16 @@ def read_parquet_table(path: Path):
     except (OSError, pa.ArrowException) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{path}: not a readable Parquet file ({first})") from None
-    names = [str(n) for n in schema.names]
-    seen: dict[str, int] = {}
-    for i, name in enumerate(names):
-        if not name.strip():
-            raise DataError(f"{path}: column {i + 1} has an empty name; expected a name for every column")
-        if name in seen:
-            raise DataError(
-                f"{path}: column {name!r} appears more than once in the header (columns {seen[name] + 1} "
-                f"and {i + 1}); expected each column name once"
-            )
-        seen[name] = i
+    stored = list(schema.names)
+    names = column_names(stored, path)  # the CSV reader's rule: ' tempo' is tempo, named once
+    position = {name: i for i, name in enumerate(names)}
     non_feature = set(ID_COLUMNS) | {LABEL_COLUMN}
     features = [n for n in names if n not in non_feature]
     n_rows = handle.metadata.num_rows
 
     def column(name):
         try:
-            return handle.read(columns=[name]).column(0)
+            return handle.read(columns=[stored[position[name]]]).column(0)
         except (OSError, pa.ArrowException) as exc:
             raise DataError(f"{path}: column {name!r} cannot be read ({exc})") from None
 

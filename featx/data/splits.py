@@ -11,9 +11,12 @@ from ..errors import ConfigError, DataError
 from ..features.settings import LABEL_COLUMN
 
 logger = logging.getLogger(__name__)
+import warnings
+
+from .frames import table_from_arrays
+from .labels import genres_of, stratification_key
 from .table import FeatureTable, track_id
 from .vocabulary import SPLITS  # noqa: F401  (re-exported: featx.data.splits.SPLITS)
-
 
 # ---------------------------------------------------------------------------
 # Mapping files
@@ -132,11 +135,14 @@ def _groups_for(table: FeatureTable, split: str, artist_map_path) -> tuple[np.nd
     return tracks, f"track-grouped ({len(set(tracks))} tracks)"
 
 
-def _check_labels(y: np.ndarray, groups: np.ndarray, folds: int, name: str) -> None:
+def _check_labels(y: np.ndarray, groups: np.ndarray, folds: int, name: str, genres=None) -> None:
+    """Refuse labels that cannot be split into ``folds``. ``y`` is each row's stratification
+    key; ``genres`` every genre the labels name (default: the keys)."""
     classes = np.unique(y)
-    if len(classes) < 2:
+    genres = list(classes) if genres is None else list(genres)
+    if len(genres) < 2:
         raise DataError(
-            f"{name}: only one class ({classes[0]!r}) in column '{LABEL_COLUMN}'; "
+            f"{name}: only one class ({genres[0]!r}) in column '{LABEL_COLUMN}'; "
             "expected at least two genres to classify"
         )
     n_groups = len(set(groups))
@@ -163,8 +169,9 @@ def _check_labels(y: np.ndarray, groups: np.ndarray, folds: int, name: str) -> N
             logger.warning("class %r has only 1 group: it cannot be both trained on and tested", str(label))
 
 
-def _inner_valid(train_idx, y, groups, fraction: float, seed: int, grouped: bool):
+def inner_split(train_idx, y, groups, fraction: float, seed: int, grouped: bool):
     """Split ``train_idx`` into (train, valid) without sharing groups."""
+    # scikit-learn is heavy: imported on use
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     if fraction <= 0:
@@ -177,7 +184,6 @@ def _inner_valid(train_idx, y, groups, fraction: float, seed: int, grouped: bool
     n_splits = min(n_splits, n_groups, largest)
     if n_splits < 2:
         return train_idx, np.array([], dtype=int)
-    import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -220,11 +226,13 @@ def make_splits(
         raise ConfigError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     if not isinstance(folds, int) or folds < 1:
         raise ConfigError(f"folds must be an integer >= 1. Received: folds={folds!r}", param="folds")
+    # scikit-learn is heavy: imported on use
     from sklearn.model_selection import KFold, StratifiedGroupKFold, StratifiedKFold
 
-    from .labels import first_genres
 
-    y = first_genres(table.labels)  # a multi-label row is stratified on its first genre
+    labels = table.labels
+    y = stratification_key(labels)  # a multi-label row: its rarest genre, whatever the order
+    genres = genres_of(labels)
     name = table.name
 
     if split == "fault-filtered":
@@ -251,8 +259,8 @@ def make_splits(
                 "expected lists for this corpus"
             )
         if len(valid) == 0:
-            train, valid = _inner_valid(train, y, table.tracks, valid_fraction, seed, True)
-        _check_labels(y[train], table.tracks[train], 1, name)
+            train, valid = inner_split(train, y, table.tracks, valid_fraction, seed, True)
+        _check_labels(y[train], table.tracks[train], 1, name, genres_of(labels[train]))
         skipped = int((part == "").sum())
         desc = (f"fault-filtered lists from {Path(split_dir).name} "
                 f"({len(set(base[train]))}/{len(set(base[valid]))}/{len(set(base[test]))} "
@@ -264,11 +272,10 @@ def make_splits(
         desc = "random per-row split (segments of one track can be on both sides)"
     else:
         groups, desc = _groups_for(table, split, artist_map)
-    _check_labels(y, groups, folds, name)
+    _check_labels(y, groups, folds, name, genres)
     grouped = split != "random"
     indices = np.arange(table.n_rows)
 
-    import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -291,7 +298,7 @@ def make_splits(
                 outer = list(KFold(folds, shuffle=True, random_state=seed).split(indices))
     result = []
     for k, (train, test) in enumerate(outer):
-        tr, va = _inner_valid(train, y, groups, valid_fraction, seed + k, grouped)
+        tr, va = inner_split(train, y, groups, valid_fraction, seed + k, grouped)
         result.append(Fold(f"fold{k + 1}" if folds > 1 else "holdout", tr, va, test))
     if folds > 1:
         desc = f"{folds}-fold {desc}"
@@ -315,3 +322,90 @@ def assert_no_leakage(plan: SplitPlan, table: FeatureTable) -> None:
                     f"{table.name}: track {sorted(shared)[0]} is in both the {a} and {b} part "
                     f"of {fold.name}; the split leaks"
                 )
+
+
+class GroupedSplit:
+    """featx's leakage-free splits for scikit-learn tools (``cv=`` of ``cross_val_score``,
+    ``GridSearchCV``...), with scikit-learn's ``split(X, y, groups)`` protocol.
+
+    Each split is the one :func:`make_splits` plans for ``featx train``: segments of one
+    track stay on one side (``'track'``), all tracks of an artist too (``'artist'``),
+    the fixed fault-filtered lists (``'fault-filtered'``: one split, its train and valid
+    lists against its test list), or rows drawn independently (``'random'``, leaky for
+    segment rows). Folds are stratified by label (a multi-label row by its first genre).
+
+    Parameters
+    ----------
+    by : {'track', 'artist', 'fault-filtered', 'random'}
+        What keeps rows together (the ``--split`` of ``featx train``).
+    n_splits : int >= 2
+        Folds (``'fault-filtered'``: always one split).
+    seed : int
+        Shuffles the tracks before they are dealt into folds.
+    artist_map : path, optional
+        ``file ::: artist ::: title`` index for ``'artist'`` (e.g. GTZANindex.txt).
+    split_dir : path, optional
+        The folder of train/valid/test lists for ``'fault-filtered'``.
+
+    Notes
+    -----
+    The rows' tracks come from ``groups``, else from a ``filename`` column of ``X``
+    (``rock.00001.3.wav`` is track ``rock.00001``); the artist map and the split
+    lists name tracks the same way.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.arange(12.0).reshape(6, 2)
+    >>> y = ["a", "a", "a", "b", "b", "b"]
+    >>> groups = ["t1", "t1", "t2", "t3", "t3", "t4"]
+    >>> cv = GroupedSplit(by="track", n_splits=2, seed=0)
+    >>> [sorted({groups[i] for i in test}) for _, test in cv.split(X, y, groups)]
+    [['t2', 't3'], ['t1', 't4']]
+    """
+
+    def __init__(self, by: str = "track", n_splits: int = 5, *, seed: int = 0, artist_map=None,
+                 split_dir=None):
+        self.by = by
+        self.n_splits = n_splits
+        self.seed = seed
+        self.artist_map = artist_map
+        self.split_dir = split_dir
+
+    def _plan(self, X, y, groups) -> SplitPlan:
+        n = len(X)
+        labels = ["-"] * n if y is None else _label_strings(y)
+        table = table_from_arrays(X, labels, groups, name="X")
+        folds = 1 if self.by == "fault-filtered" else self.n_splits
+        if self.by != "fault-filtered" and (isinstance(folds, bool) or not isinstance(folds, int)
+                                               or folds < 2):
+            raise ConfigError(f"n_splits must be an integer >= 2. Received: n_splits={folds!r}",
+                              param="n_splits")
+        return make_splits(table, split=self.by, folds=folds, seed=self.seed, valid_fraction=0.0,
+                           artist_map=self.artist_map, split_dir=self.split_dir)
+
+    def split(self, X, y=None, groups=None):
+        """Yield ``(train, test)`` row indices of each split.
+
+        Raises
+        ------
+        ConfigError, DataError
+            A bad option, or rows that cannot be split so (one line naming them).
+        """
+        for fold in self._plan(X, y, groups).folds:
+            yield np.sort(np.concatenate([fold.train, fold.valid])), np.sort(fold.test)
+
+    def get_n_splits(self, X=None, y=None, groups=None) -> int:
+        """How many splits :meth:`split` yields."""
+        return 1 if self.by == "fault-filtered" else int(self.n_splits)
+
+    def __repr__(self) -> str:
+        return f"GroupedSplit(by={self.by!r}, n_splits={self.get_n_splits()}, seed={self.seed})"
+
+
+def _label_strings(y) -> list[str]:
+    """Label strings for splitting: a multi-hot row gives its first genre's column."""
+    values = np.asarray(y, dtype=object)
+    if values.ndim == 2:  # multi-hot rows: stratify by the first genre present
+        return [str(int(np.argmax(np.asarray(row, dtype=float)))) for row in values]
+    return [";".join(map(str, v)) if isinstance(v, (list, tuple, set)) else str(v) for v in values]

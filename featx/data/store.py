@@ -1,359 +1,182 @@
-"""The spectrogram store: images of every segment on disk, with their rows and settings.
+"""Reading a spectrogram store: rows, settings and images, each image checked as it is read.
 
-A store is a folder in the `Zarr <https://zarr.dev>`_ v3 format::
+The store's layout is described in :mod:`featx.extract.store_format`, how it is
+written in :mod:`featx.extract.store_writer` (its :class:`StoreWriter` is also
+importable from here). In short: a Zarr v3 folder with one float32 array per image
+kind, one chunk per segment, and ``rows.jsonl``, the row table, which names every
+committed file's segments and the CRC-32C of each of their images.
 
-    STORE/
-      zarr.json     the group; its attributes hold featx's marker and the settings record
-      mel/          one float32 array per kind, shape (n_segments, height, width),
-      mfcc/         chunked per segment: one segment's image is one chunk, read alone
-      chroma/
-      rows.jsonl    the row table: one line per finished file (track id, segment,
-                    filename, label, length of each of its segments)
+Every image :meth:`SpectrogramStore.read` returns has been checked against the
+CRC-32C its writer committed: a chunk that is missing, cut short, damaged, swapped
+with another, a folder, a link or anything but a regular file is a
+:class:`~featx.errors.DataError` naming the store, the file and segment, and what
+was expected, never zeros or shifted pixels. So is a row table or an array metadata
+document that is not what featx writes. Stores of featx 0.1.0 hold no checksums: they
+are read unverified (with one warning per store and process; non-finite values are
+still refused), and ``featx spectrograms --overwrite`` rewrites them.
 
 Why Zarr rather than HDF5
 -------------------------
 * **Appending as files finish, never half-written.** Zarr keeps every chunk and every
-  metadata document in its own small file, each replaced atomically by the library
-  (written beside, then renamed). A killed writer therefore leaves whole chunks and
-  whole metadata, and featx commits a file's segments by appending its line to
-  ``rows.jsonl`` only after all their chunks are written: readers see exactly the rows
-  listed there, so an interrupted file simply does not exist. HDF5 keeps one file
-  whose internal structures are updated in place; a process killed while it holds
-  the file open for writing can leave the whole file unreadable.
-* **Readers while a writer works.** Any number of processes may read a Zarr store
-  while it grows (each sees the rows committed when it opened it); HDF5 allows that
-  only in its single-writer/multiple-reader mode, with restrictions on growing data.
-* **Object stores and Dask.** The same layout works unchanged on S3/GCS-style object
-  stores, where there are no files to lock or update in place, and Dask reads each
-  array directly: ``dask.array.from_zarr("STORE", component="mel")[:len(store)]``
-  (a store that was not closed cleanly may hold spare rows after the committed ones).
+  metadata document in its own small file, each replaced atomically (written beside,
+  then renamed). A killed writer therefore leaves whole chunks and whole metadata,
+  and a file's segments are committed by appending its line to ``rows.jsonl`` only
+  after all their chunks are written: readers see exactly the rows listed there, so
+  an interrupted file simply does not exist. HDF5 keeps one file whose internal
+  structures are updated in place; a process killed while it holds the file open
+  for writing can leave the whole file unreadable.
+* **Readers while a writer works.** Any number of processes may read a store while it
+  grows (each sees the rows committed when it opened it); HDF5 allows that only in
+  its single-writer/multiple-reader mode, with restrictions on growing data.
+* **Object stores and Dask.** The same layout works on S3/GCS-style object stores, and
+  Dask reads each array directly: ``dask.array.from_zarr("STORE", component="mel")[:len(store)]``
+  (a store that was not closed cleanly may hold spare rows after the committed ones;
+  such direct reads do not check the images' checksums).
 * The cost: one file per segment and kind (about 30,000 for GTZAN in 3-s segments),
   which local file systems handle without trouble.
-
-The writer holds an exclusive lock on ``rows.jsonl`` (through :class:`featx.io.journal.Journal`),
-so two writers never interleave; reopening a store resumes it, and a store made with
-other settings is refused, naming the settings that differ.
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DataError, OutputError
-from ..features.spectrograms import KINDS, SpectrogramSettings
-from ..io.journal import Journal
+from ..errors import DataError
+from ..extract.store_format import (
+    FORMAT_VERSION,
+    GROUP_FILE,
+    MAX_ROWS_BYTES,
+    ROW_COLUMNS,
+    ROWS_FILE,
+    EncodedImages,
+    check_marker,
+    checksum,
+    encode_images,
+    parse_rows,
+)
+from ..extract.store_format import read_marker as _read_marker  # noqa: F401  (is_store, sweeps read it)
+from ..extract.store_writer import StoreWriter
+from ..features.spectrograms import SpectrogramSettings
+from ..io.chunks import (
+    ChunkFileError,
+    open_file,
+    open_folder,
+    parse_array_metadata,
+    read_file,
+)
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ROW_COLUMNS", "SpectrogramStore", "StoreWriter", "open_store"]
+__all__ = ["ROW_COLUMNS", "EncodedImages", "SpectrogramStore", "StoreWriter", "encode_images",
+           "open_store"]
 
-#: The marker in the group's attributes that proves featx made a folder.
-FORMAT = "featx-spectrogram-store"
-FORMAT_VERSION = 1
-#: Columns of the row table, one row per segment.
-ROW_COLUMNS = ("track", "segment", "filename", "label", "length")
-ROWS_FILE = "rows.jsonl"
-#: Rows reserved at a time when the arrays must grow (they grow by doubling beyond this).
-_MIN_GROWTH = 64
+#: Stores already warned about in this process (format 1: no checksums).
+_WARNED: set[str] = set()
 
 
-def _marker(settings: SpectrogramSettings) -> dict:
-    return {"format": FORMAT, "version": FORMAT_VERSION, "settings": settings.to_dict()}
-
-
-def _read_marker(path: Path) -> dict | None:
-    """The featx attributes of the group at ``path``, or ``None`` when it is not a featx store."""
-    import json
-
-    meta = path / "zarr.json"
-    if not meta.is_file():
-        return None
-    try:
-        attrs = json.loads(meta.read_text()).get("attributes", {})
-    except (OSError, ValueError, AttributeError):
-        return None
-    featx = attrs.get("featx") if isinstance(attrs, dict) else None
-    if not isinstance(featx, dict) or featx.get("format") != FORMAT:
-        return None
-    return featx
-
-
-def _settings_differences(old: dict, new: dict) -> str:
-    keys = [k for k in new if old.get(k) != new.get(k)] + [k for k in old if k not in new]
-    return "; ".join(f"{k}: {old.get(k)!r} there, {new.get(k)!r} now" for k in keys)
-
-
-class StoreWriter:
-    """Creates a store, or resumes one made with the same settings, and appends files to it.
-
-    Parameters
-    ----------
-    path : path
-        The store folder. It may be absent, an empty folder, or a store made by featx.
-    settings : SpectrogramSettings
-        How its images are made. Whole-file images (``segment_seconds=None``) need an
-        ``image_size``, so that all images of a kind have one shape.
-    overwrite : bool
-        Replace a store made by featx with other settings (or start one again). A
-        folder featx did not make is never replaced.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib, numpy as np
-    >>> from featx.features.spectrograms import SpectrogramSettings
-    >>> settings = SpectrogramSettings(kinds="chroma")
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "store"
-    >>> with StoreWriter(path, settings) as store:
-    ...     store.append({"chroma": np.zeros((2, 12, 130), np.float32)},
-    ...                  key="a.wav", filename="a.wav", label="rock", length=66149)
-    >>> len(open_store(path))
-    2
-    """
-
-    def __init__(self, path, settings: SpectrogramSettings, *, overwrite: bool = False):
-        if settings.segment_seconds is None and settings.image_size is None:
-            raise ConfigError(
-                "whole-file images differ in width from file to file; set image_size "
-                "(e.g. 128x128) to store them"
-            )
-        self.path = Path(path)
-        self.settings = settings
-        self.overwrite = overwrite
-        self._journal: Journal | None = None
-        self._arrays: dict = {}
-        self._n_rows = 0
-        self._shapes = {kind: settings.image_shape(kind) for kind in settings.kinds}
-
-    # ------------------------------------------------------------------ opening
-
-    def open(self) -> StoreWriter:
-        """Lock the store, creating or checking it; returns ``self``."""
-        import zarr
-
-        marker = self._check_location()
-        if marker is None:  # a new store: the marker first, so the folder is known as featx's
-            zarr.open_group(store=str(self.path), mode="a", zarr_format=3).attrs["featx"] = _marker(self.settings)
-        header = {"store": FORMAT, "settings": self.settings.to_dict()}
-        journal = Journal(self.path / ROWS_FILE, header)
-        journal.open(fresh=marker is None or self.overwrite)  # locked from here on
-        try:
-            group = zarr.open_group(store=str(self.path), mode="a", zarr_format=3)
-            if marker is not None and self.overwrite:  # featx's own store, replaced
-                for kind in KINDS:
-                    if kind in group:
-                        del group[kind]
-                group.attrs["featx"] = _marker(self.settings)
-            for kind in self.settings.kinds:
-                height, width = self._shapes[kind]
-                if kind in group:
-                    array = group[kind]
-                else:
-                    array = group.create_array(
-                        kind, shape=(0, height, width), chunks=(1, height, width),
-                        dtype="float32", fill_value=0.0,
-                    )
-                self._arrays[kind] = array
-            self._n_rows = _check_records(list(journal.records.values()), self.path)
-        except BaseException:
-            journal.close()
-            raise
-        self._journal = journal
-        if self._n_rows:
-            logger.info("%s: resuming after %d rows", self.path, self._n_rows)
-        return self
-
-    def _check_location(self) -> dict | None:
-        path = self.path
-        if path.is_symlink():
-            raise OutputError(f"{path} is a symbolic link; featx never writes through a link: choose another output")
-        if path.exists() and not path.is_dir():
-            raise OutputError(f"{path} exists and is not a folder; expected a spectrogram store there")
-        if not path.exists():
-            try:
-                path.mkdir(parents=True)
-            except OSError as exc:
-                raise OutputError(f"store folder {str(path)!r} cannot be created ({exc.strerror})") from None
-            return None
-        marker = _read_marker(path)
-        if marker is None:
-            if any(path.iterdir()):
-                raise OutputError(
-                    f"{path} is a folder featx did not make (not a spectrogram store); featx does not "
-                    "write into it: choose another output"
-                )
-            return None
-        old = marker.get("settings")
-        if not self.overwrite and old != self.settings.to_dict():
-            diff = _settings_differences(old if isinstance(old, dict) else {}, self.settings.to_dict())
-            raise OutputError(
-                f"{path} holds spectrograms made with other settings ({diff}); use those settings "
-                "to add to it, or pass overwrite=True to replace it"
-            )
-        return marker
-
-    # ------------------------------------------------------------------ writing
-
-    @property
-    def done(self) -> set[str]:
-        """Keys of the files already in the store (resume skips them)."""
-        return set(self._journal.records) if self._journal else set()
-
-    @property
-    def records(self) -> dict[str, dict]:
-        """The committed record of each file in the store, by key (``key``, ``start``,
-        ``rows`` and, where given, the ``fingerprint`` of the source file)."""
-        return dict(self._journal.records) if self._journal else {}
-
-    def __len__(self) -> int:
-        return self._n_rows
-
-    def append(self, images: dict, *, key: str, filename: str, label: str | None = None,
-               length: int, track: str | None = None,
-               fingerprint: list[int] | None = None) -> None:
-        """Add one file's segments, committing them together.
-
-        Parameters
-        ----------
-        images : dict
-            ``kind -> np.ndarray [shape=(n_segments, height, width)]`` for every kind
-            of the settings, as :func:`featx.features.spectrograms.segment_spectrograms`
-            returns.
-        key : str
-            Identifies the source file (e.g. its path); a key already in the store is refused.
-        filename : str
-            The source file's name; segment rows are named ``<stem>.<i><ext>`` as in the
-            Kaggle tables, whole-file rows by the name itself.
-        label : str or None
-        length : int
-            Samples per segment.
-        track : str or None
-            Track id; the file name's stem by default.
-        fingerprint : list of int, optional
-            ``[size, mtime_ns]`` of the source file, committed with its rows, so that a
-            later run can tell whether the file was replaced since.
-        """
-        if self._journal is None:
-            raise RuntimeError("the store is not open for writing")
-        if key in self._journal.records:
-            raise OutputError(f"{self.path}: {key!r} is already in the store; each file is added once")
-        missing = [k for k in self.settings.kinds if k not in images]
-        if missing:
-            raise DataError(f"images for {key!r} lack the kind(s) {', '.join(missing)} of this store")
-        counts = {len(images[k]) for k in self.settings.kinds}
-        if len(counts) != 1 or 0 in counts:
-            raise DataError(f"images for {key!r} must give every kind the same, non-zero number of segments")
-        (n,) = counts
-        for kind in self.settings.kinds:
-            if tuple(images[kind].shape[1:]) != self._shapes[kind]:
-                raise DataError(
-                    f"{kind} images for {key!r} have shape {tuple(images[kind].shape[1:])}; this store "
-                    f"holds {self._shapes[kind][0]}x{self._shapes[kind][1]} images"
-                )
-        from ..extract.file import row_names
-
-        start, stop = self._n_rows, self._n_rows + n
-        for kind, array in self._arrays.items():
-            if array.shape[0] < stop:
-                array.resize((max(stop, 2 * array.shape[0], _MIN_GROWTH), *self._shapes[kind]))
-            array[start:stop] = np.asarray(images[kind], dtype=np.float32)
-        stem = Path(filename).stem
-        names = row_names(filename, n, whole_file=self.settings.segment_seconds is None)
-        rows = [[track or stem, i, name, label, int(length)] for i, name in enumerate(names)]
-        # the commit: after this line is written the file's rows exist, before it they do not
-        record = {"key": str(key), "start": start, "rows": rows}
-        if fingerprint is not None:
-            record["fingerprint"] = [int(v) for v in fingerprint]
-        self._journal.append(record)
-        self._n_rows = stop
-
-    def close(self) -> None:
-        """Trim the arrays to the committed rows, flush and release the lock."""
-        if self._journal is None:
-            return
-        try:
-            for kind, array in self._arrays.items():
-                if array.shape[0] != self._n_rows:
-                    array.resize((self._n_rows, *self._shapes[kind]))
-        finally:
-            self._journal.close()
-            self._journal = None
-
-    def __enter__(self) -> StoreWriter:
-        return self.open()
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def _check_records(records: list[dict], path: Path) -> int:
-    """Number of committed rows; the records must follow each other without gaps."""
-    n = 0
-    for record in records:
-        rows = record.get("rows")
-        if record.get("start") != n or not isinstance(rows, list):
-            raise DataError(
-                f"{path / ROWS_FILE}: record for {record.get('key')!r} starts at row "
-                f"{record.get('start')!r}, expected {n}; the row table is damaged"
-            )
-        n += len(rows)
-    return n
-
-
-def _read_rows(path: Path) -> tuple[dict | None, list[dict]]:
-    """The header and the committed records of ``rows.jsonl``, read without locking."""
-    import json
-
-    try:
-        data = (path / ROWS_FILE).read_bytes()
-    except FileNotFoundError:
-        return None, []
-    lines = data.split(b"\n")[:-1]  # what follows the last newline is an uncommitted, cut-off line
-    if not lines:
-        return None, []
-    try:
-        header = json.loads(lines[0])
-        records = [json.loads(line) for line in lines[1:] if line.strip()]
-    except ValueError:
-        raise DataError(f"{path / ROWS_FILE}: unreadable row table; expected JSON lines written by featx") from None
-    return header, records
+class UnverifiedStoreWarning(UserWarning):
+    """A store written by featx 0.1.0: its images have no checksums to check them against."""
 
 
 class SpectrogramStore:
     """Read access to a store: rows, settings and images, by segment or in batches.
 
-    Use :func:`open_store` to make one. It sees the rows committed when it was opened.
+    Use :func:`open_store` to make one. It sees the rows committed when it was opened,
+    and checks every image it reads (see the module's description).
 
     Attributes
     ----------
     settings : SpectrogramSettings
     rows : pandas.DataFrame
         One row per segment, columns :data:`ROW_COLUMNS`, in store order.
+    keys : list of str
+        The source files' ids, in store order.
+    version : int
+        The store's format version (1: written by featx 0.1.0, without checksums).
     """
 
     def __init__(self, path):
-        import pandas as pd
-        import zarr
+        import pandas as pd  # pandas: kept off featx extract's path
 
         self.path = Path(path)
-        marker = _read_marker(self.path) if self.path.is_dir() else None
-        if marker is None:
+        if not self.path.is_dir():
             raise DataError(f"{self.path} is not a spectrogram store; expected a folder made by featx spectrograms")
-        self.settings = SpectrogramSettings.from_dict(marker.get("settings", {}))
-        header, records = _read_rows(self.path)
-        if header is not None and header.get("settings") != marker.get("settings"):
-            records = []  # replaced with other settings and killed before its first file
-        n = _check_records(records, self.path)
-        table = [row for record in records for row in record["rows"]]
-        self.rows = pd.DataFrame(table, columns=list(ROW_COLUMNS))
-        self.keys = [record["key"] for record in records]
-        group = zarr.open_group(store=str(self.path), mode="r", zarr_format=3)
-        self._arrays = {kind: group[kind] for kind in self.settings.kinds}
-        for kind, array in self._arrays.items():
-            if array.shape[0] < n:
-                raise DataError(f"{self.path}: the {kind} array holds {array.shape[0]} images, the row table {n}")
-        self._n = n
+        root = self._open_root()
+        try:
+            found = self._marker(root)
+            self.version = int(found["version"])
+            self.settings = SpectrogramSettings.from_dict(found["settings"])
+            try:
+                data = read_file(ROWS_FILE, dir_fd=root, limit=MAX_ROWS_BYTES)
+            except ChunkFileError as exc:
+                raise DataError(f"{self.path / ROWS_FILE}: {exc}; expected the store's row table") from None
+            records = parse_rows(data or b"", self.path, settings=found["settings"], version=self.version,
+                                 kinds=self.settings.kinds)
+            self._n = sum(len(r["rows"]) for r in records)
+            self._layouts = {kind: self._layout(root, kind) for kind in self.settings.kinds}
+        finally:
+            os.close(root)
+        self.rows = pd.DataFrame([row for r in records for row in r["rows"]], columns=list(ROW_COLUMNS))
+        self.keys = [r["key"] for r in records]
+        self._crc = ({kind: np.array([v for r in records for v in r["crc32c"][kind]], dtype=np.uint32)
+                      for kind in self.settings.kinds} if self.version >= 2 else None)
+        if self.version < FORMAT_VERSION and self._n and str(self.path) not in _WARNED:
+            _WARNED.add(str(self.path))
+            warnings.warn(f"{self.path} was written by an earlier featx without image checksums: its "
+                          "images are read unverified; make it again with featx spectrograms "
+                          "--overwrite (overwrite=True) to have them checked", UnverifiedStoreWarning, stacklevel=3)
+
+    def _open_root(self) -> int:
+        try:  # the store's own folder may be reached through a link; nothing inside it is
+            return os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise DataError(f"{self.path}: cannot be opened ({exc.strerror}); expected a spectrogram "
+                            "store folder") from None
+
+    def _marker(self, root: int) -> dict:
+        where = self.path / GROUP_FILE
+        try:
+            data = read_file(GROUP_FILE, dir_fd=root, limit=1 << 20)
+        except ChunkFileError as exc:
+            raise DataError(f"{where}: {exc}; expected the store's Zarr group metadata") from None
+        try:
+            document = json.loads(data) if data is not None else None
+        except (ValueError, UnicodeDecodeError):
+            document = None
+        found = check_marker(document, where)
+        if found is None:
+            raise DataError(f"{self.path} is not a spectrogram store; expected a folder made by featx "
+                            "spectrograms (its zarr.json with featx's marker)")
+        return found
+
+    def _layout(self, root: int, kind: str):
+        where = self.path / kind / "zarr.json"
+        shape = self.settings.image_shape(kind)
+        try:
+            fd = open_folder(kind, dir_fd=root)
+        except ChunkFileError as exc:
+            if not self._n and str(exc) == "is missing":
+                return None  # no rows: nothing to read
+            raise DataError(f"{self.path / kind}: {exc}; expected the {kind} array of this store "
+                            "(its settings name the kind)") from None
+        try:
+            data = read_file("zarr.json", dir_fd=fd, limit=1 << 20)
+            if data is None:
+                raise ChunkFileError("is missing")
+            layout = parse_array_metadata(data, image_shape=shape)
+        except ChunkFileError as exc:
+            raise DataError(f"{where}: {exc}; expected the metadata featx wrote for the {kind} "
+                            f"array ({shape[0]}x{shape[1]} float32 images)") from None
+        finally:
+            os.close(fd)
+        if layout.shape[0] < self._n:
+            raise DataError(f"{where}: the {kind} array holds {layout.shape[0]} images, the row table "
+                            f"{self._n}; expected at least one image per row")
+        return layout
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -361,13 +184,13 @@ class SpectrogramStore:
 
     def image_shape(self, kind: str) -> tuple[int, int]:
         """``(height, width)`` of the ``kind`` images."""
-        return tuple(self._arrays[self._kind(kind)].shape[1:])
+        return tuple(self.settings.image_shape(self._kind(kind)))
 
     def __len__(self) -> int:
         return self._n
 
     def _kind(self, kind: str) -> str:
-        if kind not in self._arrays:
+        if kind not in self._layouts:
             raise DataError(
                 f"{self.path} holds no {kind!r} images; it holds {', '.join(self.settings.kinds)}"
             )
@@ -384,15 +207,22 @@ class SpectrogramStore:
         i = int(i)
         if not -self._n <= i < self._n:
             raise IndexError(f"segment {i} is out of range for a store of {self._n} segments")
-        i %= self._n
-        return {kind: self._arrays[kind][i] for kind in self._kinds(kinds)}
+        return {kind: images[0] for kind, images in self.read([i % self._n], kinds).items()}
 
     def read(self, indices, kinds=None) -> dict[str, np.ndarray]:
         """Images of many segments at once: ``kind -> np.ndarray [shape=(n, height, width)]``.
 
         ``indices`` may be a slice or any sequence of row numbers (any order, repeats
-        allowed); each array is read with one request per chunk needed.
+        allowed); each image is read once and checked against its checksum.
+
+        Raises
+        ------
+        DataError
+            An image is missing, damaged or not finite (naming the file and segment).
         """
+        return self._read(indices, kinds, verify=True)
+
+    def _read(self, indices, kinds, *, verify: bool) -> dict[str, np.ndarray]:
         if isinstance(indices, slice):
             idx = np.arange(self._n)[indices]
         else:
@@ -401,14 +231,92 @@ class SpectrogramStore:
             raise IndexError(f"row numbers must lie in [0, {self._n}) for this store")
         idx = idx % max(self._n, 1)
         unique, inverse = np.unique(idx, return_inverse=True)
+        kinds = self._kinds(kinds)
         out = {}
-        for kind in self._kinds(kinds):
-            if unique.size == 0:
-                out[kind] = np.empty((0, *self.image_shape(kind)), dtype=np.float32)
-                continue
-            block = self._arrays[kind].oindex[unique]
-            out[kind] = np.asarray(block)[inverse.reshape(-1)]
+        root = self._open_root() if unique.size else None
+        try:
+            for kind in kinds:
+                block = np.empty((unique.size, *self.image_shape(kind)), dtype=np.float32)
+                if unique.size:
+                    try:
+                        fd = open_folder(kind, dir_fd=root)
+                    except ChunkFileError as exc:
+                        raise DataError(f"{self.path / kind}: {exc}; expected the {kind} array of this "
+                                        "store") from None
+                    try:
+                        self._read_kind(fd, kind, unique, block, verify=verify)
+                    finally:
+                        os.close(fd)
+                out[kind] = block[inverse.reshape(-1)]
+        finally:
+            if root is not None:
+                os.close(root)
         return out
+
+    def _read_kind(self, fd: int, kind: str, rows: np.ndarray, block: np.ndarray, *, verify: bool) -> None:
+        """Fill ``block`` with the ``kind`` images of ``rows`` (sorted), one open per file."""
+        layout = self._layouts[kind]
+        per_file = layout.shard or 1
+        j = 0
+        while j < rows.size:
+            first = int(rows[j])
+            parts = layout.key(first)
+            group = [first]
+            while j + len(group) < rows.size and int(rows[j + len(group)]) // per_file == first // per_file:
+                group.append(int(rows[j + len(group)]))
+            opened = self._open_chunk_file(fd, parts, layout.file_limit, kind, first)
+            try:
+                for offset, i in enumerate(group):
+                    block[j + offset] = self._image(opened, layout, kind, i, parts, verify=verify)
+            finally:
+                if opened is not None:
+                    os.close(opened[0])
+            j += len(group)
+
+    def _open_chunk_file(self, fd: int, parts: list[str], limit: int, kind: str, i: int):
+        opened = []
+        try:
+            for name in parts[:-1]:  # format 1's nested chunk folders
+                try:
+                    fd = open_folder(name, dir_fd=fd)
+                except ChunkFileError as exc:
+                    if str(exc) == "is missing":
+                        return None
+                    raise
+                opened.append(fd)
+            return open_file(parts[-1], dir_fd=fd, limit=limit)
+        except ChunkFileError as exc:
+            raise self._damaged(kind, i, f"{kind}/{'/'.join(parts)} {exc}") from None
+        finally:
+            for sub in opened:
+                os.close(sub)
+
+    def _image(self, opened, layout, kind: str, i: int, parts: list[str], *, verify: bool) -> np.ndarray:
+        where = f"{kind}/{'/'.join(parts)}"
+        try:
+            chunk = None if opened is None else layout.chunk_of(*opened, i)
+            if chunk is None:
+                if self.version < 2:  # zarr left out chunks equal to the fill value (0)
+                    return np.zeros(self.image_shape(kind), dtype=np.float32)
+                raise ChunkFileError("is missing" if opened is None else f"holds no image for row {i}")
+            raw = layout.decode(chunk)
+        except ChunkFileError as exc:
+            raise self._damaged(kind, i, f"{where} {exc}") from None
+        if verify and self._crc is not None and checksum(raw) != int(self._crc[kind][i]):
+            raise self._damaged(kind, i, f"{where} does not hold the image committed with its row "
+                                         "(its checksum differs: changed since it was written)")
+        image = np.frombuffer(raw, dtype="<f4").reshape(self.image_shape(kind))
+        if verify and self._crc is None and not np.isfinite(image).all():
+            raise self._damaged(kind, i, f"{where} holds NaN or infinity")
+        return image
+
+    def _damaged(self, kind: str, i: int, reason: str) -> DataError:
+        track, segment, filename = (self.rows[c].iat[i] for c in ("track", "segment", "filename"))
+        return DataError(
+            f"{self.path}: the {kind} image of segment {segment} of {track} ({filename}, row {i}) is "
+            f"unusable: {reason}; expected the finite image featx wrote: make the store again "
+            "(spectrograms with overwrite=True)"
+        )
 
 
 def open_store(path) -> SpectrogramStore:
@@ -417,6 +325,8 @@ def open_store(path) -> SpectrogramStore:
     Raises
     ------
     DataError
-        ``path`` is not a store made by featx, or its row table is damaged.
+        ``path`` is not a store made by featx, or its settings, row table or array
+        metadata are not what featx writes (the message names the file and what was
+        expected).
     """
     return SpectrogramStore(path)

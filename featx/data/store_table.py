@@ -5,9 +5,9 @@ a few attributes: ``name``, ``path``, ``n_rows``, ``labelled``, ``labels``,
 ``filenames``, ``tracks``, ``segment_indices`` and ``segmented``.
 :class:`~featx.data.table.FeatureTable` has them, and :class:`StoreTable` gives
 them to a :class:`~featx.data.store.SpectrogramStore`, whose images stay on disk
-(they are read per batch by :mod:`featx.training.images`). :func:`read_table`
-opens either from a path, and :func:`check_input` says when a model is given the
-wrong kind of input.
+(they are read per batch by :mod:`featx.models.keras_images`). :func:`read_table`
+opens either from a path; a model says itself when it is given the wrong kind of
+input (:meth:`featx.models.base.ModelFamily.check_input`).
 """
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ import numpy as np
 from ..errors import DataError
 from ..features.settings import LABEL_COLUMN
 
-__all__ = ["StoreTable", "is_store", "read_table", "check_input"]
+__all__ = ["StoreTable", "is_store", "read_table"]
 
 
 def is_store(path) -> bool:
     """Whether ``path`` is a folder holding a featx spectrogram store."""
-    from .store import _read_marker
+    from .store import _read_marker  # pulls in the store's checksums: only on this path
 
     path = Path(path)
     return path.is_dir() and not path.is_symlink() and _read_marker(path) is not None
@@ -51,7 +51,10 @@ class StoreTable:
     settings_source = "store"
 
     def __init__(self, store):
-        from .store import SpectrogramStore, open_store
+        from .store import (  # pulls in the store's checksums: only on this path
+            SpectrogramStore,
+            open_store,
+        )
 
         self.store = store if isinstance(store, SpectrogramStore) else open_store(store)
         self.path = self.store.path
@@ -61,7 +64,7 @@ class StoreTable:
             raise DataError(f"{self.path}: the store has no rows; expected a store with finished files")
         self._tracks = self.frame["track"].astype(str).to_numpy(dtype=object)
         if self.labelled:
-            from .table import _check_track_labels
+            from .table import _check_track_labels  # pulls in pandas: only on this path
 
             _check_track_labels(self)
 
@@ -129,7 +132,7 @@ def read_table(path, *, require_label: bool = True):
     DataError
         ``path`` is neither, or what it holds is invalid.
     """
-    from .table import read_feature_csv
+    from .table import read_feature_csv  # pulls in pandas: only on this path
 
     path = Path(path)
     if path.is_dir():
@@ -144,35 +147,3 @@ def read_table(path, *, require_label: bool = True):
         return table
     return read_feature_csv(path, require_label=require_label)
 
-
-def check_input(spec, table, params: dict | None = None) -> None:
-    """Raise unless model ``spec`` (with hyperparameters ``params``) can read ``table``.
-
-    Raises
-    ------
-    DataError
-        A feature table for an image model, a store for a table model, or a store
-        without a kind the model reads; the message names the model's input.
-    """
-    is_images = isinstance(table, StoreTable)
-    if spec.input == "images" and not is_images:
-        kinds = ", ".join(spec.image_kinds(params))
-        raise DataError(
-            f"{table.name}: model {spec.name!r} reads {kinds} images from a spectrogram store "
-            "(featx spectrograms); this is a feature table. Give a STORE folder, or use a "
-            "table model (featx models)"
-        )
-    if spec.input != "images" and is_images:
-        raise DataError(
-            f"{table.name}: model {spec.name!r} reads {spec.input} of a feature table (a CSV from "
-            "featx extract); this is a spectrogram store. Give a feature CSV, or use an image "
-            "model (cnn2d, cnn2d-base, mfcc-cnn, multihead)"
-        )
-    if is_images:
-        missing = [k for k in spec.image_kinds(params) if k not in table.kinds]
-        if missing:
-            raise DataError(
-                f"{table.name}: model {spec.name!r} needs {', '.join(spec.image_kinds(params))} images; "
-                f"the store holds no {', '.join(missing)} images (it holds {', '.join(table.kinds)}). "
-                f"Make the store with kinds={','.join(spec.image_kinds(params))}"
-            )

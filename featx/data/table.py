@@ -10,9 +10,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..extract.audio import AUDIO_EXTENSIONS
 from ..errors import DataError
-from ..features.settings import ID_COLUMNS, LABEL_COLUMN, FeatureSettings, kaggle_feature_columns
+from ..extract.audio import AUDIO_EXTENSIONS, MAX_SAMPLES
+from ..extract.outputs import is_parquet, read_settings_sidecar
+from ..features.settings import (
+    ID_COLUMNS,
+    LABEL_COLUMN,
+    FeatureSettings,
+    kaggle_feature_columns,
+)
+from .columns import column_names
+from .labels import SEPARATOR
+from .parquet import read_parquet_table
 
 logger = logging.getLogger(__name__)
 
@@ -151,8 +160,6 @@ class FeatureTable:
 
 def _read_sidecar(path: Path) -> FeatureSettings | None:
     """The extraction settings recorded beside a CSV by ``featx extract``, if any."""
-    from ..extract.sinks import read_settings_sidecar
-
     record = read_settings_sidecar(path)
     if record is None:
         return None
@@ -183,7 +190,8 @@ def read_feature_csv(path, *, require_label: bool = True) -> FeatureTable:
     DataError
         Missing file or columns, a column named twice in the header, non-numeric,
         NaN, infinite or absurdly large (above :data:`MAX_FEATURE_MAGNITUDE`) feature
-        values, mixed segment/whole-file names.
+        values, mixed segment/whole-file names, a ``length`` that does not fit the
+        table's settings (:func:`clip_length`).
 
     Examples
     --------
@@ -196,11 +204,8 @@ def read_feature_csv(path, *, require_label: bool = True) -> FeatureTable:
     if not path.is_file():
         raise DataError(f"{path}: no such feature CSV; expected a file written by 'featx extract'")
     X = embedded = None
-    from ..extract.parquet import is_parquet
 
     if is_parquet(path):
-        from .parquet import read_parquet_table
-
         frame, X, _, embedded = read_parquet_table(path)
     else:
         try:
@@ -270,6 +275,7 @@ def read_feature_csv(path, *, require_label: bool = True) -> FeatureTable:
         source = "kaggle-columns"
     table = FeatureTable(frame, path, feature_columns, settings, segmented, source,
                          _X=X, _X_columns=None if X is None else list(feature_columns))
+    clip_length(table)  # a length in seconds, or absurd, is refused before anything trains on it
     if table.labelled:
         _check_track_labels(table)
     logger.info("read %s: %d rows, %d features, %s rows, settings from %s",
@@ -278,13 +284,122 @@ def read_feature_csv(path, *, require_label: bool = True) -> FeatureTable:
     return table
 
 
+#: Longest whole clip a table's ``length`` may give, in seconds (and never more than
+#: :data:`featx.extract.audio.MAX_SAMPLES` samples, the most featx decodes).
+MAX_CLIP_SECONDS = 24 * 3600
+
+
+def clip_bounds(settings: FeatureSettings) -> tuple[int, int]:
+    """Fewest and most samples a whole clip may hold under ``settings``: one STFT frame
+    (``n_fft``), and :data:`~featx.extract.audio.MAX_SAMPLES` or :data:`MAX_CLIP_SECONDS`
+    of samples, whichever is less. A bundle's recorded clip length is checked against them too.
+
+    Examples
+    --------
+    >>> clip_bounds(FeatureSettings(segment_seconds=None))
+    (2048, 134217728)
+    """
+    return int(settings.n_fft), int(min(MAX_SAMPLES, MAX_CLIP_SECONDS * settings.sr))
+
+
+def clip_length(table: FeatureTable, *, name: str | None = None, index=None) -> int | None:
+    """Check a table's ``length`` column against its own settings; the clip length to use.
+
+    ``length`` is each row's number of samples at the table's rate (its settings
+    record: ``.settings.json``, Parquet metadata, or the Kaggle columns' preset).
+    Segment rows must hold exactly the settings' segment (``segment_samples``: 66149
+    for 3 s at 22050 Hz); whole-clip rows at least one STFT frame (``n_fft``) and at
+    most :data:`~featx.extract.audio.MAX_SAMPLES` (2**27) or 24 h of samples. Without
+    settings, a length must still be a whole number of samples from 1 to 2**27.
+
+    Parameters
+    ----------
+    table : FeatureTable
+    name : str, optional
+        What messages call the table (default: its path).
+    index : sequence, optional
+        Each row's label in messages (a DataFrame's index as given); default: its
+        line in the CSV, or its row in the Parquet file.
+
+    Returns
+    -------
+    int or None
+        Whole-clip rows with settings: the median clip length in samples (what a
+        whole-clip model cuts long audio into); otherwise None (also for a table
+        without a ``length`` column).
+
+    Raises
+    ------
+    DataError
+        One line naming the table, the row (and its filename), the column and the
+        value, and what was expected (a length that looks like seconds says so).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from featx.data.frames import table_from_frame
+    >>> rows = pd.DataFrame({"filename": ["a.wav"], "length": [661500], "f": [0.5]})
+    >>> rows.attrs["featx_settings"] = {"segment_seconds": None}
+    >>> clip_length(table_from_frame(rows))
+    661500
+    """
+    frame = table.frame
+    if "length" not in frame.columns or not len(frame):
+        return None
+    raw = frame["length"]
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
+    settings = table.settings
+    sr = settings.sr if settings is not None else None
+    whole = settings is not None and settings.segment_seconds is None
+    if settings is None:
+        low, high, what = 1, MAX_SAMPLES, "a whole number of samples from 1 to 134217728 (2**27)"
+    elif whole:
+        low, high = clip_bounds(settings)
+        what = (f"a whole clip's number of samples at {sr} Hz, from one STFT frame (n_fft={settings.n_fft}) "
+                f"to {high:,} ({high / sr / 3600:.3g} h)")
+    else:
+        low = high = settings.segment_samples
+        what = (f"{low} samples, the {settings.segment_seconds:g}-s segment of its settings at {sr} Hz")
+    bad = ~(np.isfinite(values) & (values == np.round(values)) & (values >= low) & (values <= high))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        value = raw.iloc[row]
+        value = value.item() if isinstance(value, np.generic) else value
+        hint = ""
+        if whole and np.isfinite(values[row]) and low <= values[row] * sr <= high:
+            hint = f"; in seconds? {values[row]:g} s is {int(values[row] * sr):,} samples at {sr} Hz"
+        raise DataError(f"{name or table.name}: value {_brief(value)} in column 'length' "
+                        f"({_row_ref(table, row, index)}); expected {what}{hint}")
+    return int(np.median(values)) if whole else None
+
+
+def _brief(value, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters (a cell may hold thousands)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 4]}...{text[-1]} ({len(str(value)):,} characters)"
+
+
+def _row_ref(table: FeatureTable, row: int, index=None) -> str:
+    """How a message names row ``row`` (0-based) of ``table``: by ``index``, as a CSV line,
+    or as a Parquet row (1-based), with its filename."""
+    if index is not None:
+        label = index[row]
+        where = f"index {label.item() if isinstance(label, np.generic) else label!r}"
+    elif table.path is None:
+        where = f"row {row + 1}"
+    else:
+        where = f"row {row + (1 if is_parquet(table.path) else 2)}"
+    return f"{where}, filename {table.frame['filename'].iloc[row]}"
+
+
 #: Largest magnitude a feature value may have: the squares of such values still sum without
 #: overflow when scalers are fitted, and no audio feature comes near it.
 MAX_FEATURE_MAGNITUDE = 1e100
 
 
 def _check_header(path: Path, frame: pd.DataFrame) -> None:
-    """Refuse a header that names a column twice, or leaves a column's name empty.
+    """Refuse a header that names a column twice, or leaves a column's name empty
+    (:func:`column_names`).
 
     pandas renames the second ``tempo`` to ``tempo.1``, so the raw header line is read
     again here: a renamed column would otherwise be trained on under a name nobody gave it.
@@ -294,18 +409,7 @@ def _check_header(path: Path, frame: pd.DataFrame) -> None:
             header = next(csv.reader(fh), [])
     except (OSError, UnicodeDecodeError, csv.Error):
         header = []
-    names = [str(c).strip() for c in header] if len(header) == len(frame.columns) else list(frame.columns)
-    seen: dict[str, int] = {}
-    for i, name in enumerate(names):
-        if not name:
-            raise DataError(f"{path}: column {i + 1} has an empty name in the header; expected a "
-                            "name for every column (a saved row index? write the CSV without it)")
-        if name in seen:
-            raise DataError(
-                f"{path}: column {name!r} appears more than once in the header (columns {seen[name] + 1} "
-                f"and {i + 1}); expected each column name once"
-            )
-        seen[name] = i
+    column_names(header if len(header) == len(frame.columns) else list(frame.columns), path)
 
 
 def _check_track_labels(table: FeatureTable) -> None:
@@ -313,13 +417,15 @@ def _check_track_labels(table: FeatureTable) -> None:
 
     Such rows come from different files that share a track id (for example two
     ``01.mp3`` named without their folders): grouped splits and track-level
-    metrics would treat them as one track.
+    metrics would treat them as one track. Cells naming the same genres in another
+    order (``rock;blues``, ``blues;rock``) are one label.
     """
     labels = table.frame[LABEL_COLUMN].astype(str).to_numpy()
-    first: dict[str, tuple[str, int]] = {}
+    first: dict[str, tuple[str, int, frozenset]] = {}
     for row, (track, label) in enumerate(zip(table.tracks, labels)):
-        seen = first.setdefault(track, (label, row))
-        if seen[0] != label:
+        genres = frozenset(g.strip() for g in label.split(SEPARATOR))  # 'rock;blues' is 'blues;rock'
+        seen = first.setdefault(track, (label, row, genres))
+        if seen[2] != genres:
             raise DataError(
                 f"{table.name}: track {track!r} has rows labelled {seen[0]!r} (row {seen[1] + 2}) and "
                 f"{label!r} (row {row + 2}); expected one label per track (give each file a unique "
@@ -335,7 +441,7 @@ def _check_numeric(frame: pd.DataFrame, columns: list[str], path: Path) -> None:
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise DataError(
-                f"{path}: non-numeric value {values.iloc[row]!r} in column '{col}' "
+                f"{path}: non-numeric value {_brief(values.iloc[row])} in column '{col}' "
                 f"(row {row + 2}, filename {frame['filename'].iloc[row]}); expected a number"
             )
         arr = numeric.to_numpy(dtype=np.float64)

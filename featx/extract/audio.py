@@ -5,16 +5,19 @@ Everything that can go wrong with an audio file is raised here as
 """
 from __future__ import annotations
 
+import codecs
 import math
 import numbers
-import codecs
 import os
+import stat
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import AudioError, ConfigError
+from ..features.dsp import resample
+from ..features.settings import SR_RANGE
 
 #: File extensions treated as audio when searching folders (lower case).
 AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".m4a", ".opus")
@@ -72,11 +75,39 @@ def find_audio(inputs) -> list[Path]:
     return files
 
 
+#: What each kind of file that is not a regular one is called in messages.
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"))
+
+
+def file_kind(path) -> str | None:
+    """What ``path`` is when it is not a regular file, in words; ``None`` for a regular
+    file (through any symbolic links) or a missing path.
+
+    Examples
+    --------
+    >>> file_kind("/dev/zero")
+    'a character device'
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return f"a symbolic link to a missing file ({os.readlink(path)})"
+        return None
+    except OSError:  # unreadable: the caller says so
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
 def load(path, *, sr: int) -> np.ndarray:
     """Decode ``path`` to a mono float32 waveform at ``sr`` Hz.
 
     Multi-channel audio is downmixed by averaging the channels; other rates are
-    resampled (librosa's default high-quality resampler), as ``librosa.load`` does.
+    resampled (librosa's default high-quality resampler, soxr's HQ, called as
+    ``librosa.load`` calls it: :func:`featx.features.dsp.resample`).
     Sizes are checked before they are allocated: the header's rate and length
     where the decoder reports them, before decoding, and again after decoding.
 
@@ -89,16 +120,18 @@ def load(path, *, sr: int) -> np.ndarray:
     ConfigError
         ``sr`` is outside :data:`featx.features.settings.SR_RANGE`.
     AudioError
-        The file is unreadable, not audio, corrupt, empty,
+        The path is not a regular file (a FIFO, a device, a socket, a folder, a
+        link to nothing: named as such), or the file is unreadable, not audio, corrupt, empty,
         declares a sample rate below :data:`MIN_NATIVE_SR` or above :data:`MAX_NATIVE_SR`,
         holds samples that are not finite or beyond :data:`MAX_AMPLITUDE`, or more than
         :data:`MAX_SAMPLES` samples as decoded or after resampling to ``sr``.
     """
-    from ..features.settings import SR_RANGE
-
     if isinstance(sr, bool) or not isinstance(sr, numbers.Integral) or not SR_RANGE[0] <= sr <= SR_RANGE[1]:
         raise ConfigError(f"sr must be between {SR_RANGE[0]} and {SR_RANGE[1]} Hz. Received: sr={sr!r}")
     path = Path(path)
+    kind = file_kind(path)  # before opening it: a FIFO would block, /dev/zero never end
+    if kind is not None:
+        raise AudioError(f"{path}: is {kind}, not a regular file; expected an audio file")
     if not os.access(path, os.R_OK):
         raise AudioError(f"{path}: cannot be read (missing or no read permission)")
     if path.stat().st_size == 0:
@@ -109,7 +142,7 @@ def load(path, *, sr: int) -> np.ndarray:
     try:
         decoded = _decode_soundfile(path) if header is not None else None
         if decoded is None:
-            import librosa
+            import librosa  # librosa is heavy: only on this path
 
             with warnings.catch_warnings():
                 # librosa warns before falling back to audioread; the outcome is what counts
@@ -118,12 +151,13 @@ def load(path, *, sr: int) -> np.ndarray:
         y, native = decoded
     except Exception as exc:  # decoders raise many unrelated types
         raise AudioError(f"{path}: cannot be decoded as audio: {decode_failure(path, exc)}") from None
+    if (int(native) < MIN_NATIVE_SR or y.shape[-1] == 0) and _signature(path) is None:
+        # ffmpeg "decodes" some bytes of no known format to 0 channels at 0 Hz: say what the file is
+        raise AudioError(f"{path}: cannot be decoded as audio: {decode_failure(path, None)}")
     _check_size(path, int(native), y.shape[-1], sr=sr)
     _check_samples(path, y)
     if native != sr:
-        import librosa
-
-        y = librosa.resample(y, orig_sr=native, target_sr=sr, res_type="soxr_hq")
+        y = resample(y, orig_sr=native, target_sr=sr)  # librosa's soxr_hq resampling, without librosa
         if not np.all(np.isfinite(y)):
             raise AudioError(f"{path}: decoded samples contain NaN or infinity")
     if y.size == 0:
@@ -146,7 +180,17 @@ _EXPECTED_HEADER = {"WAV": "RIFF/WAVE", "FLAC": "fLaC", "Ogg": "OggS", "MP3": "I
                     "AIFF": "FORM/AIFF", "AU": ".snd", "M4A": "an MP4 'ftyp' box"}
 
 
-def decode_failure(path, exc: BaseException) -> str:
+def _signature(path: Path) -> str | None:
+    """The container format whose signature the file's first bytes carry, or ``None``."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return None
+    return next((name for name, _, test in _SIGNATURES if test(head)), None)
+
+
+def decode_failure(path, exc: BaseException | None) -> str:
     """Say what is wrong with a file the decoders refused, from its first bytes.
 
     Decoders report a header they do not recognise with errors such as
@@ -160,7 +204,7 @@ def decode_failure(path, exc: BaseException) -> str:
             head = fh.read(512)
     except OSError as err:
         return f"cannot be read ({err.strerror or type(err).__name__})"
-    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    detail = str(exc).strip().splitlines()[0] if exc is not None and str(exc).strip() else ""
     found = next((name for name, _, test in _SIGNATURES if test(head[:12])), None)
     if found is not None:
         return f"corrupt {found} file: its header is readable but decoding failed" + (
@@ -189,7 +233,7 @@ def _decode_soundfile(path: Path) -> tuple[np.ndarray, int] | None:
     channels), without importing librosa, whose import costs more than a second per
     process. ``None`` where soundfile cannot open the file (librosa then decodes it).
     """
-    import soundfile
+    import soundfile  # libsndfile: only when audio is read or written
 
     try:
         sound = soundfile.SoundFile(str(path))
@@ -205,7 +249,7 @@ def _decode_soundfile(path: Path) -> tuple[np.ndarray, int] | None:
 
 def _header(path: Path) -> tuple[int, int] | None:
     """``(sample rate, frames)`` from the header, or ``None`` where soundfile cannot tell."""
-    import soundfile
+    import soundfile  # libsndfile: only when audio is read or written
 
     try:
         info = soundfile.info(str(path))

@@ -45,10 +45,10 @@ class AudioFile:
         return [int(info.st_size), int(info.st_mtime_ns)]
 
 
-def _audio_under(folder: Path) -> list[Path]:
-    """Audio files under ``folder``, entering linked folders but each real folder only once
-    (a link back up the tree does not loop)."""
-    found: list[Path] = []
+def _walk(folder: Path):
+    """``(root, names)`` of every folder under ``folder`` as :func:`find_corpus` searches
+    it: linked folders entered, each real folder once (a link back up the tree does not
+    loop), sub-folders in sorted order."""
     visited: set[tuple[int, int]] = set()
     for root, dirs, names in os.walk(folder, followlinks=True):
         info = os.stat(root)
@@ -57,11 +57,26 @@ def _audio_under(folder: Path) -> list[Path]:
             continue
         visited.add((info.st_dev, info.st_ino))
         dirs.sort()
-        for name in names:
-            p = Path(root) / name
-            if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file():
-                found.append(p)
-    return found
+        yield root, names
+
+
+def _audio_under(folder: Path) -> list[Path]:
+    """Files with an audio extension under ``folder`` (see :func:`_walk`).
+
+    Entries that are not regular files (a FIFO, a device, a socket, a link to nothing)
+    are kept: reading them says what they are, and the run lists them as skipped.
+    """
+    return [Path(root) / name for root, names in _walk(folder) for name in names
+            if Path(name).suffix.lower() in AUDIO_EXTENSIONS]
+
+
+def searched_folders(inputs) -> list[Path]:
+    """Every folder :func:`find_corpus` searches for ``inputs``: the input folders and all
+    folders under them, linked ones included (as found, not resolved).
+
+    An output written into any of them would be part of the corpus next time.
+    """
+    return [Path(root) for item in inputs if Path(item).is_dir() for root, _ in _walk(Path(item))]
 
 
 def find_corpus(inputs) -> list[AudioFile]:
@@ -72,7 +87,9 @@ def find_corpus(inputs) -> list[AudioFile]:
     inputs : iterable of path
         Audio files (taken whatever their extension) and folders (searched
         recursively for :data:`~featx.extract.audio.AUDIO_EXTENSIONS`, in sorted
-        order; linked files and folders are taken as found, each folder once).
+        order; linked files and folders are taken as found, each folder once;
+        a name with such an extension that is not a regular file is taken too, and
+        reading it says what it is).
 
     Returns
     -------

@@ -4,7 +4,7 @@ Under ``--preset musicnn-msd`` or ``musicnn-mtt`` a row holds, for its segment (
 its whole file), the mean over the network's 3-s patches of the penultimate layer
 (200 values) and of the 50 tag probabilities. A segment is taken to 16 kHz, turned
 into the network's log-mel spectrogram and cut into non-overlapping 187-frame
-patches exactly as :func:`featx.models.musicnn.musicnn_embeddings` does for a
+patches exactly as :func:`featx.extract.musicnn.musicnn_embeddings` does for a
 recording, so a row equals ``musicnn_embeddings(segment, sr).embeddings.mean(0)``
 (and ``.taggram.mean(0)``). A 3-s segment holds exactly one patch.
 
@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..features.musicnn_input import musicnn_logmel, musicnn_patches
 from ..features.settings import MUSICNN_PRESETS, FeatureSettings
+from .musicnn import EXPOSED_LAYERS, run_patches
 
 #: Patches per forward pass.
 BATCH_SIZE = 32
@@ -45,9 +47,6 @@ def musicnn_segment_values(segments: np.ndarray, *, settings: FeatureSettings) -
     AudioError
         A segment is shorter than one patch once at 16 kHz.
     """
-    from ..features.musicnn_input import musicnn_logmel, musicnn_patches
-    from ..models.musicnn import EXPOSED_LAYERS, run_patches
-
     model = MUSICNN_PRESETS[settings.preset]
     patches = [musicnn_patches(musicnn_logmel(seg, sr=settings.sr)) for seg in segments]
     counts = [len(p) for p in patches]

@@ -6,9 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import load, segment
-from ..errors import AudioError
+from ..errors import AudioError, AudioValueError, ConfigError
+from ..features.compute import segment_features
 from ..features.settings import MUSICNN_PRESETS, FeatureSettings
+from ..runtime.threads import limited_threads
+from .audio import MAX_SAMPLES, MIN_NATIVE_SR, load, segment
+from .embeddings import musicnn_segment_values
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +51,6 @@ def extract_features(path, settings: FeatureSettings, *, window: int | None = No
     AudioError
         The file cannot be decoded, or is shorter than one segment.
     """
-    from .._threads import limited_threads
-
     # one BLAS thread, as in `featx extract`: the same audio gives the very same numbers
     with limited_threads():
         names, length, values = _extract_arrays(path, settings, window=window)
@@ -57,7 +58,7 @@ def extract_features(path, settings: FeatureSettings, *, window: int | None = No
 
 
 def _rows_frame(names, length, values, settings: FeatureSettings):
-    import pandas as pd
+    import pandas as pd  # pandas: kept off featx extract's path
 
     frame = pd.DataFrame(values, columns=settings.feature_columns())
     frame.insert(0, "length", length)
@@ -66,8 +67,6 @@ def _rows_frame(names, length, values, settings: FeatureSettings):
 
 
 def _extract_arrays(path, settings: FeatureSettings, *, window: int | None = None, y=None):
-    from ..features.compute import segment_features
-
     y = load(path, sr=settings.sr) if y is None else y
     seg_len = settings.segment_samples
     segments = segment(y, hop=settings.segment_hop, length=seg_len)
@@ -79,9 +78,13 @@ def _extract_arrays(path, settings: FeatureSettings, *, window: int | None = Non
             f"{path}: {len(y) / settings.sr:.2f} s long, shorter than one "
             f"{settings.segment_seconds:g} s segment ({seg_len} samples at {settings.sr} Hz)"
         )
+    if seg_len is None and len(y) < settings.n_fft:  # the least a whole clip's row may hold
+        raise AudioError(
+            f"{path}: {len(y)} samples ({len(y) / settings.sr:.3f} s) long, shorter than one STFT frame "
+            f"(n_fft={settings.n_fft} samples at {settings.sr} Hz)"
+        )
     cols = settings.feature_columns()
     if settings.preset in MUSICNN_PRESETS:  # a pretrained network's outputs (Keras loads here only)
-        from .embeddings import musicnn_segment_values
 
         try:
             values = musicnn_segment_values(segments, settings=settings)
@@ -97,6 +100,23 @@ def _extract_arrays(path, settings: FeatureSettings, *, window: int | None = Non
             values[start : start + len(batch), j] = feats[name]
     names = row_names(path, len(segments), whole_file=seg_len is None and len(segments) == 1)
     return names, segments.shape[1], values
+
+
+def samples_features(y: np.ndarray, settings: FeatureSettings, *, name: str = "audio.wav",
+                     window: int | None = None):
+    """Feature rows of decoded mono samples already at ``settings.sr``.
+
+    The analysis :func:`extract_features` runs after decoding a file (rows named after
+    ``name``); use :func:`prepare_array` first for samples at another rate.
+
+    Returns
+    -------
+    rows : pandas.DataFrame
+        As :func:`extract_features` returns.
+    """
+    with limited_threads():
+        names, length, values = _extract_arrays(name, settings, window=window, y=y)
+    return _rows_frame(names, length, values, settings)
 
 
 def extract_array_features(y, *, sr: int, settings: FeatureSettings, name: str = "array.wav",
@@ -132,18 +152,23 @@ def extract_array_features(y, *, sr: int, settings: FeatureSettings, name: str =
     ConfigError
         ``sr`` is not an integer of at least 1000.
     """
-    from .._threads import limited_threads
-
-    y = _prepare_array(y, sr=sr, target_sr=settings.sr, name=name)
+    y = prepare_array(y, sr=sr, target_sr=settings.sr, name=name)
     with limited_threads():
         names, length, values = _extract_arrays(name, settings, window=window, y=y)
     return _rows_frame(names, length, values, settings)
 
 
-def _prepare_array(y, *, sr, target_sr: int, name: str) -> np.ndarray:
-    from .audio import MAX_SAMPLES, MIN_NATIVE_SR
-    from ..errors import AudioValueError, ConfigError
+def prepare_array(y, *, sr, target_sr: int, name: str) -> np.ndarray:
+    """Samples in memory as featx analyses them: float32, mono, at ``target_sr``.
 
+    Raises
+    ------
+    AudioError
+        ``y`` is empty, not numeric, not finite, has more than two axes or more
+        samples than a file may hold (one line naming ``name``).
+    ConfigError
+        ``sr`` is not an integer of at least 1000.
+    """
     if not isinstance(sr, (int, np.integer)) or isinstance(sr, bool) or sr < MIN_NATIVE_SR:
         raise ConfigError(f"sr must be the sample rate of the array, an integer >= {MIN_NATIVE_SR} Hz. "
                           f"Received: sr={sr!r}", param="sr")
@@ -163,7 +188,7 @@ def _prepare_array(y, *, sr, target_sr: int, name: str) -> np.ndarray:
     if not np.all(np.isfinite(y)):
         raise AudioValueError(f"{name}: samples contain NaN or infinity")
     if int(sr) != target_sr:
-        import librosa
+        import librosa  # librosa is heavy: only on this path
 
         y = librosa.resample(y, orig_sr=int(sr), target_sr=target_sr, res_type="soxr_hq")
     return y

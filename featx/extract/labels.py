@@ -1,10 +1,11 @@
 """Labels for a corpus: from folder names or a labels CSV."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import warnings
 from pathlib import Path
-
 
 from ..errors import ConfigError, DataError
 from ..features.settings import LABEL_COLUMN
@@ -37,7 +38,7 @@ def read_label_map(path) -> dict[str, str]:
 
 def _table(path):
     """The labels CSV at ``path`` as text, and the name of its column naming files."""
-    import pandas as pd
+    import pandas as pd  # pandas: kept off featx extract's path
 
     path = Path(path)
     try:
@@ -84,12 +85,52 @@ def labels_digest(labels: str) -> str | None:
     """SHA-256 of a labels CSV's bytes (``None`` for ``'folder'`` and ``'none'``)."""
     if labels in ("folder", "none"):
         return None
-    import hashlib
 
     return hashlib.sha256(Path(labels).read_bytes()).hexdigest()
 
 
-def resolve_labels(files, labels: str) -> list[str] | None:
+#: Folder names that hold audio but name no genre.
+_CONTAINERS = frozenset({
+    "audio", "music", "songs", "song", "tracks", "track", "files", "file", "wav", "wavs", "mp3", "mp3s",
+    "flac", "ogg", "data", "dataset", "datasets", "corpus", "samples", "sample", "clips", "clip", "input",
+    "inputs", "downloads", "download", "desktop", "documents", "home", "tmp", "temp", "test", "tests",
+    "train", "valid", "validation", "recordings", "media", "genres", "new folder", "untitled", "unsorted",
+    "misc", "various", "various artists", "unknown", "unknown album", "unknown artist"})
+
+
+def looks_like_genre(name: str) -> bool:
+    """Whether a folder name reads like a genre (``rock``, ``Hip-Hop``, ``easy listening``)
+    rather than an album, an artist, a disc or a generic folder.
+
+    Not a genre: empty, over 32 characters or 3 words, holding a digit (years, discs,
+    track numbers), brackets or `` - `` (``Artist - Album``), or one of the common
+    container names (``audio``, ``music``, ``Downloads``...).
+
+    Examples
+    --------
+    >>> [looks_like_genre(n) for n in ("rock", "Hip-Hop", "Abbey Road (1969)", "CD1", "Downloads")]
+    [True, True, False, False, False]
+    """
+    text = str(name).strip()
+    if not text or len(text) > 32 or len(text.split()) > 3:
+        return False
+    if any(ch.isdigit() or ch in "()[]{}" for ch in text) or " - " in text:
+        return False
+    return text.lower() not in _CONTAINERS
+
+
+def _note_folder_labels(names: list[str], *, unlabelled_ok: bool) -> None:
+    """Say once when folder names used as labels do not look like genres."""
+    odd = sorted({n for n in names if not looks_like_genre(n)})
+    if not odd:
+        return
+    instead = ("pass --labels none (labels='none') for a table without labels, or --labels FILE.csv"
+               if unlabelled_ok else "pass --labels FILE.csv (a CSV with columns file,label)")
+    logger.warning("labels are each file's folder name, and %d of %d folder name(s) do not look like a "
+                   "genre (e.g. %r); %s", len(odd), len(set(names)), odd[0], instead)
+
+
+def resolve_labels(files, labels: str, *, unlabelled_ok: bool = True) -> list[str] | None:
     """One label per file, or ``None`` for ``labels='none'``.
 
     Parameters
@@ -102,6 +143,10 @@ def resolve_labels(files, labels: str) -> list[str] | None:
         its id, path, name or stem; every row naming a file must give the same label,
         and a row matching several files (``01.wav`` in two albums) is refused. Rows
         naming no file are ignored with a warning.
+    unlabelled_ok : bool
+        Whether the caller can do without labels: with ``'folder'``, folder names
+        that do not look like genres (:func:`looks_like_genre`) are said once on
+        the log, suggesting ``labels='none'`` (or, when labels are needed, a labels CSV).
 
     Raises
     ------
@@ -112,7 +157,9 @@ def resolve_labels(files, labels: str) -> list[str] | None:
     if labels == "none":
         return None
     if labels == "folder":
-        return [f.folder for f in files]
+        names = [f.folder for f in files]
+        _note_folder_labels(names, unlabelled_ok=unlabelled_ok)
+        return names
     rows = _read_rows(Path(labels), *_table(labels))
     keys = [_keys(f) for f in files]
     matched: dict[str, list[int]] = {}
@@ -141,8 +188,6 @@ def resolve_labels(files, labels: str) -> list[str] | None:
         (out.append(hits[0][2]) if hits else missing.append(str(f.path)))
     unused = sorted((row, name) for entry, (row, name, _) in rows.items() if entry not in matched)
     if unused:
-        import warnings
-
         shown = ", ".join(repr(name) for _, name in unused[:3])
         warnings.warn(f"{labels}: {len(unused)} row(s) name no audio file in the inputs "
                       f"(e.g. {shown}); they are ignored", UserWarning, stacklevel=2)

@@ -12,31 +12,26 @@ from __future__ import annotations
 import json
 import logging
 import os
-from pathlib import Path
 
 import numpy as np
 
 from ..errors import OutputError
 from ..io.atomic import discard_on_failure, temp_beside
+from ..io.digest import file_sha256
+from .corpus import row_names
+from .outputs import finish_outputs, reuse_records
 
 logger = logging.getLogger(__name__)
 
 #: File name endings read and written as Parquet.
-PARQUET_SUFFIXES = (".parquet", ".pq")
-
 #: Key of the Parquet key-value metadata that holds featx's record.
 METADATA_KEY = b"featx"
 
 
-def is_parquet(path) -> bool:
-    """Whether ``path`` names a Parquet feature table (by its ending)."""
-    return Path(path).suffix.lower() in PARQUET_SUFFIXES
-
-
 def _require_pyarrow():
     try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        import pyarrow as pa  # pyarrow: only for Parquet tables
+        import pyarrow.parquet as pq  # pyarrow: only for Parquet tables
     except ImportError:  # pragma: no cover - pyarrow is a dependency
         raise OutputError("Parquet tables need pyarrow; install it with 'pip install pyarrow'") from None
     return pa, pq
@@ -51,9 +46,6 @@ def assemble_parquet(out, records: dict, files, label_list, settings, record: di
     n_rows : int
     errors : list of (file, reason)
     """
-    from .corpus import row_names
-    from .sinks import _finish_outputs, file_sha256
-
     pa, pq = _require_pyarrow()
     labelled = label_list is not None
     columns = settings.columns(labelled=labelled)
@@ -95,7 +87,7 @@ def assemble_parquet(out, records: dict, files, label_list, settings, record: di
             pq.write_table(table, fh)
             fh.flush()
             os.fsync(fh.fileno())
-        _finish_outputs(out, tmp, record, entries=entries, n_rows=n_rows, errors=errors,
+        finish_outputs(out, tmp, record, entries=entries, n_rows=n_rows, errors=errors,
                         digest=file_sha256(tmp))
     return n_rows, errors
 
@@ -103,8 +95,6 @@ def assemble_parquet(out, records: dict, files, label_list, settings, record: di
 def previous_parquet_records(out, previous: dict, fingerprints: dict, n_features: int) -> dict:
     """Records of the unchanged files whose rows an earlier run left in the Parquet table
     ``out.csv``: ``{file id: record}`` (the caller has checked the file's SHA-256)."""
-    from .sinks import reuse_records
-
     _, pq = _require_pyarrow()
     table = pq.read_table(out.csv)
     if table.num_columns < 2 + n_features:

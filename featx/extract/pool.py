@@ -6,11 +6,26 @@ it was analysing fails with it. :func:`map_files` keeps at most ``jobs`` files i
 flight, so it knows which files were being read when a worker died; it reads each
 of them again alone, in a fresh one-worker pool, records the one that kills that
 worker too as skipped, and carries on with the rest in a fresh pool.
+
+The workers die with the process that started them. When that process ends
+without shutting its pool down (``kill -9``, a crash), nothing else would end them:
+each would wait for work, or sit blocked writing a result into a pipe nobody reads,
+holding its memory. Each worker therefore watches its parent from a daemon thread
+(:func:`_watch_parent`) and exits, within :data:`WATCH_SECONDS`, once it has another
+parent. Not ``prctl(PR_SET_PDEATHSIG)``: Linux sends that signal when the *thread*
+that started the worker ends, and a program may run featx from a thread that ends
+while the pool it started is kept for the next run.
 """
 from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
+import warnings
+
+from ..runtime.allocator import WORKER_VAR
+from ..runtime.threads import limited_threads
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +45,9 @@ MAX_WORKERS_PER_CORE = 4
 #: Set in a worker's environment when the parent process ignores every warning.
 _QUIET_VAR = "FEATX_IGNORE_WARNINGS"
 
+#: How often a worker checks that the process that started it is alive, in seconds.
+WATCH_SECONDS = 0.25
+
 
 def _warnings_ignored() -> bool:
     """Whether this process's warning filters ignore a plain warning (``simplefilter("ignore")``).
@@ -37,8 +55,6 @@ def _warnings_ignored() -> bool:
     The first filter that would apply to a ``RuntimeWarning`` from featx decides;
     narrower filters that libraries add for their own messages do not count.
     """
-    import warnings
-
     for action, message, category, module, lineno in warnings.filters:
         if ((message is None or message.match("featx")) and issubclass(RuntimeWarning, category)
                 and (module is None or module.match("featx")) and lineno == 0):
@@ -58,22 +74,41 @@ def _executor(workers: int, *, fresh: bool = False):
     librosa imported and the kernels compiled already. It is featx's own pool, not
     loky's global one, which joblib manages for its own use.
     """
-    from joblib.externals.loky import ProcessPoolExecutor
+    from joblib.externals.loky import ProcessPoolExecutor  # joblib: only with worker processes
 
-    from ..allocator import WORKER_VAR
 
     env = {v: "1" for v in _THREAD_VARS}
-    env[WORKER_VAR] = "1"  # processes that only analyse files: see featx.allocator
+    env[WORKER_VAR] = "1"  # processes that only analyse files: see featx.runtime.allocator
     # warnings silenced here (``featx -q``) stay silent in the workers
     quiet = _warnings_ignored()
     env[_QUIET_VAR] = "1" if quiet else ""
+    watch = {"initializer": _watch_parent, "initargs": (os.getpid(),)}
     if fresh:
-        return ProcessPoolExecutor(max_workers=workers, env=env)
+        return ProcessPoolExecutor(max_workers=workers, env=env, **watch)
     if _KEPT.get("workers") != (workers, quiet):
         _discard()
-        _KEPT.update(executor=ProcessPoolExecutor(max_workers=workers, timeout=300, env=env),
+        _KEPT.update(executor=ProcessPoolExecutor(max_workers=workers, timeout=300, env=env, **watch),
                      workers=(workers, quiet))
     return _KEPT["executor"]
+
+
+def _watch_parent(parent: int) -> None:
+    """Run in each new worker: end it once ``parent``, the process that started it, is gone.
+
+    A daemon thread compares the worker's parent with ``parent`` every
+    :data:`WATCH_SECONDS`; an orphaned worker has been given another parent (init, or
+    the nearest subreaper) and exits at once, whatever its main thread is doing.
+    """
+    if os.getppid() != parent:  # the parent died while this worker was starting
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(WATCH_SECONDS)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="featx-watch-parent", daemon=True).start()
 
 
 def _discard() -> None:
@@ -86,10 +121,6 @@ def _discard() -> None:
 
 def _call(task, key, args):
     """Run in a worker: ``task(key, *args)`` with one BLAS/OpenMP thread."""
-    import os
-    import warnings
-
-    from .._threads import limited_threads
 
     _worker_logging(quiet=bool(os.environ.get(_QUIET_VAR)))
     with warnings.catch_warnings(), limited_threads():
@@ -112,7 +143,7 @@ def _worker_logging(*, quiet: bool) -> None:
 
 
 def _is_pool_death(exc: BaseException) -> bool:
-    from concurrent.futures import BrokenExecutor
+    from concurrent.futures import BrokenExecutor  # only with worker threads
 
     return isinstance(exc, BrokenExecutor)
 
@@ -157,7 +188,7 @@ def map_files(task, keys, *, jobs: int, args: tuple = ()):
         ``task``'s record, or ``{"key": key, "error": WORKER_DIED}`` for a file
         whose worker process died both with other files in flight and alone.
     """
-    from concurrent.futures import FIRST_COMPLETED, wait
+    from concurrent.futures import FIRST_COMPLETED, wait  # only with worker threads
 
     cap = MAX_WORKERS_PER_CORE * (os.cpu_count() or 1)
     if jobs > cap:

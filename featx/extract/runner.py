@@ -7,25 +7,31 @@ import os
 import time
 from pathlib import Path
 
-from .. import __version__
-from ..allocator import WORKER_VAR, keep_work_arrays
+from .._version import __version__
 from ..errors import AudioError, ConfigError, OutputError
 from ..features.settings import FeatureSettings
+from ..runtime.allocator import WORKER_VAR, keep_work_arrays
 from .corpus import find_corpus
 
 logger = logging.getLogger(__name__)
 from ..io.atomic import refuse_symlink
+from ..io.digest import file_sha256
+from ..io.guard import check_output_file
 from ..io.journal import Journal, _settings_diff
+from ..runtime.progress import progress_bar
+from ..runtime.threads import limited_threads
+from .executors import check_address, check_wait_workers
+from .executors import map_files as cluster_map
 from .file import _extract_arrays
 from .labels import labels_digest, resolve_labels
-from .sinks import (
+from .outputs import (
     OutputPaths,
-    _assemble,
-    _check_writable,
-    file_sha256,
-    previous_records,
+    check_writable,
     read_settings_sidecar,
+    wrote_errors_before,
 )
+from .pool import map_files
+from .sinks import assemble_table, previous_records
 
 # --------------------------------------------------------------------------- the run
 
@@ -77,6 +83,7 @@ def run_extraction(
     overwrite: bool = False,
     progress: bool | None = None,
     scheduler: str | None = None,
+    wait_workers: float | None = None,
 ) -> ExtractionResult:
     """Extract features from every audio file in ``inputs`` into the CSV ``output``.
 
@@ -102,6 +109,10 @@ def run_extraction(
         files are analysed on its workers, which must read them (a shared file system);
         this process keeps the journal and writes the output, the same bytes as a local
         run. ``None``: ``jobs`` local processes.
+    wait_workers : float >= 0, optional
+        With ``scheduler``: seconds to wait while the cluster has no worker (at the
+        start, or when every worker has left) before the run stops with an error;
+        default :data:`featx.extract.executors.WAIT_WORKERS`.
 
     Raises
     ------
@@ -125,24 +136,26 @@ def run_extraction(
         raise ConfigError(f"output must be a .csv or .parquet file. Received: {str(out.csv)!r}")
     if out.csv.is_dir():
         raise OutputError(f"output {str(out.csv)!r} is a folder; expected a CSV file path")
+    if scheduler is not None:  # a malformed address ends the run before anything is read
+
+        scheduler = check_address(scheduler)
+        if wait_workers is not None:
+            wait_workers = check_wait_workers(wait_workers)
     files = find_corpus(inputs)
     label_list = resolve_labels(files, labels)
-    from ..io.guard import check_output_file
 
     named = [labels] if labels not in ("folder", "none") else []
     for path in (out.csv, out.settings, out.errors):  # never onto an input or the labels file
         check_output_file(path, [*named, *(f.path for f in files)], featx_folders=False)
     _check_names(files, settings)
-    _check_writable(out.csv.parent)
+    check_writable(out.csv.parent)
     for path in (out.csv, out.settings, out.errors):  # refused before any work, not at the end
         refuse_symlink(path, what="output")
         if path.is_dir():
             raise OutputError(f"{str(path)!r} is a folder where featx extract writes a file; "
                               "move it away or choose another output")
 
-    from .sinks import _wrote_errors_before
-
-    if not overwrite and out.errors.is_file() and not _wrote_errors_before(out):
+    if not overwrite and out.errors.is_file() and not wrote_errors_before(out):
         raise OutputError(f"{out.errors} already exists and was not written by featx extract for "
                           f"{out.csv.name}; pass overwrite=True to replace it, or choose another output")
 
@@ -204,11 +217,11 @@ def run_extraction(
             results[key] = rec
 
         _analyse([str(f.path) for f in todo], finished, settings=settings, jobs=jobs,
-                 progress=progress, total=len(files), scheduler=scheduler)
-        n_rows, errors = _assemble(out, results, files, label_list, settings, record)
+                 progress=progress, total=len(files), scheduler=scheduler, wait_workers=wait_workers)
+        n_rows, errors = assemble_table(out, results, files, label_list, settings, record)
         journal.close(remove=True)
     finally:
-        journal.close()
+        journal.close(remove=journal.unused)  # a run that failed before any file leaves no journal
     return ExtractionResult(out.csv, len(files), n_rows, errors, len(todo), time.perf_counter() - t0)
 
 
@@ -271,37 +284,32 @@ def _check_previous(out: OutputPaths, previous: dict, record: dict) -> None:
 
 
 def _analyse(todo, finished, *, settings, jobs, progress, total, task=None, desc="extract",
-             scheduler=None):
+             scheduler=None, wait_workers=None):
     """Analyse the files ``todo`` (paths), passing each record to ``finished`` as it comes.
 
     ``task(path, settings)`` makes one file's record (a module-level function, so that
     workers can import it); by default the feature rows of :func:`_work`. With a
     ``scheduler`` address the tasks run on that Dask cluster
-    (:func:`featx.extract.executors.map_files`).
+    (:func:`featx.extract.executors.map_files`), which may be without workers for at
+    most ``wait_workers`` seconds (``None``: :data:`featx.extract.executors.WAIT_WORKERS`).
     """
-    from .._progress import progress_bar
-
     task = _work if task is None else task
     bar = progress_bar(total=total, initial=total - len(todo), unit="file", desc=desc,
                        progress=progress)
     with bar:
         if scheduler is not None:
-            from .executors import map_files as cluster_map
-
-            for rec in cluster_map(task, todo, args=(settings,), scheduler=scheduler):
+            for rec in cluster_map(task, todo, args=(settings,), scheduler=scheduler,
+                                   wait_workers=wait_workers):
                 finished(rec)
                 bar.update()
             return
         if jobs == 1 or len(todo) <= 1:
-            from .._threads import limited_threads
-
             # one BLAS thread here too, so that every -j gives the very same numbers
             with limited_threads():
                 for key in todo:
                     finished(task(key, settings))
                     bar.update()
             return
-        from .pool import map_files
 
         # one BLAS/FFT thread per worker (the workers already use every core); a file
         # whose worker dies is read again alone and, if it kills that one too, skipped

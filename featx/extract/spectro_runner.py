@@ -2,24 +2,39 @@
 
 The same corpus walking, labels, worker pool and progress display as
 :func:`featx.extract.runner.run_extraction`; only the per-file work (images instead
-of feature rows) and the sink (:class:`featx.data.store.StoreWriter` instead of a
-CSV) differ. Each file's images are appended to the store as soon as the file is
-finished, so an interrupted run keeps every finished file and a rerun of the same
-command adds only the rest. Each file's size and modification time are committed with
-its rows: a rerun that finds a stored file replaced (or given another label) refuses,
-naming it, before anything is analysed; ``overwrite=True`` rebuilds the store.
+of feature rows) and the sink (:class:`featx.extract.store_writer.StoreWriter`
+instead of a CSV) differ. Each worker encodes its file's images as the store's chunks,
+with their checksums (:func:`featx.extract.store_format.encode_images`), so that this
+process only writes files; each file's images are appended to the store as soon as
+the file is finished, so an interrupted run keeps every finished file and a rerun of
+the same command adds only the rest. Each file's size and modification time are
+committed with its rows: a rerun that finds a stored file replaced (or given another
+label) refuses, naming it, before anything is analysed; ``overwrite=True`` rebuilds
+the store.
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import logging
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 
+from ..runtime.allocator import WORKER_VAR, keep_work_arrays
 from ..errors import AudioError, ConfigError, DataError
-from ..features.spectrograms import SpectrogramSettings
+from ..features.spectrograms import SpectrogramSettings, segment_spectrograms
+from ..io.atomic import atomic_write, refuse_symlink, write_error
+from .audio import load, segment
+from .corpus import find_corpus
+from .executors import check_address, check_wait_workers
+from .labels import resolve_labels
+from .runner import _analyse, default_jobs
+from .store_format import encode_images
+from .store_writer import StoreWriter
 
 logger = logging.getLogger(__name__)
 
@@ -87,9 +102,6 @@ def file_spectrograms(y: np.ndarray, settings: SpectrogramSettings, *, path="aud
     AudioError
         The audio is shorter than one segment.
     """
-    from ..features.spectrograms import segment_spectrograms
-    from .audio import segment
-
     segments = segment(y, hop=settings.segment_hop, length=settings.segment_samples)
     if len(segments) == 0 or segments.shape[-1] == 0:
         seg = settings.segment_samples
@@ -103,17 +115,18 @@ def file_spectrograms(y: np.ndarray, settings: SpectrogramSettings, *, path="aud
 
 
 def _spectro_work(path: str, settings: SpectrogramSettings) -> dict:
-    """Worker task: one file's images, or the reason it is skipped."""
-    from .audio import load
-
+    """Worker task: one file's images, encoded as the store's chunks, or the reason it is skipped."""
+    if os.environ.get(WORKER_VAR) == "1":  # in featx's worker processes (see featx.runtime.allocator)
+        keep_work_arrays()
     try:
         y = load(path, sr=settings.sr)
         images, length = file_spectrograms(y, settings, path=path)
+        encoded = encode_images(images, kinds=settings.kinds, key=path)
     except AudioError as exc:
         return {"key": path, "error": str(exc).removeprefix(f"{path}: ")}
     except MemoryError:
         return {"key": path, "error": "not enough memory to analyse this file"}
-    return {"key": path, "images": images, "length": length}
+    return {"key": path, "images": encoded, "length": length}
 
 
 def run_spectrograms(
@@ -126,6 +139,7 @@ def run_spectrograms(
     overwrite: bool = False,
     progress: bool | None = None,
     scheduler: str | None = None,
+    wait_workers: float | None = None,
 ) -> SpectrogramResult:
     """Make the spectrogram images of every audio file in ``inputs`` into the store ``output``.
 
@@ -154,6 +168,10 @@ def run_spectrograms(
         Address of a running ``dask.distributed`` scheduler (``tcp://host:8786``): the
         files are analysed on that cluster instead of local processes (``jobs`` is then
         ignored); the store is written here, exactly as by a local run.
+    wait_workers : float >= 0, optional
+        With ``scheduler``: seconds to wait while the cluster has no worker (at the
+        start, or when every worker has left) before the run stops with an error;
+        default :data:`featx.extract.executors.WAIT_WORKERS`.
 
     Returns
     -------
@@ -175,12 +193,6 @@ def run_spectrograms(
     >>> result.n_files, result.n_segments, len(result.errors)  # doctest: +SKIP
     (1000, 9990, 0)
     """
-    from ..data.store import StoreWriter, open_store
-    from ..io.atomic import refuse_symlink
-    from .corpus import find_corpus
-    from .labels import resolve_labels
-    from .runner import _analyse, default_jobs
-
     t0 = time.perf_counter()
     jobs = default_jobs() if jobs is None else jobs
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
@@ -189,6 +201,10 @@ def run_spectrograms(
     if not isinstance(settings, SpectrogramSettings):
         raise ConfigError(f"settings must be a SpectrogramSettings. Received: settings={settings!r}")
     path = Path(output)
+    if scheduler is not None:  # a malformed address ends the run before the store is touched
+        scheduler = check_address(scheduler)
+        if wait_workers is not None:
+            wait_workers = check_wait_workers(wait_workers)
     files = find_corpus(inputs)
     label_list = resolve_labels(files, labels)
     errors_file = errors_path(path)
@@ -196,7 +212,7 @@ def run_spectrograms(
 
     writer = StoreWriter(path, settings, overwrite=overwrite).open()  # locked from here on
     try:
-        _check_labels(path, files, label_list, open_store(path))
+        _check_labels(path, files, label_list, writer.records)
         fingerprints = _check_unchanged(path, files, writer.records)
         done = writer.done
         todo = [f for f in files if f.id not in done]
@@ -219,7 +235,7 @@ def run_spectrograms(
 
         _analyse([str(f.path) for f in todo], finished, settings=settings, jobs=jobs,
                  progress=progress, total=len(files), task=_spectro_work, desc="spectrograms",
-                 scheduler=scheduler)
+                 scheduler=scheduler, wait_workers=wait_workers)
         n_segments = len(writer)
     finally:
         writer.close()
@@ -229,18 +245,15 @@ def run_spectrograms(
                              n_segments - start, time.perf_counter() - t0)
 
 
-def _check_labels(path: Path, files, label_list, store) -> None:
+def _check_labels(path: Path, files, label_list, records: dict) -> None:
     """Refuse to add to a store whose rows of these files carry other labels."""
-    if len(store) == 0:
-        return
-    held = dict(zip(store.rows["track"], store.rows["label"]))
+    held = {row[0]: row[3] for record in records.values() for row in record["rows"]}
     for i, f in enumerate(files):
         track = track_id(f.id)
         if track not in held:
             continue
         old = held[track]
         new = None if label_list is None else label_list[i]
-        old = None if old is None or (isinstance(old, float) and np.isnan(old)) else old
         if old != new:
             raise DataError(
                 f"{path} holds {track!r} with label {old!r}, and these labels give it {new!r}; "
@@ -273,11 +286,6 @@ def _check_unchanged(path: Path, files, records: dict) -> dict:
 
 def _write_errors(path: Path, errors: list[tuple[str, str]]) -> None:
     """Write the errors CSV, or remove one featx wrote before when nothing was skipped."""
-    import csv
-    import io
-
-    from ..io.atomic import atomic_write, write_error
-
     if errors:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")

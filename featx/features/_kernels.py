@@ -21,7 +21,7 @@ from numba import carray, types
 
 #: Lanes (rows) filtered together; fixes the stride of the window buffers, so it
 #: must be a compile-time constant for LLVM to vectorize the slot updates.
-from .native import LANES
+from .kernel_layout import LANES
 
 _inline = numba.njit(inline="always", error_model="numpy")
 
@@ -244,7 +244,7 @@ def masked(D_p, harm_p, perc_p, out_p, n_seg, n_bins, n_frames):
                     out[s, t, f] = np.complex64(complex(d.real * m, d.imag * m))
 
 
-from .native import BLOCK  # noqa: E402  (frames the magnitude kernel handles together)
+from .kernel_layout import BLOCK  # noqa: E402  (frames the magnitude kernel handles together)
 
 
 @_cfunc(types.void(types.CPointer(types.complex64), _f32p, _f32p, _i64p, _f32p, _i64, _i64, _i64, types.float32))

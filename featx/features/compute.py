@@ -39,8 +39,10 @@ import functools
 import numpy as np
 
 from . import dsp
+from .contrast import spectral_contrast
 from .masking import masked_spectrum
 from .median import median_filter_rows
+from .native import BLOCK, kernel
 from .settings import FeatureSettings
 
 __all__ = [
@@ -126,8 +128,6 @@ def segment_features(y: np.ndarray, *, sr: int, settings: FeatureSettings) -> di
         _put(out, f"mfcc{i + 1}", mfcc[:, i])
 
     if settings.preset == "default":
-        from .contrast import spectral_contrast
-
         # librosa.feature.spectral_contrast of each segment (its decibel floor is per input)
         contrast = spectral_contrast(S, sr=sr, n_fft=n_fft, n_bands=settings.n_bands)
         for i in range(settings.n_bands + 1):
@@ -297,8 +297,6 @@ def _magnitudes(D, *, roll_percent):
     float32 sum of magnitudes reaches ``roll_percent`` of the frame's total, as
     librosa's ``spectral_rolloff`` finds it. See :func:`featx.features._kernels.magnitudes`.
     """
-    from .native import BLOCK, kernel
-
     D = np.ascontiguousarray(D, dtype=np.complex64)
     n_seg, n_frames, n_bins = D.shape
     S = np.empty((n_seg, n_bins, n_frames), dtype=np.float32)
@@ -344,8 +342,6 @@ def _filter_bank_product(weights, x):
     2048-point bank are non-zero), so the product skips the zeros instead of
     multiplying them; the sums are float32, as the dense product's are.
     """
-    from .native import kernel
-
     weights = np.ascontiguousarray(weights, dtype=np.float32)
     x = np.ascontiguousarray(x, dtype=np.float32)
     n_seg, n_bins, n_frames = x.shape

@@ -24,6 +24,7 @@ __all__ = [
     "frame_rms",
     "window_sumsquare",
     "mel_basis",
+    "resample",
     "chroma_basis",
     "pitch_tuning",
     "pitch_tunings",
@@ -156,6 +157,31 @@ def window_sumsquare(*, n_frames: int, n_fft: int, hop_length: int) -> np.ndarra
     return total
 
 
+def resample(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
+    """``librosa.resample(y, orig_sr=, target_sr=, res_type='soxr_hq')`` of a mono signal.
+
+    soxr's high-quality resampler, called as librosa calls it, and the result cut or
+    zero-padded to ``ceil(n * target_sr / orig_sr)`` samples, as librosa fixes its length.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+
+    Returns
+    -------
+    np.ndarray [shape=(ceil(n * target_sr / orig_sr),)], of ``y``'s dtype
+    """
+    import soxr  # deferred: only audio at another rate than the analysis rate needs it
+
+    size = int(np.ceil(y.shape[-1] * (float(target_sr) / orig_sr)))
+    out = soxr.resample(y, orig_sr, target_sr, quality="soxr_hq")
+    if out.shape[-1] > size:
+        out = out[:size]
+    elif out.shape[-1] < size:
+        out = np.pad(out, (0, size - out.shape[-1]))
+    return np.asarray(out, dtype=y.dtype)
+
+
 def _hz_to_mel(f):
     """Slaney mel scale (``librosa.hz_to_mel(f, htk=False)``)."""
     f = np.asanyarray(f, dtype=np.float64)
@@ -176,15 +202,18 @@ def _mel_to_hz(mels):
 
 
 @functools.lru_cache(maxsize=8)
-def mel_basis(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
-    """Slaney-normalised mel filter bank, float32 (``librosa.filters.mel(sr=, n_fft=, n_mels=)``).
+def mel_basis(sr: int, n_fft: int, n_mels: int, fmax: float | None = None) -> np.ndarray:
+    """Slaney-normalised mel filter bank, float32 (``librosa.filters.mel(sr=, n_fft=, n_mels=, fmax=)``).
+
+    ``fmax`` is the highest band edge in Hz, ``sr / 2`` by default.
 
     Returns
     -------
     weights : np.ndarray [shape=(n_mels, 1 + n_fft // 2), dtype=float32], read-only
     """
     fftfreqs = fft_frequencies(sr=sr, n_fft=n_fft)
-    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sr / 2.0), n_mels + 2))
+    top = sr / 2.0 if fmax is None else float(fmax)
+    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(top), n_mels + 2))
     fdiff = np.diff(mel_f)
     ramps = np.subtract.outer(mel_f, fftfreqs)
     weights = np.zeros((n_mels, len(fftfreqs)), dtype=np.float32)

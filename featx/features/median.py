@@ -103,7 +103,7 @@ def _ambiguous(x: np.ndarray) -> bool:
 
 def _scipy_nd(x: np.ndarray, size: int, axis: int) -> np.ndarray:
     """The definition itself: SciPy's N-D median filter with a 1-D footprint."""
-    import scipy.ndimage
+    import scipy.ndimage  # SciPy is heavy: only on this path
 
     sizes = [1] * x.ndim
     sizes[axis] = size
@@ -112,7 +112,7 @@ def _scipy_nd(x: np.ndarray, size: int, axis: int) -> np.ndarray:
 
 def _scipy_rows(x: np.ndarray, size: int, axis: int) -> np.ndarray:
     """Fallback: SciPy's fast 1-D filter over all reflected rows laid end to end."""
-    import scipy.ndimage
+    import scipy.ndimage  # SciPy is heavy: only on this path
 
     half = size // 2
     moved = np.moveaxis(x, axis, -1)

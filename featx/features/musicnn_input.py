@@ -22,11 +22,15 @@ computes that representation exactly as the package's own extractor does:
 """
 from __future__ import annotations
 
+import ast
+import importlib.util
 import numbers
+import os
+from pathlib import Path
 
 import numpy as np
 
-from ..errors import AudioError, ConfigError
+from ..errors import AudioError, ConfigError, FeatxError
 
 #: Sample rate the networks expect (Hz).
 SR = 16000
@@ -58,7 +62,7 @@ def to_musicnn_rate(y: np.ndarray, *, sr: int) -> np.ndarray:
     -------
     np.ndarray [shape=(m,), dtype=float32]
     """
-    import librosa
+    import librosa  # librosa is heavy: only on this path
 
     if isinstance(sr, bool) or not isinstance(sr, numbers.Integral) or sr <= 0:
         raise ConfigError(f"sr must be a positive whole number of Hz. Received: sr={sr!r}")
@@ -92,7 +96,7 @@ def musicnn_logmel(y: np.ndarray, *, sr: int, overflow: str = "float32") -> np.n
     np.ndarray [shape=(t, 96), dtype=float32]
         Frames first, as the networks take them.
     """
-    import librosa
+    import librosa  # librosa is heavy: only on this path
 
     if overflow not in OVERFLOW_MODES:
         raise ConfigError(f"overflow must be one of {', '.join(OVERFLOW_MODES)}. "
@@ -142,3 +146,74 @@ def musicnn_patches(logmel: np.ndarray, *, n_frames: int = N_FRAMES, hop: int | 
         raise AudioError(f"the spectrogram has {logmel.shape[0]} frames; expected at least n_frames={n_frames}")
     starts = range(0, logmel.shape[0] - n_frames + 1, hop)
     return np.stack([logmel[s:s + n_frames] for s in starts])
+
+
+# ---------------------------------------------------------------------------
+# The musicnn package: where its checkpoints are, and the networks' tag names
+
+#: The networks the musicnn package ships.
+MODELS = ("MTT_musicnn", "MSD_musicnn", "MTT_vgg", "MSD_vgg")
+#: How to install the package that holds the weights.
+INSTALL_COMMAND = "pip install --no-deps musicnn==0.1.0"
+class MusicnnUnavailableError(FeatxError):
+    """The musicnn package, whose files hold the pretrained weights, is not installed."""
+
+
+def check_model(model) -> str:
+    """``model`` when it is one of :data:`MODELS`, else one ConfigError line."""
+    if model not in MODELS:
+        raise ConfigError(f"model must be one of {', '.join(MODELS)}. Received: model={model!r}", param="model")
+    return model
+
+
+def architecture(model: str) -> str:
+    """``"musicnn"`` or ``"vgg"``: the architecture of one of :data:`MODELS`."""
+    return "vgg" if check_model(model).endswith("_vgg") else "musicnn"
+
+
+def package_dir() -> Path:
+    """The folder of the installed musicnn package, found without importing it.
+
+    Raises
+    ------
+    MusicnnUnavailableError
+        The package is not installed.
+    """
+    spec = importlib.util.find_spec("musicnn")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
+        raise MusicnnUnavailableError(
+            f"the pretrained musicnn weights come from the musicnn package: {INSTALL_COMMAND}")
+    return Path(locations[0])
+
+
+def checkpoint_prefix(model: str = "MTT_musicnn") -> str:
+    """The TensorFlow checkpoint prefix of ``model`` inside the musicnn package.
+
+    The package saves each checkpoint with an empty file name, so the prefix is the
+    folder itself (``.../musicnn/MTT_musicnn/`` holds ``.index`` and ``.data-*``).
+    """
+    folder = package_dir() / check_model(model)
+    if not (folder / ".index").is_file():
+        raise MusicnnUnavailableError(
+            f"{folder}: the musicnn package has no {model} checkpoint (.index missing); "
+            f"reinstall it: {INSTALL_COMMAND}")
+    return str(folder) + os.sep
+
+
+def tag_names(model: str = "MTT_musicnn") -> tuple[str, ...]:
+    """The 50 tags of ``model``, in output order, from the package's ``configuration.py``.
+
+    The file is parsed, not imported (the package's modules import TensorFlow 1 code).
+    """
+    key = "MTT_LABELS" if check_model(model).startswith("MTT") else "MSD_LABELS"
+    path = package_dir() / "configuration.py"
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except (OSError, SyntaxError, UnicodeDecodeError) as exc:
+        raise MusicnnUnavailableError(f"{path}: cannot be read ({exc}); reinstall it: {INSTALL_COMMAND}") from None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == key for t in node.targets):
+            tags = ast.literal_eval(node.value)
+            return tuple(str(t) for t in tags)
+    raise MusicnnUnavailableError(f"{path}: no {key} list; reinstall the package: {INSTALL_COMMAND}")

@@ -21,27 +21,31 @@ the kernels are compiled in every process (with a warning). The cache folder is 
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import fcntl
 import hashlib
 import importlib.util
 import json
 import logging
 import os
 import platform
+import stat
+import struct
 import sys
 import threading
+import time
 from pathlib import Path
 
+from ..errors import OutputError
+from ..io.atomic import atomic_open
 from ..io.cache import cache_root
+from .kernel_layout import BLOCK, LANES  # noqa: F401  (re-exported: callers size their buffers by them)
 
 __all__ = ["cache_file", "kernel"]
 
 logger = logging.getLogger(__name__)
 
-#: Lanes (rows) the median kernel filters together; its scratch buffers are sized by it.
-LANES = 96
-#: Frames the magnitude kernel handles together (one SIMD vector of float32).
-BLOCK = 16
 
 _P = ctypes.c_void_p
 _I64 = ctypes.c_int64
@@ -56,6 +60,10 @@ SIGNATURES = {
 }
 
 _MAGIC = b"FEATX-KERNELS-2\n"
+#: Largest cache file read (the kernels' machine code is about 43 kB); larger is not featx's.
+MAX_CACHE_BYTES = 16 << 20
+#: Seconds a kernel build may take (and another process may wait for it).
+BUILD_TIMEOUT = 600
 _lock = threading.Lock()
 _loaded: dict[str, object] = {}
 _keep: list = []  # the execution engine and callbacks live as long as the process
@@ -73,7 +81,7 @@ def kernel(name: str):
 
 
 def _sources() -> list[Path]:
-    return [Path(__file__).with_name("_kernels.py"), Path(__file__)]
+    return [Path(__file__).with_name("_kernels.py"), Path(__file__).with_name("kernel_layout.py"), Path(__file__)]
 
 
 def _fingerprint(llvm) -> str:
@@ -85,7 +93,7 @@ def _fingerprint(llvm) -> str:
     if spec is not None and spec.origin:
         version = Path(spec.origin).with_name("_version.py")
         digest.update(version.read_bytes() if version.is_file() else spec.origin.encode())
-    import llvmlite
+    import llvmlite  # llvmlite: only when compiled kernels are loaded
 
     for part in (llvmlite.__version__, llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten(),
                  platform.machine(), sys.platform, f"{sys.version_info[0]}.{sys.version_info[1]}",
@@ -102,7 +110,7 @@ def cache_file() -> Path:
 
 
 def _llvm():
-    import llvmlite.binding as llvm
+    import llvmlite.binding as llvm  # llvmlite: only when compiled kernels are loaded
 
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
@@ -117,9 +125,12 @@ def _load_all() -> dict[str, object]:
         return _compiled_here()
     stored = _read(path)
     if stored is None:
-        stored = _build_in_child(path)
-        if stored is not None and _read(path) is None:
-            _write(path, *stored)  # the child could not store it: say so (once, here)
+        with _build_lock(path):  # one build per machine, also when several processes start at once
+            stored = _read(path)  # another process may have built them meanwhile
+            if stored is None:
+                stored = _build_in_child(path)
+                if stored is not None and _read(path) is None:
+                    _write(path, *stored)  # the child could not store it: say so (once, here)
     if stored is None:  # no child process: build here
         stored = _build()
         if stored is None:
@@ -131,6 +142,36 @@ def _load_all() -> dict[str, object]:
         return _compiled_here()
 
 
+@contextlib.contextmanager
+def _build_lock(path: Path):
+    """Hold an exclusive lock beside the cache file ``path`` while the kernels are built.
+
+    A second process waits for the first one's build (at most :data:`BUILD_TIMEOUT`
+    seconds) and then reads its file. Without a writable cache folder there is no
+    lock: each process builds for itself.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path.with_name(path.name + ".lock"),
+                     os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    except OSError:
+        yield
+        return
+    try:
+        deadline = time.monotonic() + BUILD_TIMEOUT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    break  # a builder that hangs: build here anyway
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def _build_in_child(path: Path):
     """Build the kernels in a child process, which also stores them: ``(header, codes)`` or None.
 
@@ -139,13 +180,15 @@ def _build_in_child(path: Path):
     but here the interrupt reaches this process, which ends the child. The child
     sends the file's content back too, for when the cache cannot be written.
     """
-    import subprocess
+    import subprocess  # only when a child process is started
 
     code = "import sys; from featx.features.native import _build_and_store; sys.exit(_build_and_store(sys.argv[1]))"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # this very featx
-    logger.info("compiling featx's kernels for this machine (once; a few seconds)")
+    # said at the default log level (not with -q): the first run on a machine pauses here
+    logger.warning("building compiled kernels, once per machine (a few seconds)")
     try:
-        done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, timeout=600, env=env)
+        done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, timeout=BUILD_TIMEOUT,
+                              env=env)
     except (OSError, subprocess.SubprocessError):
         return None
     return _parse(done.stdout) if done.returncode == 0 else None
@@ -168,15 +211,30 @@ def _read(path: Path):
 
     The file is the magic line, the header's length (8 bytes), the header (JSON), the
     object codes, and a SHA-256 of everything before it; the digest is checked first
-    and the header's shape after.
+    and the header's shape after. A link, anything but a regular file, or a file larger
+    than :data:`MAX_CACHE_BYTES` is None before any byte is read.
     """
-    try:
-        if path.is_symlink() or not path.is_file():
-            return None
-        data = path.read_bytes()
+    try:  # not through a link, and never blocking on a FIFO
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
-    return _parse(data)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_CACHE_BYTES:
+            return None  # checked before reading: a folder, a device or a huge file is not read
+        chunks, size = [], 0
+        while size <= MAX_CACHE_BYTES:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    return _parse(data) if len(data) <= MAX_CACHE_BYTES else None
 
 
 def _parse(data: bytes):
@@ -234,9 +292,6 @@ def _serialize(header: dict, codes: list[bytes]) -> bytes:
 
 
 def _write(path: Path, header: dict, codes: list[bytes]) -> None:
-    from ..errors import OutputError
-    from ..io.atomic import atomic_open
-
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_open(path, "wb") as fh:
@@ -251,7 +306,8 @@ def _write(path: Path, header: dict, codes: list[bytes]) -> None:
 def _build():
     """Compile every kernel with numba: ``(header, object codes)``, or None if that fails."""
     try:
-        from . import _kernels
+        # pulls in numba: only on this path
+        from . import _kernels  # numba: only where the kernels are built (a child process)
     except ImportError:
         return None
     header = {"kernels": {}, "objects": [], "undefined": []}
@@ -277,8 +333,6 @@ def _build():
 
 def _elf_undefined(code: bytes) -> set[str]:
     """Names of the undefined symbols of a 64-bit little-endian ELF object (empty for other formats)."""
-    import struct
-
     if code[:6] != b"\x7fELF\x02\x01":
         return set()
     try:
@@ -352,6 +406,7 @@ def _prototype(name: str):
 
 def _compiled_here() -> dict[str, object]:
     """The kernels compiled in this process (no cache)."""
-    from . import _kernels
+    # pulls in numba: only on this path
+    from . import _kernels  # numba: only when the kernels cannot be loaded from the cache
 
     return {name: _prototype(name)(cfunc.address) for name, cfunc in _kernels.KERNELS.items()}

@@ -11,6 +11,8 @@ import functools
 from dataclasses import dataclass
 
 from ..errors import ConfigError
+from .musicnn_input import MIN_SAMPLES, tag_names
+from .musicnn_input import SR as MUSICNN_SR
 
 #: Summary statistics of the Kaggle GTZAN tables, in column order.
 _KAGGLE_FRAME_FEATURES = (
@@ -72,15 +74,13 @@ def musicnn_columns(model: str) -> list[str]:
 
     The tag names are read from the installed musicnn package (spaces become
     underscores), so a missing package is a one-line
-    :class:`~featx.models.musicnn.MusicnnUnavailableError` with the install command.
+    :class:`~featx.extract.musicnn.MusicnnUnavailableError` with the install command.
     """
     return list(_musicnn_columns(model))
 
 
 @functools.lru_cache(maxsize=None)
 def _musicnn_columns(model: str) -> tuple[str, ...]:
-    from ..models.musicnn import tag_names
-
     tags = [f"tag_{t.replace(' ', '_')}" for t in tag_names(model)]
     return tuple([f"emb_{i}" for i in range(MUSICNN_EMBEDDING_SIZE)] + tags)
 
@@ -158,8 +158,6 @@ class FeatureSettings:
                 f"Received: sr={self.sr}"
             )
         if self.preset in MUSICNN_PRESETS and self.segment_seconds is not None:
-            from .musicnn_input import MIN_SAMPLES, SR as MUSICNN_SR
-
             try:
                 short = float(self.segment_seconds) < MIN_SAMPLES / MUSICNN_SR
             except (TypeError, ValueError):

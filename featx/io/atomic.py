@@ -17,13 +17,14 @@ insist on a file name). The rules, in one place:
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import secrets
 from pathlib import Path
 from typing import Callable
 
 from ..errors import OutputError
+from .failures import write_error  # noqa: F401  (re-exported: the writers' one-line error)
+from .guard import check_replaceable, note_written
 
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
@@ -47,24 +48,10 @@ def refuse_symlink(path, *, what: str = "file") -> Path:
     return path
 
 
-def write_error(path, exc: OSError) -> OutputError:
-    """The one-line :class:`OutputError` for an ``OSError`` raised while writing ``path``."""
-    reason = exc.strerror or str(exc) or type(exc).__name__
-    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
-        return OutputError(f"{path}: cannot write: no space left on the device ({reason}); "
-                           "free some space or choose another output location")
-    if exc.errno == errno.EFBIG:
-        return OutputError(f"{path}: cannot write: file too large for this file system or "
-                           f"file-size limit ({reason})")
-    return OutputError(f"{path}: cannot write ({reason})")
-
-
 def _check_target(path: Path) -> None:
     refuse_symlink(path)
     if path.is_dir():
         raise OutputError(f"{path}: is a folder; expected a file path to write")
-    from .guard import check_replaceable
-
     check_replaceable(path)
 
 
@@ -140,8 +127,6 @@ def _finish(tmp: Path, path: Path) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    from .guard import note_written
-
     note_written(path)
 
 
@@ -193,8 +178,6 @@ def atomic_open(path, mode: str = "wb", *, encoding: str | None = None, newline:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    from .guard import note_written
-
     note_written(path)
 
 

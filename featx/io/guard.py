@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .._version import __version__
 from ..errors import OutputError
-
+from .failures import write_error
 from .names import names_for_paths, safe_name, unique_names  # noqa: E402,F401  (re-exported)
 
 MARKER = ".featx.json"
@@ -96,14 +97,11 @@ def _bad_entry(name: str) -> str | None:
 
 
 def _new_marker(fmt: str) -> dict:
-    from .. import __version__
-
     return {"format": fmt, "featx": __version__, "marker_version": MARKER_VERSION,
             "files": [], "folders": [], "scratch": []}
 
 
 def _write_marker(folder: Path, marker: dict) -> None:
-    from .atomic import write_error
 
     data = dict(marker)
     for key in _LISTS:
@@ -192,6 +190,57 @@ def check_output_file(path, inputs=(), *, featx_folders: bool = True) -> None:
         if fmt is not None and fmt != "featx-output":
             raise OutputError(f"{path}: lies inside the featx {_noun(fmt)} {folder}; refusing to "
                               "write into it; choose a file outside it")
+
+
+def _chain(path) -> list[tuple[tuple[int, int], Path]]:
+    """``((device, inode), folder)`` of ``path`` resolved and of each of its existing parents."""
+    resolved = Path(os.path.realpath(path))
+    chain = []
+    for item in (resolved, *resolved.parents):
+        try:
+            info = os.stat(item)
+        except OSError:
+            continue
+        chain.append(((info.st_dev, info.st_ino), item))
+    return chain
+
+
+def check_output_apart(folder, inputs, *, searched=()) -> None:
+    """Raise unless the output folder ``folder`` and every input lie apart.
+
+    Refused, however the paths are written or reached (``..``, symbolic links, a
+    second mount of one folder: folders are compared by device and inode): ``folder``
+    is an input folder or lies inside one, or an input (file or folder) lies inside
+    ``folder``, where writing the output could replace it. ``searched`` are further
+    folders a later run reads from (the linked folders under an input), which the
+    output may not lie inside either.
+
+    Raises
+    ------
+    OutputError
+        Naming the output folder and the input.
+    """
+    folder = Path(folder)
+    out_ids = {ident for ident, _ in _chain(folder)}
+    try:
+        out_self = os.stat(folder)
+    except OSError:
+        out_self = None
+    inputs = [Path(item) for item in inputs]
+    for item in [*inputs, *(Path(s) for s in searched)]:
+        try:
+            info = os.stat(item)
+        except OSError:
+            continue
+        if item.is_dir() and (info.st_dev, info.st_ino) in out_ids:
+            where = "is" if out_self is not None and os.path.samestat(out_self, info) else "lies inside"
+            what = "the input folder" if item in inputs else "a folder searched for the inputs,"
+            raise OutputError(f"{folder}: {where} {what} {item}; a later run would read what featx "
+                              "writes there; choose an output folder outside the inputs")
+        if out_self is not None and item in inputs and any(
+                ident == (out_self.st_dev, out_self.st_ino) for ident, _ in _chain(item)[1:]):
+            raise OutputError(f"{folder}: holds the input {item}, which writing there could replace; "
+                              "choose an output folder apart from the inputs")
 
 
 def _is_store(folder: Path) -> bool:

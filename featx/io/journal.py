@@ -17,6 +17,7 @@ record per finished unit of work, each with a unique ``"key"``.
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import logging
 import os
@@ -68,6 +69,8 @@ class Journal:
         self.headerless = headerless
         #: ``{key: record}`` of every record, the last one where a key repeats.
         self.records: dict[str, dict] = {}
+        #: Whether :meth:`open` created the file (no earlier run had left one).
+        self.created = False
         self._fd: int | None = None
 
     # ------------------------------------------------------------------ opening
@@ -87,7 +90,7 @@ class Journal:
             the lock, the file is not a featx journal, or it holds an unfinished
             run with other settings.
         """
-        self._fd = self._lock()
+        self.lock()
         try:
             data = _read_all(self._fd)
             first, newline, rest = data.partition(b"\n")
@@ -109,14 +112,33 @@ class Journal:
             raise
         return self.records
 
+    def lock(self) -> None:
+        """Take the exclusive lock (creating the file if absent) without reading or writing it.
+
+        For a caller that must decide under the lock how to open (``open`` then keeps
+        the lock); :meth:`close` releases it.
+
+        Raises
+        ------
+        OutputError
+            As :meth:`open`: a link, not a regular file, or another run holds the lock.
+        """
+        if self._fd is None:
+            self._fd = self._lock()
+
     def _lock(self) -> int:
         """Open without following links and take the exclusive lock; retry if the file was replaced."""
-        import fcntl
-
+        flags = os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
         for _ in range(100):
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
-                             | os.O_CLOEXEC | os.O_NONBLOCK, 0o666)
+                try:  # O_EXCL first: tells whether this run created the file
+                    fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o666)
+                    self.created = True
+                except FileExistsError:
+                    fd = os.open(self.path, flags)
+                    self.created = False
+            except FileNotFoundError:  # removed between the two opens: try again
+                continue
             except OSError as exc:
                 if exc.errno == errno.ELOOP or self.path.is_symlink():
                     raise OutputError(
@@ -205,6 +227,12 @@ class Journal:
         if written != len(data):  # a full disk: a record is never left half-written and kept
             raise OSError(errno.ENOSPC, f"{self.path}: only {written} of {len(data)} bytes written")
         self.records[str(record["key"])] = record
+
+    @property
+    def unused(self) -> bool:
+        """Whether this run created the journal and has recorded nothing in it yet: a
+        failed start leaves nothing behind when it is closed with ``remove=journal.unused``."""
+        return self.created and not self.records
 
     def close(self, *, remove: bool = False) -> None:
         """Flush and release the lock; ``remove=True`` deletes the journal first (still locked)."""

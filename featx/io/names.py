@@ -1,10 +1,10 @@
 """File names derived from data (column names, track ids): safe and distinct."""
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
-
 
 # ---------------------------------------------------------------------------
 # File names made from data
@@ -27,6 +27,48 @@ def safe_name(text: str, *, max_length: int = 120) -> str:
     name = re.sub(r"\.{2,}", ".", name)
     name = name.strip("._") or "unnamed"
     return name[:max_length]
+
+
+#: Characters an escaped name keeps as they are (and ``.``, except as its first character).
+_KEPT = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+=-")
+
+
+def escaped_name(text: str, *, max_length: int = 120) -> str:
+    """A file name that stands for ``text`` alone: safe characters kept, every other escaped.
+
+    ASCII letters, digits and ``_ + = -`` are kept, and ``.`` except as the first
+    character; every other character (``/``, ``\\``, ``%``, ``~``, spaces, letters
+    outside ASCII...) becomes ``%XX`` for each byte of its UTF-8 form, as in a URL. The
+    escape can be undone, so distinct texts give distinct names: ``.``, ``..`` and
+    ``~`` become ``%2E``, ``%2E.`` and ``%7E``, ``a/b`` and ``a\\b`` become ``a%2Fb``
+    and ``a%5Cb``, and the empty text ``%``. A name longer than ``max_length`` is cut
+    and ends with ``~`` and 12 hex digits of the text's SHA-256 (a ``~`` appears in no
+    other escaped name).
+
+    Examples
+    --------
+    >>> escaped_name("hip hop")
+    'hip%20hop'
+    >>> escaped_name("..")
+    '%2E.'
+    >>> escaped_name("électro")
+    '%C3%A9lectro'
+    """
+    text = str(text)
+    parts = []
+    for i, char in enumerate(text):
+        if char in _KEPT or (char == "." and i > 0):
+            parts.append(char)
+        else:
+            parts.append("".join(f"%{b:02X}" for b in char.encode("utf-8", "surrogatepass")))
+    name = "".join(parts) or "%"
+    if len(name) > max_length:
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+        cut = name[: max_length - 13]
+        if "%" in cut[-2:]:  # never half an escape
+            cut = cut[: cut.rindex("%")]
+        name = cut + "~" + digest
+    return name
 
 
 def unique_names(names, *, suffix: str = "") -> list[str]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from ..runtime.keras import import_keras
 from ..errors import ConfigError
 
 __all__ = ["build_cnn2d", "build_cnn2d_base", "build_mfcc_cnn", "build_multihead", "min_image_size"]
@@ -117,7 +118,7 @@ def _check_size(shape, pools: Sequence[int], builder: str, what: str) -> None:
 
 def _prepare(keras, input_shape, name: str):
     """Input layer and the 4-D tensor the convolutions read (channel axis added when absent)."""
-    from keras import layers
+    from keras import layers  # Keras: only when a network is built, fitted or loaded
 
     given = tuple(int(d) for d in input_shape)
     inputs = keras.Input(shape=given, name=name)
@@ -137,10 +138,8 @@ def _checked(builder: str, input_shape, num_classes, activation, filters, kernel
 
 
 def _keras_layers():
-    from .._keras import import_keras
-
     keras = import_keras()
-    from keras import layers
+    from keras import layers  # Keras: only when a network is built, fitted or loaded
 
     return keras, layers
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..runtime.keras import import_keras
 from ..data.labels import ACTIVATIONS
 from ..errors import ConfigError
 
@@ -60,7 +61,7 @@ def _check_rate(value: float, name: str, builder: str) -> float:
 def _lstm_stack(x, units: tuple[int, ...], dropout: float):
     """LSTM layers of ``units`` in turn over the sequence ``x``, each followed by dropout;
     the last returns one vector, the others their whole sequence."""
-    from keras import layers
+    from keras import layers  # Keras: only when a network is built, fitted or loaded
 
     for i, n in enumerate(units):
         last = i == len(units) - 1
@@ -95,9 +96,8 @@ def build_lstm(
     activation : {'softmax', 'sigmoid'}
         Output activation: one genre per row, or several.
     """
-    from .._keras import import_keras
     keras = import_keras()
-    from keras import layers
+    from keras import layers  # Keras: only when a network is built, fitted or loaded
 
     (n_features,) = _check_common(input_shape, num_classes, 1, "build_lstm")
     units = _check_units(units, "build_lstm")
@@ -134,9 +134,8 @@ def build_segment_lstm(
     activation : {'softmax', 'sigmoid'}
         Output activation: one genre per track, or several.
     """
-    from .._keras import import_keras
     keras = import_keras()
-    from keras import layers
+    from keras import layers  # Keras: only when a network is built, fitted or loaded
 
     n_segments, n_features = _check_common(input_shape, num_classes, 2, "build_segment_lstm")
     units = _check_units(units, "build_segment_lstm")
@@ -187,9 +186,8 @@ def build_mlp(
     activation : {'softmax', 'sigmoid'}
         Output activation: one genre per row, or several.
     """
-    from .._keras import import_keras
     keras = import_keras()
-    from keras import layers
+    from keras import layers  # Keras: only when a network is built, fitted or loaded
 
     (n_features,) = _check_common(input_shape, num_classes, 1, "build_mlp")
     units = _check_units(units, "build_mlp")
@@ -248,9 +246,8 @@ def build_cnn(
     activation : {'softmax', 'sigmoid'}
         Output activation: one genre per row, or several.
     """
-    from .._keras import import_keras
     keras = import_keras()
-    from keras import layers
+    from keras import layers  # Keras: only when a network is built, fitted or loaded
 
     (n_features,) = _check_common(input_shape, num_classes, 1, "build_cnn")
     filters = _check_units(filters, "build_cnn")

@@ -9,7 +9,7 @@ while the new head learns at the full rate: the usual way of adapting pretrained
 filters without wiping them out in the first epochs.
 
 :func:`musicnn_model` is the ``musicnn`` builder: the Keras port of a pretrained musicnn
-network (:mod:`featx.models.musicnn`) with its checkpoint's weights, cut at its
+network (:mod:`featx.extract.musicnn`) with its checkpoint's weights, cut at its
 penultimate layer (dense 200 + batch norm), under a new ``genre`` head (dropout, then
 dense with softmax or sigmoid per the label encoding) in place of the 50 tag outputs.
 
@@ -23,7 +23,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..runtime.keras import import_keras
 from ..errors import ConfigError
+from ..extract.musicnn import assign_weights, build_musicnn, checkpoint_variables
+from .transfer import BASE_NAME, build_vgg16, fine_tuned_layers
 
 __all__ = ["DEFAULT_LR_FACTOR", "MUSICNN_FINE_TUNE", "MUSICNN_WEIGHTS", "fine_tuning_optimizer",
            "musicnn_model", "vgg16_model"]
@@ -65,7 +68,6 @@ def vgg16_model(input_shape: Sequence[int], num_classes: int, *, activation: str
         Uncompiled.
     """
     _check_factor(fine_tune_lr_factor)
-    from .transfer import build_vgg16
 
     return build_vgg16(input_shape, num_classes, activation=activation, weights=weights,
                        fine_tune_blocks=fine_tune_blocks, dense_units=dense_units, dropout=dropout)
@@ -100,12 +102,9 @@ def musicnn_model(input_shape: Sequence[int], num_classes: int, *, activation: s
     ------
     ConfigError
         Images that are not 96 mel bands high, or an unknown ``weights`` or ``fine_tune``.
-    featx.models.musicnn.MusicnnUnavailableError
+    featx.extract.musicnn.MusicnnUnavailableError
         The musicnn package is not installed (the message gives the install command).
     """
-    from .._keras import import_keras
-    from .musicnn import assign_weights, build_musicnn, checkpoint_variables
-
     shape = tuple(int(d) for d in input_shape)
     if len(shape) != 2 or shape[0] != 96:
         raise ConfigError(f"the musicnn model reads musicnn images of 96 mel bands x frames (make the store "
@@ -162,8 +161,6 @@ def fine_tuning_optimizer(model, optimizer, params: dict | None = None):
         rate or schedule included); ``optimizer`` itself when nothing is fine-tuned or
         the factor is 1.
     """
-    from .transfer import BASE_NAME, fine_tuned_layers
-
     factor = _check_factor((params or {}).get("fine_tune_lr_factor", DEFAULT_LR_FACTOR))
     try:
         model.get_layer(BASE_NAME)

@@ -1,11 +1,9 @@
 """scikit-learn model builders (svm, ensemble, knn, random forest)."""
 from __future__ import annotations
 
-
 import numpy as np
 
 from ..errors import ConfigError, TrainingError
-
 
 # ---------------------------------------------------------------------------
 # scikit-learn baselines (imported lazily)
@@ -24,7 +22,7 @@ class CalibrationFolds:
     """
 
     def _folds(self, y):
-        from sklearn.model_selection import StratifiedKFold
+        from sklearn.model_selection import StratifiedKFold  # scikit-learn is heavy: imported on use
 
         labels, counts = np.unique(np.asarray(y), return_counts=True)
         if len(counts) and counts.min() < 2:
@@ -55,9 +53,9 @@ def calibrated_svc(*, C: float, gamma, kernel: str = "rbf", seed: int = 0):
     alone, so a reported probability is calibrated while the decision is the
     SVMs' own.
     """
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.multiclass import OneVsRestClassifier
-    from sklearn.svm import SVC
+    from sklearn.calibration import CalibratedClassifierCV  # scikit-learn is heavy: imported on use
+    from sklearn.multiclass import OneVsRestClassifier  # scikit-learn is heavy: imported on use
+    from sklearn.svm import SVC  # scikit-learn is heavy: imported on use
 
     svc = SVC(C=C, gamma=gamma, kernel=kernel, random_state=seed)
     return CalibratedClassifierCV(OneVsRestClassifier(svc), method="temperature",
@@ -91,9 +89,9 @@ def make_ensemble(*, seed: int = 0, C: float = 10.0, gamma: str = "scale",
     the weighted mean of their class probabilities is steadier than any one of
     them. A weight of 0 leaves a member out.
     """
-    from sklearn.ensemble import VotingClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.neural_network import MLPClassifier
+    from sklearn.ensemble import VotingClassifier  # scikit-learn is heavy: imported on use
+    from sklearn.linear_model import LogisticRegression  # scikit-learn is heavy: imported on use
+    from sklearn.neural_network import MLPClassifier  # scikit-learn is heavy: imported on use
 
     weights = {"svm_weight": svm_weight, "nn_weight": nn_weight, "logistic_weight": logistic_weight}
     bad = next((k for k, v in weights.items() if not v >= 0), None)
@@ -113,7 +111,7 @@ def make_ensemble(*, seed: int = 0, C: float = 10.0, gamma: str = "scale",
 
 def make_knn(*, seed: int = 0, n_neighbors: int = 5, weights: str = "uniform"):
     """k-nearest-neighbour classifier (Euclidean, on standardised features)."""
-    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.neighbors import KNeighborsClassifier  # scikit-learn is heavy: imported on use
 
     del seed  # deterministic
     return KNeighborsClassifier(n_neighbors=n_neighbors, weights=weights)
@@ -122,7 +120,7 @@ def make_knn(*, seed: int = 0, n_neighbors: int = 5, weights: str = "uniform"):
 def make_random_forest(*, seed: int = 0, n_estimators: int = 300, max_depth: int = 0,
                        min_samples_leaf: int = 1):
     """Random forest (``max_depth=0``: unlimited)."""
-    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.ensemble import RandomForestClassifier  # scikit-learn is heavy: imported on use
 
     return RandomForestClassifier(
         n_estimators=n_estimators, max_depth=max_depth or None,

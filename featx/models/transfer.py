@@ -26,10 +26,13 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..runtime.keras import import_keras
 from ..errors import ConfigError
+from .keras_spectro import _check_classes, _image_shape, _rate
 
 __all__ = ["IMAGENET_FILE", "IMAGENET_URL", "MIN_SIZE", "build_vgg16", "fine_tuned_layers",
            "imagenet_weights"]
@@ -80,8 +83,6 @@ def imagenet_weights(*, cache_dir=None) -> Path:
         The download failed (the machine is offline, or the server refused): one line
         saying where to fetch the file elsewhere and where to put it.
     """
-    from .._keras import import_keras
-
     keras = import_keras()
     where = _keras_cache(cache_dir) / "models"
     try:
@@ -125,9 +126,7 @@ def _load_base_weights(base, path: Path) -> None:
     file of another architecture can load "successfully" and change nothing. Every
     convolution kernel must therefore differ from its random initialisation afterwards.
     """
-    import warnings
-
-    import numpy as np
+    import numpy as np  # numpy: not needed to import this module
 
     convs = [layer for layer in base.layers if layer.weights]
     before = [layer.get_weights()[0] for layer in convs]
@@ -155,8 +154,6 @@ def _load_base_weights(base, path: Path) -> None:
 
 
 def _shape(input_shape) -> tuple[int, int, int]:
-    from .keras_spectro import _image_shape
-
     shape = _image_shape(input_shape, "build_vgg16")
     if shape[2] not in (1, 3):
         raise ConfigError(
@@ -189,8 +186,6 @@ def _image_size(image_size, shape) -> tuple[int, int]:
 
 
 def _check_args(num_classes, activation, fine_tune_blocks, dense_units, dropout):
-    from .keras_spectro import _check_classes, _rate
-
     builder = "build_vgg16"
     num_classes, activation = _check_classes(num_classes, activation, builder)
     if isinstance(fine_tune_blocks, bool) or not isinstance(fine_tune_blocks, int) \
@@ -272,10 +267,9 @@ def build_vgg16(
     num_classes, dropout = _check_args(num_classes, activation, fine_tune_blocks, dense_units, dropout)
     path = _weights_path(weights)
 
-    from .._keras import import_keras
 
     keras = import_keras()
-    from keras import layers
+    from keras import layers  # Keras: only when a network is built, fitted or loaded
 
     given = tuple(int(d) for d in input_shape)
     inputs = keras.Input(shape=given, name="image")

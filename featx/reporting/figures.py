@@ -7,12 +7,13 @@ the user's matplotlib backend.
 from __future__ import annotations
 
 import math
-
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..io.atomic import atomic_open
+from ..io.guard import make_folder
 
 #: Largest figure side, in inches (at the default 110 dpi: 3300 pixels). Figures that
 #: grow with the number of classes or features stop growing here.
@@ -29,8 +30,9 @@ def new_figure(width: float = 7.0, height: float = 5.0, *, ncols: int = 1, nrows
     Each side is capped at :data:`MAX_FIGURE_INCHES`, so a figure sized from the
     data (one cell per class) stays within a bounded number of pixels.
     """
+    # plotting libraries are heavy: only when drawing
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # plotting libraries are heavy: only when drawing
 
     width, height = min(float(width), MAX_FIGURE_INCHES), min(float(height), MAX_FIGURE_INCHES)
     fig = Figure(figsize=(width, height), layout="constrained")
@@ -46,9 +48,6 @@ def save_figure(fig, path, *, dpi: int = 110) -> Path:
     The figure's titles are also stored as the PNG's ``Title`` text, so that a figure
     can be told apart by its metadata too.
     """
-    from ..io.atomic import atomic_open
-    from ..io.guard import make_folder
-
     path = Path(path)
     make_folder(path.parent)
     suptitle = fig.get_suptitle() if hasattr(fig, "get_suptitle") else ""  # matplotlib >= 3.8
@@ -74,7 +73,7 @@ def confusion_heatmap(matrix, classes, *, ax, normalize: bool = False, title: st
     axes name the classes up to :data:`TICK_LABEL_MAX_CLASSES`; above that the
     axis labels say how many classes there are.
     """
-    import seaborn as sns
+    import seaborn as sns  # plotting libraries are heavy: only when drawing
 
     counts = np.asarray(matrix, dtype=float)
     absent = np.zeros(len(counts), dtype=bool)
@@ -93,7 +92,7 @@ def confusion_heatmap(matrix, classes, *, ax, normalize: bool = False, title: st
                 square=True, cbar=True, xticklabels=ticks, yticklabels=ticks, vmin=0,
                 vmax=1 if normalize else None, ax=ax)
     for row in np.flatnonzero(absent):  # seaborn leaves NaN cells blank: grey them and say n/a
-        from matplotlib.patches import Rectangle
+        from matplotlib.patches import Rectangle  # plotting libraries are heavy: only when drawing
 
         ax.add_patch(Rectangle((0, row), len(classes), 1, facecolor="#d9d9d9", edgecolor="none",
                                hatch="//", zorder=2))
@@ -109,7 +108,7 @@ def confusion_heatmap(matrix, classes, *, ax, normalize: bool = False, title: st
 
 def history_curves(histories, *, metric: str = "loss", ax):
     """Train (solid) and validation (dashed) curves of ``metric`` for every fold."""
-    import seaborn as sns
+    import seaborn as sns  # plotting libraries are heavy: only when drawing
 
     rows = []
     for hist in histories:
@@ -123,7 +122,7 @@ def history_curves(histories, *, metric: str = "loss", ax):
         return ax
     frame = pd.DataFrame(rows)
     sns.lineplot(frame, x="epoch", y=metric, hue="fold", style="part", ax=ax)
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator  # plotting libraries are heavy: only when drawing
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     if (frame["part"] == "validation").any():
@@ -139,7 +138,7 @@ def per_class_bars(per_class: dict, *, ax, title: str | None = None):
     A class without rows in the data (``support`` 0) has no recall or F1: it gets no
     bars for them (not bars of height 0) and ``(n/a: no rows)`` in its label.
     """
-    import seaborn as sns
+    import seaborn as sns  # plotting libraries are heavy: only when drawing
 
     def name(c, v):
         return f"{c} (n/a: no rows)" if v.get("support", 1) == 0 else c
@@ -159,7 +158,7 @@ def per_class_bars(per_class: dict, *, ax, title: str | None = None):
 
 def feature_boxplot(frame: pd.DataFrame, feature: str, *, ax, by: str = "label"):
     """Boxplot of one feature column per genre."""
-    import seaborn as sns
+    import seaborn as sns  # plotting libraries are heavy: only when drawing
 
     order = sorted(frame[by].astype(str).unique())
     sns.boxplot(frame.assign(**{by: frame[by].astype(str)}), x=by, y=feature, order=order,
@@ -172,7 +171,7 @@ def feature_boxplot(frame: pd.DataFrame, feature: str, *, ax, by: str = "label")
 
 def waveform(y, sr: int, *, ax, title: str = "waveform"):
     """Waveform envelope of a mono signal ``y`` [shape=(n,)]."""
-    import librosa.display
+    import librosa.display  # librosa is heavy: only on this path
 
     librosa.display.waveshow(np.asarray(y), sr=sr, ax=ax)
     ax.set_title(title)
@@ -182,8 +181,8 @@ def waveform(y, sr: int, *, ax, title: str = "waveform"):
 def mel_spectrogram(y, sr: int, *, ax, n_fft: int = 2048, hop_length: int = 512, n_mels: int = 128,
                     title: str = "mel spectrogram"):
     """Mel power spectrogram in dB."""
-    import librosa
-    import librosa.display
+    import librosa  # librosa is heavy: only on this path
+    import librosa.display  # librosa is heavy: only on this path
 
     S = librosa.feature.melspectrogram(y=np.asarray(y), sr=sr, n_fft=n_fft, hop_length=hop_length,
                                        n_mels=n_mels)
@@ -196,8 +195,8 @@ def mel_spectrogram(y, sr: int, *, ax, n_fft: int = 2048, hop_length: int = 512,
 
 def chromagram(y, sr: int, *, ax, n_fft: int = 2048, hop_length: int = 512, title: str = "chromagram"):
     """STFT chromagram."""
-    import librosa
-    import librosa.display
+    import librosa  # librosa is heavy: only on this path
+    import librosa.display  # librosa is heavy: only on this path
 
     C = librosa.feature.chroma_stft(y=np.asarray(y), sr=sr, n_fft=n_fft, hop_length=hop_length)
     img = librosa.display.specshow(C, sr=sr, hop_length=hop_length, x_axis="time", y_axis="chroma", ax=ax)
@@ -325,7 +324,7 @@ def metric_by_hyperparameter(frame: pd.DataFrame, name: str, metric: str, *, ax)
     values (random search): a scatter plot, log-scaled when the values span two
     decades or more.
     """
-    import seaborn as sns
+    import seaborn as sns  # plotting libraries are heavy: only when drawing
 
     values = frame[name]
     if _is_numeric(values) and values.nunique() > 12:
@@ -348,7 +347,7 @@ def metric_by_hyperparameter(frame: pd.DataFrame, name: str, metric: str, *, ax)
 
 def pair_heatmap(frame: pd.DataFrame, a: str, b: str, metric: str, *, ax):
     """Mean validation metric for each pair of values of two hyperparameters."""
-    import seaborn as sns
+    import seaborn as sns  # plotting libraries are heavy: only when drawing
 
     data = pd.DataFrame({a: _ordered_category(frame[a]), b: _ordered_category(frame[b]),
                          metric: frame[metric].to_numpy()})

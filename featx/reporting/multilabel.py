@@ -1,4 +1,4 @@
-"""The multi-label block of a report: headline figures, per fold, per genre, thresholds."""
+"""The multi-label blocks of a report: headline figures, per fold, per genre, thresholds."""
 from __future__ import annotations
 
 import math
@@ -29,45 +29,43 @@ def _cell(m: dict, name: str) -> str:
     return _fmt(m[name])
 
 
-def multilabel_lines(metrics: dict) -> list[str]:
-    """The Markdown lines of a multi-label run's report body (after its facts)."""
-    names = MULTILABEL_METRIC_NAMES
+def multilabel_blocks(metrics: dict) -> list:
+    """The blocks (:mod:`featx.reporting.blocks`) of a multi-label run's report body (after its facts)."""
+    names = list(MULTILABEL_METRIC_NAMES)
     multi_fold = len(metrics["track"]["per_fold"]) > 1
-    lines = ["## Summary", "",
-             ("Headline figures are means over folds (± standard deviation across folds). "
-              if multi_fold else "Headline figures are computed once over all evaluated rows (no folds). ")
-             + "Several genres per track: a genre is predicted where its probability reaches its "
-             "threshold. Track level averages the segment probabilities of each track.", ""]
-    lines += ["| level | n | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
-    for level in ("segment", "track"):
-        m = metrics[level]
-        lines.append(f"| {level} | {m['n']} | " + " | ".join(_cell(m, k) for k in names) + " |")
-    lines += [""] + [f"- **{k}:** {MEANINGS[k]}" for k in names]
+    blocks: list = [
+        ("h2", "Summary"),
+        ("p", ("Headline figures are means over folds (± standard deviation across folds). "
+               if multi_fold else "Headline figures are computed once over all evaluated rows (no folds). ")
+         + "Several genres per track: a genre is predicted where its probability reaches its "
+         "threshold. Track level averages the segment probabilities of each track."),
+        ("table", ["level", "n", *names],
+         [[level, str(metrics[level]["n"]), *(_cell(metrics[level], k) for k in names)]
+          for level in ("segment", "track")]),
+        ("facts", [(k, MEANINGS[k]) for k in names]),
+    ]
     thresholds = metrics.get("thresholds") or {}
     if thresholds:
         classes = metrics["classes"]
         mode = metrics.get("threshold")
-        lines += ["", "## Thresholds", "",
-                  ("Tuned per genre on validation predictions of each fold's training rows only "
-                   "(final: on the out-of-fold predictions of every row)." if mode == "tuned"
-                   else "One threshold for every genre.")]
-        lines += ["", "| fold | " + " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
-        for fold, values in thresholds.items():
-            lines.append(f"| {fold} | " + " | ".join(f"{values[c]:.2f}" for c in classes) + " |")
+        blocks += [("h2", "Thresholds"),
+                   ("p", "Tuned per genre on validation predictions of each fold's training rows only "
+                         "(final: on the out-of-fold predictions of every row)." if mode == "tuned"
+                    else "One threshold for every genre."),
+                   ("table", ["fold", *classes],
+                    [[str(fold), *(f"{values[c]:.2f}" for c in classes)] for fold, values in thresholds.items()])]
     for level in ("track", "segment"):
         m = metrics[level]
-        lines += ["", f"## {level.capitalize()} level", ""]
+        blocks.append(("h2", f"{level.capitalize()} level"))
         if multi_fold:
-            lines += ["### Per fold", "", "| fold | n | " + " | ".join(names) + " |",
-                      "|---|---|" + "---|" * len(names)]
-            lines += [f"| {f['fold']} | {f['n']} | " + " | ".join(_fmt(f[k]) for k in names) + " |"
-                      for f in m["per_fold"]]
-            lines.append("")
-        lines += ["### Per genre (all folds pooled)", "",
-                  "| genre | precision | recall | F1 | support | predicted |", "|---|---|---|---|---|---|"]
+            blocks += [("h3", "Per fold"),
+                       ("table", ["fold", "n", *names],
+                        [[str(f["fold"]), str(f["n"]), *(_fmt(f[k]) for k in names)] for f in m["per_fold"]])]
+        rows = []
         for genre, v in m["per_class"].items():
             precision = "n/a" if v.get("predicted", 1) == 0 else f"{v['precision']:.4f}"
             recall, f1 = (("n/a", "n/a") if v["support"] == 0 else (f"{v['recall']:.4f}", f"{v['f1']:.4f}"))
-            lines.append(f"| {genre} | {precision} | {recall} | {f1} | {v['support']} | "
-                         f"{v.get('predicted', '')} |")
-    return lines
+            rows.append([genre, precision, recall, f1, str(v["support"]), str(v.get("predicted", ""))])
+        blocks += [("h3", "Per genre (all folds pooled)"),
+                   ("table", ["genre", "precision", "recall", "F1", "support", "predicted"], rows)]
+    return blocks

@@ -1,7 +1,15 @@
 """Markdown reports for training and evaluation runs."""
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
+
+from ..io.atomic import atomic_write
+from ..io.guard import Legacy, claim_folder, json_says, safe_name
+from ..io.jsonfile import write_json
+from .blocks import render_markdown
+from .multilabel import multilabel_blocks
 
 LEAKY_WARNING = (
     "**WARNING: accuracy is inflated: random per-segment split, segments of one track are in "
@@ -25,47 +33,45 @@ def _fmt(value) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def _summary_table(metrics: dict) -> list[str]:
-    lines = ["| level | n | " + " | ".join(_HEAD) + " |", "|---|---|" + "---|" * len(_HEAD)]
+def _summary_table(metrics: dict) -> tuple:
+    rows = []
     for level in ("segment", "track"):
         m = metrics[level]
         cells = [f"{m[k]:.4f} ± {m['std'][k]:.4f}" if len(m["per_fold"]) > 1 else f"{m[k]:.4f}"
                  for k in _HEAD]
-        lines.append(f"| {level} | {m['n']} | " + " | ".join(cells) + " |")
-    return lines
+        rows.append([level, str(m["n"]), *cells])
+    return ("table", ["level", "n", *_HEAD], rows)
 
 
-def _per_fold_table(m: dict) -> list[str]:
-    lines = ["| fold | n | " + " | ".join(_HEAD) + " |", "|---|---|" + "---|" * len(_HEAD)]
-    for fold in m["per_fold"]:
-        lines.append(f"| {fold['fold']} | {fold['n']} | " + " | ".join(_fmt(fold[k]) for k in _HEAD) + " |")
-    return lines
+def _per_fold_table(m: dict) -> tuple:
+    return ("table", ["fold", "n", *_HEAD],
+            [[str(fold["fold"]), str(fold["n"]), *(_fmt(fold[k]) for k in _HEAD)] for fold in m["per_fold"]])
 
 
 #: What the report shows for a figure that does not exist (a genre without rows, or never predicted).
 NOT_AVAILABLE = "n/a"
 
 
-def _per_class_table(m: dict) -> list[str]:
+def _per_class_table(m: dict) -> tuple:
     """Per-class scores; n/a where a score is undefined (recall and F1 of a genre without
     rows, precision of a genre never predicted), not a misleading 0.0000."""
     predicted = {}
     if m.get("confusion_matrix"):
         columns = [sum(col) for col in zip(*m["confusion_matrix"])]
         predicted = dict(zip(m["per_class"], columns))
-    lines = ["| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    rows = []
     for cls, v in m["per_class"].items():
         absent = v["support"] == 0
         precision = NOT_AVAILABLE if predicted.get(cls, 1) == 0 else f"{v['precision']:.4f}"
         recall, f1 = ((NOT_AVAILABLE, NOT_AVAILABLE) if absent
                       else (f"{v['recall']:.4f}", f"{v['f1']:.4f}"))
-        lines.append(f"| {cls} | {precision} | {recall} | {f1} | {v['support']} |")
-    return lines
+        rows.append([cls, precision, recall, f1, str(v["support"])])
+    return ("table", ["class", "precision", "recall", "F1", "support"], rows)
 
 
-def _confusion_table(m: dict, classes: list[str], *, normalize: bool = False) -> list[str]:
+def _confusion_table(m: dict, classes: list[str], *, normalize: bool = False) -> tuple:
     """Counts, or fractions of each true genre's rows (n/a for a genre without rows)."""
-    lines = ["| true \\ predicted | " + " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
+    rows = []
     for cls, row in zip(classes, m["confusion_matrix"]):
         total = sum(row)
         if not normalize:
@@ -74,8 +80,8 @@ def _confusion_table(m: dict, classes: list[str], *, normalize: bool = False) ->
             cells = [NOT_AVAILABLE] * len(row)
         else:
             cells = [f"{v / total:.2f}" for v in row]
-        lines.append(f"| {cls} | " + " | ".join(cells) + " |")
-    return lines
+        rows.append([cls, *cells])
+    return ("table", ["true \\ predicted", *classes], rows)
 
 
 def _averaging_note(metrics: dict) -> str:
@@ -98,55 +104,59 @@ def _averaging_note(metrics: dict) -> str:
     if len(per_fold) > 1 and min(per_fold) < len(present or classes):
         text += (f" Within a fold they average over the genres that have tracks in that fold "
                  f"({min(per_fold)} to {max(per_fold)} here), so with so few tracks per fold the "
-                 "means over folds can lie far from the pooled figures (`pooled` in metrics.json).")
+                 "means over folds can lie far from the pooled figures (\"pooled\" in metrics.json).")
     return text
+
+
+def report_blocks(metrics: dict, *, title: str, facts: list[tuple[str, str]], figures: list[str],
+                  config: dict | None = None) -> list:
+    """The blocks (:mod:`featx.reporting.blocks`) of a training or evaluation report.
+
+    The first block warns when the split leaks (``metrics['leaky']``) or when the
+    evaluated tracks include training tracks (``metrics['training_overlap']``).
+    """
+    blocks: list = []
+    if metrics.get("leaky"):
+        blocks.append(("p", LEAKY_WARNING.strip("*")))
+    overlap = metrics.get("training_overlap") or {}
+    if overlap.get("tracks"):
+        blocks.append(("p", training_overlap_warning(overlap)))
+    blocks += [("h1", title), ("facts", list(facts))]
+    if metrics.get("multi_label"):
+        return blocks + multilabel_blocks(metrics) + _tail(figures, config)
+    blocks += [("h2", "Summary"),
+               ("p", _averaging_note(metrics) + " Track level averages the segment probabilities of each "
+                     "track; for whole-file rows the two levels agree."),
+               _summary_table(metrics)]
+    classes = metrics["classes"]
+    for level in ("track", "segment"):
+        m = metrics[level]
+        blocks.append(("h2", f"{level.capitalize()} level"))
+        if len(m["per_fold"]) > 1:
+            blocks += [("h3", "Per fold"), _per_fold_table(m)]
+        blocks += [("h3", "Per class (all folds pooled)"), _per_class_table(m),
+                   ("h3", "Confusion matrix (counts, all folds pooled)"), _confusion_table(m, classes),
+                   ("h3", "Confusion matrix (fractions of each true genre's rows)"),
+                   _confusion_table(m, classes, normalize=True)]
+    return blocks + _tail(figures, config)
 
 
 def render_report(metrics: dict, *, title: str, facts: list[tuple[str, str]], figures: list[str],
                   config: dict | None = None) -> str:
-    """A Markdown report. Its first line warns when the split leaks (``metrics['leaky']``)."""
-    lines = []
-    if metrics.get("leaky"):
-        lines += [LEAKY_WARNING, ""]
-    overlap = metrics.get("training_overlap") or {}
-    if overlap.get("tracks"):
-        lines += [training_overlap_warning(overlap, bold=True), ""]
-    lines += [f"# {title}", ""]
-    lines += [f"- **{k}:** {v}" for k, v in facts]
-    if metrics.get("multi_label"):
-        from .multilabel import multilabel_lines
-
-        lines += [""] + multilabel_lines(metrics)
-        return "\n".join(lines + _tail(figures, config)) + "\n"
-    lines += ["", "## Summary", "",
-              _averaging_note(metrics) + " "
-              "Track level averages the segment probabilities of each track; for whole-file rows "
-              "the two levels agree.", ""]
-    lines += _summary_table(metrics)
-    classes = metrics["classes"]
-    for level in ("track", "segment"):
-        m = metrics[level]
-        lines += ["", f"## {level.capitalize()} level", ""]
-        if len(m["per_fold"]) > 1:
-            lines += ["### Per fold", ""] + _per_fold_table(m) + [""]
-        lines += ["### Per class (all folds pooled)", ""] + _per_class_table(m)
-        lines += ["", "### Confusion matrix (counts, all folds pooled)", ""] + _confusion_table(m, classes)
-        lines += ["", "### Confusion matrix (fractions of each true genre's rows)", ""]
-        lines += _confusion_table(m, classes, normalize=True)
-    return "\n".join(lines + _tail(figures, config)) + "\n"
+    """A Markdown report (:func:`report_blocks`, rendered by
+    :func:`featx.reporting.blocks.render_markdown`, which escapes every label and name)."""
+    return render_markdown(report_blocks(metrics, title=title, facts=facts, figures=figures, config=config))
 
 
-def _tail(figures: list[str], config: dict | None) -> list[str]:
+def _tail(figures: list[str], config: dict | None) -> list:
     """The figures and configuration sections that end every report."""
-    lines = []
+    blocks: list = []
     if figures:
-        lines += ["", "## Figures", ""]
-        lines += [f"![{Path(f).stem}]({f})" for f in figures]
+        blocks.append(("h2", "Figures"))
+        blocks += [("img", f, Path(f).stem) for f in figures]
     if config:
-        lines += ["", "## Configuration", "", "```"]
-        lines += [f"{k}: {v}" for k, v in config.items()]
-        lines += ["```"]
-    return lines
+        blocks += [("h2", "Configuration"), ("code", [f"{k}: {v}" for k, v in config.items()])]
+    return blocks
 
 
 def evaluation_dir(bundle_dir, csv) -> Path:
@@ -159,10 +169,6 @@ def evaluation_dir(bundle_dir, csv) -> Path:
     link, is left alone: the name gets ``-2``, ``-3``, ... A re-evaluation of the
     same CSV reuses its folder.
     """
-    import json
-    import os
-
-    from ..io.guard import safe_name
 
     base = Path(bundle_dir) / "evaluation"
     stem = safe_name(Path(csv).stem)
@@ -183,8 +189,6 @@ def evaluation_dir(bundle_dir, csv) -> Path:
 
 
 def write_report(path, text: str) -> Path:
-    from ..io.atomic import atomic_write
-
     return atomic_write(path, text)
 
 
@@ -196,11 +200,8 @@ def write_outputs(directory, *, metrics: dict, predictions, title: str, facts: l
     ``data`` names the evaluated data in figure titles; by default the file name of
     the ``("data", ...)`` entry of ``facts``.
     """
-    from ..bundle import write_json
-    from .figures import write_evaluation_figures
-
-    from ..io.atomic import atomic_write
-    from ..io.guard import Legacy, claim_folder, json_says
+    # pulls in pandas: only on this path
+    from .figures import write_evaluation_figures  # matplotlib is heavy: only when writing figures
 
     # a new or empty folder, a bundle, or an evaluation folder featx wrote; never a user's folder
     legacy = Legacy("featx-output", ("metrics.json", "predictions.csv", "history.json", "report.md",

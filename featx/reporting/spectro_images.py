@@ -1,11 +1,16 @@
 """Pictures of a spectrogram store: example grids per genre, and one PNG per segment."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError
+from ..io.atomic import atomic_write
+from ..io.guard import make_folder, safe_name, unique_names
+from ..io.names import escaped_name
+from ..runtime.progress import progress_bar
 
 __all__ = ["choose_examples", "export_segment_pngs", "grayscale", "write_example_grids"]
 
@@ -73,7 +78,11 @@ def write_example_grids(store, directory, *, per_genre: int = 4, kinds=None) -> 
     -------
     list of Path
     """
-    from .figures import new_figure, save_figure, spectrogram_grid
+    from .figures import (  # pulls in pandas: only on this path
+        new_figure,
+        save_figure,
+        spectrogram_grid,
+    )
 
     if len(store) == 0:
         raise ConfigError(f"{store.path} holds no segments yet; nothing to draw")
@@ -122,27 +131,27 @@ def grayscale(image: np.ndarray) -> np.ndarray:
 def export_segment_pngs(store, directory, *, kinds=None, progress: bool | None = None) -> list[Path]:
     """Write every segment's images as 8-bit grayscale PNGs.
 
-    Files are ``DIRECTORY/<kind>/<label>/<track>.<segment>.png`` (names made safe and
-    unique), each ``height`` x ``width`` pixels, scaled by :func:`grayscale`. The
-    folders carry featx's marker; a folder featx did not write is refused.
+    Files are ``DIRECTORY/<kind>/<label>/<track>.<segment>.png``, each ``height`` x
+    ``width`` pixels, scaled by :func:`grayscale`. Each label's folder is its escaped
+    name (:func:`featx.io.names.escaped_name`: ``hip hop`` is ``hip%20hop``, ``..`` is
+    ``%2E.``), so distinct labels never share a folder (on a file system that ignores
+    case, ``Rock`` and ``rock`` get ``Rock`` and ``rock-2``); file names are made safe
+    and unique within their folder. The folders carry featx's marker; a folder featx
+    did not write is refused.
 
     Returns
     -------
     list of Path
     """
-    import io
+    from PIL import Image  # Pillow: only when writing images
 
-    from PIL import Image
-
-    from .._progress import progress_bar
-    from ..io.atomic import atomic_write
-    from ..io.guard import make_folder, safe_name, unique_names
 
     kinds = store._kinds(kinds)
     rows = store.rows
     labels = _labels(rows)
     stems = [safe_name(f"{t}.{s}") for t, s in zip(rows["track"], rows["segment"])]
-    folders = {label: safe_name(label) for label in set(labels)}
+    distinct = sorted(set(labels))
+    folders = dict(zip(distinct, unique_names([escaped_name(label) for label in distinct])))
     names = np.empty(len(rows), dtype=object)
     for label, folder in folders.items():  # unique within each label's folder
         idx = [i for i, lab in enumerate(labels) if lab == label]

@@ -10,16 +10,29 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io.atomic import atomic_write
 from ..errors import ConfigError, DataError
+from ..io.atomic import atomic_write
+from ..io.digest import file_sha256
 from ..models.registry import ModelSpec, get_model
-from ..training.config import (DEFAULT_THRESHOLD, LOWER_IS_BETTER, SWEEP_METRICS, metric_names,
-                               parse_threshold)
+from ..training.config import (
+    DEFAULT_THRESHOLD,
+    LOWER_IS_BETTER,
+    SWEEP_METRICS,
+    metric_names,
+    parse_threshold,
+)
 
 logger = logging.getLogger(__name__)
+import json
+import time
+
+from ..data.splits import make_splits
+from ..data.store_table import read_table
+from ..extract.executors import check_address
+from ..models.registry import create
+from ..training.cv import label_encoding
 from .space import LEVELS, MAX_TRIALS, RESULTS, SEARCHES, SearchSpace
 from .trials import Design, Trial, trial_config, trial_identity, trial_key
-
 
 # ---------------------------------------------------------------------------
 # Planning
@@ -82,6 +95,9 @@ class SweepOptions:
         if not isinstance(self.jobs, int) or self.jobs == 0 or self.jobs < -1:
             raise ConfigError(f"jobs must be an integer >= 1, or -1 for one per CPU core. Received: jobs={self.jobs!r}",
                               param="jobs")
+        if self.scheduler is not None:  # a malformed address ends the sweep before anything is written
+
+            check_address(self.scheduler)
         return self
 
     def base(self) -> dict:
@@ -98,10 +114,10 @@ def data_sha256(path) -> str:
     names every committed file and segment, so these two change whenever its
     images do (without reading every image).
     """
-    import json
-
-    from ..bundle import file_sha256
-    from ..data.store import ROWS_FILE, _read_marker
+    from ..data.store import (  # pulls in the store's checksums: only on this path
+        ROWS_FILE,
+        _read_marker,
+    )
 
     path = Path(path)
     if not path.is_dir():
@@ -125,8 +141,6 @@ class _SplitRows:
 
 
 def _data_identity(table, options: SweepOptions) -> dict:
-    from ..bundle import file_sha256
-
     data = {"sha256": data_sha256(options.csv), "test_fraction": float(options.test_fraction)}
     if options.artist_map and options.split == "artist":
         data["artist_map"] = file_sha256(options.artist_map)
@@ -141,8 +155,6 @@ def _data_identity(table, options: SweepOptions) -> dict:
 
 def plan_design(table, options: SweepOptions) -> Design:
     """The held-out test part and the selection folds (same split kinds as ``featx train``)."""
-    from ..data.splits import make_splits
-
     common = dict(split=options.split, seed=options.seed, valid_fraction=0.0,
                   artist_map=options.artist_map, split_dir=options.split_dir)
     outer = make_splits(table, folds=1, test_fraction=float(options.test_fraction), **common)
@@ -192,21 +204,17 @@ class SweepPlan:
 
 def plan_sweep(options: SweepOptions, space: SearchSpace) -> SweepPlan:
     """Check everything and list the trials; nothing is trained. Errors name their entry."""
-    from ..data.store_table import check_input, read_table
-
     options.validate()
     spec = get_model(options.model)
     points = space.points(options.search, n_iter=options.n_iter, seed=options.seed,
                           max_trials=options.max_trials)
     configs = [trial_config(spec, p, base=options.base()) for p in points]
-    if spec.input == "segments" and options.split == "random":
-        raise ConfigError(f"model {spec.name!r} predicts whole tracks; expected split='track', 'artist' "
-                          "or 'fault-filtered'. Received: split='random'", param="split")
+    if configs:  # the split is checked before the table is read
+        create(configs[0][0], None).check_split(options.split)
     table = read_table(options.csv)  # a feature CSV, or a spectrogram store for an image model
-    for config, _ in configs:
-        check_input(spec, table, config.params)
-    if spec.input == "segments" and not table.segmented:
-        raise DataError(f"{table.name}: model {spec.name!r} needs segment rows; this table has one row per file")
+    labels = label_encoding(table, configs[0][0]) if configs else None
+    for config, _ in configs:  # the model of every combination must read the table
+        create(config, labels).check_input(table)
     data = _data_identity(table, options)
     design = plan_design(table, options)
     trials = []
@@ -250,7 +258,7 @@ def results_frame(plan: SweepPlan, records: dict[str, dict]) -> pd.DataFrame:
                                         for c in (n, f"{n}_std")]
     columns += ["epochs_run", "train_seconds", "status", "error", "trial"]
     frame = pd.DataFrame(rows, columns=columns)
-    if plan.spec.kind != "keras":
+    if not plan.spec.family.keras_training:  # no epochs to count
         frame = frame.drop(columns="epochs_run")
     return frame
 
@@ -269,8 +277,6 @@ def write_results(plan: SweepPlan, records: dict[str, dict], *,
     times its own duration: a big sweep's table is rewritten every few seconds
     while trials finish, not after every trial. The final write is unthrottled.
     """
-    import time
-
     now = time.monotonic()
     if throttle and plan.results_written is not None:
         last, took = plan.results_written

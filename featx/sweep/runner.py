@@ -8,18 +8,35 @@ import os
 import time
 from pathlib import Path
 
-
 from ..io.atomic import atomic_write
 from ..io.guard import note_written, remove_folder, rename_folder, scratch_folder
 
 logger = logging.getLogger(__name__)
 BEST_TMP = ".best.tmp"
+from ..bundle import LEGACY_LAYOUT as BUNDLE_LAYOUT
+from ..data.labels import stratification_key
+from ..data.splits import Fold, SplitPlan, inner_split
+from ..errors import OutputError
+from ..extract.executors import dask_map
+from ..io.guard import Legacy, check_removable, claim_folder, clear_folder, json_says
+from ..io.journal import Journal
+from ..pipeline.train import train_bundle
+from ..runtime.progress import progress_bar
+from ..training.cv import label_encoding
 from .plan import SweepOutcome, SweepPlan, best_trial, score_of, write_results
 from .report import write_report
-from .space import BEST, Distribution, JOURNAL, RESULTS, RUNNING, SETTINGS, _TABLES, display_value, to_plain
-from ..io.journal import Journal
-from .trials import Trial, _configure_worker, run_trial, trial_identity
-
+from .space import (
+    _TABLES,
+    BEST,
+    JOURNAL,
+    RESULTS,
+    RUNNING,
+    SETTINGS,
+    Distribution,
+    display_value,
+    to_plain,
+)
+from .trials import Trial, run_trial, trial_identity
 
 # ---------------------------------------------------------------------------
 # The best configuration: retrain on all non-test rows, test once, save a bundle
@@ -27,21 +44,14 @@ from .trials import Trial, _configure_worker, run_trial, trial_identity
 
 def retrain_best(plan: SweepPlan, trial: Trial) -> Path:
     """Fit ``trial``'s configuration on the non-test rows, score the test part, save ``DIR/best``."""
-    from ..data.splits import Fold, SplitPlan, _inner_valid
-    from ..training.cv import label_setup
-    from ..training.fit import describe_device
-    from ..training.pipeline import train_bundle
-
     table, design, spec = plan.table, plan.design, plan.spec
     config = trial.config
-    _configure_worker(None, spec.kind == "keras")
-    _, y, _ = label_setup(table, spec, config)
-    if config.multi_label:  # a multi-label row is stratified on its first genre
-        from ..data.labels import first_genres
-
-        y = first_genres(table.labels)
+    spec.family.prepare_process(None)
+    labels = label_encoding(table, config)
+    # a multi-label row is stratified on its rarest genre
+    y = stratification_key(table.labels) if config.multi_label else labels.encode(table.labels)
     seed_offset = len(design.folds)
-    train, valid = _inner_valid(design.dev, y, design.groups, config.valid_fraction,
+    train, valid = inner_split(design.dev, y, design.groups, config.valid_fraction,
                                 config.seed + seed_offset, design.grouped)
     test = design.test
     split_plan = SplitPlan(plan.options.split, [Fold("test", train, valid, test)], design.groups,
@@ -50,7 +60,7 @@ def retrain_best(plan: SweepPlan, trial: Trial) -> Path:
     record_meta = {"trial": trial.key, "hyperparameters": to_plain(trial.point), "optimizer": config.optimizer,
                    "selected_by": f"{plan.options.level}-level {plan.options.metric} on validation folds",
                    "test_part": design.test_description, "n_test_rows": int(len(test))}
-    device = describe_device() if spec.kind == "keras" else "cpu (scikit-learn)"
+    device = spec.family.device()
     facts = [("model", f"{spec.name} ({spec.description})"),
              ("hyperparameters", ", ".join(f"{k}={v}" for k, v in trial.shown.items())),
              ("selected by", record_meta["selected_by"] + " (" + design.description + ")"),
@@ -69,20 +79,13 @@ def retrain_best(plan: SweepPlan, trial: Trial) -> Path:
     best = out / BEST
     remove_folder(best)
     rename_folder(tmp, best)
-    if spec.kind == "keras":
-        from .._keras import import_keras
-        keras = import_keras()
-
-        keras.backend.clear_session()
+    spec.family.release()
     return best
 
 
 def _legacy_sweep():
     """How a sweep folder written before folder markers is recognised: every path in it is
     one a sweep writes, ``sweep.json`` is a sweep record and ``best`` a featx bundle."""
-    from ..bundle import LEGACY_LAYOUT as BUNDLE_LAYOUT
-    from ..io.guard import Legacy, json_says
-
     layout = (SETTINGS, JOURNAL, RESULTS, "report.md", "report.html", "figures/*.png", f"{RUNNING}/*",
               *(f"{sub}/{p}" for sub in (BEST, BEST_TMP) for p in BUNDLE_LAYOUT))
 
@@ -103,8 +106,6 @@ def prepare_sweep_dir(directory: Path) -> Path:
     :mod:`featx.io.guard`); any other non-empty folder is refused before anything is
     changed, as is a ``best`` folder in it that featx did not write.
     """
-    from ..io.guard import check_removable, claim_folder
-
     directory = claim_folder(directory, "featx-sweep", legacy=_legacy_sweep())
     check_removable(directory / BEST)
     check_removable(directory / BEST_TMP)
@@ -114,9 +115,6 @@ def prepare_sweep_dir(directory: Path) -> Path:
 def _check_same_sweep(plan: SweepPlan, out: Path) -> None:
     """Refuse to mix a sweep on other data or another model into ``out``; with
     ``overwrite``, delete what the earlier sweep wrote there instead."""
-    from ..errors import OutputError
-    from ..io.guard import clear_folder
-
     try:
         earlier = json.loads((out / SETTINGS).read_text())
     except (OSError, ValueError):
@@ -173,9 +171,12 @@ def run_sweep(plan: SweepPlan, *, progress=None, report: bool = True) -> SweepOu
     Ctrl-C stops the sweep; finished trials are kept and ``KeyboardInterrupt``
     propagates after ``results.csv`` is brought up to date.
     """
-    from joblib import Parallel, delayed, parallel_config
+    from joblib import (  # joblib: only with worker processes
+        Parallel,
+        delayed,
+        parallel_config,
+    )
 
-    from .._progress import progress_bar
 
     start = time.perf_counter()
     options = plan.options
@@ -266,8 +267,6 @@ def run_sweep(plan: SweepPlan, *, progress=None, report: bool = True) -> SweepOu
 def _run_on_cluster(state: dict, todo: list[Trial], scheduler: str) -> int:
     """Run the trials ``todo`` as tasks on the Dask cluster at ``scheduler``; this process
     journals each record as it comes back. Returns how many were recorded."""
-    from ..extract.executors import dask_map
-
     plan = state["plan"]
     csv = str(Path(plan.options.csv).resolve())  # the workers' working folders differ
     tasks = [dict(_task(plan, t, 1), running=None, csv=csv) for t in todo]

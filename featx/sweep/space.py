@@ -4,16 +4,24 @@ from __future__ import annotations
 import logging
 import math
 import re
+import reprlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError
+from ..models.augment import SHIFT_MODES
 from ..models.registry import DEPTH, ModelSpec, Param
-from ..training.config import DEFAULTS, LEVELS, OPTIMIZERS, OPTION_HELP, SEARCHES  # noqa: F401 (re-exported)
-from ..training.augment import SHIFT_MODES
-from ..training.config import LR_SCHEDULES
+from ..training.config import (  # noqa: F401 (re-exported)
+    DEFAULTS,
+    LEVELS,
+    LR_SCHEDULES,
+    OPTIMIZERS,
+    OPTION_HELP,
+    SEARCHES,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +100,7 @@ class Distribution:
 
     def scipy(self):
         """The frozen :mod:`scipy.stats` distribution (anything with ``rvs``)."""
-        from scipy import stats
+        from scipy import stats  # SciPy is heavy: only on this path
 
         if self.kind == "uniform":
             return stats.uniform(loc=self.low, scale=self.high - self.low)
@@ -131,10 +139,11 @@ def _param_for(spec: ModelSpec, name: str, source: str) -> Param:
         return spec.params[name]
     if name == "depth" and "units" in spec.params:
         return DEPTH
-    if name in TRAIN_OPTIONS and (spec.kind == "keras" or name not in KERAS_OPTIONS):
+    keras_training = spec.family.keras_training
+    if name in TRAIN_OPTIONS and (keras_training or name not in KERAS_OPTIONS):
         return TRAIN_OPTIONS[name]
     valid = list(spec.params) + (["depth"] if "units" in spec.params else [])
-    valid += [n for n in TRAIN_OPTIONS if spec.kind == "keras" or n not in KERAS_OPTIONS]
+    valid += [n for n in TRAIN_OPTIONS if keras_training or n not in KERAS_OPTIONS]
     if name in TRAIN_OPTIONS:
         raise ConfigError(
             f"{source}: {name} is a Keras training option; model {spec.name!r} is a scikit-learn "
@@ -156,6 +165,8 @@ def typed_value(spec: ModelSpec, name: str, value, *, source: str):
         value = value.strip()
     if isinstance(value, (list, tuple)) and param.kind != "ints":
         value = None  # a list where one value is expected
+    if isinstance(value, (list, tuple)) and any(isinstance(v, (list, tuple, dict)) for v in value):
+        value = None  # layer sizes are numbers: a nested list (YAML aliases can make it huge) is not walked
     try:
         if value is None or (isinstance(value, dict)):
             raise ConfigError("")
@@ -168,7 +179,15 @@ def typed_value(spec: ModelSpec, name: str, value, *, source: str):
         if param.kind == "ints":
             expected = expected.replace("comma-separated positive integers like 256,128,64",
                                         _EXPECTED["ints"])
-        raise ConfigError(f"{source}: bad value for {name}; expected {expected}. Received: {raw!r}") from None
+        raise ConfigError(f"{source}: bad value for {name}; expected {expected}. Received: {_brief(raw)}") from None
+
+
+def _brief(value) -> str:
+    """``repr(value)`` cut to a line, without walking all of a large nested value."""
+    shown = reprlib.Repr()
+    shown.maxlevel, shown.maxlist, shown.maxtuple, shown.maxdict = 2, 6, 6, 6
+    shown.maxstring = shown.maxother = 80
+    return shown.repr(value)
 
 
 def split_values(text: str) -> list[str]:
@@ -216,18 +235,22 @@ def read_grid_file(path) -> list[dict]:
     search), a list of such mappings (sub-grids searched one after the other),
     or either of those under a top-level ``grid`` key.
     """
-    import yaml
+    import yaml  # PyYAML: only for grid files
 
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such grid file; expected a YAML or JSON search space")
+    size = path.stat().st_size
+    if size > MAX_GRID_BYTES:  # checked before reading
+        raise ConfigError(f"{path}: a grid file of {size:,} bytes; expected a search space of at most "
+                          f"{MAX_GRID_BYTES:,} bytes")
     try:
-        data = yaml.safe_load(path.read_text())  # JSON is YAML
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        where = getattr(exc, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where is not None else ""
-        raise ConfigError(f"{path}: grid file does not parse{line} ({first})") from None
+        data = yaml.load(path.read_text(), Loader=_grid_loader())  # JSON is YAML
+    except (yaml.YAMLError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).strip() or type(exc).__name__
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: grid file does not parse{line} ({problem.splitlines()[0]})") from None
     if isinstance(data, dict) and set(data) == {"grid"}:
         data = data["grid"]
     grids = data if isinstance(data, list) else [data]
@@ -240,9 +263,14 @@ def read_grid_file(path) -> list[dict]:
     for i, grid in enumerate(grids):
         where = f"{path}" + (f" (sub-grid {i + 1})" if len(grids) > 1 else "")
         sub = {}
-        for name, values in grid.items():
-            name = str(name).replace("-", "_")
+        given: dict[str, str] = {}
+        for key, values in grid.items():
+            name = str(key).replace("-", "_")
             source = f"{where}: {name}"
+            if name in given:  # 'n-neighbors' and 'n_neighbors' name one hyperparameter
+                raise ConfigError(f"{source}: given twice (as {given[name]!r} and {str(key)!r}); "
+                                  "expected each name once")
+            given[name] = str(key)
             if isinstance(values, str):
                 dist = parse_distribution(values, source=source)
                 if dist is not None:
@@ -266,6 +294,66 @@ def read_grid_file(path) -> list[dict]:
             sub[name] = values
         out.append((where, sub))
     return out
+
+
+#: Largest grid file read (a search space is a few lines).
+MAX_GRID_BYTES = 1 << 20
+#: Deepest nesting of lists and mappings in a grid file (a value list of layer sizes is 3 deep).
+MAX_GRID_DEPTH = 16
+#: Most digits of an integer in a grid file.
+MAX_GRID_DIGITS = 30
+
+
+def _grid_loader():
+    """A safe YAML loader for grid files that refuses, at the offending line, what a grid never
+    holds: nesting deeper than :data:`MAX_GRID_DEPTH`, integers of more than
+    :data:`MAX_GRID_DIGITS` digits, and a key given twice in one mapping (YAML and JSON
+    readers would silently keep the last)."""
+    import yaml  # PyYAML: only for grid files
+    from yaml.constructor import ConstructorError  # PyYAML: only for grid files
+
+    class GridLoader(yaml.SafeLoader):
+        def __init__(self, stream):
+            super().__init__(stream)
+            self.depth = 0
+
+        def compose_node(self, parent, index):
+            if self.depth >= MAX_GRID_DEPTH:
+                raise ConstructorError(None, None, f"lists or mappings nested more than {MAX_GRID_DEPTH} deep",
+                                       self.peek_event().start_mark)
+            self.depth += 1
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+        def construct_yaml_int(self, node):
+            digits = sum(c.isdigit() for c in str(node.value))
+            if digits > MAX_GRID_DIGITS:
+                raise ConstructorError(None, None, f"an integer of {digits} digits; expected at most "
+                                       f"{MAX_GRID_DIGITS}", node.start_mark)
+            return super().construct_yaml_int(node)
+
+        def construct_mapping(self, node, deep=False):
+            if isinstance(node, yaml.MappingNode):
+                seen: dict = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue  # '<<: *defaults' may be overridden: YAML's own rule
+                    key = self.construct_object(key_node, deep=True)
+                    try:
+                        hash(key)
+                    except TypeError:  # unhashable: the base class says so
+                        continue
+                    if key in seen:
+                        shown = repr(key) if len(repr(key)) <= 60 else repr(key)[:57] + "..."
+                        raise ConstructorError(None, None, f"key {shown} given twice (first at line "
+                                               f"{seen[key] + 1}); expected each name once", key_node.start_mark)
+                    seen[key] = key_node.start_mark.line
+            return super().construct_mapping(node, deep=deep)
+
+    GridLoader.add_constructor("tag:yaml.org,2002:int", GridLoader.construct_yaml_int)
+    return GridLoader
 
 
 @dataclass
@@ -321,7 +409,9 @@ class SearchSpace:
                     param="max_trials",
                 )
         if search == "grid":
-            from sklearn.model_selection import ParameterGrid
+            from sklearn.model_selection import (
+                ParameterGrid,  # scikit-learn is heavy: imported on use
+            )
 
             for grid in self.grids:
                 for name, values in grid.items():
@@ -332,9 +422,9 @@ class SearchSpace:
                         )
             points = list(ParameterGrid(self.grids))
         elif search == "random":
-            import warnings
-
-            from sklearn.model_selection import ParameterSampler
+            from sklearn.model_selection import (
+                ParameterSampler,  # scikit-learn is heavy: imported on use
+            )
 
             if not isinstance(n_iter, int) or n_iter < 1:
                 raise ConfigError(f"n_iter must be a positive integer. Received: n_iter={n_iter!r}", param="n_iter")
@@ -394,6 +484,9 @@ def space_from_options(spec: ModelSpec, params: list[str], grid_file=None) -> Se
     option_grid: dict = {}
     for text in params:
         name, values = parse_param_option(text)
+        if name in option_grid:
+            raise ConfigError(f"params={name}: given twice; expected each name once, with all its "
+                              f"values (NAME=V1,V2,...). Received: {text!r}")
         option_grid[name] = values
     if grid_file is not None:
         entries = read_grid_file(grid_file)
@@ -427,5 +520,5 @@ def display_value(value) -> str | float | int | bool:
     return value
 
 
+#: The table a worker process last read, by (path, sha256): trials of one sweep share it.
 _TABLES: dict = {}
-_WORKER: dict = {"threads": None}

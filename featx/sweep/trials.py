@@ -12,14 +12,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from ..errors import ConfigError
 from ..models.registry import ModelSpec, get_model
 from ..training.config import TrainConfig, metric_names
 
 logger = logging.getLogger(__name__)
-from .space import KERAS_OPTIONS, LEVELS, TRAIN_OPTIONS, _TABLES, _WORKER, _param_for, display_value, to_plain
+from ..data.labels import stratification_key
+from ..data.store_table import read_table
+from ..models.augment import AUGMENT_OPTIONS
+from .space import (
+    _TABLES,
+    KERAS_OPTIONS,
+    LEVELS,
+    TRAIN_OPTIONS,
+    _param_for,
+    display_value,
+    to_plain,
+)
 
 
 def trial_config(spec: ModelSpec, point: dict, *, base: dict) -> tuple[TrainConfig, str]:
@@ -50,14 +60,13 @@ def trial_identity(config: TrainConfig, optimizer: str, data: dict) -> dict:
         cfg.pop(drop, None)
     # options at the values every earlier trial trained with are left out, so that
     # sweeps journalled before these options existed keep their trials' keys
-    from ..training.augment import AUGMENT_OPTIONS
 
     for name, off in {**AUGMENT_OPTIONS, "lr_schedule": "plateau", "multi_label": False}.items():
         if cfg.get(name) == off:
             cfg.pop(name)
     if not cfg.get("multi_label"):  # a threshold decides nothing for a single-label model
         cfg.pop("threshold", None)
-    if get_model(config.model).kind == "sklearn":
+    if not get_model(config.model).family.keras_training:
         for name in KERAS_OPTIONS:
             cfg.pop(name, None)
         cfg["fit_rows"] = "training part"  # since no validation part is split off first
@@ -110,35 +119,11 @@ class Design:
 
 
 def _load_table(csv: str, sha: str):
-    from ..data.store_table import read_table
-
     key = (csv, sha)
     if key not in _TABLES:
         _TABLES.clear()
         _TABLES[key] = read_table(csv)  # a feature CSV or a spectrogram store
     return _TABLES[key]
-
-
-def _configure_worker(threads: int | None, keras_model: bool) -> None:
-    """Once per process: cap TensorFlow's threads, let trials share a GPU."""
-    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
-    if not keras_model or _WORKER.get("configured"):
-        return
-    _WORKER["configured"] = True
-    from .._keras import import_keras
-    keras = import_keras()
-
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        try:
-            if threads:
-                tf.config.threading.set_intra_op_parallelism_threads(threads)
-                tf.config.threading.set_inter_op_parallelism_threads(threads)
-            for gpu in tf.config.list_physical_devices("GPU"):
-                tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:  # already initialised in this process
-            pass
 
 
 def _level_summary(metrics: dict) -> dict:
@@ -152,44 +137,36 @@ def _level_summary(metrics: dict) -> dict:
     return out
 
 
-def evaluate_config(table, config: TrainConfig, design: Design) -> dict:
-    """Cross-validate one configuration on the selection folds; the test part is not touched."""
-    from ..data.splits import _inner_valid
-    from ..training.metrics import compute_metrics, prediction_frame
-    from ..data.labels import first_genres
-    from ..training.cv import fit_and_predict, label_setup, tuning_rows
-    from ..training.multilabel_eval import fold_thresholds
+def evaluate_config(table, config: TrainConfig, design: Design, *, on_epoch=None, on_fold=None) -> dict:
+    """Cross-validate one configuration on the selection folds; the test part is not touched.
 
-    spec = get_model(config.model)
-    prep0, y, max_segments = label_setup(table, spec, config)
-    frames, epochs_run, fit_seconds = [], [], 0.0
-    multi = prep0.labels.multi_label
-    key = first_genres(table.labels) if multi else y  # a multi-label row: stratified on its first genre
-    fold_thresholds_ = {}
+    Each selection fold's training rows give up their own early-stopping part
+    (``config.valid_fraction``, grouped as the design is). ``on_epoch`` and ``on_fold``
+    are handed to :func:`~featx.training.cv.cross_validate`.
+    """
+    from ..data.splits import (  # pulls in pandas: only on this path
+        Fold,
+        SplitPlan,
+        inner_split,
+    )
+    from ..training.cv import cross_validate  # pulls in pandas: only on this path
+
+    # a multi-label row is stratified on its rarest genre
+    key = stratification_key(table.labels) if config.multi_label else table.labels
+    folds = []
     for k, (name, train, valid) in enumerate(design.folds):
-        tr, es = _inner_valid(train, key, design.groups, config.valid_fraction, config.seed + k, design.grouped)
-        start = time.perf_counter()
-        model, prep, history, proba = fit_and_predict(table, spec, config, prep0, y, tr, es, valid,
-                                                      seed=config.seed + k, max_segments=max_segments,
-                                                      progress=False, desc=name)
-        thresholds = None
-        if multi:  # chosen on the training rows of this selection fold only
-            from functools import partial
-
-            thresholds, _ = fold_thresholds(config, len(prep0.classes), tune=partial(
-                tuning_rows, table, spec, config, prep0, y, key, design.groups, tr, es, model, prep,
-                seed=config.seed + k, max_segments=max_segments, grouped=design.grouped, desc=name))
-            fold_thresholds_[name] = thresholds
-        fit_seconds += time.perf_counter() - start
-        epochs_run.append(len(history.get("loss", [])))
-        frames.append(prediction_frame(table, valid, proba, prep0.labels, name, thresholds=thresholds))
-        del model
-    metrics = compute_metrics(pd.concat(frames, ignore_index=True), prep0.labels,
-                              thresholds=fold_thresholds_ if multi else None)
-    summary = _level_summary(metrics)
-    summary["fit_seconds"] = round(fit_seconds, 4)
-    if spec.kind == "keras":
-        summary["epochs_run"] = float(np.mean(epochs_run))
+        tr, es = inner_split(train, key, design.groups, config.valid_fraction, config.seed + k, design.grouped)
+        folds.append(Fold(name, tr, es, valid))
+    plan = SplitPlan("track" if design.grouped else "random", folds, design.groups, design.description,
+                     leaky=design.leaky)
+    start = time.perf_counter()
+    result = cross_validate(table, config, progress=False, plan=plan, final=False, on_epoch=on_epoch,
+                            on_fold=on_fold)
+    summary = _level_summary(result.metrics)
+    summary["fit_seconds"] = round(time.perf_counter() - start, 4)
+    epochs = [len(h["loss"]) for h in result.histories if "loss" in h]
+    if epochs:
+        summary["epochs_run"] = float(np.mean(epochs))
     return summary
 
 
@@ -208,12 +185,11 @@ def run_trial(task: dict) -> dict:
     record = {"key": task["key"], "index": task["index"], "params": task["params"],
               "config": task["identity"]["config"], "pid": os.getpid()}
     spec = get_model(task["identity"]["config"]["model"])
-    keras_model = spec.kind == "keras"
     marker = Path(task["running"]) / task["key"] if task.get("running") else None
     if marker is not None:  # lets the parent name the trial if this process is killed
         marker.write_text(str(os.getpid()))
     try:
-        _configure_worker(task.get("threads"), keras_model)
+        spec.family.prepare_process(task.get("threads"))
         table = _load_table(task["csv"], task["sha"])
         config = TrainConfig.from_dict(task["train_config"]).validate()
         record["metrics"] = evaluate_config(table, config, task["design"])
@@ -223,11 +199,7 @@ def run_trial(task: dict) -> dict:
         record["error"] = _error_text(exc)
         logger.debug("trial %s failed", task["key"], exc_info=True)
     finally:
-        if keras_model and "keras" in __import__("sys").modules:
-            from .._keras import import_keras
-            keras = import_keras()
-
-            keras.backend.clear_session()
+        spec.family.release()
         if marker is not None:
             marker.unlink(missing_ok=True)
     record["seconds"] = round(time.perf_counter() - start, 4)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from dataclasses import dataclass, field
-
 
 from ..data.vocabulary import SPLITS
 from ..errors import ConfigError
+from ..models.keras_fit import LR_SCHEDULES, OPTIMIZERS, check_schedule_and_augmentation
+from ..models.registry import get_model
 
 logger = logging.getLogger(__name__)
 
@@ -38,15 +40,8 @@ TUNED = "tuned"
 #: The levels metrics are computed at: whole tracks (segment probabilities averaged) or rows.
 LEVELS = ("track", "segment")
 
-#: Optimizers a Keras model can be trained with (``TrainConfig.optimizer``).
-OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
-
 #: How a sweep picks its combinations: every one of a grid, or a random sample.
 SEARCHES = ("grid", "random")
-
-#: How the learning rate moves during a Keras fit: not at all, polynomial (power 2) decay to
-#: ``min_lr`` over the planned steps, or ReduceLROnPlateau (``reduce_lr_*``).
-LR_SCHEDULES = ("constant", "polynomial", "plateau")
 
 __all__ = ["METRIC_NAMES", "MULTILABEL_METRIC_NAMES", "SWEEP_METRICS", "LOWER_IS_BETTER",
            "DEFAULT_THRESHOLD", "TUNED", "metric_names", "parse_threshold", "LEVELS", "OPTIMIZERS", "SEARCHES", "SPLITS", "TRAINING_DEFAULTS",
@@ -66,8 +61,6 @@ def parse_threshold(value):
     ConfigError
         Anything else (one line naming the value).
     """
-    import math
-
     if isinstance(value, str):
         text = value.strip().lower()
         if text == TUNED:
@@ -180,7 +173,8 @@ class TrainConfig:
             A bad value; the message names the parameter (``folds=0``) and the
             error's ``param`` attribute holds its name.
         """
-        from ..models.registry import get_model
+        # the registry imports every family's module (pandas, the store, the builders):
+        # only when a configuration is validated, so that `featx --help` stays light
 
         spec = get_model(self.model)
         values = {name: spec.train_defaults.get(name, default)
@@ -224,13 +218,11 @@ class TrainConfig:
         if not isinstance(config.multi_label, bool):
             raise ConfigError(f"multi_label must be True or False. Received: multi_label={config.multi_label!r}",
                               param="multi_label")
-        from .schedules import check_schedule_and_augmentation
-
         check_schedule_and_augmentation(config, spec)
         updates = {"params": spec.resolve(config.params), "threshold": parse_threshold(config.threshold)}
-        if spec.kind == "sklearn":
-            # no early stopping: a scikit-learn model fits the whole training part, so no
-            # validation part is split off (only to be joined back)
+        if not spec.family.uses_validation:
+            # no early stopping: the model fits its whole training part, so no validation
+            # part is split off (only to be joined back)
             updates["valid_fraction"] = 0.0
         return dataclasses.replace(config, **updates)
 

@@ -1,86 +1,87 @@
-"""Cross-validation: folds, out-of-fold predictions and the final fit."""
+"""Cross-validation: folds, out-of-fold predictions and the final fit.
+
+A loop that knows nothing of model families: it plans grouped folds
+(:mod:`featx.data.splits`), asks the registry for a model object per fold
+(:func:`featx.models.registry.create`), fits it on the fold's training rows,
+predicts its test rows and scores the out-of-fold predictions
+(:mod:`featx.training.metrics`). Multi-label runs also choose each fold's decision
+thresholds on rows of its training part only.
+"""
 from __future__ import annotations
 
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
 
-from ..data.table import FeatureTable
-from ..data.splits import SplitPlan, make_splits
-from ..errors import ConfigError, DataError, TrainingError
-from ..models.registry import ModelSpec, get_model
+from ..runtime.progress import progress_bar
+from ..data.labels import SEPARATOR, LabelEncoding, stratification_key
+from ..data.splits import SplitPlan, inner_split, make_splits
+from ..errors import DataError
 from ..features.settings import LABEL_COLUMN
+from ..models.base import ModelFamily
+from ..models.registry import create
+from .config import TrainConfig
+from .metrics import compute_metrics, prediction_frame
+from .multilabel_eval import TUNING_FRACTION, fold_thresholds
 
 logger = logging.getLogger(__name__)
-from .config import TrainConfig
-from .fit import describe_device, fit_model, predict_rows, segment_sequences
-from .metrics import compute_metrics, prediction_frame, track_labels
-from .multilabel_eval import first_genres, fold_thresholds
-from .preprocessing import Preprocessing
 
-
-# ---------------------------------------------------------------------------
-# Cross-validation
+__all__ = ["TrainResult", "cross_validate", "label_encoding", "check_single_genre", "fold_design", "tuning_rows"]
 
 
 @dataclass
 class TrainResult:
-    """What :func:`cross_validate` produced."""
+    """What :func:`cross_validate` produced.
+
+    Attributes
+    ----------
+    config : TrainConfig
+        The resolved configuration.
+    model : ModelFamily or None
+        The model to keep (``None`` when the run asked for no final model).
+    plan : SplitPlan
+    predictions : pandas.DataFrame
+        Out-of-fold row predictions (:func:`~featx.training.metrics.prediction_frame`).
+    metrics : dict
+        Segment- and track-level scores with their spread over folds.
+    histories : list of dict
+        Per-fold (and final) training curves of Keras models.
+    final_fit : dict
+        What the kept model was fitted on: ``rows`` (in words), ``train``, ``valid``, ``seed``.
+    device : str
+    seconds : float
+    thresholds : np.ndarray or None
+        The kept model's per-genre decision thresholds (multi-label runs only).
+    """
 
     config: TrainConfig
-    spec: ModelSpec
-    preprocessing: Preprocessing
-    model: object
+    model: ModelFamily | None
     plan: SplitPlan
     predictions: pd.DataFrame
     metrics: dict
     histories: list[dict]
-    max_segments: int | None
     final_fit: dict
     device: str
     seconds: float
-    #: The saved model's per-genre decision thresholds (multi-label runs only).
     thresholds: np.ndarray | None = None
 
+    @property
+    def spec(self):
+        """The registry entry of the trained model."""
+        return self.model.spec
 
-def _fold_arrays(table, spec, prep, rows, y, max_segments):
-    """Model inputs and targets for ``rows``."""
-    X = prep.transform(table.X[rows])
-    if spec.input == "segments":
-        seqs, _, row_track = segment_sequences(
-            X, table.tracks[rows], table.segment_indices[rows], max_segments=max_segments)
-        return seqs, track_labels(y[rows], row_track, len(seqs), table.name)
-    return X, y[rows]
-
-
-def label_setup(table: FeatureTable, spec: ModelSpec, config: TrainConfig, *, multi_label: bool = False):
-    """``(prep0, y, max_segments)``: label encoding and unfitted preprocessing for ``table``.
-
-    ``y`` holds the targets of every row as :meth:`featx.data.labels.LabelEncoding.encode`
-    makes them (``prep0.labels``). An image model gets an
-    :class:`~featx.training.images.ImagePreprocessing` instead.
-    """
-    multi_label = bool(multi_label or getattr(config, "multi_label", False))
-    if not multi_label:
-        check_single_genre(table)
-    if spec.input == "images":
-        from .images import image_setup
-
-        return image_setup(table, spec, config, multi_label=multi_label)
-    prep0 = Preprocessing.for_labels(table.feature_columns, table.labels, log_variances=config.log_variances,
-                                     multi_label=multi_label)
-    y = prep0.encode(table.labels)
-    max_segments = int(pd.Series(table.tracks).value_counts().max()) if spec.input == "segments" else None
-    return prep0, y, max_segments
+    @property
+    def preprocessing(self):
+        """The kept model's fitted preprocessing."""
+        return self.model.preprocessing
 
 
-def check_single_genre(table: FeatureTable) -> None:
+def check_single_genre(table) -> None:
     """Refuse labels that hold several genres (``rock;blues``) in a single-label run."""
-    from ..data.labels import SEPARATOR
-
     several = [i for i, label in enumerate(table.labels) if SEPARATOR in str(label)]
     if several:
         row = several[0]
@@ -90,39 +91,46 @@ def check_single_genre(table: FeatureTable) -> None:
             "a multi-label model with multi_label=True", param="multi_label")
 
 
-def fit_and_predict(table: FeatureTable, spec: ModelSpec, config: TrainConfig, prep0: Preprocessing, y,
-                    train, valid, test, *, seed: int, max_segments, progress=None, desc: str = "epochs"):
-    """One fold: fit the scaler and the model on ``train`` (``valid``: early stopping), predict ``test``.
-
-    Returns ``(model, prep, history, proba)``; ``proba`` is ``None`` when ``test`` is.
+def label_encoding(table, config: TrainConfig) -> LabelEncoding:
+    """The label encoding of ``table``'s labels for ``config`` (one genre per row, or several).
 
     Raises
     ------
-    TrainingError
-        The loss, or the predicted probabilities, became non-finite.
+    DataError
+        Several genres in a row of a single-label run, or fewer than two genres.
     """
-    if spec.input == "images":  # images are read from the store per batch
-        from .images import fit_and_predict_images
-
-        return fit_and_predict_images(table, spec, config, prep0, y, train, valid, test, seed=seed,
-                                      progress=progress, desc=desc)
-    n_classes = len(prep0.classes)
-    prep = prep0.fit(table.X[train])
-    X_tr, y_tr = _fold_arrays(table, spec, prep, train, y, max_segments)
-    X_va, y_va = _fold_arrays(table, spec, prep, valid, y, max_segments)
-    model, history = fit_model(spec, config.params, X_tr, y_tr, X_va, y_va, num_classes=n_classes,
-                               config=config, seed=seed, progress=progress, desc=desc, labels=prep0.labels)
-    if test is None:
-        return model, prep, history, None
-    proba = predict_rows(model, spec, prep.transform(table.X[test]), table.tracks[test],
-                         table.segment_indices[test], num_classes=n_classes, max_segments=max_segments)
-    if not np.all(np.isfinite(proba)):
-        raise TrainingError(f"{desc}: the model predicts non-finite probabilities; training diverged")
-    return model, prep, history, proba
+    if not config.multi_label:
+        check_single_genre(table)
+    labels = LabelEncoding(multi_label=config.multi_label).fit(table.labels)
+    if len(labels.classes_) < 2:
+        raise DataError(
+            f"{table.name}: only one class ({labels.classes_[0]!r}) in column '{LABEL_COLUMN}'; "
+            "expected at least two genres to classify")
+    return labels
 
 
-def tuning_rows(table: FeatureTable, spec: ModelSpec, config: TrainConfig, prep0: Preprocessing, y, key,
-                groups, train, valid, model, prep, *, seed: int, max_segments, grouped: bool, desc: str):
+def fold_design(table, config: TrainConfig, *, labels: LabelEncoding | None = None):
+    """``(model, labels, key)``: an unfitted model checked against ``table``, its label
+    encoding and the stratification key of every row (a multi-label row: its rarest genre).
+
+    Raises
+    ------
+    FeatxError
+        The model cannot read ``table`` or be evaluated with ``config.split``, or the
+        labels are unusable; raised before anything is read or trained.
+    """
+    labels = labels or label_encoding(table, config)
+    model = create(config, labels, table=table)
+    model.check_input(table)
+    model.check_split(config.split)
+    model.check_trainable(table)
+    # a multi-label row is stratified on its rarest genre, whatever the order its cell lists them in
+    key = stratification_key(table.labels) if labels.multi_label else labels.encode(table.labels)
+    return model, labels, key
+
+
+def tuning_rows(table, config, labels, key, groups, train, valid, model, *, seed: int, grouped: bool,
+                 desc: str):
     """Truth and probabilities of validation rows for tuning a fold's thresholds, or ``None``.
 
     Only rows of the fold's training part are used: its validation part (predicted by
@@ -130,42 +138,28 @@ def tuning_rows(table: FeatureTable, spec: ModelSpec, config: TrainConfig, prep0
     share (:data:`~featx.training.multilabel_eval.TUNING_FRACTION`) of its training
     rows predicted by a model fitted on the rest. The fold's test rows are never read.
     """
-    from ..data.splits import _inner_valid
-    from .multilabel_eval import TUNING_FRACTION
-
-    if len(valid) and spec.input != "images":
-        proba = predict_rows(model, spec, prep.transform(table.X[valid]), table.tracks[valid],
-                             table.segment_indices[valid], num_classes=len(prep0.classes),
-                             max_segments=max_segments)
-        return y[valid], proba
-    inner_train, inner_valid = _inner_valid(np.asarray(train), key, groups, TUNING_FRACTION, seed, grouped)
+    y = labels.encode(table.labels)
+    if len(valid):
+        return y[valid], model.predict_proba(table, valid)
+    inner_train, inner_valid = inner_split(np.asarray(train), key, groups, TUNING_FRACTION, seed, grouped)
     if len(inner_valid) == 0:
         return None
-    _, _, _, proba = fit_and_predict(table, spec, config, prep0, y, inner_train, np.array([], dtype=int),
-                                     inner_valid, seed=seed, max_segments=max_segments, progress=False,
-                                     desc=f"{desc} thresholds")
+    tuner = create(config, labels, table=table)
+    tuner.fit(table, inner_train, np.array([], dtype=int), seed=seed, progress=False, desc=f"{desc} thresholds")
+    proba = tuner.predict_proba(table, inner_valid)
+    tuner.release()
     return y[inner_valid], proba
 
 
-def final_fit_record(rows: str, train, valid, seed: int, spec: ModelSpec, prep: Preprocessing,
-                     table: FeatureTable, y) -> dict:
-    """What the saved model was fitted on (a scikit-learn model also keeps its rows)."""
-    record = {"rows": rows, "train": train, "valid": valid, "seed": seed}
-    if spec.kind == "sklearn":
-        both = np.concatenate([train, valid])
-        record["X"] = prep.transform(table.X[both])
-        record["y"] = y[both]
-    return record
-
-
-def cross_validate(table: FeatureTable, config: TrainConfig, *, progress=None, plan: SplitPlan | None = None,
-                   seed_offset: int = 0, kept_rows: str | None = None) -> TrainResult:
+def cross_validate(table, config: TrainConfig, *, progress=None, plan: SplitPlan | None = None,
+                   seed_offset: int = 0, kept_rows: str | None = None, final: bool = True,
+                   on_epoch=None, on_fold=None) -> TrainResult:
     """Cross-validate ``config.model`` on ``table`` and fit the model to keep.
 
     Parameters
     ----------
-    table : FeatureTable
-        A labelled feature table.
+    table : FeatureTable or StoreTable
+        A labelled feature table, or a spectrogram store's rows.
     config : TrainConfig
         Validated here (the result's ``config`` is the resolved copy).
     progress : bool or None
@@ -178,102 +172,82 @@ def cross_validate(table: FeatureTable, config: TrainConfig, *, progress=None, p
     kept_rows : str, optional
         What the saved model was fitted on when a fold's model is kept
         (default: "train part of <fold>").
+    final : bool
+        Fit (or keep) a model after the folds. ``False``: evaluate only; the result's
+        ``model`` is ``None``.
+    on_epoch : callable, optional
+        ``on_epoch(fold_index, epoch, logs)`` after every epoch of a fold's fit (Keras
+        models). An exception it raises stops the run and propagates.
+    on_fold : callable, optional
+        ``on_fold(fold_index, predictions)`` after every fold, with that fold's row
+        predictions. An exception it raises stops the run and propagates.
     """
-    from .._progress import progress_bar
-
     start = time.perf_counter()
     config = config.validate()
-    spec = get_model(config.model)
-    from ..data.store_table import check_input
-
-    check_input(spec, table, config.params)
-    if spec.input == "segments" and not table.segmented:
-        raise DataError(
-            f"{table.name}: model {spec.name!r} needs segment rows (filenames like "
-            "rock.00001.7.wav); this table has one row per file. Use a segmented table "
-            "(features extracted with segment_seconds=3) or a row model (mlp, lstm, cnn)"
-        )
-    if spec.input == "segments" and config.split == "random":
-        raise ConfigError(
-            f"model {spec.name!r} predicts whole tracks; split='random' would cut tracks apart. "
-            "Expected split='track', 'artist' or 'fault-filtered'. Received: split='random'",
-            param="split",
-        )
-    prep0, y, max_segments = label_setup(table, spec, config)
-    labels = prep0.labels
-    classes = prep0.classes
-    if len(classes) < 2:
-        raise DataError(
-            f"{table.name}: only one class ({classes[0]!r}) in column '{LABEL_COLUMN}'; "
-            "expected at least two genres to classify"
-        )
-    if spec.input == "images":  # a network the store's images are too small for: refused now
-        from .images import check_builds
-
-        check_builds(table, spec, config, len(classes))
+    model0, labels, key = fold_design(table, config)
     if plan is None:
         plan = make_splits(table, split=config.split, folds=config.folds, seed=config.seed,
                            valid_fraction=config.valid_fraction, artist_map=config.artist_map,
                            split_dir=config.split_dir)
-    device = describe_device() if spec.kind == "keras" else "cpu (scikit-learn)"
-    logger.info("training %s on %s: %s; %s", spec.name, table.name, plan.description, device)
+    device = model0.device()
+    logger.info("training %s on %s: %s; %s", model0.name, table.name, plan.description, device)
 
-    frames, histories = [], []
-    models = []
+    frames, histories, kept = [], [], []
     multi = labels.multi_label
-    # splits stratify a multi-label table on each row's first genre
-    key = first_genres(table.labels) if multi else y
     grouped = plan.split != "random"
-    fold_thresholds_, tested = {}, []
+    thresholds_by_fold, tested = {}, []
+    keep_folds = final and (len(plan.folds) == 1 or not config.refit)
     bar = progress_bar(plan.folds, desc="folds", unit="fold", progress=progress)
     for k, fold in enumerate(bar):
-        model, prep, history, proba = fit_and_predict(
-            table, spec, config, prep0, y, fold.train, fold.valid, fold.test,
-            seed=config.seed + seed_offset + k, max_segments=max_segments, progress=progress, desc=fold.name)
+        seed = config.seed + seed_offset + k
+        model = create(config, labels, table=table)
+        model.fit(table, fold.train, fold.valid, seed=seed, progress=progress, desc=fold.name,
+                  on_epoch=None if on_epoch is None else partial(on_epoch, k))
+        proba = model.predict_proba(table, fold.test)
         thresholds = None
         if multi:
-            thresholds, _ = fold_thresholds(config, len(classes), tune=lambda: tuning_rows(
-                table, spec, config, prep0, y, key, plan.groups, fold.train, fold.valid, model, prep,
-                seed=config.seed + seed_offset + k, max_segments=max_segments, grouped=grouped,
-                desc=fold.name))
-            fold_thresholds_[fold.name] = thresholds
+            thresholds, _ = fold_thresholds(config, len(labels.classes_), tune=lambda: tuning_rows(
+                table, config, labels, key, plan.groups, fold.train, fold.valid, model, seed=seed,
+                grouped=grouped, desc=fold.name))
+            thresholds_by_fold[fold.name] = thresholds
             tested.append((fold.test, proba))
         frames.append(prediction_frame(table, fold.test, proba, labels, fold.name, thresholds=thresholds))
-        histories.append({"fold": fold.name, **history})
-        models.append((model, prep, fold))
+        histories.append({"fold": fold.name, **model.history})
         logger.info("%s: test accuracy %.4f (%d rows)", fold.name,
                     float((frames[-1]["label"] == frames[-1]["predicted"]).mean()), len(fold.test))
+        if on_fold is not None:
+            on_fold(k, frames[-1])
+        if keep_folds and k == 0:
+            kept.append((model, fold, thresholds))
+        else:
+            model.release()
     bar.close()
     predictions = pd.concat(frames, ignore_index=True)
-    metrics = compute_metrics(predictions, labels, thresholds=fold_thresholds_ if multi else None)
+    metrics = compute_metrics(predictions, labels, thresholds=thresholds_by_fold if multi else None)
     metrics.update(split=plan.split, split_description=plan.description, leaky=plan.leaky,
-                   folds=len(plan.folds), model=spec.name)
+                   folds=len(plan.folds), model=model0.name)
 
-    if len(plan.folds) == 1 or not config.refit:
-        model, prep, fold = models[0]
-        final_thresholds = fold_thresholds_.get(fold.name)
-        final_fit = final_fit_record(kept_rows or f"train part of {fold.name}", fold.train, fold.valid,
-                                     config.seed + seed_offset, spec, prep, table, y)
-    else:
-        from ..data.splits import _inner_valid
-
+    final_model, final_fit, final_thresholds = None, {}, None
+    if keep_folds:
+        final_model, fold, final_thresholds = kept[0]
+        final_fit = {"rows": kept_rows or f"train part of {fold.name}", "train": fold.train,
+                     "valid": fold.valid, "seed": config.seed + seed_offset}
+    elif final:
         everything = np.arange(table.n_rows)
-        train, valid = _inner_valid(everything, key, plan.groups, config.valid_fraction, config.seed, grouped)
+        train, valid = inner_split(everything, key, plan.groups, config.valid_fraction, config.seed, grouped)
         seed = config.seed + len(plan.folds)
-        model, prep, history, _ = fit_and_predict(table, spec, config, prep0, y, train, valid, None,
-                                                  seed=seed, max_segments=max_segments,
-                                                  progress=progress, desc="final")
-        histories.append({"fold": "final", **history})
-        rows = "all rows" + (" (a validation part for early stopping)" if len(valid) else "")
-        final_fit = final_fit_record(rows, train, valid, seed, spec, prep, table, y)
-        final_thresholds = None
+        final_model = create(config, labels, table=table)
+        final_model.fit(table, train, valid, seed=seed, progress=progress, desc="final")
+        histories.append({"fold": "final", **final_model.history})
+        final_fit = {"rows": "all rows" + (" (a validation part for early stopping)" if len(valid) else ""),
+                     "train": train, "valid": valid, "seed": seed}
         if multi:  # the saved model's thresholds: tuned on the out-of-fold predictions of every row
-            rows_ = np.concatenate([t for t, _ in tested])
-            final_thresholds, _ = fold_thresholds(config, len(classes), tune=lambda: (
-                y[rows_], np.concatenate([p for _, p in tested])))
-    if multi:
-        metrics["thresholds"]["final"] = {c: float(t) for c, t in zip(classes, final_thresholds)}
+            rows = np.concatenate([t for t, _ in tested])
+            y = labels.encode(table.labels)
+            final_thresholds, _ = fold_thresholds(config, len(labels.classes_), tune=lambda: (
+                y[rows], np.concatenate([p for _, p in tested])))
+    if multi and final_thresholds is not None:
+        metrics["thresholds"]["final"] = {c: float(t) for c, t in zip(labels.classes_, final_thresholds)}
         metrics["threshold"] = config.threshold
-    return TrainResult(config, spec, prep, model, plan, predictions, metrics, histories,
-                       max_segments, final_fit, device, time.perf_counter() - start,
-                       thresholds=final_thresholds if multi else None)
+    return TrainResult(config, final_model, plan, predictions, metrics, histories, final_fit, device,
+                       time.perf_counter() - start, thresholds=final_thresholds if multi else None)

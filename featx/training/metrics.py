@@ -6,37 +6,12 @@ import logging
 import numpy as np
 import pandas as pd
 
-from ..data.labels import LabelEncoding
 from ..data.table import FeatureTable
-from ..errors import DataError
+from .config import DEFAULT_THRESHOLD, METRIC_NAMES
+from .multilabel_eval import compute_multilabel_metrics, decide
+from .tracks import aggregate_tracks, as_encoding
 
 logger = logging.getLogger(__name__)
-from .config import METRIC_NAMES
-
-
-def as_encoding(labels) -> LabelEncoding:
-    """``labels`` itself, or a single-label encoding of a list of class names."""
-    if isinstance(labels, LabelEncoding):
-        return labels
-    return LabelEncoding.from_dict({"classes": list(labels)})
-
-
-def track_labels(y, row_track, n_tracks: int, name: str = "table") -> np.ndarray:
-    """The targets of each track from its rows' targets (codes, or multi-hot rows).
-
-    Raises
-    ------
-    DataError
-        Rows of one track carry different targets.
-    """
-    y = np.asarray(y)
-    row_track = np.asarray(row_track, dtype=np.int64)
-    first = np.full(n_tracks, -1, dtype=np.int64)
-    first[row_track[::-1]] = np.arange(len(row_track))[::-1]  # each track's first row
-    labels = y[first]
-    if len(y) and (y != labels[row_track]).reshape(len(y), -1).any():
-        raise DataError(f"{name}: rows of one track carry different labels; expected one label per track")
-    return labels
 
 
 # ---------------------------------------------------------------------------
@@ -50,6 +25,7 @@ def _scores(y_true, y_pred) -> dict:
     counting it as 0 would put a 3-genre test set's macro F1 far below its accuracy.
     Wrong predictions of an absent genre still lower the recall of the true genres.
     """
+    # scikit-learn is heavy: imported on use
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
     present = sorted(set(np.asarray(y_true).tolist()))
@@ -59,25 +35,8 @@ def _scores(y_true, y_pred) -> dict:
             "recall_macro": float(r), "f1_macro": float(f)}
 
 
-def aggregate_tracks(predictions: pd.DataFrame, labels) -> pd.DataFrame:
-    """Average segment probabilities per (fold, track): one row per track.
-
-    ``labels`` is the :class:`~featx.data.labels.LabelEncoding` (or the class names
-    of a single-label one) that turns the averaged probabilities into predictions.
-    """
-    encoding = as_encoding(labels)
-    classes = encoding.classes_
-    prob_cols = [f"prob_{c}" for c in classes]
-    grouped = predictions.groupby(["fold", "track"], sort=False)
-    tracks = grouped[prob_cols].mean().reset_index()
-    if "label" in predictions.columns:
-        tracks["label"] = grouped["label"].first().to_numpy()
-    tracks["predicted"] = encoding.decode_proba(tracks[prob_cols].to_numpy())
-    tracks["n_segments"] = grouped.size().to_numpy()
-    return tracks
-
-
 def _level_metrics(frame: pd.DataFrame, classes: list[str]) -> dict:
+    # scikit-learn is heavy: imported on use
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     per_fold = []
@@ -119,9 +78,6 @@ def compute_metrics(predictions: pd.DataFrame, labels, *, thresholds=None) -> di
     """
     encoding = as_encoding(labels)
     if encoding.multi_label:
-        from .config import DEFAULT_THRESHOLD
-        from .multilabel_eval import compute_multilabel_metrics
-
         return compute_multilabel_metrics(predictions, encoding,
                                           DEFAULT_THRESHOLD if thresholds is None else thresholds)
     classes = encoding.classes_
@@ -150,12 +106,10 @@ def prediction_frame(table: FeatureTable, rows: np.ndarray, proba: np.ndarray, l
     if table.labelled:
         frame["label"] = table.labels[rows]
     if encoding.multi_label:
-        from .config import DEFAULT_THRESHOLD
-        from .multilabel_eval import decide
-
         frame["predicted"] = decide(proba, classes, DEFAULT_THRESHOLD if thresholds is None else thresholds)
     else:
         frame["predicted"] = encoding.decode_proba(proba) if len(rows) else []
-    for i, c in enumerate(classes):
-        frame[f"prob_{c}"] = proba[:, i]
-    return frame
+    # every probability column at once: one per genre, thousands for a large vocabulary
+    probs = pd.DataFrame(np.asarray(proba).reshape(len(frame), len(classes)),
+                         columns=[f"prob_{c}" for c in classes], index=frame.index)
+    return pd.concat([frame, probs], axis=1)

@@ -150,7 +150,7 @@ def _binary(y_true, proba, threshold):
 
 def f1_micro(y_true, proba, *, threshold=0.5) -> float:
     """F1 over every (row, genre) decision pooled: ``2 TP / (2 TP + FP + FN)``."""
-    from sklearn.metrics import f1_score
+    from sklearn.metrics import f1_score  # scikit-learn is heavy: imported on use
 
     y, pred = _binary(y_true, proba, threshold)
     return float(f1_score(y, pred, average="micro", zero_division=0))
@@ -158,7 +158,7 @@ def f1_micro(y_true, proba, *, threshold=0.5) -> float:
 
 def f1_macro(y_true, proba, *, threshold=0.5) -> float:
     """The mean of the genres' F1 scores (a genre with no true and no predicted row counts 0)."""
-    from sklearn.metrics import f1_score
+    from sklearn.metrics import f1_score  # scikit-learn is heavy: imported on use
 
     y, pred = _binary(y_true, proba, threshold)
     return float(f1_score(y, pred, average="macro", zero_division=0))
@@ -166,7 +166,7 @@ def f1_macro(y_true, proba, *, threshold=0.5) -> float:
 
 def subset_accuracy(y_true, proba, *, threshold=0.5) -> float:
     """The share of rows whose predicted genre set is exactly the true one."""
-    from sklearn.metrics import accuracy_score
+    from sklearn.metrics import accuracy_score  # scikit-learn is heavy: imported on use
 
     y, pred = _binary(y_true, proba, threshold)
     return float(accuracy_score(y, pred))
@@ -174,7 +174,7 @@ def subset_accuracy(y_true, proba, *, threshold=0.5) -> float:
 
 def hamming_loss(y_true, proba, *, threshold=0.5) -> float:
     """The share of wrong (row, genre) decisions (lower is better)."""
-    from sklearn.metrics import hamming_loss as _hamming
+    from sklearn.metrics import hamming_loss as _hamming  # scikit-learn is heavy: imported on use
 
     y, pred = _binary(y_true, proba, threshold)
     return float(_hamming(y, pred))
@@ -188,7 +188,7 @@ def per_genre(y_true, proba, classes: Sequence[str], *, threshold=0.5) -> dict:
     dict
         ``{genre: {"precision", "recall", "f1", "support", "threshold"}}``.
     """
-    from sklearn.metrics import precision_recall_fscore_support
+    from sklearn.metrics import precision_recall_fscore_support  # scikit-learn is heavy: imported on use
 
     y, p = _matrices(y_true, proba)
     if len(classes) != y.shape[1]:
@@ -236,7 +236,7 @@ def average_precision_macro(y_true, proba, *, return_skipped: bool = False):
     float, or (float, list of int)
         NaN when no genre has a true row.
     """
-    from sklearn.metrics import average_precision_score
+    from sklearn.metrics import average_precision_score  # scikit-learn is heavy: imported on use
 
     y, p = _matrices(y_true, proba)
     value, skipped = _ranking(average_precision_score, y, p, _has_positive)
@@ -257,7 +257,7 @@ def roc_auc_macro(y_true, proba, *, return_skipped: bool = False):
     float, or (float, list of int)
         NaN when no genre qualifies.
     """
-    from sklearn.metrics import roc_auc_score
+    from sklearn.metrics import roc_auc_score  # scikit-learn is heavy: imported on use
 
     y, p = _matrices(y_true, proba)
     value, skipped = _ranking(roc_auc_score, y, p, _has_both)
@@ -325,7 +325,7 @@ def tune_thresholds(y_true, proba, *, grid: Sequence[float] = DEFAULT_GRID) -> n
     ConfigError
         An empty grid, or a grid value outside (0, 1).
     """
-    from sklearn.metrics import f1_score
+    from sklearn.metrics import f1_score  # scikit-learn is heavy: imported on use
 
     y, p = _matrices(y_true, proba)
     grid = list(grid)
@@ -366,7 +366,7 @@ def parse_multilabel(series, sep: str = SEPARATOR) -> list[set[str]]:
     """
     if not sep:
         raise ConfigError(f"sep must be a non-empty string. Received: sep={sep!r}", param="sep")
-    import pandas as pd
+    import pandas as pd  # pandas: kept off featx extract's path
 
     index = list(series.index) if isinstance(series, pd.Series) else None
     out = []

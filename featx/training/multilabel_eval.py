@@ -14,10 +14,18 @@ import logging
 import numpy as np
 import pandas as pd
 
-from ..data.labels import first_genres  # noqa: F401  (re-exported)
-from .config import MULTILABEL_METRIC_NAMES, TUNED
-from .multilabel import (average_precision_macro, check_thresholds, format_genres, multi_hot,
-                         parse_multilabel, predict_genres, roc_auc_macro)
+from .config import DEFAULT_THRESHOLD, MULTILABEL_METRIC_NAMES, TUNED
+from .multilabel import (
+    average_precision_macro,
+    check_thresholds,
+    format_genres,
+    multi_hot,
+    parse_multilabel,
+    predict_genres,
+    roc_auc_macro,
+    tune_thresholds,
+)
+from .tracks import aggregate_tracks
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +33,7 @@ logger = logging.getLogger(__name__)
 #: validation part of its own.
 TUNING_FRACTION = 0.25
 
-__all__ = ["TUNING_FRACTION", "first_genres", "decide", "fold_thresholds", "multilabel_level_metrics",
+__all__ = ["TUNING_FRACTION", "decide", "fold_thresholds", "multilabel_level_metrics",
            "compute_multilabel_metrics"]
 
 
@@ -49,9 +57,6 @@ def fold_thresholds(config, n_genres: int, *, tune) -> tuple[np.ndarray, int]:
         ``'tuned'``). ``None`` from it (no validation rows could be formed) falls
         back to the default threshold with a warning.
     """
-    from .config import DEFAULT_THRESHOLD
-    from .multilabel import tune_thresholds
-
     if config.threshold != TUNED:
         return check_thresholds(config.threshold, n_genres), 0
     got = tune()
@@ -65,8 +70,11 @@ def fold_thresholds(config, n_genres: int, *, tune) -> tuple[np.ndarray, int]:
 
 def _scores(y, proba, pred) -> dict:
     """The six multi-label figures from truth, probabilities and decisions."""
-    from sklearn.metrics import accuracy_score, f1_score
-    from sklearn.metrics import hamming_loss as _hamming
+    from sklearn.metrics import (  # scikit-learn is heavy: imported on use
+        accuracy_score,
+        f1_score,
+    )
+    from sklearn.metrics import hamming_loss as _hamming  # scikit-learn is heavy: imported on use
 
     return {
         "f1_micro": float(f1_score(y, pred, average="micro", zero_division=0)),
@@ -87,7 +95,7 @@ def multilabel_level_metrics(frame: pd.DataFrame, classes: list[str], thresholds
     without positives); ``pooled`` holds them over all rows with each row decided
     by its own fold's thresholds, and ``per_genre`` is pooled the same way.
     """
-    from sklearn.metrics import precision_recall_fscore_support
+    from sklearn.metrics import precision_recall_fscore_support  # scikit-learn is heavy: imported on use
 
     prob_cols = [f"prob_{c}" for c in classes]
     per_fold, ys, ps, preds = [], [], [], []
@@ -132,8 +140,6 @@ def compute_multilabel_metrics(predictions: pd.DataFrame, encoding, thresholds) 
     thresholds : dict or float or sequence
         ``{fold: per-genre thresholds}``, or one set of thresholds for every fold.
     """
-    from .metrics import aggregate_tracks
-
     classes = list(encoding.classes_)
     folds = [str(f) for f in pd.unique(predictions["fold"])]
     if not isinstance(thresholds, dict):

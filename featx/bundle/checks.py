@@ -1,0 +1,119 @@
+"""Checks of a bundle's ``metadata.json``: the fields every bundle has.
+
+Each field featx reads is checked for its type and range before it is used, so a
+tampered or damaged bundle is one ``corrupt bundle: <file>: <field> ...`` error
+(:func:`featx.models.fields.corrupt`). What a model family records about its own
+input is checked by the family itself when it loads.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from ..errors import BundleError, FeatxError
+from ..models.fields import check_int, check_names, corrupt, is_int, is_number
+
+__all__ = ["check_metadata", "check_params", "check_agreement"]
+
+_OPTIONAL_TEXT = ("created", "settings_source", "split", "device", "kind", "input")
+_OPTIONAL_FLAGS = ("segmented", "leaky_split", "multi_label")
+
+
+def _param_type_ok(kind: str, value) -> bool:
+    if kind == "float":
+        return is_number(value)
+    if kind == "int":
+        return is_int(value)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "ints":
+        return isinstance(value, list) and all(is_int(v) for v in value)
+    return isinstance(value, str)
+
+
+def check_params(path: Path, spec, params) -> dict:
+    """Hyperparameters of ``spec`` as saved: typed as the registry says and in its ranges.
+
+    Returns the resolved parameters.
+    """
+    if not isinstance(params, dict):
+        raise corrupt(path, "params", "must be an object of hyperparameters", params)
+    for name, value in params.items():
+        param = spec.params.get(name)
+        if param is not None and not _param_type_ok(param.kind, value):
+            kinds = {"float": "a number", "int": "an integer", "bool": "true or false",
+                     "ints": "a list of integers", "str": "text"}
+            raise corrupt(path, f"params.{name}", f"must be {kinds.get(param.kind, param.kind)}", value)
+    try:
+        return spec.resolve(params)
+    except FeatxError as exc:
+        raise BundleError(f"corrupt bundle: {path}: params: {exc}") from None
+
+
+def check_metadata(path: Path, metadata: dict, spec) -> dict:
+    """Check the fields of ``metadata.json`` that every bundle has; returns the resolved hyperparameters.
+
+    ``spec`` is the model the metadata names. The fields that describe the model's
+    input (columns, settings, sequence length, image settings) are checked by its
+    family when it loads (:meth:`featx.models.base.ModelFamily.load`), and the classes
+    against ``preprocessing.json`` by :func:`check_agreement`.
+    """
+    check_names(path, "feature_columns", metadata.get("feature_columns"))
+    check_names(path, "classes", metadata.get("classes"))
+    for name in _OPTIONAL_TEXT:
+        if metadata.get(name) is not None and not isinstance(metadata[name], str):
+            raise corrupt(path, name, "must be text", metadata[name])
+    for name in _OPTIONAL_FLAGS:
+        if name in metadata and not isinstance(metadata[name], bool):
+            raise corrupt(path, name, "must be true or false", metadata[name])
+    if metadata.get("kind") not in (None, spec.kind):
+        raise corrupt(path, "kind", f"must be {spec.kind!r} for model {spec.name!r}", metadata["kind"])
+    if metadata.get("input") not in (None, spec.input):
+        raise corrupt(path, "input", f"must be {spec.input!r} for model {spec.name!r}", metadata["input"])
+    if "seed" in metadata:
+        check_int(path, "seed", metadata["seed"], high=2**32 - 1)
+    if "train_seconds" in metadata and not (is_number(metadata["train_seconds"])
+                                            and math.isfinite(metadata["train_seconds"])):
+        raise corrupt(path, "train_seconds", "must be a number", metadata["train_seconds"])
+    for name in ("versions", "config", "files"):
+        if name in metadata and not isinstance(metadata[name], dict):
+            raise corrupt(path, name, "must be an object", metadata[name])
+    if "config" not in metadata:
+        raise corrupt(path, "config", "must be present (the training configuration)", None, received=False)
+    check_int(path, "config.folds", metadata["config"].get("folds"), low=1, high=100_000)
+    for key, value in (metadata.get("versions") or {}).items():
+        if not isinstance(value, str):
+            raise corrupt(path, f"versions.{key}", "must be text", value)
+    final = metadata.get("final_fit")
+    if final is not None:
+        if not isinstance(final, dict):
+            raise corrupt(path, "final_fit", "must be an object", final)
+        for name in ("n_train", "n_valid"):
+            if name in final:
+                check_int(path, f"final_fit.{name}", final[name])
+        if "seed" in final:
+            check_int(path, "final_fit.seed", final["seed"], high=2**32 - 1)
+        if "rows" in final and not isinstance(final["rows"], str):
+            raise corrupt(path, "final_fit.rows", "must be text", final["rows"])
+        if "tracks" in final:
+            check_names(path, "final_fit.tracks", final["tracks"], empty=True)
+    data = metadata.get("training_data")
+    if data is not None:
+        if not isinstance(data, dict):
+            raise corrupt(path, "training_data", "must be an object", data)
+        for name in ("path", "sha256"):
+            if data.get(name) is not None and not isinstance(data[name], str):
+                raise corrupt(path, f"training_data.{name}", "must be text", data[name])
+        for name in ("rows", "tracks"):
+            if data.get(name) is not None:
+                check_int(path, f"training_data.{name}", data[name])
+    return check_params(path, spec, metadata.get("params", {}))
+
+
+def check_agreement(path: Path, metadata: dict, model) -> None:
+    """``metadata.json``'s classes and label kind agree with the loaded model's preprocessing."""
+    if metadata.get("classes") != model.classes:
+        raise corrupt(path, "classes", "must equal the classes of preprocessing.json", metadata.get("classes"))
+    if metadata.get("multi_label", model.multi_label) != model.multi_label:
+        raise corrupt(path, "multi_label", "must agree with the label encoding of preprocessing.json",
+                      metadata["multi_label"])

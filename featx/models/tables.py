@@ -1,0 +1,193 @@
+"""What every family that reads a feature table shares: columns, scaler, settings, audio.
+
+:class:`TableFamily` is the base of the scikit-learn and Keras families on the rows
+of a feature table (one row per segment or per clip) and of the segment-sequence
+family. It fits the scaler on training rows (:class:`~featx.models.preprocessing.Preprocessing`),
+records which columns and extraction settings the model was trained on, checks a
+table given to it later against them, and turns new audio into rows exactly as the
+training table was made, window by window (:meth:`TableFamily.predict_audio`).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..data.store_table import StoreTable
+from ..data.table import FeatureTable, check_columns, clip_bounds, clip_length
+from ..errors import BundleError, DataError
+from ..extract.audio import load
+from ..extract.file import prepare_array, samples_features
+from ..features.settings import FeatureSettings
+from .base import PREPROCESSING, AudioProbabilities, ModelFamily, rows_of, too_short
+from .fields import check_int, check_names, corrupt, first_line, read_json
+from .preprocessing import Preprocessing, read_preprocessing
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["TableFamily"]
+
+class TableFamily(ModelFamily):
+    """A model on the feature columns of a table (see :class:`~featx.models.base.ModelFamily`).
+
+    Attributes
+    ----------
+    feature_columns : list of str
+        The columns the model reads, in order.
+    settings : FeatureSettings or None
+        The extraction settings of the training table, when known (audio given to the
+        model is featurised with them).
+    segmented : bool
+        Whether the training rows were segments of longer files.
+    clip_samples : int or None
+        Whole-clip tables only: the training clips' length in samples; longer audio is
+        served to the model in windows of this length.
+    """
+
+    def __init__(self, spec, params, labels, *, config=None, table=None):
+        super().__init__(spec, params, labels, config=config, table=table)
+        self.feature_columns: list[str] | None = None
+        self.settings: FeatureSettings | None = None
+        self.settings_source = "unknown"
+        self.segmented = False
+        self.clip_samples: int | None = None
+
+    # -- before training ----------------------------------------------------------
+
+    def check_input(self, table) -> None:
+        if isinstance(table, StoreTable):
+            raise DataError(
+                f"{table.name}: model {self.name!r} reads {self.input} of a feature table (a CSV from "
+                "featx extract); this is a spectrogram store. Give a feature CSV, or use an image "
+                "model (cnn2d, cnn2d-base, mfcc-cnn, multihead)")
+
+    # -- the scaler and the training table ----------------------------------------
+
+    def _fit_preprocessing(self, table, train) -> Preprocessing:
+        """Learn the scaler from rows ``train`` and remember what the table was."""
+        log_variances = True if self.config is None else bool(self.config.log_variances)
+        columns = list(table.feature_columns)
+        logs = [c for c in columns if c.endswith("_var")] if log_variances else []
+        self.preprocessing = Preprocessing(columns, self.labels, logs).fit(table.X[rows_of(table, train)])
+        self.feature_columns = columns
+        self.settings = table.settings
+        self.settings_source = getattr(table, "settings_source", "unknown")
+        self.segmented = bool(table.segmented)
+        self.clip_samples = clip_length(table)
+        return self.preprocessing
+
+    def _transform(self, table, rows) -> np.ndarray:
+        """Standardised features of ``rows`` of ``table`` (columns taken by name, in the model's order).
+
+        Raises
+        ------
+        DataError
+            A value so far outside the training data that it cannot be standardised.
+        """
+        prep = self.preprocessing
+        rows = rows_of(table, rows)
+        if list(table.feature_columns) == prep.feature_columns:
+            raw = table.X[rows]
+        else:
+            raw = table.X[rows][:, [table.feature_columns.index(c) for c in prep.feature_columns]]
+        X = prep.transform(raw)
+        beyond = ~np.isfinite(X)
+        if beyond.any():  # finite in the table, but too far from the training data for float32
+            row, col = (int(i[0]) for i in np.nonzero(beyond))
+            raise DataError(
+                f"{table.name}: value {float(raw[row, col])!r} in column '{prep.feature_columns[col]}' "
+                f"(row {int(rows[row]) + 2}, filename {table.filenames[rows[row]]}) is too far outside the "
+                "model's training data to be standardised; expected a value of the kind the model was "
+                "trained on")
+        return X
+
+    # -- new data -----------------------------------------------------------------
+
+    def check_table(self, table):
+        self.check_input(table)
+        check_columns(table, self.feature_columns, source=f"the {self.name} model")
+        mine, theirs = self.settings, table.settings
+        if mine is not None and theirs is not None and mine != theirs:
+            a, b = mine.to_dict(), theirs.to_dict()
+            diff = [f"{k}={b[k]!r} (model: {a[k]!r})" for k in a if a[k] != b.get(k)]
+            raise DataError(
+                f"{table.name}: features were extracted with different settings than the model's "
+                f"training data: {', '.join(diff)}; expected the same settings")
+        return table
+
+    def predict_audio(self, source, *, y=None, sr: int | None = None) -> AudioProbabilities:
+        settings = self.settings
+        if settings is None:
+            raise BundleError(
+                f"the {self.name} model's training features have no known extraction settings, so "
+                "audio cannot be featurised to match; classify a feature table instead")
+        name = str(source)
+        if y is None:
+            samples = load(source, sr=settings.sr)
+        else:
+            samples = prepare_array(y, sr=sr, target_sr=settings.sr, name=name)
+        segmented = settings.segment_seconds is not None
+        needed = settings.segment_samples + 1 if segmented else settings.n_fft
+        if len(samples) < needed:
+            what = (f"one {settings.segment_seconds:g}-s segment" if segmented
+                    else f"one analysis frame (n_fft={settings.n_fft})")
+            raise too_short(name, len(samples), settings.sr, needed, what)
+        window = None if segmented else self.clip_samples
+        rows = samples_features(samples, settings, name=Path(name).name or "audio.wav", window=window)
+        table = FeatureTable(rows.reset_index(drop=True), None, list(self.feature_columns), settings,
+                             segmented, "extracted")
+        proba = self.predict_proba(table)
+        n = len(proba)
+        if segmented:
+            step, width = settings.segment_hop, settings.segment_samples
+        elif n > 1:
+            step = width = int(window)
+        else:
+            step = width = len(samples)
+        return AudioProbabilities(name, proba, np.arange(n) * step / settings.sr, width / settings.sr,
+                                  len(samples) / settings.sr)
+
+    # -- persistence --------------------------------------------------------------
+
+    def record(self) -> dict:
+        return {"feature_columns": list(self.feature_columns),
+                "settings": self.settings.to_dict() if self.settings is not None else None,
+                "settings_source": self.settings_source,
+                "segmented": self.segmented,
+                "clip_samples": self.clip_samples}
+
+    @classmethod
+    def _read_table_record(cls, spec, directory: Path, metadata: dict, params: dict):
+        """A new object with the preprocessing and the training table's record of a bundle."""
+        prep_path = Path(directory) / PREPROCESSING
+        prep = read_preprocessing(prep_path, read_json(prep_path))
+        meta_path = Path(directory) / "metadata.json"
+        columns = check_names(meta_path, "feature_columns", metadata.get("feature_columns"))
+        if columns != prep.feature_columns:
+            raise corrupt(meta_path, "feature_columns", f"must list the {len(prep.feature_columns)} columns "
+                                                        "of preprocessing.json", columns if len(columns) < 5
+                          else len(columns))
+        model = cls(spec, params, prep.labels)
+        model.preprocessing = prep
+        model.feature_columns = list(prep.feature_columns)
+        settings = metadata.get("settings")
+        if settings is not None:
+            if not isinstance(settings, dict):
+                raise corrupt(meta_path, "settings", "must be an object of extraction settings", settings)
+            try:
+                model.settings = FeatureSettings.from_dict(settings)
+            except Exception as exc:  # any failure to rebuild them is corruption
+                raise BundleError(f"corrupt bundle: {meta_path}: settings: {first_line(exc)}") from None
+        model.settings_source = str(metadata.get("settings_source") or "unknown")
+        model.segmented = bool(metadata.get("segmented", False))
+        clip = metadata.get("clip_samples")
+        if clip is not None:
+            if model.settings is None:
+                raise corrupt(meta_path, "clip_samples", "must come with the extraction settings it is "
+                                                         "counted in", clip)
+            low, high = clip_bounds(model.settings)
+            check_int(meta_path, "clip_samples", clip, low=low, high=high)
+        model.clip_samples = clip
+        return model
+
