@@ -342,3 +342,25 @@ def test_an_image_model_learns_the_same_weights_from_rows_in_memory(image_store,
                   verbose=0)
         digests.append(_weights(model))
     assert digests[0] == digests[1]
+
+
+def test_jax_backend_without_jax_is_one_line_with_the_install_command(synthetic_feature_csv, tmp_path):
+    """KERAS_BACKEND=jax where JAX cannot be imported: featx train says the extra to install."""
+    code = (
+        "import sys\n"
+        "sys.modules['jax'] = None  # JAX cannot be imported, as where it is not installed\n"
+        "from featx.cli.main import main\n"
+        "main(sys.argv[1:], prog_name='featx')\n"
+    )
+    env = dict(os.environ, KERAS_BACKEND="jax")
+    csv = synthetic_feature_csv(tmp_path / "f.csv", n_tracks=6, n_segments=1, classes=("a", "b"), seed=0,
+                                separation=3.0, track_spread=0.3, row_spread=0.3)
+    done = subprocess.run([sys.executable, "-c", code, "train", str(csv), "--model", "mlp",
+                           "--folds", "2", "--epochs", "1", "-o", str(tmp_path / "run")],
+                          capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    assert done.returncode != 0
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in done.stderr
+    assert any("KERAS_BACKEND=jax needs the jax package" in line and "pip install 'featx[jax]'" in line
+               for line in lines), done.stderr[-2000:]
+    assert not (tmp_path / "run" / "model.keras").exists()

@@ -19,6 +19,8 @@ import re
 import subprocess
 import sys
 
+from ..errors import ConfigError
+
 #: A C++ log line (``I0000 00:00:1795253668.223746    1171 port.cc:153] ...``): severity letter first.
 _CPP_LOG = re.compile(r"^([IWEF])\d{4} \S+\s+\d+ \S+:\d+\] ")
 #: absl's banner before its log lines.
@@ -117,14 +119,33 @@ def _filtered_fd2(level: int):
             proc.kill()
 
 
+#: The install command that brings what a Keras backend needs, where featx has an extra for it.
+BACKEND_INSTALL = {"jax": "pip install 'featx[jax]'"}
+
+
 def import_keras():
-    """``import keras`` (and its backend), with the start-up log lines filtered out."""
+    """``import keras`` (and its backend), with the start-up log lines filtered out.
+
+    Raises
+    ------
+    ConfigError
+        ``KERAS_BACKEND`` names a backend whose package is not installed (jax: the
+        message gives the install command of the ``featx[jax]`` extra).
+    """
     if "keras" not in sys.modules:
         quiet_tensorflow()
         level = log_level()
         context = _filtered_fd2(level) if level > 0 else contextlib.nullcontext()
         with context:
-            import keras  # Keras: only when a network is built, fitted or loaded
+            try:
+                import keras  # Keras: only when a network is built, fitted or loaded
+            except ModuleNotFoundError as exc:
+                backend = os.environ.get("KERAS_BACKEND", "")
+                if backend in BACKEND_INSTALL and (exc.name or "").split(".")[0] in (backend, backend + "lib"):
+                    raise ConfigError(
+                        f"KERAS_BACKEND={backend} needs the {backend} package, which cannot be imported here "
+                        f"({exc}); install it with: {BACKEND_INSTALL[backend]}") from None
+                raise
 
             # Under the jax and torch backends Keras still loads TensorFlow, when it is
             # installed, for its data pipelines at the first fit: load it here, filtered.
