@@ -6,11 +6,13 @@ Three parts, each printing Markdown tables:
     For each table model (mlp, cnn, lstm on the 30-s GTZAN table; segment-lstm on
     the 3-s table), one fit on the training rows of fold 1 of featx's 5-fold track
     split, ``--epochs`` epochs (early stopping off, so every variant runs them all),
-    by (a) featx's fit path as it is (``featx.training.fit.fit_model``), (b) that
-    path with candidates applied inside this process only (steps per execution, an
-    epoch-level NaN guard instead of the per-batch one, TensorFlow thread pools,
-    larger batches, the JAX backend and its compilation cache) and (c) a plain
-    Keras script (same network, ``compile`` + ``fit``, no callbacks). Every variant
+    by (a) featx's fit path as it was before steps per execution and the
+    epoch-level NaN guard (``baseline``: featx's model object and
+    ``featx.models.keras_fit.fit_keras``, patched in this process to one step per
+    call and a loss check after every batch), (b) featx's fit path as it is
+    (``featx``) and with further candidates (TensorFlow thread pools, larger
+    batches, XLA, the JAX backend and its compilation cache) and (c) a plain Keras
+    script (same network and arrays, ``compile`` + ``fit``, no callbacks). Every variant
     runs in every repeat, in a rotated order; variants that need another backend or
     other thread pools run in child processes, one per set-up and repeat. Printed:
     seconds per fit (median and range), the first epoch (tracing and compiling)
@@ -22,13 +24,14 @@ Three parts, each printing Markdown tables:
     over folds, the folds one by one, and the wall time of the cross-validation.
 ``images``
     The image models on a tiny spectrogram store made from the shared clips (in a
-    temporary folder): training samples/s with batches read from the store
-    (``featx.training.images.store_batches``) against the same images held in
-    memory as arrays, alternating, and the store feed's cost.
+    temporary folder): training samples/s through featx's fit path (before: batches
+    read from the store per step; now: the rows read once into memory,
+    ``featx.models.keras_images.rows_in_memory``) against a plain Keras fit on the
+    same images held in memory as arrays, alternating, and the feed's cost.
 
     python bench/bench_keras_cpu.py                                # every part
     python bench/bench_keras_cpu.py speed --models mlp,cnn --repeats 5
-    python bench/bench_keras_cpu.py accuracy --models mlp --cv-variants featx,spe+guard,jax
+    python bench/bench_keras_cpu.py accuracy --models mlp --cv-variants baseline,featx,jax --cv-repeats 3
     python bench/bench_keras_cpu.py images --image-models cnn2d,multihead --image-epochs 3
 
 The machine's load moves every figure: read the ratios (each from one repeat, where
@@ -83,35 +86,34 @@ class Variant:
 
 
 VARIANTS = {
-    "featx": Variant(),
+    "baseline": Variant(),  # featx's fit before: one step per call, the per-batch NaN guard
     "spe": Variant(spe=True),
     "guard": Variant(guard=True),
-    "spe+guard": Variant(spe=True, guard=True),
-    "spe+guard b64": Variant(spe=True, guard=True, batch=64),
-    "spe+guard b128": Variant(spe=True, guard=True, batch=128),
-    "spe+guard threads 1/1": Variant(spe=True, guard=True, threads=(1, 1)),
-    "spe+guard threads 2/1": Variant(spe=True, guard=True, threads=(2, 1)),
-    "spe+guard no-determinism": Variant(spe=True, guard=True, determinism=False),
-    "spe+guard no-determinism jit": Variant(spe=True, guard=True, determinism=False, jit=True),
+    "featx": Variant(spe=True, guard=True),  # featx's fit now
+    "featx b64": Variant(spe=True, guard=True, batch=64),
+    "featx b128": Variant(spe=True, guard=True, batch=128),
+    "featx threads 1/1": Variant(spe=True, guard=True, threads=(1, 1)),
+    "featx threads 2/1": Variant(spe=True, guard=True, threads=(2, 1)),
+    "featx no-determinism": Variant(spe=True, guard=True, determinism=False),
+    "featx no-determinism jit": Variant(spe=True, guard=True, determinism=False, jit=True),
     "plain": Variant(path="plain", determinism=False),
     "plain spe": Variant(path="plain", spe=True, determinism=False),
-    "jax featx": Variant(backend="jax"),
-    "jax spe+guard": Variant(backend="jax", spe=True, guard=True),
-    "jax spe+guard b64": Variant(backend="jax", spe=True, guard=True, batch=64),
-    "jax spe+guard b128": Variant(backend="jax", spe=True, guard=True, batch=128),
-    "jax spe+guard cache cold": Variant(backend="jax", spe=True, guard=True, cache="cold"),
-    "jax spe+guard cache warm": Variant(backend="jax", spe=True, guard=True, cache="warm"),
+    "jax baseline": Variant(backend="jax"),
+    "jax featx": Variant(backend="jax", spe=True, guard=True),
+    "jax featx b64": Variant(backend="jax", spe=True, guard=True, batch=64),
+    "jax featx b128": Variant(backend="jax", spe=True, guard=True, batch=128),
+    "jax featx cache cold": Variant(backend="jax", spe=True, guard=True, cache="cold"),
+    "jax featx cache warm": Variant(backend="jax", spe=True, guard=True, cache="warm"),
     "jax plain": Variant(backend="jax", path="plain", determinism=False),
 }
-#: Cross-validation variants (a "cache" variant starts from an empty cache at fold 1).
+#: Cross-validation variants (a "cold" cache starts empty at fold 1; a "warm" one holds an earlier run's).
 CV_VARIANTS = {
-    "featx": Variant(),
-    "spe+guard": Variant(spe=True, guard=True),
-    "spe+guard b64": Variant(spe=True, guard=True, batch=64),
-    "spe+guard b128": Variant(spe=True, guard=True, batch=128),
+    "baseline": Variant(),
+    "featx": Variant(spe=True, guard=True),
+    "featx b64": Variant(spe=True, guard=True, batch=64),
+    "featx b128": Variant(spe=True, guard=True, batch=128),
     "jax": Variant(backend="jax", spe=True, guard=True, cache="cold"),
     "jax b64": Variant(backend="jax", spe=True, guard=True, cache="cold", batch=64),
-    "jax b128": Variant(backend="jax", spe=True, guard=True, cache="cold", batch=128),
     "jax warm-cache": Variant(backend="jax", spe=True, guard=True, cache="warm"),
 }
 
@@ -135,9 +137,10 @@ def table_path(model: str) -> Path:
 
 def _start(variant: Variant):
     """Import Keras for ``variant``'s set-up (its environment was set by :func:`run_child`)."""
-    from featx.runtime.keras import import_keras, set_tensorflow_threads
+    from featx.models.keras_fit import keras_backend
+    from featx.runtime.keras import set_tensorflow_threads
 
-    keras = import_keras()
+    keras = keras_backend()  # under JAX, the compilation cache as featx sets it (if the child's env allows)
     assert keras.backend.backend() == variant.backend, (keras.backend.backend(), variant.backend)
     if variant.threads and not set_tensorflow_threads(*variant.threads):
         raise SystemExit("TensorFlow's thread pools could not be set")
@@ -148,19 +151,38 @@ def _start(variant: Variant):
     return keras
 
 
+def batch_guard():
+    """The NaN guard featx used before (a check after every batch), for the baseline."""
+    import math
+
+    from featx.runtime.keras import import_keras
+
+    keras = import_keras()
+
+    class NanGuard(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                self.model.stop_training = True
+
+    return NanGuard()
+
+
 @contextlib.contextmanager
 def applied(variant: Variant):
-    """featx's fit path with ``variant``'s candidates patched in (this process only)."""
-    from featx.runtime import keras as _keras
-    from featx.training import fit, schedules
+    """featx's fit path (featx.models.keras_fit.fit_keras) as ``variant`` says (this process only).
 
-    saved = (schedules.compile_options, fit._nan_guard, fit.seed_everything)
-    original = schedules.compile_options
+    Without ``spe`` the train function runs one step per call, and without ``guard`` the
+    loss is checked after every batch: featx's fit before this change (the baseline).
+    """
+    from featx.models import keras_fit
+    from featx.runtime import keras as _keras
+
+    saved = (keras_fit.compile_options, keras_fit.nan_guard, keras_fit.steps_per_execution, keras_fit.seed_everything)
+    original = keras_fit.compile_options
 
     def compile_options(config, labels, steps_per_epoch, monitor):
         kwargs, callbacks = original(config, labels, steps_per_epoch, monitor)
-        if variant.spe:
-            kwargs["steps_per_execution"] = _keras.steps_per_execution(steps_per_epoch)
         if variant.jit:
             kwargs["jit_compile"] = True
         return kwargs, callbacks
@@ -168,102 +190,82 @@ def applied(variant: Variant):
     def seed_only(seed):  # seeded as featx seeds, without TensorFlow's op determinism
         _keras.import_keras().utils.set_random_seed(int(seed))
 
-    schedules.compile_options = compile_options
-    if variant.guard:
-        fit._nan_guard = _keras.nan_guard
+    keras_fit.compile_options = compile_options
+    if not variant.spe:
+        keras_fit.steps_per_execution = lambda steps: 1
+    if not variant.guard:
+        keras_fit.nan_guard = batch_guard
     if not variant.determinism:
-        fit.seed_everything = seed_only
+        keras_fit.seed_everything = seed_only
     try:
         yield
     finally:
-        schedules.compile_options, fit._nan_guard, fit.seed_everything = saved
+        (keras_fit.compile_options, keras_fit.nan_guard, keras_fit.steps_per_execution,
+         keras_fit.seed_everything) = saved
 
 
 def fold_data(model: str):
-    """Fold 1 of featx's 5-fold track split of the model's table, as featx feeds it to the model."""
+    """Fold 1 of featx's 5-fold track split of the model's table, and featx's model object for it."""
+    from featx.data.labels import LabelEncoding
     from featx.data.splits import make_splits
     from featx.data.table import read_feature_csv
-    from featx.models.registry import get_model
     from featx.training.config import TrainConfig
-    from featx.training.cv import _fold_arrays, label_setup
 
     table = read_feature_csv(table_path(model))
     config = TrainConfig(model=model).validate()
-    spec = get_model(model)
-    prep0, y, max_segments = label_setup(table, spec, config)
+    labels = LabelEncoding().fit(table.labels)
     fold = make_splits(table, split=config.split, folds=config.folds, seed=config.seed,
                        valid_fraction=config.valid_fraction).folds[0]
-    prep = prep0.fit(table.X[fold.train])
-    X_tr, y_tr = _fold_arrays(table, spec, prep, fold.train, y, max_segments)
-    X_va, y_va = _fold_arrays(table, spec, prep, fold.valid, y, max_segments)
-    return spec, config, prep0, (X_tr, y_tr, X_va, y_va)
+    return table, config, labels, fold
 
 
 def _digest(model) -> str:
     return hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in model.get_weights())).hexdigest()[:16]
 
 
-def one_fit(keras, name: str, variant: Variant, spec, config, prep0, arrays, epochs: int) -> dict:
-    """Fit once as ``variant`` says; seconds of the whole fit (build, compile, fit) and per epoch."""
-    from featx.runtime import keras as _keras
-    from featx.training import fit
+def one_fit(keras, name: str, variant: Variant, table, config, labels, fold, epochs: int) -> dict:
+    """Fit once as ``variant`` says; seconds of the whole fit (scaling, build, compile, fit) and per epoch."""
+    from featx.models.registry import create
+    from featx.runtime.keras import steps_per_execution
 
-    X_tr, y_tr, X_va, y_va = arrays
     config = dataclasses.replace(config, epochs=epochs, patience=0,
                                  batch_size=variant.batch or config.batch_size)
     stamps = []
-
-    class Clock(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            stamps.append(time.perf_counter())
-
-        def on_epoch_end(self, epoch, logs=None):
-            stamps.append(time.perf_counter())
-
-    if variant.path == "featx":
-        bar = fit._epoch_bar
-
-        def timed_bar(total, desc, progress):  # featx's own bar, and the clock beside it
-            callback = bar(total, desc, progress)
-            begin, end = callback.on_train_begin, callback.on_epoch_end
-
-            def on_train_begin(logs=None):
-                stamps.append(time.perf_counter())
-                begin(logs)
-
-            def on_epoch_end(epoch, logs=None):
-                end(epoch, logs)
+    if variant.path == "featx":  # featx's model object, as featx train fits each fold
+        with applied(variant):
+            model = create(config, labels, table=table)
+            start, cpu = time.perf_counter(), time.process_time()
+            stamps.append(start)
+            model.fit(table, fold.train, fold.valid, seed=config.seed, progress=False,
+                      on_epoch=lambda epoch, logs: stamps.append(time.perf_counter()))
+            seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        net, history = model.estimator, model.history
+    else:  # a plain Keras script: the same network and arrays, compile and fit
+        class Clock(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
                 stamps.append(time.perf_counter())
 
-            callback.on_train_begin, callback.on_epoch_end = on_train_begin, on_epoch_end
-            return callback
-
-        fit._epoch_bar = timed_bar
-        try:
-            with applied(variant):
-                start = time.perf_counter()
-                model, history = fit.fit_model(spec, config.params, X_tr, y_tr, X_va, y_va,
-                                               num_classes=len(prep0.classes), config=config, seed=config.seed,
-                                               progress=False, labels=prep0.labels)
-                seconds = time.perf_counter() - start
-        finally:
-            fit._epoch_bar = bar
-    else:  # a plain Keras script: the same network, compile and fit
-        start = time.perf_counter()
+        model = create(config, labels, table=table)
+        y = labels.encode(table.labels)
+        start, cpu = time.perf_counter(), time.process_time()
+        stamps.append(start)
+        model._fit_preprocessing(table, fold.train)
+        X_tr, y_tr = model._examples(table, fold.train, y)
+        X_va, y_va = model._examples(table, fold.valid, y)
         keras.utils.set_random_seed(config.seed)
-        model = spec.builder(tuple(X_tr.shape[1:]), len(prep0.classes), **config.params)
+        net = model.spec.build(tuple(X_tr.shape[1:]), model.n_classes, activation=labels.activation, **model.params)
         steps = -(-len(X_tr) // config.batch_size)
-        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                      steps_per_execution=_keras.steps_per_execution(steps) if variant.spe else 1)
-        result = model.fit(X_tr, y_tr, validation_data=(X_va, y_va) if len(X_va) else None, epochs=epochs,
-                           batch_size=config.batch_size, shuffle=True, verbose=0, callbacks=[Clock()])
-        seconds = time.perf_counter() - start
+        net.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+                    loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                    steps_per_execution=steps_per_execution(steps) if variant.spe else 1)
+        result = net.fit(X_tr, y_tr, validation_data=(X_va, y_va) if len(X_va) else None, epochs=epochs,
+                         batch_size=config.batch_size, shuffle=True, verbose=0, callbacks=[Clock()])
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         history = result.history
     epochs_s = np.diff(stamps)
-    return {"variant": name, "seconds": seconds, "epochs": len(history["loss"]),
+    return {"variant": name, "seconds": seconds, "cpu_seconds": cpu, "epochs": len(history["loss"]),
             "first_epoch": float(epochs_s[0]), "later_epoch": float(np.median(epochs_s[1:])) if len(epochs_s) > 1
-            else float("nan"), "loss": float(history["loss"][-1]), "weights": _digest(model)}
+            else float("nan"), "loss": float(history["loss"][-1]), "weights": _digest(net)}
 
 
 def warm_up(keras) -> None:
@@ -282,10 +284,10 @@ def fits_child(model: str, names: list[str], epochs: int, rotate: int) -> list[d
     """
     keras = _start(VARIANTS[names[0]])
     warm_up(keras)
-    spec, config, prep0, arrays = fold_data(model)
+    table, config, labels, fold = fold_data(model)
     k = rotate % len(names)
     order = sorted(names, key=lambda n: n.endswith("warm")) if VARIANTS[names[0]].cache else names[k:] + names[:k]
-    return [one_fit(keras, name, VARIANTS[name], spec, config, prep0, arrays, epochs) for name in order]
+    return [one_fit(keras, name, VARIANTS[name], table, config, labels, fold, epochs) for name in order]
 
 
 def cv_child(model: str, name: str) -> dict:
@@ -298,7 +300,7 @@ def cv_child(model: str, name: str) -> dict:
     _start(variant)
     table = read_feature_csv(table_path(model))
     config = TrainConfig(model=model, seed=0, folds=5, split="track", refit=False,
-                         **({"batch_size": variant.batch} if variant.batch else {}))
+                         **({"batch_size": variant.batch} if variant.batch else {})).validate()
     with applied(variant):
         start = time.perf_counter()
         result = cross_validate(table, config, progress=False)
@@ -309,74 +311,77 @@ def cv_child(model: str, name: str) -> dict:
             "epochs": [len(h.get("loss", [])) for h in result.histories]}
 
 
-def images_child(store: str, model: str, epochs: int, repeats: int) -> list[dict]:
-    """An image model trained from the store's batches and from in-memory arrays, alternating.
+#: Image feeds, in the order of the table.
+IMAGE_FEEDS = ("store, one step per call, batch guard", "store, spe+guard", "featx: rows in memory, spe+guard",
+               "memory (plain Keras)")
 
-    ``store``: featx's feed (``store_batches``, shuffled per epoch) with featx's callbacks
-    (per-batch NaN guard, epoch bar, schedule); ``store, epoch guard``: the same feed with
-    the epoch-level guard; ``store, spe+guard``: and steps per execution; ``store, rows in
-    memory``: featx's feed over :func:`featx.models.keras_speed.rows_in_memory` (the rows
-    read once before the fit); ``memory``: a plain Keras fit on the same images as arrays.
+
+def images_child(store: str, model: str, epochs: int, repeats: int) -> list[dict]:
+    """An image model trained through featx's fit path and as a plain Keras fit, alternating.
+
+    ``store, one step per call, batch guard``: featx's fit before this change (batches
+    read from the store, a per-batch NaN guard, one step per call); ``store,
+    spe+guard``: the same feed with steps per execution and the epoch-level guard;
+    ``featx``: what :meth:`featx.models.keras_images.KerasImages.fit` does now (the
+    rows read once into memory, :func:`~featx.models.keras_images.rows_in_memory`);
+    ``memory``: a plain Keras fit on the same standardised images as arrays.
     """
-    from featx.runtime import keras as _keras
+    from featx.data.labels import LabelEncoding
     from featx.data.store_table import StoreTable
-    from featx.models.keras_speed import rows_in_memory
+    from featx.models.keras_fit import fit_keras, seed_everything
+    from featx.models.keras_images import KerasImages, rows_in_memory, store_batches
+    from featx.models.preprocessing import ImagePreprocessing
     from featx.models.registry import get_model
     from featx.training.config import TrainConfig
-    from featx.training.fit import _epoch_bar, _nan_guard, seed_everything
-    from featx.training.images import image_setup, store_batches
-    from featx.training.schedules import compile_options
 
-    keras = _keras.import_keras()
+    keras = _start(Variant())
     table = StoreTable(store)
     spec = get_model(model)
     config = TrainConfig(model=model, epochs=epochs, folds=1, patience=0, valid_fraction=0.0).validate()
-    prep0, y, _ = image_setup(table, spec, config)
+    labels = LabelEncoding().fit(table.labels)
+    y = labels.encode(table.labels)
+    kinds = KerasImages.image_kinds(spec, config.params)
+    shapes = table.image_shapes(kinds)
     rows = np.arange(table.n_rows)
-    prep = prep0.fit(table.store, rows)
+    prep = ImagePreprocessing(list(kinds), labels, shapes).fit(table.store, rows)
     arrays = prep.model_input(table.store.read(rows, prep.kinds))
-    shapes = prep.shapes if len(prep.kinds) > 1 else prep.shapes[prep.kinds[0]]
-    feeds = ["store", "store, epoch guard", "store, spe+guard", "store, rows in memory", "memory"]
-    cached = rows_in_memory(table.store, rows, prep.kinds)
+    net_shape = shapes if len(kinds) > 1 else shapes[kinds[0]]
     out = []
     for r in range(repeats):
-        for feed in feeds[r % len(feeds):] + feeds[:r % len(feeds)]:
+        for feed in IMAGE_FEEDS[r % len(IMAGE_FEEDS):] + IMAGE_FEEDS[:r % len(IMAGE_FEEDS)]:
             stamps, cpu = [], []
 
-            class Clock(keras.callbacks.Callback):
-                def on_train_begin(self, logs=None):
-                    stamps.append(time.perf_counter())
-                    cpu.append(time.process_time())
+            def stamp(*_):
+                stamps.append(time.perf_counter())
+                cpu.append(time.process_time())
 
+            class Clock(keras.callbacks.Callback):
                 def on_epoch_end(self, epoch, logs=None):
-                    stamps.append(time.perf_counter())
-                    cpu.append(time.process_time())
+                    stamp()
 
             seed_everything(0)
-            net = spec.build(shapes, len(prep.classes), activation=prep.labels.activation, **config.params)
-            steps = -(-len(rows) // config.batch_size)
-            if feed == "memory":
+            net = spec.build(net_shape, len(labels.classes_), activation=labels.activation, **config.params)
+            stamp()
+            if feed.startswith("memory"):
                 net.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
                             loss="sparse_categorical_crossentropy", metrics=["accuracy"])
                 net.fit(arrays, y, batch_size=config.batch_size, epochs=epochs, shuffle=True, verbose=0,
                         callbacks=[Clock()])
             else:
-                kwargs, schedule = compile_options(config, prep.labels, steps, "loss")
-                if "spe" in feed:
-                    kwargs["steps_per_execution"] = _keras.steps_per_execution(steps)
-                net.compile(**kwargs)
-                guard = _keras.nan_guard() if feed.endswith("guard") else _nan_guard()
-                source = rows_in_memory(table.store, rows, prep.kinds) if feed.endswith("memory") else table.store
+                source = rows_in_memory(table.store, rows, kinds) if feed.startswith("featx") else table.store
                 data = store_batches(source, rows, y, prep, batch_size=config.batch_size, shuffle=True, seed=0)
-                net.fit(data, epochs=epochs, verbose=0,
-                        callbacks=[guard, _epoch_bar(epochs, "epochs", False), *schedule, Clock()])
+                variant = Variant() if feed.startswith("store, one") else Variant(spe=True, guard=True)
+                with applied(variant):
+                    fit_keras(net, data, config=config, labels=labels, steps_per_epoch=len(data), progress=False,
+                              on_epoch=stamp)
             later = np.diff(stamps)[1:]
             out.append({"feed": feed, "repeat": r, "samples_per_s": len(rows) / float(np.median(later)),
                         "epoch_s": float(np.median(later)), "first_epoch": stamps[1] - stamps[0],
                         "cpu_epoch_s": float(np.median(np.diff(cpu)[1:])),
-                        "rows": int(len(rows)), "kinds": list(prep.kinds), "params": int(net.count_params())})
+                        "rows": int(len(rows)), "kinds": list(kinds), "params": int(net.count_params())})
         # the feed alone: every batch of an epoch read and standardised as Keras asks for them
-        for feed, source in (("read only", table.store), ("read only, rows in memory", cached)):
+        for feed, source in (("read only", table.store), ("read only, rows in memory",
+                                                         rows_in_memory(table.store, rows, kinds))):
             data = store_batches(source, rows, y, prep, batch_size=config.batch_size, shuffle=True, seed=r)
             start, start_cpu = time.perf_counter(), time.process_time()
             for i in range(len(data)):
@@ -434,21 +439,23 @@ def speed(models: list[str], names: list[str], repeats: int, epochs: dict) -> No
                     runs[item["variant"]].append(item)
                 print(f"  {model} repeat {r + 1}: " + ", ".join(f"{i['variant']} {i['seconds']:.1f}s" for i in out),
                       file=sys.stderr, flush=True)
-        base = runs.get("featx") or runs[names[0]]
+        base = runs.get("baseline") or runs[names[0]]
         print(f"\n### {model}: one fit of {epochs[model]} epochs on fold 1's training rows "
               f"({table_path(model).name}), {repeats} repeats\n")
-        print("| variant | s/fit median (range) | first epoch s | later epochs s/epoch | speed-up vs featx "
-              "median (range) | final loss | weights as featx's |")
-        print("|---|---|---|---|---|---|---|")
+        print("| variant | s/fit median (range) | first epoch s | later epochs s/epoch | speed-up vs baseline "
+              "median (range) | CPU s/fit | CPU speed-up vs baseline | final loss | weights as the baseline's |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for name in names:
             items = runs[name]
             ratios = [b["seconds"] / i["seconds"] for b, i in zip(base, items)]
-            ref = runs.get("jax featx") if VARIANTS[name].backend == "jax" and "jax featx" in runs else base
+            cpu_ratios = [b["cpu_seconds"] / i["cpu_seconds"] for b, i in zip(base, items)]
+            ref = runs.get("jax baseline") if VARIANTS[name].backend == "jax" and "jax baseline" in runs else base
             same = "yes" if items[0]["weights"] == ref[0]["weights"] else "no"
             if ref is not base:
-                same += " (jax featx's)"
+                same += " (jax baseline's)"
             print(f"| {name} | {spread([i['seconds'] for i in items])} | {spread([i['first_epoch'] for i in items])} | "
-                  f"{spread([i['later_epoch'] for i in items])} | {spread(ratios)}x | {items[0]['loss']:.4f} | "
+                  f"{spread([i['later_epoch'] for i in items])} | {spread(ratios)}x | "
+                  f"{spread([i['cpu_seconds'] for i in items])} | {spread(cpu_ratios)}x | {items[0]['loss']:.4f} | "
                   f"{same} |", flush=True)
 
 
@@ -497,42 +504,38 @@ def images(models: list[str], repeats: int, epochs: int, backends: list[str]) ->
             print(f"\n### image models ({backend}): training samples/s, store feed against in-memory arrays "
                   f"({audio} made into a store of mel, MFCC and chroma images; batch 32; {epochs} epochs per fit, "
                   f"the first left out; {repeats} repeats, feeds alternating)\n")
-            print("| model | rows | parameters | featx store feed | store feed, epoch guard | store feed, spe + "
-                  "epoch guard | store feed, rows in memory | in-memory arrays (plain fit) | featx store feed's "
-                  "cost vs memory, median (range) | with rows in memory | reading an epoch's batches alone, s "
-                  "(share of a featx epoch) | the same from rows in memory |")
-            print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+            base, featx, mem_feed = IMAGE_FEEDS[0], IMAGE_FEEDS[2], IMAGE_FEEDS[3]
+            print("| model | rows | parameters | " + " | ".join(IMAGE_FEEDS) + " | featx's feed cost vs memory, "
+                  "median (range) | before (store per batch, one step per call) vs memory | reading an epoch's "
+                  "batches alone from the store, s (share of a featx epoch) | the same from rows in memory |")
+            print("|---|---|---|" + "---|" * len(IMAGE_FEEDS) + "---|---|---|---|")
             cpu_rows = []
             for model in models:
                 out = run_child(["_images", str(store), model, str(epochs), str(repeats)], Variant(backend=backend))
-                sps = {f: [o["samples_per_s"] for o in out if o["feed"] == f]
-                       for f in ("store", "store, epoch guard", "store, spe+guard", "store, rows in memory", "memory")}
-                cost = [100 * (1 - a / b) for a, b in zip(sps["store"], sps["memory"])]
-                fast = [100 * (1 - a / b) for a, b in zip(sps["store, rows in memory"], sps["memory"])]
+                sps = {f: [o["samples_per_s"] for o in out if o["feed"] == f] for f in IMAGE_FEEDS}
+                cost = [100 * (1 - a / b) for a, b in zip(sps[featx], sps[mem_feed])]
+                before = [100 * (1 - a / b) for a, b in zip(sps[base], sps[mem_feed])]
+                epoch_of = [o["epoch_s"] for o in out if o["feed"] == featx]
                 reads = [o["epoch_s"] for o in out if o["feed"] == "read only"]
-                share = [100 * a / o["epoch_s"] for a, o in zip(reads, (o for o in out if o["feed"] == "store"))]
                 mem = [o["epoch_s"] for o in out if o["feed"] == "read only, rows in memory"]
-                mem_share = [100 * a / o["epoch_s"] for a, o in zip(mem, (o for o in out if o["feed"] == "store"))]
-                cpu_rows.append((model, {f: [o["cpu_epoch_s"] for o in out if o["feed"] == f and "cpu_epoch_s" in o]
-                                         for f in ("store", "store, rows in memory", "memory", "read only",
-                                                   "read only, rows in memory")}))
+                share = [100 * a / e for a, e in zip(reads, epoch_of)]
+                mem_share = [100 * a / e for a, e in zip(mem, epoch_of)]
+                cpu_rows.append((model, {f: [o["cpu_epoch_s"] for o in out if o["feed"] == f]
+                                         for f in (*IMAGE_FEEDS, "read only", "read only, rows in memory")}))
                 print(f"| {model} ({', '.join(out[0]['kinds'])}) | {out[0]['rows']} | {out[0]['params']:,} | "
-                      f"{spread(sps['store'])} | {spread(sps['store, epoch guard'])} | "
-                      f"{spread(sps['store, spe+guard'])} | {spread(sps['store, rows in memory'])} | "
-                      f"{spread(sps['memory'])} | {spread(cost)} % | "
-                      f"{spread(fast)} % | {spread(reads)} ({spread(share)} %) | {spread(mem)} "
-                      f"({spread(mem_share)} %) |", flush=True)
+                      + " | ".join(spread(sps[f]) for f in IMAGE_FEEDS)
+                      + f" | {spread(cost)} % | {spread(before)} % | {spread(reads)} ({spread(share)} %) | "
+                      f"{spread(mem)} ({spread(mem_share)} %) |", flush=True)
             print(f"\nThe same fits in CPU seconds of the process per epoch (all its threads; less moved by other "
                   f"processes than wall time), {backend}:\n")
-            print("| model | featx store feed | rows in memory | in-memory arrays | store feed's extra CPU vs memory "
-                  "| rows in memory's | reading an epoch alone: store | rows in memory |")
-            print("|---|---|---|---|---|---|---|---|")
+            print("| model | " + " | ".join(IMAGE_FEEDS) + " | featx's extra CPU vs memory | reading an epoch alone: "
+                  "store | rows in memory |")
+            print("|---|" + "---|" * len(IMAGE_FEEDS) + "---|---|---|")
             for model, c in cpu_rows:
-                extra = [100 * (a / b - 1) for a, b in zip(c["store"], c["memory"])]
-                extra_mem = [100 * (a / b - 1) for a, b in zip(c["store, rows in memory"], c["memory"])]
-                print(f"| {model} | {spread(c['store'])} | {spread(c['store, rows in memory'])} | {spread(c['memory'])} "
-                      f"| {spread(extra)} % | {spread(extra_mem)} % | {spread(c['read only'])} | "
-                      f"{spread(c['read only, rows in memory'])} |", flush=True)
+                extra = [100 * (a / b - 1) for a, b in zip(c[featx], c[mem_feed])]
+                print(f"| {model} | " + " | ".join(spread(c[f]) for f in IMAGE_FEEDS)
+                      + f" | {spread(extra)} % | {spread(c['read only'])} | {spread(c['read only, rows in memory'])} |",
+                      flush=True)
 
 
 def main(argv=None) -> None:
@@ -557,7 +560,7 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", default=None,
                         help="timed epochs per model, e.g. mlp=60,lstm=4 (default: %s)" %
                         ",".join(f"{k}={v}" for k, v in EPOCHS.items()))
-    parser.add_argument("--cv-variants", default="featx,spe+guard,jax,jax, cache of an earlier run",
+    parser.add_argument("--cv-variants", default="baseline,featx,jax,jax warm-cache",
                         help="comma-separated; the first is the baseline of the speed-ups")
     parser.add_argument("--cv-repeats", type=int, default=1)
     parser.add_argument("--image-models", default="cnn2d,multihead")
@@ -580,7 +583,7 @@ def main(argv=None) -> None:
         accuracy(models, args.cv_variants.split(","), args.cv_repeats)
     if "images" in args.parts:
         images(args.image_models.split(","), args.repeats, args.image_epochs, args.image_backends.split(","))
-    print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
+    print(f"\nload average {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)")
 
 
 if __name__ == "__main__":

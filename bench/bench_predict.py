@@ -8,10 +8,11 @@ beside them a one-clip ``featx extract`` of the same clip:
 * the same command run inside one instrumented process, split into featx's
   start-up (``import featx.cli``), the Keras import (``featx.runtime.keras.import_keras``:
   TensorFlow or JAX with it), loading the bundle (``featx.bundle.load_bundle``,
-  less the Keras import inside it), feature extraction
-  (``featx.extract.file.extract_features``), the model
-  (``Bundle.predict_table``: scaling and the forward pass) and the rest (the
-  command's own imports, pandas, rendering). Each part is timed exclusively: a
+  less the Keras import inside it), decoding the audio
+  (``featx.models.tables.load``), feature extraction
+  (``featx.models.tables.samples_features``), the model (the family's
+  ``predict_proba``: scaling and the forward pass) and the rest (the command's own
+  imports, pandas, rendering). Each part is timed exclusively: a
   part called inside another is taken out of it.
 
 Every configuration runs once per repeat, in a rotated order. Bundles are made
@@ -37,7 +38,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Exclusively timed parts of the instrumented run, in report order.
-PARTS = ("featx start-up", "Keras import", "bundle load", "feature extraction", "model (predict_table)", "rest")
+PARTS = ("featx start-up", "Keras import", "bundle load", "audio decode", "feature extraction",
+         "model (predict_proba)", "rest")
 
 _SPLIT = r'''
 import sys, time, json, io, contextlib
@@ -67,10 +69,12 @@ timed(featx.runtime.keras, "import_keras", "Keras import")
 import featx.cli
 from featx.cli.main import main
 T["featx start-up"] = time.perf_counter() - t
-import featx.bundle, featx.extract.file
+import featx.bundle, featx.models.tables, featx.models.keras_rows, featx.models.sklearn_rows
 timed(featx.bundle, "load_bundle", "bundle load")
-timed(featx.extract.file, "extract_features", "feature extraction")
-timed(featx.bundle.Bundle, "predict_table", "model (predict_table)")
+timed(featx.models.tables, "load", "audio decode")
+timed(featx.models.tables, "samples_features", "feature extraction")
+timed(featx.models.keras_rows.KerasRows, "predict_proba", "model (predict_proba)")
+timed(featx.models.sklearn_rows.SklearnRows, "predict_proba", "model (predict_proba)")
 out = io.StringIO()
 with contextlib.redirect_stdout(out):
     try:
