@@ -43,7 +43,7 @@ IMAGE_MODELS = ("cnn2d", "cnn2d-base", "mfcc-cnn", "multihead")
 def load_data(path: Path | None, rows: int):
     if path is not None and path.exists():
         from featx.data.table import read_feature_csv
-        from featx.training.preprocessing import Preprocessing
+        from featx.models.preprocessing import Preprocessing
 
         table = read_feature_csv(path)
         prep = Preprocessing.for_labels(table.feature_columns, table.labels, log_variances=True)
@@ -86,7 +86,7 @@ def time_model(name: str, X, y, num_classes: int, *, epochs: int, batch_size: in
 
     from featx.runtime.keras import steps_per_execution
     from featx.models.registry import get_model
-    from featx.training.fit import seed_everything
+    from featx.models.keras_fit import seed_everything
 
     spec = get_model(name)
     if keras.backend.backend() == "jax":
@@ -192,7 +192,7 @@ def main(argv=None) -> None:
     if args.cores:
         pin_cores(args.cores)
 
-    from featx.training.fit import describe_device
+    from featx.models.keras_fit import describe_device
 
     table = load_data(args.csv, args.rows)
     X, source = table[0], table[3]
