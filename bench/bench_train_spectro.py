@@ -40,7 +40,7 @@ def _worker(store_path: str, model: str, epochs: int, batch_size: int, in_memory
 
     import numpy as np
 
-    from featx._keras import import_keras
+    from featx.runtime.keras import import_keras
     from featx.data.store_table import StoreTable
     from featx.models.registry import get_model
     from featx.training.config import TrainConfig

@@ -167,7 +167,7 @@ def genre_clip():
 @pytest.fixture(scope="session")
 def keras():
     """The keras module, imported through featx (TensorFlow's log level set first)."""
-    from featx._keras import import_keras
+    from featx.runtime.keras import import_keras
 
     return import_keras()
 

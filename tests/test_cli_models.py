@@ -54,7 +54,7 @@ def test_train_in_a_terminal_prints_no_tensorflow_start_up_logs(tmp_path, make_c
 
 
 def test_cpp_log_filter_follows_the_log_level():
-    from featx._keras import filter_cpp_logs
+    from featx.runtime.keras import filter_cpp_logs
 
     text = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
             "I0000 00:00:1795253668.223746    1171 port.cc:153] oneDNN custom operations are on.\n"
@@ -88,7 +88,7 @@ def test_a_crash_while_importing_keras_still_shows_its_message(tmp_path):
     repo = Path(__file__).resolve().parents[1]
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "fake"), str(repo)])
-    done = subprocess.run([sys.executable, "-c", "from featx._keras import import_keras; import_keras()"],
+    done = subprocess.run([sys.executable, "-c", "from featx.runtime.keras import import_keras; import_keras()"],
                           capture_output=True, text=True, env=env, cwd=tmp_path)
     assert done.returncode != 0
     assert "compiled to use AVX" in done.stderr and "a plain line" in done.stderr, done.stderr

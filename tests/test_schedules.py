@@ -78,7 +78,7 @@ def test_augmentation_is_accepted_for_image_models_and_recorded():
 
 def _recorded_fit(config, X, y):
     """Fit a tiny Dense network compiled with featx's options; the learning rate after each epoch."""
-    from featx._keras import import_keras
+    from featx.runtime.keras import import_keras
     from featx.data.labels import LabelEncoding
     from featx.models.keras_fit import compile_options
 

@@ -112,7 +112,7 @@ def test_sigmoid_output_and_channels_last_input():
 
 @pytest.mark.parametrize("which", ["cnn2d", "cnn2d_base", "mfcc_cnn", "multihead"])
 def test_two_epoch_fit_on_a_tiny_batch(which):
-    from featx._keras import import_keras
+    from featx.runtime.keras import import_keras
 
     keras = import_keras()
     keras.utils.set_random_seed(0)

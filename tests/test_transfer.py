@@ -17,7 +17,7 @@ def _count(weights) -> int:
 
 @pytest.fixture(scope="module")
 def keras():
-    from featx._keras import import_keras
+    from featx.runtime.keras import import_keras
 
     return import_keras()
 
@@ -127,7 +127,7 @@ def test_bad_settings_refused(tmp_path, weights_file):
     with pytest.raises(ConfigError, match="not found"):
         build_vgg16((32, 32), 3, weights=tmp_path / "missing.h5")
     other = tmp_path / "other.weights.h5"
-    from featx._keras import import_keras
+    from featx.runtime.keras import import_keras
 
     keras = import_keras()
     small = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._keras import import_keras
+from ..runtime.keras import import_keras
 from ..errors import ConfigError, FeatxError, OutputError
 from ..extract.audio import load
 from ..features.musicnn_input import (  # noqa: F401  (the package's names are re-exported here)

@@ -35,7 +35,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from .._keras import import_keras
+from ..runtime.keras import import_keras
 from .._version import __version__
 from ..data.labels import LabelEncoding
 from ..errors import AudioError, BundleError, DataError, TrainingError

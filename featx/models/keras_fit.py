@@ -7,6 +7,12 @@ reads: the optimizer (:data:`OPTIMIZERS`), how the learning rate moves
 or ``plateau``: ReduceLROnPlateau), early stopping, the guard that stops at the first
 non-finite loss, the epoch progress bar and the per-epoch hook a sweep prunes with
 (:func:`fit_keras`). The table, segment and image families each bring their data feed.
+
+A fit runs a whole epoch (at most :data:`~featx.runtime.keras.MAX_STEPS_PER_EXECUTION`
+steps) per call of Keras's compiled train function and checks the loss once per
+epoch (:func:`featx.runtime.keras.steps_per_execution`, :func:`~featx.runtime.keras.nan_guard`):
+the same weights as one step per call with a per-batch check, without the per-step
+Python and dispatch that dominated a table model's fit on the CPU.
 """
 from __future__ import annotations
 
@@ -18,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .._keras import import_keras
+from ..io.cache import cache_root
+from ..runtime.keras import enable_compile_cache, import_keras, nan_guard, steps_per_execution
 from ..errors import BundleError, ConfigError, TrainingError
 from ..io.atomic import atomic_save
 from ..runtime.progress import progress_bar
@@ -29,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["OPTIMIZERS", "LR_SCHEDULES", "POLY_POWER", "check_schedule_and_augmentation",
            "resolved_schedule", "learning_rate", "schedule_callbacks", "compile_options",
-           "one_hot_targets", "seed_everything", "describe_device", "make_optimizer", "fit_keras",
+           "one_hot_targets", "keras_backend", "seed_everything", "describe_device", "make_optimizer", "fit_keras",
            "predict_batches", "save_keras", "load_keras", "release_keras", "configure_keras_process",
            "KerasModel"]
 
@@ -141,9 +148,23 @@ def one_hot_targets(config, labels, y, num_classes: int):
 # Seeding, devices, optimizers and guards
 
 
+def keras_backend():
+    """Keras, with JAX's compilation cache in featx's cache folder (``xla/``) under the JAX backend.
+
+    Called before anything is built or loaded, so that JAX, which decides at its first
+    compilation whether to use the cache, finds it set: the next fold, trial or run of
+    the same network then skips XLA's compilation (see
+    :func:`featx.runtime.keras.enable_compile_cache`).
+    """
+    keras = import_keras()
+    if keras.backend.backend() == "jax":
+        enable_compile_cache(cache_root() / "xla")
+    return keras
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and the Keras backend; make TensorFlow ops deterministic."""
-    keras = import_keras()
+    keras = keras_backend()
 
     keras.utils.set_random_seed(int(seed))
     if keras.backend.backend() == "tensorflow":
@@ -213,19 +234,6 @@ def make_optimizer(name: str, learning_rate: float):
     return classes[name](learning_rate=learning_rate)
 
 
-def _nan_guard():
-    """A callback that stops training at the first non-finite batch loss."""
-    keras = import_keras()
-
-    class NanGuard(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            loss = (logs or {}).get("loss")
-            if loss is not None and not math.isfinite(float(loss)):
-                self.model.stop_training = True
-
-    return NanGuard()
-
-
 def _epoch_hook(on_epoch):
     """A callback that hands every finished epoch's metrics to ``on_epoch(epoch, logs)``."""
     keras = import_keras()
@@ -253,7 +261,9 @@ def fit_keras(model, data, *, config, labels, steps_per_epoch: int, valid=None, 
     labels : LabelEncoding
         Chooses the loss (one genre: sparse categorical cross-entropy; several: binary).
     steps_per_epoch : int
-        Batches per epoch (the polynomial schedule decays over ``epochs * steps_per_epoch``).
+        Batches per epoch: the polynomial schedule decays over ``epochs * steps_per_epoch``,
+        and each call of the compiled train function runs
+        :func:`~featx.runtime.keras.steps_per_execution` of them.
     valid : np.ndarray or keras.utils.PyDataset, optional
         Validation inputs (with ``valid_targets``) or batches: early stopping and
         learning-rate plateaus watch their loss; without them, the training loss.
@@ -268,7 +278,7 @@ def fit_keras(model, data, *, config, labels, steps_per_epoch: int, valid=None, 
     Raises
     ------
     TrainingError
-        The training loss became NaN or infinite (training stops at once).
+        The training loss became NaN or infinite (training stops at the end of that epoch).
     """
     keras = import_keras()
 
@@ -277,8 +287,8 @@ def fit_keras(model, data, *, config, labels, steps_per_epoch: int, valid=None, 
     compile_kwargs, schedule = compile_options(config, labels, steps_per_epoch, monitor)
     if optimizer_hook is not None:
         compile_kwargs["optimizer"] = optimizer_hook(model, compile_kwargs["optimizer"])
-    model.compile(**compile_kwargs)
-    callbacks = [_nan_guard(), _epoch_bar(config.epochs, desc, progress)] + schedule
+    model.compile(**compile_kwargs, steps_per_execution=steps_per_execution(steps_per_epoch))
+    callbacks = [nan_guard(), _epoch_bar(config.epochs, desc, progress)] + schedule
     if config.patience > 0:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience,
                                                        restore_best_weights=True))
@@ -336,7 +346,7 @@ def load_keras(path):
     """
     if not path.is_file():
         raise BundleError(f"{path}: missing; expected the saved Keras model")
-    keras = import_keras()
+    keras = keras_backend()
 
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)

@@ -3,8 +3,11 @@ multihead, vgg16, musicnn).
 
 An image model reads the images of one or more kinds of each segment. Its rows come
 from a :class:`~featx.data.store_table.StoreTable`, and its images are read from disk
-one batch at a time (:func:`store_batches`, a ``keras.utils.PyDataset``), so a store
-larger than memory trains. Each kind is standardised by a mean and standard deviation
+one batch at a time (:func:`store_batches`, a ``keras.utils.PyDataset``). Reading a
+store chunk costs about a millisecond of Zarr's machinery whatever its size, so a fit
+first reads its fold's rows once into memory where they fit (:func:`rows_in_memory`,
+at most half the free memory and 2 GiB) and serves every batch from there; a store
+larger than that is read per batch, so it still trains. Each kind is standardised by a mean and standard deviation
 fitted on the training rows only (:class:`~featx.models.preprocessing.ImagePreprocessing`,
 saved in the bundle). Audio given to a trained model is turned into images with the
 store's recorded settings, a bounded block of segments at a time
@@ -15,11 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
 
-from .._keras import import_keras
+from ..runtime.keras import import_keras
 from ..data.store_table import StoreTable
 from ..errors import BundleError, DataError, FeatxError
 from ..extract.audio import load, segment
@@ -48,7 +52,7 @@ from .pretrained import fine_tuning_optimizer
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["KerasImages", "store_batches", "AUDIO_BLOCK"]
+__all__ = ["KerasImages", "store_batches", "rows_in_memory", "RowCache", "memory_budget", "AUDIO_BLOCK"]
 
 #: Rows read from a store at a time when predicting.
 READ_ROWS = 256
@@ -122,6 +126,7 @@ class KerasImages(KerasModel, ModelFamily):
         store = table.store
         train, valid = rows_of(table, train), rows_of(table, valid)
         shapes = self.shapes or table.image_shapes(self.kinds)
+        store = rows_in_memory(store, np.concatenate([train, valid]), self.kinds)
         prep = ImagePreprocessing(list(self.kinds), self.labels, shapes).fit(store, train)
         self.preprocessing, self.shapes = prep, shapes
         self.spectrogram_settings = table.spectrogram_settings
@@ -214,11 +219,110 @@ class KerasImages(KerasModel, ModelFamily):
         return model
 
 
+#: Most bytes of images held in memory by default, whatever memory is free.
+MAX_CACHE_BYTES = 2 * 2**30
+
+
+def memory_budget(*, limit: int = MAX_CACHE_BYTES) -> int:
+    """Bytes an in-memory feed may take: half the memory free now, at most ``limit``.
+
+    Where the free memory cannot be asked for (not Linux), ``limit`` alone.
+    """
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return int(limit)
+    return int(min(limit, free // 2))
+
+
+class RowCache:
+    """The images of ``rows`` of a store, read once and held in memory.
+
+    ``read(indices, kinds)`` answers as :meth:`featx.data.store.SpectrogramStore.read`
+    does (store row numbers, any order, repeats allowed), for rows it holds.
+
+    Parameters
+    ----------
+    store : SpectrogramStore
+    rows : np.ndarray [shape=(n,)]
+        Store row numbers to hold.
+    kinds : sequence of str
+        Image kinds to hold.
+
+    Attributes
+    ----------
+    nbytes : int
+        Bytes of images held.
+    """
+
+    def __init__(self, store, rows, kinds):
+        self.rows = np.unique(np.asarray(rows, dtype=np.int64).reshape(-1))
+        self.kinds = tuple(kinds)
+        shapes = {kind: tuple(store.image_shape(kind)) for kind in self.kinds}
+        self._images = {kind: np.empty((len(self.rows), *shapes[kind]), dtype=np.float32) for kind in self.kinds}
+        for start in range(0, len(self.rows), READ_ROWS):
+            block = store.read(self.rows[start:start + READ_ROWS], self.kinds)
+            for kind in self.kinds:
+                self._images[kind][start:start + READ_ROWS] = block[kind]
+        self.nbytes = sum(a.nbytes for a in self._images.values())
+
+    def image_shape(self, kind: str) -> tuple[int, int]:
+        return tuple(self._images[kind].shape[1:])
+
+    def read(self, indices, kinds=None) -> dict[str, np.ndarray]:
+        """``kind -> np.ndarray [shape=(n, height, width)]`` of the store rows ``indices``.
+
+        Raises
+        ------
+        KeyError
+            A kind or a row that is not held.
+        """
+        kinds = self.kinds if kinds is None else ((kinds,) if isinstance(kinds, str) else tuple(kinds))
+        missing = [k for k in kinds if k not in self._images]
+        if missing:
+            raise KeyError(f"kind {missing[0]!r} is not held; held: {', '.join(self.kinds)}")
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        pos = np.minimum(np.searchsorted(self.rows, idx), max(len(self.rows) - 1, 0))
+        if idx.size and (len(self.rows) == 0 or (self.rows[pos] != idx).any()):
+            stray = idx[self.rows[pos] != idx] if len(self.rows) else idx
+            raise KeyError(f"row {int(stray[0])} is not held")
+        return {kind: self._images[kind][pos] for kind in kinds}
+
+
+def rows_in_memory(store, rows, kinds, *, max_bytes: int | None = None):
+    """A :class:`RowCache` of ``rows`` where their images fit ``max_bytes``, else ``store`` itself.
+
+    Parameters
+    ----------
+    store : SpectrogramStore
+    rows : np.ndarray [shape=(n,)]
+        Every store row the fit will read (training and validation rows).
+    kinds : sequence of str
+    max_bytes : int, optional
+        Default: :func:`memory_budget`.
+
+    Examples
+    --------
+    >>> feed = rows_in_memory(store, np.concatenate([train, valid]), kinds)  # doctest: +SKIP
+    >>> batches = store_batches(feed, train, y[train], prep, batch_size=32, shuffle=True)  # doctest: +SKIP
+    """
+    rows = np.unique(np.asarray(rows, dtype=np.int64).reshape(-1))
+    per_row = sum(4 * int(np.prod(store.image_shape(kind))) for kind in kinds)
+    need = per_row * len(rows)
+    budget = memory_budget() if max_bytes is None else int(max_bytes)
+    if need > budget:
+        logger.info("images of %d rows take %.0f MiB, more than the %.0f MiB allowed: read from the store per batch",
+                    len(rows), need / 2**20, budget / 2**20)
+        return store
+    return RowCache(store, rows, kinds)
+
+
 def store_batches(store, rows, y, prep: ImagePreprocessing, *, batch_size: int, shuffle: bool = False,
                   seed: int = 0, augmentation=None):
     """A ``keras.utils.PyDataset`` of ``(inputs, targets)`` batches of ``rows`` of ``store``.
 
-    Each batch's images are read from disk when Keras asks for it; the dataset holds
+    ``store`` is a store or a :class:`RowCache` of it. Each batch's images are read
+    when Keras asks for it; the dataset holds
     only row numbers and targets. With ``shuffle`` the order changes every epoch,
     drawn from ``seed`` and the epoch number. ``y=None`` gives input-only batches
     (for prediction, in row order). ``augmentation`` (an active

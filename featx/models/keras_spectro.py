@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from .._keras import import_keras
+from ..runtime.keras import import_keras
 from ..errors import ConfigError
 
 __all__ = ["build_cnn2d", "build_cnn2d_base", "build_mfcc_cnn", "build_multihead", "min_image_size"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .._keras import import_keras
+from ..runtime.keras import import_keras
 from ..data.labels import ACTIVATIONS
 from ..errors import ConfigError
 

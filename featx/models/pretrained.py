@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .._keras import import_keras
+from ..runtime.keras import import_keras
 from ..errors import ConfigError
 from ..extract.musicnn import assign_weights, build_musicnn, checkpoint_variables
 from .transfer import BASE_NAME, build_vgg16, fine_tuned_layers

@@ -30,7 +30,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from .._keras import import_keras
+from ..runtime.keras import import_keras
 from ..errors import ConfigError
 from .keras_spectro import _check_classes, _image_shape, _rate
 
