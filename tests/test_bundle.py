@@ -76,8 +76,10 @@ def test_bundle_holds_no_pickles(trained):
         assert "schema.json" in archive.namelist()
     prep = json.loads((directory / "preprocessing.json").read_text())
     assert len(prep["scaler"]["mean"]) == len(prep["feature_columns"])
-    assert not any(p.suffix in (".pkl", ".joblib", ".pickle", ".npz") and p.name != "model_check.npz"
-                   for p in directory.rglob("*"))
+    with np.load(directory / "distance.npz", allow_pickle=False) as data:  # the training rows' distances
+        assert data["rows"].dtype.kind == "f" and data["reference"].dtype.kind == "f"
+    assert not any(p.suffix in (".pkl", ".joblib", ".pickle", ".npz")
+                   and p.name not in ("model_check.npz", "distance.npz") for p in directory.rglob("*"))
 
 
 def test_loading_refuses_code_in_a_keras_file(trained, tmp_path):

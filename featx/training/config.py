@@ -49,8 +49,15 @@ SEARCHES = ("grid", "random")
 #: ``auto`` normalises when the table's columns follow the gain law (they hold ``rms_mean``).
 LOUDNESS = ("auto", "normalise", "as-recorded")
 
+#: How prediction pools a file's windows (segments) into one row (see
+#: :mod:`featx.bundle.fileframe`): mean probabilities, the share of windows each genre
+#: wins, or each genre's highest probability in any window.
+AGGREGATES = ("mean", "vote", "max")
+#: The share of a file's windows a genre needs to be listed in ``genres`` under ``vote``.
+MIN_SHARE = 0.25
+
 __all__ = ["METRIC_NAMES", "MULTILABEL_METRIC_NAMES", "SWEEP_METRICS", "LOWER_IS_BETTER",
-           "DEFAULT_THRESHOLD", "TUNED", "LOUDNESS", "metric_names", "parse_threshold", "LEVELS", "OPTIMIZERS", "SEARCHES", "SPLITS", "TRAINING_DEFAULTS",
+           "DEFAULT_THRESHOLD", "TUNED", "LOUDNESS", "AGGREGATES", "MIN_SHARE", "metric_names", "parse_threshold", "LEVELS", "OPTIMIZERS", "SEARCHES", "SPLITS", "TRAINING_DEFAULTS",
            "OPTION_HELP", "TrainConfig", "DEFAULTS", "LR_SCHEDULES"]
 
 
