@@ -91,3 +91,25 @@ def test_a_trained_bundle_says_when_it_is_unsure(svm_bundle, gtzan_dir, run_cli,
     assert {"confidence", "uncertain", "distance_pct"} <= set(loud.columns)
     assert quiet["genre"].tolist() == loud["genre"].tolist()
     assert np.allclose(quiet[list(bundle.classes_)].to_numpy(), loud[list(bundle.classes_)].to_numpy(), atol=1e-3)
+
+
+def test_predict_vote_through_the_command_line(tmp_path, synthetic_feature_csv, run_cli):
+    csv = synthetic_feature_csv(tmp_path / "rows.csv", n_tracks=8, n_segments=4, classes=["blues", "rock"],
+                                seed=0, separation=4.0, track_spread=0.3, row_spread=0.3)
+    run_cli("train", csv, "-m", "svm", "--folds", "2", "-o", tmp_path / "svm")
+    # a medley: two segments of a blues track, two of a rock track, under one name
+    rows = pd.read_csv(csv).drop(columns="label")
+    medley = pd.concat([rows[rows["filename"].str.startswith("blues.00000")].iloc[:2],
+                        rows[rows["filename"].str.startswith("rock.00000")].iloc[:2]])
+    medley["filename"] = [f"medley.00000.{k}.wav" for k in range(4)]
+    medley.to_csv(tmp_path / "medley.csv", index=False)
+    items = json.loads(run_cli("predict", tmp_path / "svm", tmp_path / "medley.csv", "--aggregate", "vote",
+                               "--format", "json").stdout)
+    assert len(items) == 1 and sorted(items[0]["genres"]) == ["blues", "rock"]
+    assert items[0]["shares"] == {"blues": 0.5, "rock": 0.5}
+    assert {"confidence", "uncertain", "distance_pct"} <= set(items[0])
+    text = run_cli("predict", tmp_path / "svm", tmp_path / "medley.csv", "--aggregate", "vote").stdout
+    assert "shares of segments" in text.splitlines()[0]
+    bad = run_cli("predict", tmp_path / "svm", tmp_path / "medley.csv", "--aggregate", "vote", "--min-share", "2",
+                  ok=False)
+    assert "--min-share must be a number in (0, 1]" in bad.output
