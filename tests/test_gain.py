@@ -16,10 +16,11 @@ from featx.models.preprocessing import Preprocessing
 CLIPS = ("jazz/jazz.00001.wav", "metal/metal.00000.wav", "classical/classical.00002.wav")
 
 
-@pytest.fixture(scope="module")
-def extractions(gtzan_dir):
-    """Rows of 10 s of three real clips, extracted at -12, 0 and +6 dB (gtzan preset)."""
-    settings = FeatureSettings(preset="gtzan", segment_seconds=None)
+@pytest.fixture(scope="module", params=["gtzan", "default"])
+def extractions(gtzan_dir, request):
+    """Rows of 10 s of three real clips, extracted at -12, 0 and +6 dB (the gtzan preset, and the
+    default preset with its spectral contrast columns)."""
+    settings = FeatureSettings(preset=request.param, segment_seconds=None)
     columns = settings.feature_columns()
     out = {}
     for clip in CLIPS:
