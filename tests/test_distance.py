@@ -56,3 +56,23 @@ def test_reference_sample_is_bounded_and_seeded():
     assert reference_sample(10, seed=0).tolist() == list(range(10))
     a, b = reference_sample(1000, seed=3, limit=100), reference_sample(1000, seed=3, limit=100)
     assert len(a) == 100 and np.array_equal(a, b) and (np.diff(a) > 0).all()
+
+
+def test_a_bundle_reads_only_the_reference_it_lists(tmp_path, synthetic_feature_csv, run_cli):
+    import json
+
+    from featx.bundle.files import load_bundle
+
+    csv = synthetic_feature_csv(tmp_path / "rows.csv", n_tracks=6, n_segments=2, classes=["blues", "rock"],
+                                seed=0, separation=4.0, track_spread=0.3, row_spread=0.3)
+    run_cli("train", csv, "-m", "knn", "--folds", "2", "-o", tmp_path / "knn")
+    bundle = tmp_path / "knn"
+    assert load_bundle(bundle).model.distance.usable
+    (bundle / DISTANCE_FILE).rename(tmp_path / "away.npz")
+    with pytest.raises(BundleError, match="files.distance names distance.npz"):
+        load_bundle(bundle)
+    (tmp_path / "away.npz").rename(bundle / DISTANCE_FILE)
+    meta = json.loads((bundle / "metadata.json").read_text())
+    del meta["files"]["distance"]  # as an older bundle: the file is not its own and is not read
+    (bundle / "metadata.json").write_text(json.dumps(meta))
+    assert load_bundle(bundle).model.distance is None

@@ -28,7 +28,7 @@ from ..extract.file import prepare_array, samples_features
 from ..features.gain import LEVEL_COLUMN, follows_gain_law
 from ..features.settings import FeatureSettings
 from .base import PREPROCESSING, AudioProbabilities, ModelFamily, rows_of, too_short
-from .distance import TrainingDistance, reference_sample
+from .distance import DISTANCE_FILE, TrainingDistance, reference_sample
 from .fields import check_int, check_names, corrupt, first_line, read_json
 from .preprocessing import Preprocessing, read_preprocessing
 
@@ -247,6 +247,12 @@ class TableFamily(ModelFamily):
             low, high = clip_bounds(model.settings)
             check_int(meta_path, "clip_samples", clip, low=low, high=high)
         model.clip_samples = clip
-        model.distance = TrainingDistance.load(directory, len(model.feature_columns))
+        files = metadata.get("files")
+        listed = isinstance(files, dict) and files.get("distance") == DISTANCE_FILE
+        # only a reference the bundle lists is read: a file of that name in an older bundle is not its own
+        model.distance = TrainingDistance.load(directory, len(model.feature_columns)) if listed else None
+        if listed and model.distance is None:
+            raise corrupt(meta_path, "files.distance", f"names {DISTANCE_FILE}, which the bundle does not hold",
+                          DISTANCE_FILE)
         return model
 
