@@ -61,7 +61,7 @@ class GenreClassifier(ClassifierMixin, BaseEstimator):
         ``random-forest``, ``ensemble``, ``mlp``, ``cnn``, ``lstm``, ``segment-lstm``.
         Image models read spectrogram stores; train them with :func:`featx.train`.
     epochs, batch_size, learning_rate, optimizer, seed, patience, reduce_lr_patience, \
-reduce_lr_factor, min_lr, lr_schedule, log_variances, valid_fraction, multi_label, threshold
+reduce_lr_factor, min_lr, lr_schedule, log_variances, loudness, valid_fraction, multi_label, threshold
         The training options of ``featx train`` (``None``: featx's default, or the
         model's own). ``valid_fraction`` of the training tracks is held out for early
         stopping (Keras models); ``multi_label=True`` trains one sigmoid (or one
@@ -96,8 +96,8 @@ reduce_lr_factor, min_lr, lr_schedule, log_variances, valid_fraction, multi_labe
     def __init__(self, model: str = "svm", *, epochs=None, batch_size=None, learning_rate=None,
                  optimizer=None, seed=None, patience=None, reduce_lr_patience=None, reduce_lr_factor=None,
                  min_lr=None, lr_schedule=None, time_masks=None, freq_masks=None, mask_width=None,
-                 time_shift=None, time_shift_mode=None, mixup=None, log_variances=None, valid_fraction=None,
-                 multi_label=None, threshold=None, **hyperparameters):
+                 time_shift=None, time_shift_mode=None, mixup=None, log_variances=None, loudness=None,
+                 valid_fraction=None, multi_label=None, threshold=None, **hyperparameters):
         self.model = model
         self.epochs = epochs
         self.batch_size = batch_size
@@ -116,6 +116,7 @@ reduce_lr_factor, min_lr, lr_schedule, log_variances, valid_fraction, multi_labe
         self.time_shift_mode = time_shift_mode
         self.mixup = mixup
         self.log_variances = log_variances
+        self.loudness = loudness
         self.valid_fraction = valid_fraction
         self.multi_label = multi_label
         self.threshold = threshold

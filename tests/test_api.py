@@ -172,7 +172,8 @@ def test_train_returns_the_bundle_it_saved(tmp_path, table_csv):
     assert loaded.predict(rows).tolist() == model.predict(rows).tolist()
     assert (loaded.predict(rows) == rows["label"]).mean() >= 0.9
     assert len(from_path) == 18 and (from_path["genre"] == from_path["file"].str.split(".").str[0]).mean() >= 0.9
-    assert list(from_path.columns) == ["file", "genre", "blues", "jazz", "rock"]
+    assert list(from_path.columns) == ["file", "genre", "confidence", "uncertain", "distance_pct",
+                                       "blues", "jazz", "rock"]
     np.testing.assert_allclose(from_path[["blues", "jazz", "rock"]].sum(axis=1), 1.0)
 
 

@@ -76,7 +76,9 @@ def test_bundle_holds_no_pickles(trained):
         assert "schema.json" in archive.namelist()
     prep = json.loads((directory / "preprocessing.json").read_text())
     assert len(prep["scaler"]["mean"]) == len(prep["feature_columns"])
-    arrays = ("model_check.npz", "model_arrays.npz")
+    with np.load(directory / "distance.npz", allow_pickle=False) as data:  # the training rows' distances
+        assert data["rows"].dtype.kind == "f" and data["reference"].dtype.kind == "f"
+    arrays = ("model_check.npz", "model_arrays.npz", "distance.npz")
     for name in arrays:  # plain arrays: loading them with pickles refused works
         with np.load(directory / name, allow_pickle=False) as data:
             assert all(data[key].dtype != object for key in data.files)

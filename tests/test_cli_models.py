@@ -209,7 +209,7 @@ def test_predict_formats(bundle, tmp_path, make_csv, run):
     pd.read_csv(unlabelled).drop(columns=["label"]).to_csv(unlabelled, index=False)
     csv_out = run("predict", out, unlabelled, "--format", "csv").output
     frame = pd.read_csv(pd.io.common.StringIO(csv_out))
-    assert list(frame.columns) == ["file", "genre", "blues", "rock"]
+    assert list(frame.columns) == ["file", "genre", "confidence", "uncertain", "distance_pct", "blues", "rock"]
     assert len(frame) == 16 and frame["file"].iloc[0] == "blues.00000.wav"
     np.testing.assert_allclose(frame[["blues", "rock"]].sum(axis=1), 1, rtol=1e-4)
     assert (frame["genre"] == frame[["blues", "rock"]].idxmax(axis=1)).all()
@@ -237,7 +237,8 @@ def test_predict_real_audio_with_a_kaggle_model(tmp_path, run, gtzan_dir):
         run("predict", out, *clips, "--format", "csv").output))
     assert len(frame) == 2 and frame.columns[0] == "file" and frame.columns[1] == "genre"
     assert frame["file"].iloc[0].endswith("classical.00000.wav")
-    assert frame.shape[1] == 13 and (frame["windows"] == 1).all()  # 30-s clips: one window each
+    # file, genre, windows, confidence, uncertain, distance_pct and ten genres
+    assert frame.shape[1] == 16 and (frame["windows"] == 1).all()  # 30-s clips: one window each
 
 
 def test_plot_commands(bundle, tmp_path, run):

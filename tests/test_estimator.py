@@ -94,7 +94,8 @@ def test_a_keras_family_fits_predicts_and_round_trips_through_a_bundle(rows, tmp
     csv = tmp_path / "rows.csv"
     X.assign(label=y).to_csv(csv, index=False)
     out = run_cli("predict", folder, csv, "-f", "csv")
-    assert out.output.splitlines()[0].startswith("file,genre,blues,jazz,rock")
+    # fitted without cross-validation: a distance reference, no confidence record
+    assert out.output.splitlines()[0].startswith("file,genre,distance_pct,blues,jazz,rock")
     run_cli("evaluate", folder, csv, "-o", tmp_path / "ev")
     loaded = featx.load_bundle(folder)
     np.testing.assert_allclose(loaded.predict_proba(X), proba, rtol=1e-5, atol=1e-6)

@@ -80,6 +80,11 @@ def _widen(data):  # one more feature column everywhere the JSON lists them
         data["scaler"]["scale"].append(1.0)
 
 
+def _widen_unlisted(data):  # as _widen, with the bundle's distance reference unlisted (so not read)
+    _widen(data)
+    data.get("files", {}).pop("distance", None)
+
+
 def _more_classes(data):
     data["classes"].append("zz")
     if "labels" in data:
@@ -113,7 +118,8 @@ TAMPERED = [
     ("knn", {"metadata.json": _set("segmented", value="no")}, "segmented"),
     ("knn", {"metadata.json": _set("settings", value=5)}, "settings"),
     ("knn", {"metadata.json": _set("classes", value=["blues", "jazz"])}, "classes"),
-    ("mlp", {"metadata.json": _widen, "preprocessing.json": _widen}, "input shape"),
+    ("mlp", {"metadata.json": _widen, "preprocessing.json": _widen}, "distance.npz: rows must be finite rows of 5"),
+    ("mlp", {"metadata.json": _widen_unlisted, "preprocessing.json": _widen}, "input shape"),
     ("mlp", {"metadata.json": _more_classes, "preprocessing.json": _more_classes}, "output shape"),
 ]
 

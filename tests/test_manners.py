@@ -288,8 +288,10 @@ def test_top_k_with_csv_gives_the_k_best_genres(tmp_path, synthetic_feature_csv)
     assert full.exit_code == 0 and top.exit_code == 0, top.output
     full_frame = pd.read_csv(io.StringIO(full.stdout))
     top_frame = pd.read_csv(io.StringIO(top.stdout))
-    assert list(full_frame.columns) == ["file", "genre", "a", "b", "c"]
-    assert list(top_frame.columns) == ["file", "genre", "top1", "top1_probability", "top2", "top2_probability"]
+    sure = ["confidence", "uncertain", "distance_pct"]
+    assert list(full_frame.columns) == ["file", "genre", *sure, "a", "b", "c"]
+    assert list(top_frame.columns) == ["file", "genre", *sure, "top1", "top1_probability", "top2",
+                                       "top2_probability"]
     proba = full_frame[["a", "b", "c"]].to_numpy()
     ranked = np.sort(proba, axis=1)[:, ::-1]
     assert (top_frame["top1"] == full_frame["genre"]).all()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..errors import BundleError, FeatxError
 from ..models.fields import check_int, check_names, corrupt, is_int, is_number
+from ..training.confidence import check_confidence
 
 __all__ = ["check_metadata", "check_params", "check_agreement"]
 
@@ -107,6 +108,7 @@ def check_metadata(path: Path, metadata: dict, spec) -> dict:
         for name in ("rows", "tracks"):
             if data.get(name) is not None:
                 check_int(path, f"training_data.{name}", data[name])
+    check_confidence(metadata.get("confidence"), str(path))
     return check_params(path, spec, metadata.get("params", {}))
 
 

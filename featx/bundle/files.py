@@ -47,7 +47,8 @@ __all__ = ["write_bundle", "save_bundle", "load_bundle", "file_sha256", "write_j
 
 
 def write_bundle(directory, model, *, config, table, final_fit: dict, split: str, leaky: bool,
-                 device: str, seconds: float, thresholds=None, extra: dict | None = None) -> Path:
+                 device: str, seconds: float, thresholds=None, confidence: dict | None = None,
+                 extra: dict | None = None) -> Path:
     """Write a fitted model, its preprocessing and ``metadata.json`` into ``directory`` (which must exist).
 
     Parameters
@@ -69,11 +70,16 @@ def write_bundle(directory, model, *, config, table, final_fit: dict, split: str
         How long the training run took.
     thresholds : np.ndarray, optional
         A multi-label model's per-genre decision thresholds.
+    confidence : dict, optional
+        The calibration and ``uncertain`` threshold fitted on held-out predictions
+        (:func:`featx.training.confidence.fit_confidence`); without it, predictions carry
+        no ``confidence`` or ``uncertain`` column.
     extra : dict, optional
         More entries for ``metadata.json``.
     """
     directory = Path(directory)
     files = model.save(directory)
+    distance = model.save_distance(directory)
     rows = np.concatenate([np.asarray(final_fit["train"]), np.asarray(final_fit["valid"])]).astype(int)
     metadata = {
         "format": FORMAT,
@@ -105,7 +111,8 @@ def write_bundle(directory, model, *, config, table, final_fit: dict, split: str
         "leaky_split": leaky,
         "device": device,
         "train_seconds": round(seconds, 2),
-        "files": {"model": files[0]},
+        "files": {"model": files[0], **({"distance": distance} if distance else {})},
+        **({"confidence": confidence} if confidence else {}),
         **thresholds_metadata(model, config, thresholds),
         **(extra or {}),
     }
@@ -117,7 +124,8 @@ def save_bundle(result, directory, *, table, extra: dict | None = None) -> Path:
     """Write the model of a training run (:class:`~featx.training.cv.TrainResult`) into ``directory``."""
     return write_bundle(directory, result.model, config=result.config, table=table, final_fit=result.final_fit,
                         split=result.plan.description, leaky=result.plan.leaky, device=result.device,
-                        seconds=result.seconds, thresholds=result.thresholds, extra=extra)
+                        seconds=result.seconds, thresholds=result.thresholds,
+                        confidence=getattr(result, "confidence", None), extra=extra)
 
 
 # ---------------------------------------------------------------------------

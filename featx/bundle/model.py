@@ -2,9 +2,11 @@
 
 :class:`Bundle` wraps the model object of any family
 (:class:`~featx.models.base.ModelFamily`) with what ``metadata.json`` says about its
-training run. Every prediction method returns a DataFrame with one row per track (or
-file, or array): ``file``, ``genre`` (a multi-label model adds ``genres``), then one
-probability column per class. The same per-window probabilities feed the command
+training run. Every prediction method returns the per-file frame
+(:mod:`featx.bundle.fileframe`): one row per track (or file, or array) with ``file``,
+``genre`` (a multi-label model, or ``vote``/``max`` pooling, adds ``genres``),
+``confidence``, ``uncertain`` and ``distance_pct`` where the bundle recorded what they
+need, then one column per class. The same per-window probabilities feed the command
 line's ``--timeline`` and ``featx serve`` (:meth:`Bundle.audio_windows`).
 """
 from __future__ import annotations
@@ -27,7 +29,8 @@ from ..extract.audio import find_audio
 from ..models.base import AudioProbabilities, ModelFamily
 from ..training.metrics import compute_metrics, prediction_frame
 from ..io.digest import file_sha256
-from .multilabel import add_genres, read_thresholds
+from .fileframe import MIN_SHARE, check_aggregate, per_file
+from .multilabel import read_thresholds
 
 logger = logging.getLogger(__name__)
 
@@ -42,17 +45,6 @@ def audio_files(inputs) -> list[Path]:
     """Audio files named in ``inputs`` (files, or folders searched recursively); none: ``[]``."""
     inputs = list(inputs)
     return find_audio(inputs) if inputs else []
-
-
-def per_file(frame: pd.DataFrame, labels, thresholds=None) -> pd.DataFrame:
-    """Mean probabilities per ``file`` and the labels ``labels`` (a LabelEncoding) reads from them
-    (multi-label: :func:`featx.bundle.multilabel.add_genres`, with ``thresholds``)."""
-    classes = list(labels.classes_)
-    out = frame.groupby("file", sort=False)[classes].mean().reset_index()
-    if labels.multi_label:
-        return add_genres(out, classes, thresholds)
-    out.insert(1, "genre", labels.decode_proba(out[classes].to_numpy()))
-    return out
 
 
 @dataclass
@@ -155,12 +147,29 @@ class Bundle:
         self.model.check_table(table)
         return self.model.predict_proba(table)
 
-    def classify_table(self, table) -> pd.DataFrame:
-        """One row per track: ``file``, ``genre``, then one probability column per class."""
+    @property
+    def confidence(self) -> dict | None:
+        """The calibration and ``uncertain`` threshold recorded at training time (``None``: none)."""
+        return self.metadata.get("confidence")
+
+    def per_file(self, frame: pd.DataFrame, *, aggregate: str = "mean", min_share: float = MIN_SHARE):
+        """Pool window rows (``file``, class columns, optionally ``distance``) into the per-file
+        frame (:func:`featx.bundle.fileframe.per_file`) with this bundle's records."""
+        return per_file(frame, self.model.labels, self.thresholds, aggregate=aggregate, min_share=min_share,
+                        confidence=self.confidence, percentile=self.model.distance_percentile)
+
+    def classify_table(self, table, *, aggregate: str = "mean", min_share: float = MIN_SHARE) -> pd.DataFrame:
+        """One row per track: ``file``, ``genre``, [``genres``], the confidence columns, then
+        one column per class (see :mod:`featx.bundle.fileframe`; ``aggregate`` pools a
+        track's rows: ``mean``, ``vote`` or ``max``)."""
+        check_aggregate(aggregate, min_share)
         proba = self.predict_table(table)
         frame = pd.DataFrame(proba, columns=self.classes)
         frame.insert(0, "file", [track_name(f, segmented=table.segmented) for f in table.filenames])
-        return per_file(frame, self.model.labels, self.thresholds)
+        distances = self.model.distances(table)
+        if distances is not None:
+            frame["distance"] = distances
+        return self.per_file(frame, aggregate=aggregate, min_share=min_share)
 
     def evaluate(self, table) -> tuple[dict, pd.DataFrame]:
         """Metrics and row predictions of the model on a labelled table.
@@ -287,26 +296,43 @@ class Bundle:
                               param="sr")
         return self.model.predict_audio(audio)
 
-    def _file_frame(self, windows: AudioProbabilities) -> pd.DataFrame:
+    def _file_frame(self, windows: AudioProbabilities, *, aggregate: str = "mean",
+                    min_share: float = MIN_SHARE) -> pd.DataFrame:
         part = pd.DataFrame(windows.proba, columns=self.classes)
         part.insert(0, "file", windows.name)
-        out = per_file(part, self.model.labels, self.thresholds)
+        if windows.distances is not None:
+            part["distance"] = windows.distances
+        out = self.per_file(part, aggregate=aggregate, min_share=min_share)
         if self.whole_clips:
             out.insert(2, WINDOWS_COLUMN, [len(windows.proba)])
         return out
 
-    def classify_audio(self, paths, *, progress=None) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    def empty_frame(self, *, aggregate: str = "mean") -> pd.DataFrame:
+        """The per-file frame with no rows: the columns a prediction of this bundle has."""
+        probe = pd.DataFrame({"file": pd.Series(dtype=object),
+                              **{c: pd.Series(dtype=float) for c in self.classes}})
+        if self.model.distance_percentile(np.zeros(0)) is not None:
+            probe["distance"] = pd.Series(dtype=float)
+        out = self.per_file(probe, aggregate=aggregate)
+        if self.whole_clips:
+            out.insert(2, WINDOWS_COLUMN, pd.Series(dtype="Int64"))
+        return out
+
+    def classify_audio(self, paths, *, progress=None, aggregate: str = "mean",
+                       min_share: float = MIN_SHARE) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
         """Classify audio files, each featurised exactly as the model's training data was.
 
         Returns the per-file predictions and ``(file, reason)`` for every file that could
         not be analysed (undecodable, too short for the model); those are skipped.
 
         Each file is classified segment by segment (image models: a bounded block of
-        segments at a time, whatever the file's length) and the probabilities are averaged
-        per file. A model trained on whole clips (one row per file) is served audio in
-        windows of its training clips' length (:attr:`clip_samples`); the column
-        ``windows`` then gives the number of windows per file.
+        segments at a time, whatever the file's length) and the windows are pooled per
+        file (``aggregate``: ``mean``, ``vote`` or ``max``, see
+        :mod:`featx.bundle.fileframe`). A model trained on whole clips (one row per file) is
+        served audio in windows of its training clips' length (:attr:`clip_samples`); the
+        column ``windows`` then gives the number of windows per file.
         """
+        check_aggregate(aggregate, min_share)
         frames, skipped = [], []
         for path in progress_bar(list(paths), desc="predict", unit="file", progress=progress):
             try:
@@ -314,15 +340,14 @@ class Bundle:
             except AudioError as exc:
                 skipped.append((str(path), str(exc).removeprefix(f"{path}: ")))
                 continue
-            frames.append(self._file_frame(windows))
+            frames.append(self._file_frame(windows, aggregate=aggregate, min_share=min_share))
         if not frames:
-            extra = ([WINDOWS_COLUMN] if self.whole_clips else []) + (["genres"] if self.multi_label else [])
-            return pd.DataFrame(columns=["file", "genre", *extra, *self.classes]), skipped
+            return self.empty_frame(aggregate=aggregate), skipped
         return pd.concat(frames, ignore_index=True), skipped
 
     # -- the Python API ------------------------------------------------------------------
 
-    def predict(self, data) -> pd.DataFrame:
+    def predict(self, data, *, aggregate: str = "mean", min_share: float = MIN_SHARE) -> pd.DataFrame:
         """Classify feature rows: one row per track, with its genre and class probabilities.
 
         Parameters
@@ -331,12 +356,17 @@ class Bundle:
             Rows with the model's feature columns (``label`` and ``length`` are
             ignored): a DataFrame as :func:`featx.extract_features` returns, or the
             path of a feature CSV.
+        aggregate : {'mean', 'vote', 'max'}
+            How a track's rows are pooled (:data:`featx.bundle.fileframe.AGGREGATES`).
+        min_share : float in (0, 1]
+            ``vote``: the share of rows a genre needs to be listed in ``genres``.
 
         Returns
         -------
         predictions : pandas.DataFrame
-            ``file`` (the track), ``genre``, then one probability column per class;
-            the probabilities of a track's segments are averaged.
+            ``file`` (the track), ``genre``, [``genres``], ``confidence``, ``uncertain``,
+            ``distance_pct`` (where the bundle recorded them), then one column per class:
+            the probabilities of a track's segments averaged (or pooled by ``aggregate``).
 
         Raises
         ------
@@ -356,14 +386,15 @@ class Bundle:
         ['jazz']
         """
         table = as_table(data, require_label=False)
-        out = self.classify_table(table)
+        out = self.classify_table(table, aggregate=aggregate, min_share=min_share)
         message = self.overlap_message([table], [])
         if message:
             warnings.warn(message, UserWarning, stacklevel=2)
         return out
 
     def predict_audio(self, audio, *, sr: int | None = None, name: str = "array.wav",
-                      progress: bool | None = False) -> pd.DataFrame:
+                      progress: bool | None = False, aggregate: str = "mean",
+                      min_share: float = MIN_SHARE) -> pd.DataFrame:
         """Classify audio, featurised exactly as the model's training data was.
 
         Parameters
@@ -376,13 +407,19 @@ class Bundle:
             The ``file`` an array's prediction is reported under.
         progress : bool or None
             A progress bar over files; ``None``: only on a terminal.
+        aggregate : {'mean', 'vote', 'max'}
+            How a file's segments are pooled (:data:`featx.bundle.fileframe.AGGREGATES`).
+        min_share : float in (0, 1]
+            ``vote``: the share of segments a genre needs to be listed in ``genres``.
 
         Returns
         -------
         predictions : pandas.DataFrame
-            One row per file (or array): ``file``, ``genre``, then one probability
-            column per class, averaged over the file's segments (a model trained on
-            whole clips adds ``windows``, see :meth:`classify_audio`).
+            One row per file (or array): ``file``, ``genre``, [``genres``], ``confidence``,
+            ``uncertain``, ``distance_pct`` (where the bundle recorded them), then one
+            column per class, averaged over the file's segments or pooled by
+            ``aggregate`` (a model trained on whole clips adds ``windows``, see
+            :meth:`classify_audio`).
 
         Raises
         ------
@@ -404,8 +441,10 @@ class Bundle:
         >>> bundle.predict_audio(["song.wav", "more_songs/"])  # doctest: +SKIP
         >>> bundle.predict_audio(y, sr=44100)  # doctest: +SKIP
         """
+        check_aggregate(aggregate, min_share)
         if isinstance(audio, np.ndarray):
-            return self._file_frame(self.audio_windows(audio, sr=sr, name=name))
+            return self._file_frame(self.audio_windows(audio, sr=sr, name=name), aggregate=aggregate,
+                                    min_share=min_share)
         if sr is not None:
             raise ConfigError(f"sr is for an array; files give their own sample rate. Received: sr={sr!r}",
                               param="sr")
@@ -413,7 +452,7 @@ class Bundle:
         message = self.overlap_message([], paths)
         if message:
             warnings.warn(message, UserWarning, stacklevel=2)
-        out, skipped = self.classify_audio(paths, progress=progress)
+        out, skipped = self.classify_audio(paths, progress=progress, aggregate=aggregate, min_share=min_share)
         for file, reason in skipped:
             warnings.warn(f"skipped {file}: {reason}", UserWarning, stacklevel=2)
         return out

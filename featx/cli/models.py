@@ -25,7 +25,10 @@ from ..reporting.report import (
 )
 from ..sweep.space import KERAS_OPTIONS
 from ..training.config import (
+    AGGREGATES,
     DEFAULTS,
+    LOUDNESS,
+    MIN_SHARE,
     OPTIMIZERS,
     OPTION_HELP,
     SPLITS,
@@ -117,6 +120,8 @@ def _refuse_keras_options(ctx, spec) -> None:
               help="Any model hyperparameter (repeatable), e.g. -p C=3 or -p n_neighbors=7.")
 @click.option("--log-variances/--no-log-variances", default=DEFAULTS.log_variances, show_default=True,
               help=OPTION_HELP["log_variances"])
+@click.option("--loudness", type=click.Choice(LOUDNESS), default=DEFAULTS.loudness, show_default=True,
+              help=OPTION_HELP["loudness"])
 @click.option("--refit/--no-refit", default=DEFAULTS.refit, show_default=True, help=OPTION_HELP["refit"])
 @click.option("--multi-label", is_flag=True, default=DEFAULTS.multi_label, help=OPTION_HELP["multi_label"])
 @click.option("--threshold", default=str(DEFAULTS.threshold), show_default=True, metavar="T|tuned",
@@ -128,7 +133,7 @@ def _refuse_keras_options(ctx, spec) -> None:
 @handle_errors
 def train(ctx, csv, model_name, output, epochs, batch_size, learning_rate, optimizer, seed, patience,
           reduce_lr_patience, split, folds, valid_fraction, artist_map, split_dir, units, dropout,
-          depth, params, log_variances, refit, overwrite, multi_label, threshold, training_options):
+          depth, params, log_variances, loudness, refit, overwrite, multi_label, threshold, training_options):
     """Train and cross-validate a model on a feature CSV (or, for an image model such as
     cnn2d, a spectrogram STORE folder); write a bundle to -o DIR.
 
@@ -147,7 +152,7 @@ def train(ctx, csv, model_name, output, epochs, batch_size, learning_rate, optim
         model=spec.name, params=overrides, epochs=epochs, batch_size=batch_size,
         learning_rate=learning_rate, optimizer=optimizer, seed=seed, patience=patience,
         reduce_lr_patience=reduce_lr_patience, split=split, folds=folds,
-        valid_fraction=valid_fraction, log_variances=log_variances, artist_map=str(artist_map) if artist_map else None,
+        valid_fraction=valid_fraction, log_variances=log_variances, loudness=loudness, artist_map=str(artist_map) if artist_map else None,
         split_dir=str(split_dir) if split_dir else None, refit=refit,
         multi_label=multi_label, threshold=_threshold_option(ctx, threshold, multi_label),
         **training_options,
@@ -201,23 +206,36 @@ def evaluate(ctx, bundle_dir, csv, output):
 # predict
 
 
-def _render_predictions(frame, classes, fmt: str, top_k: int, *, csv_top_k: bool = False) -> str:
+def _uncertain_reason(row, outside: float | None) -> str:
+    """Why a prediction is uncertain, in words (empty when it is not)."""
+    if "uncertain" not in row or not bool(row["uncertain"]):
+        return ""
+    far = outside is not None and "distance_pct" in row and float(row["distance_pct"]) >= outside
+    return "UNSURE: outside the training data" if far else "UNSURE: low confidence"
+
+
+def _render_predictions(frame, classes, fmt: str, top_k: int, *, csv_top_k: bool = False,
+                        aggregate: str = "mean", outside: float | None = None) -> str:
     """Predictions as text; ``csv_top_k``: CSV columns ``top1, top1_probability, ...``
-    for the ``top_k`` best genres instead of one probability column per genre."""
+    for the ``top_k`` best genres instead of one column per genre. ``aggregate`` names
+    what the genre columns hold (``vote``: shares of segments); ``outside``: the distance
+    percentile from which a file lies outside the training data."""
     import numpy as np  # numpy: not needed to import this module
     import pandas as pd  # pandas: kept off featx extract's path
 
     proba = frame[classes].to_numpy()
     order = np.argsort(-proba, axis=1, kind="stable")[:, :top_k]
     extra = [c for c in ("windows",) if c in frame.columns]
-    multi = "genres" in frame.columns  # a multi-label model: every genre above its threshold
+    sure = [c for c in ("confidence", "uncertain", "distance_pct") if c in frame.columns]
+    multi = "genres" in frame.columns  # several genres: a multi-label model, or vote/max pooling
+    value = "share" if aggregate == "vote" else "probability"
     if fmt == "csv":
         if not csv_top_k:
             return frame.to_csv(index=False, float_format="%.6f")
-        ranked = frame[["file", "genre", *(["genres"] if multi else []), *extra]].reset_index(drop=True)
+        ranked = frame[["file", "genre", *(["genres"] if multi else []), *extra, *sure]].reset_index(drop=True)
         for r in range(top_k):
             ranked[f"top{r + 1}"] = [classes[j] for j in order[:, r]]
-            ranked[f"top{r + 1}_probability"] = proba[np.arange(len(proba)), order[:, r]]
+            ranked[f"top{r + 1}_{value}"] = proba[np.arange(len(proba)), order[:, r]]
         return ranked.to_csv(index=False, float_format="%.6f")
     if fmt == "json":
         items = []
@@ -226,20 +244,34 @@ def _render_predictions(frame, classes, fmt: str, top_k: int, *, csv_top_k: bool
                 "file": row["file"], "genre": row["genre"],
                 **({"genres": [g for g in str(row["genres"]).split(";") if g]} if multi else {}),
                 **{c: int(row[c]) for c in extra if not pd.isna(row[c])},
-                "top": [{"genre": classes[j], "probability": round(float(proba[i, j]), 6)} for j in order[i]],
-                "probabilities": {c: round(float(row[c]), 6) for c in classes},
+                **({"confidence": round(float(row["confidence"]), 6)} if "confidence" in sure else {}),
+                **({"uncertain": bool(row["uncertain"])} if "uncertain" in sure else {}),
+                **({"distance_pct": round(float(row["distance_pct"]), 2)} if "distance_pct" in sure else {}),
+                "top": [{"genre": classes[j], value: round(float(proba[i, j]), 6)} for j in order[i]],
+                ("shares" if aggregate == "vote" else "probabilities"):
+                    {c: round(float(row[c]), 6) for c in classes},
             })
         return json.dumps(items, indent=2)
     width = max([len("file")] + [len(str(f)) for f in frame["file"]])
+    head = f"top {top_k}" + (" (shares of segments)" if aggregate == "vote" else "")
     if multi:
         gwidth = max([len("genres")] + [len(str(g)) for g in frame["genres"]])
-        lines = [f"{'file':<{width}}  {'genres':<{gwidth}}  top {top_k}"]
+        lines = [f"{'file':<{width}}  {'genres':<{gwidth}}  {head}"]
     else:
-        lines = [f"{'file':<{width}}  top {top_k}"]
+        lines = [f"{'file':<{width}}  {head}"]
     for i, name in enumerate(frame["file"]):
+        row = frame.iloc[i]
         best = "  ".join(f"{classes[j]} {proba[i, j]:.3f}" for j in order[i])
         genres = f"{str(frame['genres'].iloc[i]) or '-':<{gwidth}}  " if multi else ""
-        lines.append(f"{name:<{width}}  {genres}{best}")
+        notes = []
+        if "confidence" in sure:
+            notes.append(f"confidence {float(row['confidence']):.2f}")
+        if "distance_pct" in sure:
+            notes.append(f"distance pct {float(row['distance_pct']):.1f}")
+        reason = _uncertain_reason(row, outside)
+        if reason:
+            notes.append(reason)
+        lines.append(f"{name:<{width}}  {genres}{best}" + (f"  | {'; '.join(notes)}" if notes else ""))
     return "\n".join(lines)
 
 
@@ -282,10 +314,18 @@ def _warn_training_tracks(bundle, tables, audio) -> None:
 @click.option("--threshold", default=None, metavar="T",
               help="Multi-label models: decide the genres column with this threshold for every "
                    "genre instead of the bundle's own thresholds.")
+@click.option("--aggregate", type=click.Choice(AGGREGATES), default="mean", show_default=True,
+              help="How a file's segments are pooled: mean probabilities; vote (the share of "
+                   "segments each genre wins, and a genres column of every genre with at least "
+                   "--min-share of them: both halves of a medley); max (each genre's highest "
+                   "probability in any segment).")
+@click.option("--min-share", type=float, default=MIN_SHARE, show_default=True,
+              help="With --aggregate vote: the share of a file's segments a genre needs to be "
+                   "listed in the genres column.")
 @options.verbosity
 @click.pass_context
 @handle_errors
-def predict(ctx, bundle_dir, inputs, fmt, top_k, output, threshold):
+def predict(ctx, bundle_dir, inputs, fmt, top_k, output, threshold, aggregate, min_share):
     """Classify audio files/folders, or the rows of feature CSVs (spectrogram STORE folders
     for an image model), with a trained bundle.
 
@@ -327,11 +367,12 @@ def predict(ctx, bundle_dir, inputs, fmt, top_k, output, threshold):
     stores = [p for p in inputs if p.suffix.lower() not in tables and is_store(p)]
     audio = audio_files([p for p in inputs if p.suffix.lower() not in tables and p not in stores])
     tables = [read_feature_csv(p, require_label=False) for p in csvs] + [StoreTable(p) for p in stores]
-    frames = [bundle.classify_table(table) for table in tables]
+    frames = [bundle.classify_table(table, aggregate=aggregate, min_share=min_share) for table in tables]
     _warn_training_tracks(bundle, tables, audio)
     skipped = []
     if audio:
-        predicted, skipped = bundle.classify_audio(audio, progress=progress_enabled(ctx))
+        predicted, skipped = bundle.classify_audio(audio, progress=progress_enabled(ctx), aggregate=aggregate,
+                                                   min_share=min_share)
         frames.append(predicted)
     frame = pd.concat(frames, ignore_index=True)
     if "windows" in frame.columns:  # rows of feature CSVs have no windows: left blank
@@ -341,7 +382,9 @@ def predict(ctx, bundle_dir, inputs, fmt, top_k, output, threshold):
                  "longer audio is cut into windows of that length and their probabilities are "
                  "averaged (column 'windows')", err=True)
     csv_top_k = ctx.get_parameter_source("top_k") is not click.core.ParameterSource.DEFAULT
-    text = _render_predictions(frame, classes, fmt, min(top_k, len(classes)), csv_top_k=csv_top_k)
+    outside = (bundle.confidence or {}).get("outside_percentile")
+    text = _render_predictions(frame, classes, fmt, min(top_k, len(classes)), csv_top_k=csv_top_k,
+                               aggregate=aggregate, outside=outside)
     if output:
         atomic_write(output, text if text.endswith("\n") else text + "\n")
         info(f"{len(frame)} prediction(s) written to {output}", err=True)

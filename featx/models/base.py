@@ -67,6 +67,9 @@ class AudioProbabilities:
         The length of each window, in seconds.
     duration : float
         The length of the audio, in seconds (after resampling to the model's rate).
+    distances : np.ndarray [shape=(n_windows,)] or None
+        How far each window's features lie from the training rows
+        (:meth:`ModelFamily.distances`); ``None`` for a model that keeps no reference.
     """
 
     name: str
@@ -74,6 +77,7 @@ class AudioProbabilities:
     starts: np.ndarray
     window_seconds: float
     duration: float
+    distances: np.ndarray | None = None
 
 
 def rows_of(table, rows) -> np.ndarray:
@@ -246,11 +250,26 @@ class ModelFamily:
         """
         raise NotImplementedError
 
+    def distances(self, table, rows=None) -> np.ndarray | None:
+        """How far ``rows`` of ``table`` lie from the training rows, one number per row
+        (:class:`~featx.models.distance.TrainingDistance`); ``None`` for a model without
+        a reference (image models, bundles written before featx kept one)."""
+        return None
+
+    def distance_percentile(self, distances) -> np.ndarray | None:
+        """``distances`` as percentiles (0-100) of the training rows' own; ``None`` without a reference."""
+        return None
+
     # -- persistence --------------------------------------------------------------
 
     def record(self) -> dict:
         """``metadata.json`` entries that describe the model's input (columns, settings...)."""
         return {}
+
+    def save_distance(self, directory) -> str | None:
+        """Write the training rows' distance reference into ``directory``; its file name, or
+        ``None`` for a model that keeps none."""
+        return None
 
     def save(self, directory) -> list[str]:
         """Write the fitted model and its preprocessing into ``directory``; returns the file names."""

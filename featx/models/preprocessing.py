@@ -1,7 +1,8 @@
 """Preprocessing fitted on training rows only, saved as plain numbers.
 
-:class:`Preprocessing` standardises the feature columns of a table (with the
-``*_var`` columns log-scaled first); :class:`ImagePreprocessing` standardises each
+:class:`Preprocessing` standardises the feature columns of a table (with every row
+first brought to one loudness, when asked, and the ``*_var`` columns log-scaled);
+:class:`ImagePreprocessing` standardises each
 image kind of a spectrogram store by one mean and deviation. Both carry the
 label encoding, write themselves to a bundle's ``preprocessing.json`` and are
 read back from it with every value checked (:func:`read_preprocessing`,
@@ -19,12 +20,13 @@ import numpy as np
 
 from ..data.labels import LabelEncoding
 from ..errors import BundleError, ConfigError
+from ..features.gain import follows_gain_law, normalise_level
 from ..features.spectrograms import KINDS
 from .fields import check_int, check_names, check_numbers, corrupt, first_line, is_number
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LOG_EPSILON", "Preprocessing", "ImagePreprocessing", "read_preprocessing",
+__all__ = ["LOG_EPSILON", "LEVELS", "Preprocessing", "ImagePreprocessing", "read_preprocessing",
            "read_image_preprocessing"]
 
 #: Added to variance columns before their logarithm (keeps zero variances finite).
@@ -37,6 +39,11 @@ MAX_SCALE, MIN_SCALE, MAX_MEAN = 1e12, 1e-12, 1e12
 #: Rows read at a time while fitting the per-kind image statistics.
 READ_ROWS = 256
 
+#: What :class:`Preprocessing` does with a row's level: ``normalised`` (every row brought to
+#: :data:`featx.features.gain.REFERENCE_DB` by the gain law before anything else) or
+#: ``as-recorded`` (the level kept; every bundle written before this choice existed).
+LEVELS = ("normalised", "as-recorded")
+
 
 @dataclass
 class Preprocessing:
@@ -45,7 +52,9 @@ class Preprocessing:
     ``fit`` uses scikit-learn's :class:`~sklearn.preprocessing.StandardScaler`;
     the learned mean and scale are kept as lists so a bundle never needs
     unpickling. How many labels a row has is the business of ``labels``
-    (a :class:`~featx.data.labels.LabelEncoding`).
+    (a :class:`~featx.data.labels.LabelEncoding`). With ``level="normalised"`` every
+    row is first brought to one loudness (:func:`featx.features.gain.normalise_level`),
+    so rows of the same music at any gain are standardised to the same numbers.
     """
 
     feature_columns: list[str]
@@ -53,6 +62,14 @@ class Preprocessing:
     log_columns: list[str] = field(default_factory=list)
     mean_: np.ndarray | None = None
     scale_: np.ndarray | None = None
+    level: str = "as-recorded"
+
+    def __post_init__(self):
+        if self.level not in LEVELS:
+            raise ConfigError(f"level must be one of {', '.join(LEVELS)}. Received: level={self.level!r}")
+        if self.level == "normalised" and not follows_gain_law(self.feature_columns):
+            raise ConfigError("level 'normalised' needs the rms_mean column, which gives each row's "
+                              "level; the feature columns have none")
 
     @property
     def classes(self) -> list[str]:
@@ -74,6 +91,8 @@ class Preprocessing:
 
     def _prepare(self, X) -> np.ndarray:
         X = np.array(X, dtype=np.float64)
+        if self.level == "normalised":
+            X = normalise_level(X, self.feature_columns)
         if self.log_columns:
             idx = [self.feature_columns.index(c) for c in self.log_columns]
             X[:, idx] = np.log(np.maximum(X[:, idx], 0.0) + LOG_EPSILON)
@@ -102,6 +121,7 @@ class Preprocessing:
             "log_columns": list(self.log_columns),
             "log_epsilon": LOG_EPSILON,
             "scaler": {"mean": [float(v) for v in self.mean_], "scale": [float(v) for v in self.scale_]},
+            "level": self.level,
         }
 
     @classmethod
@@ -120,7 +140,8 @@ class Preprocessing:
                 raise ValueError("labels and classes list different genres")
         else:  # written before label encodings were stored: one genre per row
             encoding = LabelEncoding.from_dict({"classes": list(data["classes"])})
-        return cls(columns, encoding, logs, mean, scale)
+        # written before the level could be normalised: kept as recorded
+        return cls(columns, encoding, logs, mean, scale, str(data.get("level", "as-recorded")))
 
 
 @dataclass
@@ -227,6 +248,11 @@ def _check_preprocessing(path: Path, data: dict) -> None:
     unknown = [c for c in logs if c not in columns]
     if unknown:
         raise corrupt(path, "log_columns", "must name feature columns; unknown column", unknown[0])
+    level = data.get("level", "as-recorded")
+    if level not in LEVELS:
+        raise corrupt(path, "level", f"must be one of {', '.join(LEVELS)}", level)
+    if level == "normalised" and not follows_gain_law(columns):
+        raise corrupt(path, "level", "'normalised' needs the rms_mean column among feature_columns", level)
     epsilon = data.get("log_epsilon", 1e-12)
     if not is_number(epsilon) or not 0 < epsilon < 1:
         raise corrupt(path, "log_epsilon", "must be a number in (0, 1)", epsilon)

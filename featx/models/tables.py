@@ -6,6 +6,12 @@ family. It fits the scaler on training rows (:class:`~featx.models.preprocessing
 records which columns and extraction settings the model was trained on, checks a
 table given to it later against them, and turns new audio into rows exactly as the
 training table was made, window by window (:meth:`TableFamily.predict_audio`).
+
+Two things make its predictions hold up on music unlike GTZAN: every row can be
+brought to one loudness before scaling (``loudness`` of the training configuration,
+recorded as the preprocessing's ``level``), and the standardised training rows are
+kept as a reference (:class:`~featx.models.distance.TrainingDistance`) to say how far
+new rows lie from them.
 """
 from __future__ import annotations
 
@@ -19,8 +25,10 @@ from ..data.table import FeatureTable, check_columns, clip_bounds, clip_length
 from ..errors import BundleError, DataError
 from ..extract.audio import load
 from ..extract.file import prepare_array, samples_features
+from ..features.gain import LEVEL_COLUMN, follows_gain_law
 from ..features.settings import FeatureSettings
 from .base import PREPROCESSING, AudioProbabilities, ModelFamily, rows_of, too_short
+from .distance import DISTANCE_FILE, TrainingDistance, reference_sample
 from .fields import check_int, check_names, corrupt, first_line, read_json
 from .preprocessing import Preprocessing, read_preprocessing
 
@@ -52,6 +60,8 @@ class TableFamily(ModelFamily):
         self.settings_source = "unknown"
         self.segmented = False
         self.clip_samples: int | None = None
+        self.distance: TrainingDistance | None = None
+        self._reference: tuple[np.ndarray, np.ndarray] | None = None
 
     # -- before training ----------------------------------------------------------
 
@@ -62,20 +72,63 @@ class TableFamily(ModelFamily):
                 "featx extract); this is a spectrogram store. Give a feature CSV, or use an image "
                 "model (cnn2d, cnn2d-base, mfcc-cnn, multihead)")
 
+    def check_trainable(self, table) -> None:
+        loudness = "auto" if self.config is None else self.config.loudness
+        if loudness == "normalise" and not follows_gain_law(table.feature_columns):
+            raise DataError(
+                f"{table.name}: loudness 'normalise' needs the column '{LEVEL_COLUMN}' (each row's level); "
+                "the table has none (a musicnn preset, or other columns). Expected a table of the gtzan "
+                "or default preset, or loudness='as-recorded'", param="loudness")
+
     # -- the scaler and the training table ----------------------------------------
 
+    def _level(self, columns) -> str:
+        """What the preprocessing does with the level: ``normalised`` or ``as-recorded``."""
+        loudness = "auto" if self.config is None else self.config.loudness
+        if loudness == "as-recorded" or not follows_gain_law(columns):
+            return "as-recorded"
+        return "normalised"
+
     def _fit_preprocessing(self, table, train) -> Preprocessing:
-        """Learn the scaler from rows ``train`` and remember what the table was."""
+        """Learn the scaler from rows ``train`` and remember what the table was.
+
+        The standardised training rows are kept (a sample of at most
+        :data:`~featx.models.distance.MAX_ROWS`) for the distance reference the bundle saves.
+        """
         log_variances = True if self.config is None else bool(self.config.log_variances)
         columns = list(table.feature_columns)
         logs = [c for c in columns if c.endswith("_var")] if log_variances else []
-        self.preprocessing = Preprocessing(columns, self.labels, logs).fit(table.X[rows_of(table, train)])
+        train = rows_of(table, train)
+        self.preprocessing = Preprocessing(columns, self.labels, logs, level=self._level(columns)).fit(
+            table.X[train])
         self.feature_columns = columns
         self.settings = table.settings
         self.settings_source = getattr(table, "settings_source", "unknown")
         self.segmented = bool(table.segmented)
         self.clip_samples = clip_length(table)
+        seed = 0 if self.config is None else int(self.config.seed)
+        kept = train[reference_sample(len(train), seed=seed)]
+        self._reference = (self._transform(table, kept), np.asarray(table.tracks)[kept].astype(str))
+        self.distance = None
         return self.preprocessing
+
+    def training_distance(self) -> TrainingDistance | None:
+        """The distance reference of the fitted model (fitted on first use), or ``None``
+        for a loaded bundle that has none."""
+        if self.distance is None and self._reference is not None:
+            self.distance = TrainingDistance.fit(*self._reference)
+            self._reference = None
+        return self.distance if self.distance is not None and self.distance.usable else None
+
+    def distances(self, table, rows=None) -> np.ndarray | None:
+        reference = self.training_distance()
+        if reference is None:
+            return None
+        return reference.distances(self._transform(table, rows))
+
+    def distance_percentile(self, distances) -> np.ndarray | None:
+        reference = self.training_distance()
+        return None if reference is None else reference.percentile(distances)
 
     def _transform(self, table, rows) -> np.ndarray:
         """Standardised features of ``rows`` of ``table`` (columns taken by name, in the model's order).
@@ -138,6 +191,7 @@ class TableFamily(ModelFamily):
         table = FeatureTable(rows.reset_index(drop=True), None, list(self.feature_columns), settings,
                              segmented, "extracted")
         proba = self.predict_proba(table)
+        distances = self.distances(table)
         n = len(proba)
         if segmented:
             step, width = settings.segment_hop, settings.segment_samples
@@ -146,9 +200,13 @@ class TableFamily(ModelFamily):
         else:
             step = width = len(samples)
         return AudioProbabilities(name, proba, np.arange(n) * step / settings.sr, width / settings.sr,
-                                  len(samples) / settings.sr)
+                                  len(samples) / settings.sr, distances)
 
     # -- persistence --------------------------------------------------------------
+
+    def save_distance(self, directory) -> str | None:
+        reference = self.training_distance()
+        return None if reference is None else reference.save(directory)
 
     def record(self) -> dict:
         return {"feature_columns": list(self.feature_columns),
@@ -189,5 +247,12 @@ class TableFamily(ModelFamily):
             low, high = clip_bounds(model.settings)
             check_int(meta_path, "clip_samples", clip, low=low, high=high)
         model.clip_samples = clip
+        files = metadata.get("files")
+        listed = isinstance(files, dict) and files.get("distance") == DISTANCE_FILE
+        # only a reference the bundle lists is read: a file of that name in an older bundle is not its own
+        model.distance = TrainingDistance.load(directory, len(model.feature_columns)) if listed else None
+        if listed and model.distance is None:
+            raise corrupt(meta_path, "files.distance", f"names {DISTANCE_FILE}, which the bundle does not hold",
+                          DISTANCE_FILE)
         return model
 

@@ -43,8 +43,21 @@ LEVELS = ("track", "segment")
 #: How a sweep picks its combinations: every one of a grid, or a random sample.
 SEARCHES = ("grid", "random")
 
+#: What a table model does with the level of the audio (see :mod:`featx.features.gain`):
+#: ``normalise`` brings every row to one reference level before scaling, so that louder or
+#: quieter audio gives the same prediction; ``as-recorded`` keeps the level as a feature;
+#: ``auto`` normalises when the table's columns follow the gain law (they hold ``rms_mean``).
+LOUDNESS = ("auto", "normalise", "as-recorded")
+
+#: How prediction pools a file's windows (segments) into one row (see
+#: :mod:`featx.bundle.fileframe`): mean probabilities, the share of windows each genre
+#: wins, or each genre's highest probability in any window.
+AGGREGATES = ("mean", "vote", "max")
+#: The share of a file's windows a genre needs to be listed in ``genres`` under ``vote``.
+MIN_SHARE = 0.25
+
 __all__ = ["METRIC_NAMES", "MULTILABEL_METRIC_NAMES", "SWEEP_METRICS", "LOWER_IS_BETTER",
-           "DEFAULT_THRESHOLD", "TUNED", "metric_names", "parse_threshold", "LEVELS", "OPTIMIZERS", "SEARCHES", "SPLITS", "TRAINING_DEFAULTS",
+           "DEFAULT_THRESHOLD", "TUNED", "LOUDNESS", "AGGREGATES", "MIN_SHARE", "metric_names", "parse_threshold", "LEVELS", "OPTIMIZERS", "SEARCHES", "SPLITS", "TRAINING_DEFAULTS",
            "OPTION_HELP", "TrainConfig", "DEFAULTS", "LR_SCHEDULES"]
 
 
@@ -106,6 +119,9 @@ OPTION_HELP = {
     "time_shift_mode": "Image models: frames uncovered by the time shift wrap round (circular) or are zero.",
     "mixup": "Image models: mixup Beta(alpha, alpha) of training images and their targets (0: off).",
     "log_variances": "Log-scale the *_var columns before standardising.",
+    "loudness": ("Table models: 'normalise' brings every row to one level (louder or quieter audio "
+                 "then gets the same prediction), 'as-recorded' keeps the level as a feature, "
+                 "'auto' normalises when the table holds rms_mean."),
     "split": "How rows are split into train/test.",
     "folds": "K-fold cross-validation; 1: one train/validation/test split.",
     "valid_fraction": ("Share of each training part held out (by track) for early stopping and "
@@ -155,6 +171,7 @@ class TrainConfig:
     time_shift_mode: str = "circular"
     mixup: float = 0.0
     log_variances: bool = True
+    loudness: str = "auto"
     split: str = "track"
     folds: int = 5
     valid_fraction: float | None = None
@@ -210,6 +227,7 @@ class TrainConfig:
             ("split", lambda v: v in SPLITS, "one of " + ", ".join(SPLITS)),
             ("folds", lambda v: is_int(v) and v >= 1, "an integer >= 1"),
             ("valid_fraction", in_range(0, 0.9, closed_low=True), "a number in [0, 0.9)"),
+            ("loudness", lambda v: v in LOUDNESS, "one of " + ", ".join(LOUDNESS)),
         )
         for name, ok, expected in checks:
             value = getattr(config, name)

@@ -24,6 +24,7 @@ from ..errors import DataError
 from ..features.settings import LABEL_COLUMN
 from ..models.base import ModelFamily
 from ..models.registry import create
+from .confidence import fit_confidence
 from .config import TrainConfig
 from .metrics import compute_metrics, prediction_frame
 from .multilabel_eval import TUNING_FRACTION, fold_thresholds
@@ -56,6 +57,9 @@ class TrainResult:
     seconds : float
     thresholds : np.ndarray or None
         The kept model's per-genre decision thresholds (multi-label runs only).
+    confidence : dict or None
+        The kept model's calibration and ``uncertain`` threshold, fitted on the out-of-fold
+        predictions (:func:`~featx.training.confidence.fit_confidence`).
     """
 
     config: TrainConfig
@@ -68,6 +72,7 @@ class TrainResult:
     device: str
     seconds: float
     thresholds: np.ndarray | None = None
+    confidence: dict | None = None
 
     @property
     def spec(self):
@@ -249,5 +254,7 @@ def cross_validate(table, config: TrainConfig, *, progress=None, plan: SplitPlan
     if multi and final_thresholds is not None:
         metrics["thresholds"]["final"] = {c: float(t) for c, t in zip(labels.classes_, final_thresholds)}
         metrics["threshold"] = config.threshold
+    confidence = fit_confidence(predictions, labels) if final_model is not None else None
     return TrainResult(config, final_model, plan, predictions, metrics, histories, final_fit, device,
-                       time.perf_counter() - start, thresholds=final_thresholds if multi else None)
+                       time.perf_counter() - start, thresholds=final_thresholds if multi else None,
+                       confidence=confidence)
