@@ -19,8 +19,8 @@ BASELINE = "baseline.npz"
 
 #: Every path a bundle can hold: a folder without a marker (written before featx left folder
 #: markers, or whose marker was lost) is taken for a bundle only when it holds nothing else.
-LEGACY_LAYOUT = (KERAS_MODEL, BASELINE, "model.skops", "model_check.npz", "model_arrays.npz", PREPROCESSING,
-                 METADATA, "metrics.json", "predictions.csv", "history.json", "report.md", "figures/*.png",
+LEGACY_LAYOUT = (KERAS_MODEL, BASELINE, "model.skops", "model_check.npz", "model_arrays.npz", "distance.npz",
+                 PREPROCESSING, METADATA, "metrics.json", "predictions.csv", "history.json", "report.md", "figures/*.png",
                  *(f"evaluation/*/{name}" for name in ("metrics.json", "predictions.csv", "history.json",
                                                        "report.md", "figures/*.png")))
 
