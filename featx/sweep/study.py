@@ -395,6 +395,7 @@ class _Pruning:
 
     def on_epoch(self, fold: int, epoch: int, logs: dict) -> None:
         self.used["epochs"] += 1
+        self.used["folds"] = max(self.used["folds"], fold + 1)  # folds started
         logs = logs or {}
         names = ("val_loss", "loss") if self.lower else ("val_accuracy", "accuracy")
         value = next((float(logs[n]) for n in names if n in logs), math.nan)
