@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -46,7 +47,7 @@ MAX_RETRY = 2
 
 #: Install command for each database whose driver is not a featx dependency.
 _DRIVER_HINTS = {
-    "postgresql": "pip install 'featx[postgres]'",
+    "postgresql": "pip install 'featx[postgres]' (the psycopg driver)",
     "mysql": "pip install pymysql (and use mysql+pymysql://...)",
 }
 
@@ -160,12 +161,21 @@ def _connect(url: str):
         raise OutputError(f"storage {masked(url)}: the folder {path.parent} does not exist; "
                           "expected the path of a database file in an existing folder")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # heartbeats are marked experimental
-            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
-            storage = optuna.storages.RDBStorage(
-                url, engine_kwargs=_engine_kwargs(url), heartbeat_interval=HEARTBEAT_INTERVAL,
-                grace_period=GRACE_PERIOD, heartbeat_stale_trial_callback=retry)
+        for attempt in range(3):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # heartbeats are marked experimental
+                    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+                    storage = optuna.storages.RDBStorage(
+                        url, engine_kwargs=_engine_kwargs(url), heartbeat_interval=HEARTBEAT_INTERVAL,
+                        grace_period=GRACE_PERIOD, heartbeat_stale_trial_callback=retry)
+                break
+            except Exception as exc:
+                # two processes creating Optuna's tables in an empty database at once: the
+                # one that loses sees them exist; once they do, opening again succeeds
+                if attempt == 2 or "already exists" not in str(exc):
+                    raise
+                time.sleep(1.0 + attempt)
     except ImportError:
         hint = _DRIVER_HINTS.get(backend, "install the database driver SQLAlchemy names for it")
         raise ConfigError(f"storage {masked(url)}: no driver for {backend} databases is installed; "

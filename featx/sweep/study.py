@@ -254,10 +254,30 @@ def take_waiting(study):
                                          states=(optuna.trial.TrialState.WAITING,)):
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number)
         try:  # one locked step: False (or an error) when another process took it first
-            if storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.RUNNING):
-                return optuna.Trial(study, trial_id)
+            if not storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.RUNNING):
+                continue
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
+        twin = _twin(study, frozen)
+        if twin is None:
+            return optuna.Trial(study, trial_id)
+        # sweeps that started together may both have queued this combination
+        storage.set_trial_user_attr(trial_id, ERROR, f"the same combination as trial {twin}, queued twice "
+                                                     "by sweeps that started together; not run")
+        study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)
+    return None
+
+
+def _twin(study, frozen) -> int | None:
+    """The number of another trial of the same combination that decides it: finished, or
+    running or waiting with a lower number (so of two copies exactly one runs)."""
+    key = frozen.user_attrs.get(KEY)
+    for t in study.get_trials(deepcopy=False):
+        if t.number == frozen.number or t.user_attrs.get(KEY) != key:
+            continue
+        if t.state.name in ("COMPLETE", "PRUNED") or (
+                t.state.name in ("RUNNING", "WAITING") and t.number < frozen.number):
+            return t.number
     return None
 
 
