@@ -104,7 +104,7 @@ def retrain_best(plan: SweepPlan, trial: Trial) -> Path:
 def _legacy_sweep():
     """How a sweep folder written before folder markers is recognised: every path in it is
     one a sweep writes, ``sweep.json`` is a sweep record and ``best`` a featx bundle."""
-    layout = (SETTINGS, JOURNAL, RESULTS, "report.md", "report.html", "figures/*.png", f"{RUNNING}/*",
+    layout = (SETTINGS, JOURNAL, RESULTS, STUDY_DB, "report.md", "report.html", "figures/*.png", f"{RUNNING}/*",
               *(f"{sub}/{p}" for sub in (BEST, BEST_TMP) for p in BUNDLE_LAYOUT))
 
     sweep_record = json_says(SETTINGS, "featx_sweep", None)
@@ -226,6 +226,9 @@ def run_sweep(plan: SweepPlan, *, progress=None, report: bool = True) -> SweepOu
     own_db = options.storage is None
     url = options.storage or default_storage(out)
     if own_db:
+        if (out / STUDY_DB).is_symlink():  # SQLite would write through it
+            journal.close()
+            raise OutputError(f"{out / STUDY_DB} is a symbolic link; refusing to write the study through it")
         note_written(out / STUDY_DB)
     try:
         atomic_write(out / SETTINGS, json.dumps(_settings_record(plan), indent=2) + "\n")

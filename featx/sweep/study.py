@@ -322,7 +322,6 @@ def tell(study, record: dict) -> None:
 
 def study_records(study, plan) -> dict[str, dict]:
     """One record per featx key from the study's trials (the best state wins), as the journal's."""
-    o = plan.options
     out: dict[str, dict] = {}
     for key, trials in trials_by_key(study).items():
         t = min(trials, key=lambda t: (_STATE_RANK.get(t.state.name, 9), -t.number))
