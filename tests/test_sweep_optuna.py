@@ -63,6 +63,20 @@ def test_rerunning_a_tpe_sweep_asks_the_study_and_runs_nothing(tpe_sweep, run_cl
     assert len(_study(out).trials) == 6 and len(_journal(out)) == 6
 
 
+def test_a_study_of_another_space_or_model_is_refused_by_name(tpe_sweep, tmp_path, run_cli):
+    out, _, _ = tpe_sweep
+    storage = f"sqlite:///{out / 'study.db'}"
+    other = run_cli("sweep", TABLE, "-m", "svm", "-o", tmp_path / "other", "--search", "tpe", "--n-iter", "2",
+                    "--seed", "1", "-p", "C=1,10", "-p", "gamma=0.001,0.01,0.1", "--folds", "2",
+                    "--storage", storage, "--study", out.name, "--no-retrain-best", ok=False)
+    assert other.exit_code == 1 and "was made with another space" in other.output
+    assert "choose another study name" in other.output and len(other.output.strip().splitlines()) == 1
+    model = run_cli("sweep", TABLE, "-m", "knn", "-o", tmp_path / "knn", "--search", "tpe", "--n-iter", "2",
+                    "-p", "n_neighbors=1,3", "--storage", storage, "--study", out.name, ok=False)
+    assert "model 'svm' vs 'knn'" in model.output
+    assert len(_study(out).trials) == 6  # nothing was added to the study
+
+
 def test_median_pruning_stops_scikit_learn_trials_after_a_fold(tmp_path, run_cli):
     out = tmp_path / "pruned"
     result = run_cli("sweep", TABLE, "-m", "knn", "-o", out, "--search", "random", "--n-iter", "12",
