@@ -36,7 +36,7 @@ from .space import (
     display_value,
     to_plain,
 )
-from .storage import STUDY_DB, default_storage, masked
+from .storage import STUDY_DB, close_storages, default_storage, masked
 from .study import (
     CONFIG,
     ERROR,
@@ -289,7 +289,7 @@ def run_sweep(plan: SweepPlan, *, progress=None, report: bool = True) -> SweepOu
                     ran += _after_worker_death(state, suspects)
                     todo = _left(state)
             if own_db:  # every task came back: a trial still shown running lost its worker
-                fail_running(study, journal_records(journal, state), "its worker process died (killed "
+                fail_running(study, journal_records(state), "its worker process died (killed "
                              "by the system; out of memory?)", requeue=False)
         finally:
             bar.close()
@@ -298,6 +298,7 @@ def run_sweep(plan: SweepPlan, *, progress=None, report: bool = True) -> SweepOu
             _drop_empty(out / RUNNING)
     finally:
         journal.close()
+        close_storages()  # the study's connections; a later sweep in this process opens its own
 
     best = best_trial(plan, records)
     best_dir = None
@@ -328,7 +329,7 @@ def run_sweep(plan: SweepPlan, *, progress=None, report: bool = True) -> SweepOu
     return outcome
 
 
-def journal_records(journal: Journal, state: dict) -> dict:
+def journal_records(state: dict) -> dict:
     """The journal's records of this run and earlier ones, by key."""
     return {**state.get("journaled", {}), **{r["key"]: r for r in state.get("ran_records", [])}}
 
