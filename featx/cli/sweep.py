@@ -13,6 +13,7 @@ from ..training.config import (
     DEFAULTS,
     LEVELS,
     OPTION_HELP,
+    PRUNERS,
     SEARCHES,
     SPLITS,
     SWEEP_METRICS,
@@ -34,9 +35,20 @@ logger = logging.getLogger(__name__)
                    "learning_rate='loguniform(1e-4,1e-1)'. One value fixes it.")
 @click.option("--grid", "grid_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="YAML or JSON search space: {name: [values]} or a list of such sub-grids.")
-@click.option("--search", type=click.Choice(SEARCHES), default=SEARCHES[0], show_default=True)
+@click.option("--search", default=SEARCHES[0], show_default=True, metavar="|".join(SEARCHES),
+              help="grid: every combination; random: --n-iter sampled ones; tpe: --n-iter trials, "
+                   "each chosen by Optuna's multivariate TPE sampler from the results so far.")
 @click.option("--n-iter", type=int, default=20, show_default=True,
-              help="Combinations sampled by --search random.")
+              help="Trials of --search random or tpe.")
+@click.option("--prune", default=PRUNERS[0], show_default=True, metavar="|".join(PRUNERS),
+              help="Stop trials early whose validation accuracy trails (median) or by successive "
+                   "halving (hyperband): Keras trials after each epoch, others after each fold. "
+                   "Not with --search grid.")
+@click.option("--storage", default=None, metavar="URL",
+              help="The study's database [default: sqlite:///DIR/study.db]; a PostgreSQL or MySQL URL "
+                   "lets sweeps on several machines share one study.")
+@click.option("--study", "study_name", default=None, metavar="NAME",
+              help="The study's name in the storage [default: DIR's name].")
 @click.option("--metric", type=click.Choice(SWEEP_METRICS), default="f1_macro", show_default=True,
               help="Validation metric that ranks the trials (f1_micro ... roc_auc_macro: with "
                    "--multi-label; hamming_loss ranks lowest first).")
@@ -62,6 +74,7 @@ logger = logging.getLogger(__name__)
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Run the trials on a running Dask cluster (e.g. tcp://10.0.0.5:8786) "
                    "instead of local processes; its workers must read the CSV.")
+@options.wait_workers_opt
 @click.option("--retry-failed", is_flag=True, help="Run failed trials of earlier runs again.")
 @click.option("--overwrite", is_flag=True,
               help="Replace what an earlier sweep of other data or another model wrote in DIR.")
@@ -71,12 +84,12 @@ logger = logging.getLogger(__name__)
               help="Refuse a search of more than N combinations (raise it to run a bigger one).")
 @options.verbosity
 @click.pass_context
-@handle_errors(interrupted="finished trials are kept in {output}/trials.jsonl; "
+@handle_errors(interrupted="finished trials are kept in the study and {output}/trials.jsonl; "
                            "run the same command again to resume")
-def sweep(ctx, csv, model_name, output, params, grid_file, search, n_iter, metric, level, split, folds,
-          test_fraction, artist_map, split_dir, seed, jobs, scheduler, retry_failed, retrain_best,
-          max_trials, multi_label, threshold, overwrite):
-    """Evaluate a grid or random sample of hyperparameters for one model on a feature CSV
+def sweep(ctx, csv, model_name, output, params, grid_file, search, n_iter, prune, storage, study_name,
+          metric, level, split, folds, test_fraction, artist_map, split_dir, seed, jobs, scheduler,
+          wait_workers, retry_failed, retrain_best, max_trials, multi_label, threshold, overwrite):
+    """Search the hyperparameters of one model on a feature CSV (grid, random or TPE)
     (a spectrogram STORE folder for an image model such as cnn2d).
 
     Each combination is cross-validated on the non-test rows; the best by the
@@ -91,6 +104,8 @@ def sweep(ctx, csv, model_name, output, params, grid_file, search, n_iter, metri
       featx sweep data.csv -m cnn -o sweeps/cnn --grid space.yaml
       featx sweep data.csv -m mlp -o sweeps/rs --search random --n-iter 50 \\
           -p "learning_rate=loguniform(1e-4,1e-1)" -p dropout=0.2,0.4
+      featx sweep data.csv -m svm -o sweeps/tpe --search tpe --n-iter 16 \\
+          -p "C=loguniform(1e-2,1e3)" -p "gamma=loguniform(1e-4,1e0)"
     """
 
     from ..sweep.plan import (  # pulls in pandas: only on this path
@@ -103,12 +118,15 @@ def sweep(ctx, csv, model_name, output, params, grid_file, search, n_iter, metri
         level=level, split=split, folds=folds, test_fraction=test_fraction, seed=seed,
         artist_map=artist_map, split_dir=split_dir, jobs=jobs, retry_failed=retry_failed,
         retrain_best=retrain_best, max_trials=max_trials, scheduler=scheduler,
-        multi_label=multi_label, threshold=threshold, overwrite=overwrite).validate()
+        multi_label=multi_label, threshold=threshold, overwrite=overwrite, prune=prune, storage=storage,
+        study=study_name, wait_workers=wait_workers).validate()
     space = space_from_options(get_model(model_name), list(params), grid_file)
     plan = plan_sweep(options, space)
     outcome = run_sweep(plan, progress=progress_enabled(ctx))
-    click.echo(f"{outcome.total} combinations: {outcome.reused} reused, {outcome.ran} run, "
-               f"{outcome.failed} failed ({outcome.seconds:.1f} s)")
+    click.echo(f"{outcome.total} {'trials' if search == 'tpe' else 'combinations'}: {outcome.reused} reused, "
+               f"{outcome.ran} run, {outcome.failed} failed"
+               + (f", {outcome.pruned} pruned" if outcome.pruned else "")
+               + f" ({outcome.seconds:.1f} s); study {outcome.study!r} in {outcome.storage}")
     if outcome.best is not None:
         record = outcome.records[outcome.best.key]
         m = record["metrics"][level]

@@ -9,10 +9,13 @@ A sweep evaluates many configurations of one model on one feature table:
 3. The best configuration is retrained on all non-test rows, scored once on the
    test part and saved as a normal bundle in ``DIR/best/``.
 
-Finished trials are appended to ``DIR/trials.jsonl`` (one JSON line per trial,
+Every sweep is an Optuna study (``DIR/study.db``, or a shared database given by
+``storage``; see :mod:`featx.sweep.study` and :mod:`featx.sweep.storage`): grid and random
+combinations are queued in it, TPE trials are sampled from it, and it says what is done
+when a sweep resumes. Finished trials are also appended to ``DIR/trials.jsonl`` (one JSON line per trial,
 written with a single ``write``), keyed by a hash of everything that determines
 the result: the resolved hyperparameters, the data file's content, the split,
-folds and seed. Re-running a sweep reuses every trial already in the journal,
+folds and seed. Re-running a sweep reuses every trial the study holds finished,
 so a widened grid or an interrupted run only trains what is missing.
 ``results.csv`` is rewritten atomically after every trial; ``report.md`` and the
 self-contained ``report.html`` are written at the end.

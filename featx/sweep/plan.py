@@ -17,6 +17,7 @@ from ..models.registry import ModelSpec, get_model
 from ..training.config import (
     DEFAULT_THRESHOLD,
     LOWER_IS_BETTER,
+    PRUNERS,
     SWEEP_METRICS,
     metric_names,
     parse_threshold,
@@ -28,10 +29,12 @@ import time
 
 from ..data.splits import make_splits
 from ..data.store_table import read_table
-from ..extract.executors import check_address
+from ..extract.executors import check_address, check_wait_workers
 from ..models.registry import create
 from ..training.cv import label_encoding
-from .space import LEVELS, MAX_TRIALS, RESULTS, SEARCHES, SearchSpace
+from .space import LEVELS, MAX_TRIALS, RESULTS, SEARCHES, Distribution, SearchSpace
+from .storage import check_storage_url
+from .study import tpe_distributions
 from .trials import Design, Trial, trial_config, trial_identity, trial_key
 
 # ---------------------------------------------------------------------------
@@ -63,12 +66,37 @@ class SweepOptions:
     multi_label: bool = False
     threshold: float | str = DEFAULT_THRESHOLD
     overwrite: bool = False  # replace what an earlier sweep on other data or another model wrote
+    prune: str = "none"  # stop unpromising trials early: none, median or hyperband
+    storage: str | None = None  # the study's database URL (default: sqlite in DIR/study.db)
+    study: str | None = None  # the study's name in the storage (default: the folder's name)
+    wait_workers: float | None = None  # seconds to wait for a Dask worker; not part of the sweep
+
+    @property
+    def study_name(self) -> str:
+        return self.study or Path(self.output).resolve().name
 
     def validate(self) -> "SweepOptions":
         get_model(self.model)
         if self.search not in SEARCHES:
-            raise ConfigError(f"search must be one of {', '.join(SEARCHES)}. Received: search={self.search!r}",
-                              param="search")
+            raise ConfigError(f"search must be one of {', '.join(SEARCHES)} (the sampler). "
+                              f"Received: search={self.search!r}", param="search")
+        if self.prune not in PRUNERS:
+            raise ConfigError(f"prune must be one of {', '.join(PRUNERS)} (the pruner). "
+                              f"Received: prune={self.prune!r}", param="prune")
+        if self.prune != "none" and self.search == "grid":
+            raise ConfigError(f"prune={self.prune!r} stops trials whose early epochs or folds trail the "
+                              "others; a grid search runs every combination to its end to compare them "
+                              "all, so pruning would only leave holes in the grid; use search='tpe' or "
+                              "'random' with pruning, or prune='none'", param="prune")
+        if self.search in ("random", "tpe") and (not isinstance(self.n_iter, int) or self.n_iter < 1):
+            raise ConfigError(f"n_iter must be a positive integer. Received: n_iter={self.n_iter!r}",
+                              param="n_iter")
+        if self.storage is not None:
+            check_storage_url(self.storage)
+        if self.study is not None and (not isinstance(self.study, str) or not self.study.strip()):
+            raise ConfigError(f"study must be a non-empty name. Received: study={self.study!r}", param="study")
+        if self.wait_workers is not None:
+            self.wait_workers = check_wait_workers(self.wait_workers)
         if self.metric not in SWEEP_METRICS:
             raise ConfigError(f"metric must be one of {', '.join(SWEEP_METRICS)}. Received: metric={self.metric!r}",
                               param="metric")
@@ -206,9 +234,16 @@ def plan_sweep(options: SweepOptions, space: SearchSpace) -> SweepPlan:
     """Check everything and list the trials; nothing is trained. Errors name their entry."""
     options.validate()
     spec = get_model(options.model)
-    points = space.points(options.search, n_iter=options.n_iter, seed=options.seed,
-                          max_trials=options.max_trials)
-    configs = [trial_config(spec, p, base=options.base()) for p in points]
+    if options.search == "tpe":  # trials are sampled while the sweep runs: check one combination
+        tpe_distributions(space)
+        points = []
+        probe = {k: (v.low if v.kind != "randint" else int(v.low)) if isinstance(v, Distribution) else v[0]
+                 for k, v in space.grids[0].items()}
+        configs = [trial_config(spec, probe, base=options.base())]
+    else:
+        points = space.points(options.search, n_iter=options.n_iter, seed=options.seed,
+                              max_trials=options.max_trials)
+        configs = [trial_config(spec, p, base=options.base()) for p in points]
     if configs:  # the split is checked before the table is read
         create(configs[0][0], None).check_split(options.split)
     table = read_table(options.csv)  # a feature CSV, or a spectrogram store for an image model
@@ -218,7 +253,7 @@ def plan_sweep(options: SweepOptions, space: SearchSpace) -> SweepPlan:
     data = _data_identity(table, options)
     design = plan_design(table, options)
     trials = []
-    for i, (point, (config, optimizer)) in enumerate(zip(points, configs)):
+    for i, (point, (config, optimizer)) in enumerate(zip(points, configs[:len(points)])):
         key = trial_key(trial_identity(config, optimizer, data))
         trials.append(Trial(i, point, config, optimizer, key))
     return SweepPlan(options, spec, space, table, data, design, trials)
@@ -248,19 +283,30 @@ def results_frame(plan: SweepPlan, records: dict[str, dict]) -> pd.DataFrame:
                 row[name], row[f"{name}_std"] = m[name], m["std"][name]
             else:
                 row[name] = row[f"{name}_std"] = np.nan
-        row["epochs_run"] = (record or {}).get("metrics", {}).get("epochs_run", np.nan) if status == "ok" else np.nan
-        row["train_seconds"] = record.get("seconds", np.nan) if record else np.nan
+        used = (record or {}).get("used") or {}
+        row["epochs_run"] = ((record or {}).get("metrics", {}).get("epochs_run", np.nan) if status == "ok"
+                             else used.get("epochs", np.nan))
+        row["folds_run"] = len(plan.design.folds) if status == "ok" else used.get("folds", np.nan)
+        row["train_seconds"] = (record.get("seconds") if record and record.get("seconds") is not None
+                                else np.nan)
         row["status"] = status
+        row["state"] = (record or {}).get("state") or _STATES.get(status, status.upper())
         row["error"] = (record or {}).get("error", "")
         row["trial"] = trial.key
         rows.append(row)
     columns = list(plan.space.names) + [c for n in metric_names(plan.options.multi_label)
                                         for c in (n, f"{n}_std")]
-    columns += ["epochs_run", "train_seconds", "status", "error", "trial"]
+    columns += ["epochs_run", "folds_run", "train_seconds", "status", "state", "error", "trial"]
     frame = pd.DataFrame(rows, columns=columns)
     if not plan.spec.family.keras_training:  # no epochs to count
         frame = frame.drop(columns="epochs_run")
+    if plan.options.prune == "none":  # every trial runs all its folds
+        frame = frame.drop(columns="folds_run")
     return frame
+
+
+#: The study's trial state shown for a featx status when no study trial is at hand.
+_STATES = {"ok": "COMPLETE", "failed": "FAIL", "pruned": "PRUNED", "pending": "WAITING"}
 
 
 #: Least time between two rewrites of results.csv while trials finish (seconds); a
@@ -325,3 +371,6 @@ class SweepOutcome:
     seconds: float
     results: pd.DataFrame = field(repr=False, default=None)
     retrain_seconds: float = 0.0
+    pruned: int = 0
+    storage: str = ""  # the study's database URL, password masked
+    study: str = ""  # the study's name

@@ -14,6 +14,7 @@ from ..training.config import LOWER_IS_BETTER, metric_names
 logger = logging.getLogger(__name__)
 from ..reporting.blocks import render_html, render_markdown
 from ..reporting.figures import sweep_figures
+from .figures import study_figures
 from .plan import results_frame
 from .plan import SweepOutcome
 from .space import BEST, Distribution, LEVELS, display_value
@@ -107,13 +108,16 @@ def report_blocks(outcome: SweepOutcome, figures: list[Path]) -> list:
         blocks.append(("p", "WARNING: accuracy is inflated: random per-segment split, segments of one "
                             "track are in both training and validation data."))
     blocks.append(("h1", f"featx sweep: {plan.spec.name} on {Path(o.csv).name}"))
-    search = o.search + (f" ({o.n_iter} samples, seed {o.seed})" if o.search == "random" else "")
+    search = o.search + (f" ({o.n_iter} {'samples' if o.search == 'random' else 'trials'}, seed {o.seed})"
+                         if o.search != "grid" else "")
+    search += f", pruning: {o.prune}" if o.prune != "none" else ""
     blocks.append(("facts", [
         ("model", f"{plan.spec.name} ({plan.spec.description})"),
         ("data", f"{o.csv} ({plan.table.n_rows} rows, {len(set(plan.table.tracks))} tracks, "
                  f"sha256 {plan.data['sha256'][:12]})"),
-        ("search", f"{search}; {outcome.total} combinations: {ok} finished, {outcome.failed} failed, "
-                   f"{outcome.pending} pending"),
+        ("search", f"{search}; {outcome.total} {'trials' if o.search == 'tpe' else 'combinations'}: "
+                   f"{ok} finished, {outcome.pruned} pruned, {outcome.failed} failed, {outcome.pending} pending"),
+        ("study", f"{outcome.study!r} in {outcome.storage} (Optuna; optuna.load_study reads it)"),
         ("selection", f"{o.level}-level {o.metric} on validation data only: {plan.design.description}"),
         ("test part", f"{plan.design.test_description} ({len(plan.design.test)} rows), used once for "
                       "the best configuration"),
@@ -132,6 +136,13 @@ def report_blocks(outcome: SweepOutcome, figures: list[Path]) -> list:
         blocks.append(("h2", "Figures"))
         for path in figures:
             blocks.append(("img", f"figures/{path.name}", path.stem.replace("_", " ")))
+    pruned = frame[frame["status"] == "pruned"]
+    if len(pruned):
+        blocks.append(("h2", f"Pruned trials ({len(pruned)})"))
+        used = [c for c in ("epochs_run", "folds_run") if c in frame.columns]
+        blocks.append(("table", [*names, *[c.replace("_", " ") for c in used], "time (s)"],
+                       [[_fmt(r[n]) for n in names] + [_fmt(r[c], 0) for c in used]
+                        + [_fmt(r["train_seconds"], 1)] for _, r in pruned.iterrows()]))
     failed = frame[frame["status"] == "failed"]
     if len(failed):
         blocks.append(("h2", f"Failed trials ({len(failed)})"))
@@ -151,6 +162,8 @@ def write_report(outcome: SweepOutcome) -> tuple[Path, Path]:
         outcome.results = results_frame(outcome.plan, outcome.records)
     figures = sweep_figures(outcome.results, outcome.plan.space.names, outcome.plan.options.metric,
                             out / "figures")
+    figures += study_figures(outcome.results, outcome.plan.space.names, outcome.plan.options.metric,
+                             out / "figures")
     blocks = report_blocks(outcome, figures)
     md = atomic_write(out / "report.md", render_markdown(blocks))
     title = f"featx sweep: {outcome.plan.spec.name} on {Path(outcome.plan.options.csv).name}"

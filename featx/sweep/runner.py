@@ -36,7 +36,25 @@ from .space import (
     display_value,
     to_plain,
 )
-from .trials import Trial, run_trial, trial_identity
+from .storage import STUDY_DB, close_storages, default_storage, masked
+from .study import (
+    CONFIG,
+    ERROR,
+    KEY,
+    PARAMS,
+    fail_running,
+    fill_queue,
+    make_sampler,
+    open_study,
+    run_study_trial,
+    study_records,
+    study_trials,
+    tell,
+    tpe_budget_left,
+    tpe_distributions,
+    trials_by_key,
+)
+from .trials import Trial
 
 # ---------------------------------------------------------------------------
 # The best configuration: retrain on all non-test rows, test once, save a bundle
@@ -86,7 +104,7 @@ def retrain_best(plan: SweepPlan, trial: Trial) -> Path:
 def _legacy_sweep():
     """How a sweep folder written before folder markers is recognised: every path in it is
     one a sweep writes, ``sweep.json`` is a sweep record and ``best`` a featx bundle."""
-    layout = (SETTINGS, JOURNAL, RESULTS, "report.md", "report.html", "figures/*.png", f"{RUNNING}/*",
+    layout = (SETTINGS, JOURNAL, RESULTS, STUDY_DB, "report.md", "report.html", "figures/*.png", f"{RUNNING}/*",
               *(f"{sub}/{p}" for sub in (BEST, BEST_TMP) for p in BUNDLE_LAYOUT))
 
     sweep_record = json_says(SETTINGS, "featx_sweep", None)
@@ -144,7 +162,8 @@ def _settings_record(plan: SweepPlan) -> dict:
         "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "data": {"path": str(o.csv), **plan.data, "rows": plan.table.n_rows,
                  "tracks": int(len(set(plan.table.tracks)))},
-        "model": plan.spec.name, "search": o.search, "n_iter": o.n_iter if o.search == "random" else None,
+        "model": plan.spec.name, "search": o.search, "n_iter": o.n_iter if o.search != "grid" else None,
+        "prune": o.prune, "storage": masked(o.storage) if o.storage else STUDY_DB, "study": o.study_name,
         "metric": o.metric, "level": o.level, "split": o.split, "folds": o.folds,
         "test_fraction": o.test_fraction, "seed": o.seed, "jobs": o.jobs, "scheduler": o.scheduler,
         "artist_map": str(o.artist_map) if o.artist_map else None,
@@ -156,19 +175,35 @@ def _settings_record(plan: SweepPlan) -> dict:
     }
 
 
-def _task(plan: SweepPlan, trial: Trial, threads: int | None) -> dict:
-    return {"key": trial.key, "index": trial.index, "csv": str(plan.options.csv), "sha": plan.data["sha256"],
-            "params": {k: to_plain(v) for k, v in trial.point.items()},
-            "identity": trial_identity(trial.config, trial.optimizer, plan.data),
-            "train_config": trial.config.to_dict(), "optimizer": trial.optimizer,
+def _task(plan: SweepPlan, url: str, threads: int | None, sampler=None) -> dict:
+    """What a worker needs to take one trial of the study and run it (picklable)."""
+    o = plan.options
+    task = {"storage": url, "study": o.study_name, "search": o.search, "prune": o.prune, "seed": o.seed,
+            "n_iter": o.n_iter, "model": plan.spec.name, "metric": o.metric, "level": o.level,
+            "csv": str(o.csv), "sha": plan.data["sha256"], "data": plan.data, "base": o.base(),
             "design": plan.design, "threads": threads,
-            "running": str(plan.options.output / RUNNING) if threads else None}
+            "running": str(o.output / RUNNING) if threads else None, "sampler": sampler}
+    if o.search == "tpe":
+        task.update(space=plan.space, distributions=tpe_distributions(plan.space))
+    return task
+
+
+def _left(state: dict) -> int:
+    """How many trials are still to run: waiting in the queue, or TPE's budget."""
+    import optuna  # Optuna is heavy: only when a sweep runs
+
+    plan, study = state["plan"], state["study"]
+    if plan.options.search == "tpe":
+        return max(0, tpe_budget_left(study, plan.options.n_iter))
+    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
 
 
 def run_sweep(plan: SweepPlan, *, progress=None, report: bool = True) -> SweepOutcome:
     """Run the missing trials of ``plan`` (in parallel), then retrain the best and write reports.
 
-    Ctrl-C stops the sweep; finished trials are kept and ``KeyboardInterrupt``
+    The Optuna study (``DIR/study.db`` or ``options.storage``) says what is done; grid and
+    random combinations are queued in it, TPE trials are asked for until ``n_iter`` have
+    finished. Ctrl-C stops the sweep; finished trials are kept and ``KeyboardInterrupt``
     propagates after ``results.csv`` is brought up to date.
     """
     from joblib import (  # joblib: only with worker processes
@@ -176,7 +211,6 @@ def run_sweep(plan: SweepPlan, *, progress=None, report: bool = True) -> SweepOu
         delayed,
         parallel_config,
     )
-
 
     start = time.perf_counter()
     options = plan.options
@@ -187,56 +221,84 @@ def run_sweep(plan: SweepPlan, *, progress=None, report: bool = True) -> SweepOu
     _check_same_sweep(plan, out)
     # locked until closed: a second sweep on this folder is refused with one line
     journal = Journal(out / JOURNAL, {"kind": "sweep"}, allow_nan=True, headerless=True)
-    records = journal.open()
+    journaled = journal.open()
     note_written(out / JOURNAL)
+    own_db = options.storage is None
+    url = options.storage or default_storage(out)
+    if own_db:
+        if (out / STUDY_DB).is_symlink():  # SQLite would write through it
+            journal.close()
+            raise OutputError(f"{out / STUDY_DB} is a symbolic link; refusing to write the study through it")
+        note_written(out / STUDY_DB)
     try:
         atomic_write(out / SETTINGS, json.dumps(_settings_record(plan), indent=2) + "\n")
-        unique: dict[str, Trial] = {}
-        for trial in plan.trials:
-            unique.setdefault(trial.key, trial)
-        done = {k for k, r in records.items()
-                if k in unique and (r.get("status") == "ok" or not options.retry_failed)}
-        todo = [t for k, t in unique.items() if k not in done]
-        reused = len(done)
+        study = open_study(plan, url)
+        if own_db:  # this process holds the folder: a trial shown running was left by a killed one
+            fail_running(study, journaled, "the sweep process ended while this trial ran",
+                         requeue=options.search != "tpe")
+        if options.search == "tpe":
+            reused = sum(1 for t in study.get_trials(deepcopy=False) if t.state.name in ("COMPLETE", "PRUNED"))
+            total = options.n_iter
+        else:
+            reused, _ = fill_queue(study, plan, journaled, retry_failed=options.retry_failed)
+            total = len({t.key for t in plan.trials})
+        state = {"journal": journal, "plan": plan, "study": study, "finished": set(), "journaled": journaled}
+        todo = _left(state)
+        records = _refresh(state)
         jobs = options.jobs if options.jobs > 0 else (os.cpu_count() or 1)
-        jobs = max(1, min(jobs, len(todo) or 1))
+        jobs = max(1, min(jobs, todo or 1))
         threads = 1 if jobs > 1 else None
-        logger.info("%d combinations (%d distinct): %d from earlier runs, %d to run on %d worker(s)",
-                    len(plan.trials), len(unique), reused, len(todo), jobs)
+        logger.info("%s search, study %r in %s: %d trial(s) finished earlier, %d to run on %d worker(s)",
+                    options.search, options.study_name, masked(url), reused, todo, jobs)
         write_results(plan, records)
-
-        best = best_trial(plan, records)
-        bar = progress_bar(total=len(unique), initial=reused, desc="trials", unit="trial",
+        bar = progress_bar(total=max(total, reused + todo), initial=reused, desc="trials", unit="trial",
                            progress=progress)
-        _bar_postfix(bar, plan, records, best)
+        state.update(records=records, bar=bar)
+        _bar_postfix(bar, plan, records, best_trial(plan, records))
         ran = 0
-        state = {"journal": journal, "records": records, "bar": bar, "plan": plan, "finished": set()}
         if threads:
             scratch_folder(out / RUNNING)
         try:
             suspects: dict[str, int] = {}
             if options.scheduler and todo:
-                ran += _run_on_cluster(state, todo, options.scheduler)
-                todo = []
-            while todo:
-                tasks = (delayed(run_trial)(_task(plan, t, threads)) for t in todo)
+                ran += _run_on_cluster(state, todo, url)
+                todo = 0
+            if jobs == 1:
+                task = _task(plan, url, None, sampler=make_sampler(options.search, options.seed))
+                for _ in range(todo):
+                    record = run_study_trial(task)
+                    if record.get("none"):
+                        break
+                    _finish(state, record)
+                    ran += 1
+                todo = 0
+            while todo > 0:
+                task = _task(plan, url, threads)
+                tasks = (delayed(run_study_trial)(task) for _ in range(todo))
                 try:
                     with parallel_config(backend="loky", inner_max_num_threads=threads):
                         for record in Parallel(n_jobs=jobs, return_as="generator_unordered",
                                                batch_size=1)(tasks):
-                            _finish(state, record)
-                            ran += 1
+                            if not record.get("none"):
+                                _finish(state, record)
+                                ran += 1
                     break
                 except Exception as exc:
                     if type(exc).__name__ != "TerminatedWorkerError":
                         raise
-                    todo, recorded = _after_worker_death(state, todo, suspects)
-                    ran += recorded
+                    ran += _after_worker_death(state, suspects)
+                    todo = _left(state)
+            if own_db:  # every task came back: a trial still shown running lost its worker
+                fail_running(study, journal_records(state), "its worker process died (killed "
+                             "by the system; out of memory?)", requeue=False)
         finally:
             bar.close()
+            records = _refresh(state)
             write_results(plan, records)
+            _drop_empty(out / RUNNING)
     finally:
         journal.close()
+        close_storages()  # the study's connections; a later sweep in this process opens its own
 
     best = best_trial(plan, records)
     best_dir = None
@@ -253,81 +315,112 @@ def run_sweep(plan: SweepPlan, *, progress=None, report: bool = True) -> SweepOu
             best_dir = retrain_best(plan, best)
     retrain_seconds = time.perf_counter() - retrain_start
     results = write_results(plan, records)
-    relevant = [records.get(t.key) for t in plan.trials]
+    relevant = [records.get(k) for k in dict.fromkeys(t.key for t in plan.trials)]
     outcome = SweepOutcome(
-        plan, records, total=len(plan.trials), reused=reused, ran=ran,
-        failed=sum(1 for r in relevant if r and r.get("status") != "ok"),
-        pending=sum(1 for r in relevant if r is None), best=best, best_dir=best_dir,
-        seconds=time.perf_counter() - start, results=results, retrain_seconds=retrain_seconds)
+        plan, records, total=total, reused=reused, ran=ran,
+        failed=sum(1 for r in relevant if r and r.get("status") == "failed"),
+        pending=sum(1 for r in relevant if r is None or r.get("status") in ("pending", "running")),
+        best=best, best_dir=best_dir, seconds=time.perf_counter() - start, results=results,
+        retrain_seconds=retrain_seconds,
+        pruned=sum(1 for r in relevant if r and r.get("status") == "pruned"),
+        storage=masked(url), study=options.study_name)
     if report:
         write_report(outcome)
     return outcome
 
 
-def _run_on_cluster(state: dict, todo: list[Trial], scheduler: str) -> int:
-    """Run the trials ``todo`` as tasks on the Dask cluster at ``scheduler``; this process
-    journals each record as it comes back. Returns how many were recorded."""
+def journal_records(state: dict) -> dict:
+    """The journal's records of this run and earlier ones, by key."""
+    return {**state.get("journaled", {}), **{r["key"]: r for r in state.get("ran_records", [])}}
+
+
+def _refresh(state: dict) -> dict:
+    """Records of every trial from the study; for TPE, the plan's trials are the study's."""
+    plan, study = state["plan"], state["study"]
+    if plan.options.search == "tpe":
+        plan.trials = study_trials(study, plan)
+    return study_records(study, plan)
+
+
+def _drop_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()  # only when empty
+    except OSError:
+        pass
+
+
+def _run_on_cluster(state: dict, todo: int, url: str) -> int:
+    """Run ``todo`` trial tasks on the Dask cluster at the plan's scheduler, against the same
+    study; this process journals each record as it comes back. Returns how many were recorded."""
     plan = state["plan"]
-    csv = str(Path(plan.options.csv).resolve())  # the workers' working folders differ
-    tasks = [dict(_task(plan, t, 1), running=None, csv=csv) for t in todo]
+    o = plan.options
+    csv = str(Path(o.csv).resolve())  # the workers' working folders differ
+    task = dict(_task(plan, url, 1), running=None, csv=csv)
     count = 0
-    for record in dask_map(run_trial, tasks, scheduler=scheduler):
-        if "status" not in record:  # the workers running it died: KilledWorker
-            task = record["key"]
-            record = {"key": task["key"], "index": task["index"], "params": task["params"],
-                      "config": task["identity"]["config"], "status": "failed", "seconds": 0.0,
-                      "error": record["error"],
-                      "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-        _finish(state, record)
-        count += 1
+    for record in dask_map(run_study_trial, [dict(task, slot=i) for i in range(todo)],
+                           scheduler=o.scheduler, wait_workers=o.wait_workers):
+        if "status" not in record and not record.get("none"):  # the workers running it died
+            logger.warning("a Dask task's workers died; its trial is failed at the end")
+            continue
+        if not record.get("none"):
+            _finish(state, record)
+            count += 1
     return count
 
 
 def _finish(state: dict, record: dict) -> None:
-    """Journal one finished trial, refresh results.csv and the progress bar."""
-    plan, records = state["plan"], state["records"]
+    """Journal one finished trial, tell the study, refresh results.csv and the progress bar."""
+    plan, study = state["plan"], state["study"]
     state["journal"].append(record)
-    records[record["key"]] = record
+    state.setdefault("ran_records", []).append(record)
+    tell(study, record)
     state["finished"].add(record["key"])
-    if record["status"] != "ok":
+    if record["status"] == "failed":
         logger.warning("trial %s failed: %s", record["params"], record.get("error"))
+    records = state["records"] = _refresh(state)
     write_results(plan, records, throttle=True)  # every few seconds; run_sweep writes the last
     state["bar"].update(1)
     _bar_postfix(state["bar"], plan, records, best_trial(plan, records))
 
 
-def _after_worker_death(state: dict, todo: list[Trial], suspects: dict[str, int]):
+def _after_worker_death(state: dict, suspects: dict[str, int]) -> int:
     """A worker process was killed (by the system, e.g. out of memory) during some trials.
 
     The trials it may have been running are named by their marker files. A trial
     that was the only one running, or that was running during two such deaths, is
-    recorded as failed; the others are run again (the suspects spread apart).
-    Returns the remaining trials and how many failures were recorded.
+    recorded as failed; the others are queued again (TPE asks for new ones instead).
+    Returns how many failures were recorded.
     """
-    plan = state["plan"]
+    import optuna  # Optuna is heavy: only when a sweep runs
+
+    plan, study = state["plan"], state["study"]
     running = plan.options.output / RUNNING
     in_flight = [m.name for m in running.iterdir()] if running.is_dir() else []
     for m in running.glob("*"):
         m.unlink(missing_ok=True)
+    by_key = trials_by_key(study)
     recorded = 0
+    error = "worker process died while running this trial (killed by the system; out of memory?)"
     for key in in_flight:
         suspects[key] = suspects.get(key, 0) + 1
-        if len(in_flight) == 1 or suspects[key] >= 2:
-            trial = next((t for t in todo if t.key == key), None)
-            if trial is None or key in state["finished"]:
+        for frozen in by_key.get(key, []):
+            if frozen.state != optuna.trial.TrialState.RUNNING:
                 continue
-            _finish(state, {"key": key, "index": trial.index, "params": to_plain(trial.point),
-                            "config": trial_identity(trial.config, trial.optimizer, plan.data)["config"],
-                            "status": "failed", "seconds": 0.0,
-                            "error": "worker process died while running this trial (killed by the "
-                                     "system; out of memory?)",
-                            "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
-            recorded += 1
+            final = len(in_flight) == 1 or suspects[key] >= 2 or plan.options.search == "tpe"
+            record = {"key": key, "index": frozen.number, "trial_number": frozen.number,
+                      "params": frozen.user_attrs.get(PARAMS, {}), "status": "failed", "seconds": 0.0,
+                      "error": error,
+                      "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+            study._storage.set_trial_user_attr(frozen._trial_id, ERROR, error)
+            if final:
+                _finish(state, record)
+                recorded += 1
+            else:
+                tell(study, record)
+                study.enqueue_trial({}, user_attrs={k: v for k, v in frozen.user_attrs.items()
+                                                    if k in (KEY, PARAMS, CONFIG)})
     logger.warning("a worker process died while running %d trial(s); continuing", len(in_flight))
-    left = [t for t in todo if t.key not in state["finished"]]
-    first = [t for t in left if t.key in in_flight][:1]
-    rest = [t for t in left if t.key not in in_flight]
-    return first + rest + [t for t in left if t.key in in_flight][1:], recorded
+    return recorded
 
 
 def _bar_postfix(bar, plan, records, best) -> None:

@@ -40,8 +40,13 @@ TUNED = "tuned"
 #: The levels metrics are computed at: whole tracks (segment probabilities averaged) or rows.
 LEVELS = ("track", "segment")
 
-#: How a sweep picks its combinations: every one of a grid, or a random sample.
-SEARCHES = ("grid", "random")
+#: How a sweep picks its combinations: every one of a grid, a random sample, or Optuna's
+#: tree-structured Parzen estimator (each trial sampled from the results so far).
+SEARCHES = ("grid", "random", "tpe")
+
+#: How a sweep stops unpromising trials early: never, below the median of earlier trials at
+#: the same epoch or fold, or by successive halving (Hyperband).
+PRUNERS = ("none", "median", "hyperband")
 
 #: What a table model does with the level of the audio (see :mod:`featx.features.gain`):
 #: ``normalise`` brings every row to one reference level before scaling, so that louder or
@@ -57,7 +62,8 @@ AGGREGATES = ("mean", "vote", "max")
 MIN_SHARE = 0.25
 
 __all__ = ["METRIC_NAMES", "MULTILABEL_METRIC_NAMES", "SWEEP_METRICS", "LOWER_IS_BETTER",
-           "DEFAULT_THRESHOLD", "TUNED", "LOUDNESS", "AGGREGATES", "MIN_SHARE", "metric_names", "parse_threshold", "LEVELS", "OPTIMIZERS", "SEARCHES", "SPLITS", "TRAINING_DEFAULTS",
+           "DEFAULT_THRESHOLD", "TUNED", "LOUDNESS", "AGGREGATES", "MIN_SHARE", "metric_names", "parse_threshold",
+           "LEVELS", "OPTIMIZERS", "SEARCHES", "PRUNERS", "SPLITS", "TRAINING_DEFAULTS",
            "OPTION_HELP", "TrainConfig", "DEFAULTS", "LR_SCHEDULES"]
 
 
