@@ -7,7 +7,9 @@ nothing here is imported by a test module.
 """
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -200,14 +202,38 @@ def mn(needs_musicnn, tmp_path_factory):
 # The command line in-process, and the one-line errors it must give
 
 
+class _StderrOfTheMoment(logging.StreamHandler):
+    """A log handler that writes to whatever ``sys.stderr`` is when a record comes."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def _invoke(*args):
     """``featx ARGS`` through click's CliRunner; it may fail, but never with an exception
-    other than click's exit."""
+    other than click's exit.
+
+    featx's log lines reach ``result.stderr`` as they reach a real process's stderr: under
+    pytest the root logger already holds pytest's handlers, so the command's
+    ``logging.basicConfig`` adds none; a handler on featx's logger stands in for it.
+    """
     from click.testing import CliRunner
 
     from featx.cli import main
 
-    result = CliRunner().invoke(main, [str(a) for a in args])
+    handler = _StderrOfTheMoment()
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    featx_logger = logging.getLogger("featx")
+    featx_logger.addHandler(handler)
+    try:
+        result = CliRunner().invoke(main, [str(a) for a in args])
+    finally:
+        featx_logger.removeHandler(handler)
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     return result
 

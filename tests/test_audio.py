@@ -142,18 +142,14 @@ def test_files_that_are_not_regular_are_named_as_what_they_are(tmp_path, kind):
         load(path, sr=22050)  # at once: nothing is opened
 
 
-def test_extract_names_fifos_and_devices_among_real_files(tmp_path, tone, write_wav):
+def test_extract_names_fifos_and_devices_among_real_files(tmp_path, tone, write_wav, invoke):
     """/dev/zero and FIFOs were reported as 'empty file (0 bytes)'; a FIFO in a folder was passed over."""
-    import subprocess
-    import sys
-
     folder = tmp_path / "audio" / "tones"
     write_wav(folder / "a.wav", tone(440, 6.5))
     names = {kind: _special(folder, kind)[1] for kind in ("fifo", "device", "socket", "dangling")}
     out = tmp_path / "f.csv"
-    done = subprocess.run([sys.executable, "-m", "featx", "extract", str(tmp_path / "audio"), "/dev/zero",
-                           "-o", str(out), "-j", "1"], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 1, done.stderr
+    done = invoke("extract", tmp_path / "audio", "/dev/zero", "-o", out, "-j", "1")
+    assert done.exit_code == 1, done.stderr
     for kind, name in names.items():
         assert f"skipped {folder / (kind + '.wav')}: is {name}" in done.stderr
     assert "skipped /dev/zero: is a character device, not a regular file" in done.stderr

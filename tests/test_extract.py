@@ -74,18 +74,15 @@ def test_gtzan_preset_whole_file_and_label_options(corpus, tmp_path):
     assert result.exit_code != 0 and "no label for 3 of 4" in result.output
 
 
-def test_bad_files_are_skipped_and_reported(corpus, tmp_path, tone, write_wav):
+def test_bad_files_are_skipped_and_reported(corpus, tmp_path, tone, write_wav, invoke):
     (corpus / "tones" / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunkjunkjunk" * 50)
     (corpus / "tones" / "empty.wav").write_bytes(b"")
     (corpus / "tones" / "text.ogg").write_text("not audio")
     write_wav(corpus / "clicks" / "short.wav", tone(440, 2.0))
     write_wav(corpus / "tones" / "silent.wav", np.zeros(3 * 22050 + 10, np.float32))
     out = tmp_path / "features.csv"
-    result = subprocess.run(
-        [sys.executable, "-m", "featx", "extract", str(corpus), "-o", str(out), "-j", "2"],
-        capture_output=True, text=True, cwd=REPO,
-    )
-    assert result.returncode == 1, result.stderr
+    result = invoke("extract", corpus, "-o", out, "-j", "2")
+    assert result.exit_code == 1, result.stderr
     for name in ("corrupt.wav", "empty.wav", "text.ogg", "short.wav"):
         assert name in result.stderr
     assert "shorter than one 3 s segment" in result.stderr
