@@ -176,6 +176,7 @@ def test_train_returns_the_bundle_it_saved(tmp_path, table_csv):
     np.testing.assert_allclose(from_path[["blues", "jazz", "rock"]].sum(axis=1), 1.0)
 
 
+@pytest.mark.slow
 def test_train_on_a_dataframe_and_options_by_name(tmp_path, table_csv):
     frame = pd.read_csv(table_csv)
     bundle = featx.train(frame, "mlp", output_dir=tmp_path / "mlp", epochs=2, units=(8,), folds=2,

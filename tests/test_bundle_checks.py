@@ -50,6 +50,7 @@ def _tampered_copy(bundle, tmp_path, name, edit):
     ("metadata.json", lambda d: d["params"].__setitem__("n_neighbors", 15),
      "model.skops: model parameter n_neighbors must be 15"),
 ])
+@pytest.mark.slow
 def test_corrupt_bundle_fields_are_refused(tmp_path, trained_knn, name, edit, message):
     csv, bundle = trained_knn
     copy = _tampered_copy(bundle, tmp_path, name, edit)
@@ -188,6 +189,7 @@ def test_an_untouched_bundle_still_loads_and_predicts(small_bundles, small_table
         assert len(frame) == 16 and (frame["genre"] == frame["file"].str.split(".").str[0]).mean() > 0.8
 
 
+@pytest.mark.slow
 def test_huge_C_in_a_bundle_fails_at_once_in_a_real_process(small_bundles, tmp_path, small_table):
     """``params.C = 1e308`` used to make the refit on load run for ever."""
     bundle = _copy(small_bundles["svm"], tmp_path / "b")

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 FEATX = [sys.executable, "-m", "featx"]
 
@@ -28,6 +30,7 @@ def _wait_for_cpu(proc, seconds: float, limit: float = 120.0) -> None:
     raise AssertionError("the process never got going")
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_ensemble_train_exits_130_and_saves_nothing(tmp_path, default_sigint, gtzan_dir):
     proc = subprocess.Popen(FEATX + ["train", str(gtzan_dir / "features_30_sec.csv"), "-m", "ensemble", "-o", "out", "--folds", "2"],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -41,6 +44,7 @@ def test_ctrl_c_during_ensemble_train_exits_130_and_saves_nothing(tmp_path, defa
     assert not (tmp_path / "out" / "metadata.json").exists()
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_ensemble_sweep_records_no_finished_trial(tmp_path, default_sigint, gtzan_dir):
     proc = subprocess.Popen(FEATX + ["sweep", str(gtzan_dir / "features_30_sec.csv"), "-m", "ensemble", "-o", "sw", "--folds", "5",
                                      "-p", "nn_alpha=0.1,0.2"],
@@ -60,6 +64,7 @@ def test_ctrl_c_during_ensemble_sweep_records_no_finished_trial(tmp_path, defaul
 PROGRESS_LINE = re.compile(r"^[\w .-]+: \d+(/\d+)? \w+, \d+\.\d s(, .*)?$")
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_train_exits_130_with_one_line(tmp_path, synthetic_feature_csv, default_sigint):
     csv = synthetic_feature_csv(tmp_path / "t.csv", n_tracks=40, n_segments=1, classes=["a", "b", "c"],
                                 seed=0, separation=1.0, track_spread=0.5, row_spread=0.1)

@@ -41,6 +41,7 @@ def bundle(tmp_path_factory, make_csv, run):
     return out, csv
 
 
+@pytest.mark.slow
 def test_train_in_a_terminal_prints_no_tensorflow_start_up_logs(tmp_path, make_csv):
     """TensorFlow writes C++ log lines to stderr while loading; a featx run shows none."""
     import os
@@ -231,6 +232,7 @@ def test_predict_audio_needs_known_settings(bundle, tmp_path, run):
     assert "no known extraction settings" in result.output
 
 
+@pytest.mark.slow
 def test_predict_real_audio_with_a_kaggle_model(tmp_path, run, gtzan_dir):
     out = tmp_path / "knn"
     run("train", gtzan_dir / "features_30_sec.csv", "--model", "knn", "--folds", "2", "-o", out)
@@ -310,6 +312,7 @@ def test_evaluate_and_predict_reject_other_columns(bundle, tmp_path, run):
         assert "missing column(s) f_b; unexpected column(s) f_c" in text and str(other) in text
 
 
+@pytest.mark.slow
 def test_diverging_training_is_a_one_line_error(tmp_path, make_csv, run):
     csv = make_csv(tmp_path / "train.csv")
     # plain SGD at rate 0.5 with an L2 penalty of 100 multiplies the weights by -99 per step

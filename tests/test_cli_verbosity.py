@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from featx.cli import main
 
 
@@ -35,6 +37,7 @@ def test_quiet_runs_print_nothing_on_stderr(corpus, tmp_path, synthetic_feature_
     assert loud.exit_code == 0 and "used to train this model" in loud.stderr
 
 
+@pytest.mark.slow
 def test_q_and_v_work_after_the_command_name(corpus, tmp_path, invoke):
     """``featx spectrograms -q`` was "No such option: -q"."""
     import click

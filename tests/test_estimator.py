@@ -42,6 +42,7 @@ def test_parameters_are_the_models_hyperparameters_and_training_options():
         clf.set_params(n_trees=3)
 
 
+@pytest.mark.slow
 def test_bad_parameters_are_one_line_at_fit(rows):
     X, y, _ = rows
     with pytest.raises(ConfigError, match="model 'svm' has no hyperparameter 'n_neighbors'"):
@@ -82,6 +83,7 @@ def test_pipeline_and_cross_val_score_on_a_matrix(rows):
     assert scores.shape == (3,) and scores.min() > 0.8
 
 
+@pytest.mark.slow
 def test_a_keras_family_fits_predicts_and_round_trips_through_a_bundle(rows, tmp_path, run_cli):
     X, y, _ = rows
     clf = featx.GenreClassifier(model="mlp", **TINY_MLP).fit(X, y)
@@ -111,6 +113,7 @@ def test_labels_that_are_numbers_keep_their_order(rows):
     assert clf.score(X, codes) > 0.9
 
 
+@pytest.mark.slow
 def test_multi_label_with_genre_lists_and_with_multi_hot_rows(rows):
     X, y, _ = rows
     lists = [[g] if i % 4 else [g, "live"] for i, g in enumerate(y)]
@@ -149,6 +152,7 @@ def test_not_fitted_and_foreign_columns():
         featx.GenreClassifier().predict(np.zeros((2, 3)))
 
 
+@pytest.mark.slow
 def test_a_fault_filtered_split_is_one_fold(gtzan_dir):
     table = featx.read_feature_csv(gtzan_dir / "features_30_sec.csv")
     cv = featx.GroupedSplit(by="fault-filtered", split_dir=gtzan_dir / "splits" / "fault_filtered")

@@ -171,6 +171,7 @@ def _journal_records(path: Path) -> int:
     return max(0, path.read_bytes().count(b"\n") - 1) if path.exists() else 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, sig, big_corpus):
     audio = big_corpus(tmp_path / "audio", 20)
@@ -270,6 +271,7 @@ def test_one_file_api_gives_the_numbers_of_featx_extract(tmp_path, tone, clicks,
     np.testing.assert_array_equal(rows[columns].to_numpy(), table[columns].to_numpy())
 
 
+@pytest.mark.slow
 def test_absurd_amplitude_is_a_skipped_file_and_quiet_is_silent(tmp_path, write_wav):
     folder = tmp_path / "loud"
     folder.mkdir()

@@ -181,6 +181,7 @@ def _lines(path: Path) -> int:
     return path.read_bytes().count(b"\n") if path.exists() else 0
 
 
+@pytest.mark.slow
 def test_second_extract_on_one_output_is_refused(tmp_path, tone, clicks, write_wav):
     audio = tmp_path / "audio"
     for i in range(24):
@@ -207,6 +208,7 @@ def test_second_extract_on_one_output_is_refused(tmp_path, tone, clicks, write_w
     assert json.loads((tmp_path / "features.csv.settings.json").read_text())["rows"] == 72
 
 
+@pytest.mark.slow
 def test_sweep_is_refused_while_its_journal_is_locked(tmp_path, synthetic_feature_csv, run_cli):
     csv = synthetic_feature_csv(tmp_path / "t.csv", n_tracks=6, n_segments=1, classes=["a", "b"], seed=0,
                                 separation=3.0, track_spread=0.3, row_spread=0.1)

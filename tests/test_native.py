@@ -201,6 +201,7 @@ def test_every_symbol_the_code_needs_is_listed(reference):
     assert from_objects and from_objects <= set(header["undefined"])
 
 
+@pytest.mark.slow
 def test_an_error_path_stops_the_process_with_a_message(reference):
     cache, _ = reference
     code = ("import numpy as np\n"
@@ -214,6 +215,7 @@ def test_an_error_path_stops_the_process_with_a_message(reference):
     assert "featx: a compiled kernel took an error path" in done.stderr
 
 
+@pytest.mark.slow
 def test_numba_code_works_after_the_kernels_are_loaded(reference):
     cache, first = reference
     code = _PROBE + (
@@ -255,6 +257,7 @@ def test_the_cache_folder_is_always_an_absolute_path(monkeypatch, tmp_path):
     assert root.is_absolute() and root.name.startswith("featx-cache-")
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_the_first_build_stops_the_run_and_its_builder(tmp_path, write_wav, genre_clip):
     import signal
     import time
@@ -291,6 +294,7 @@ def test_ctrl_c_during_the_first_build_stops_the_run_and_its_builder(tmp_path, w
     assert not list((tmp_path / "cache").rglob("kernels-*.bin"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("quiet", [True, False])
 def test_worker_processes_report_an_unusable_cache_as_the_command_line_does(tmp_path, write_wav, genre_clip, quiet):
     blocker = tmp_path / "not-a-folder"

@@ -43,6 +43,7 @@ def test_per_class_bars_heights():
     assert heights == sorted(round(v, 4) for v in (0.5, 0.25, 1 / 3, 1.0, 0.75, 6 / 7))
 
 
+@pytest.mark.slow
 def test_feature_boxplot_on_real_features(tmp_path, gtzan_dir):
     frame = pd.read_csv(gtzan_dir / "features_30_sec.csv")
     fig, ax = plots.new_figure()

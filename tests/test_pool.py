@@ -106,6 +106,7 @@ def test_a_worker_of_a_live_parent_keeps_working():
         executor.shutdown()
 
 
+@pytest.mark.slow
 def test_quiet_parent_silences_warnings_in_pool_workers(tmp_path):
     (tmp_path / "noisy_task.py").write_text(textwrap.dedent("""
         import warnings

@@ -9,8 +9,10 @@ import textwrap
 import time
 
 import numpy as np
+import pytest
 
 
+@pytest.mark.slow
 def test_fit_estimator_reraises_interrupt_swallowed_by_mlp(tmp_path, default_sigint):
     script = textwrap.dedent("""
         import numpy as np, sys
