@@ -67,6 +67,7 @@ def test_round_trip_gives_identical_predictions(trained, name):
     assert meta["training_data"]["rows"] == table.n_rows and len(meta["training_data"]["sha256"]) == 64
 
 
+@pytest.mark.slow
 def test_bundle_holds_no_pickles(trained):
     import zipfile
 

@@ -42,6 +42,7 @@ def test_evaluate_on_some_genres_averages_over_those(five_genres, tmp_path, invo
     assert jazz.split("|")[3].strip() == "n/a" and jazz.split("|")[4].strip() == "n/a"
 
 
+@pytest.mark.slow
 def test_an_evaluation_csv_name_never_reaches_the_bundle_files(five_genres, tmp_path, invoke):
     bundle, _, frame = five_genres
     own = {name: (bundle / name).read_bytes() for name in ("metrics.json", "report.md", "predictions.csv")}

@@ -108,6 +108,7 @@ def test_importing_the_cli_does_not_import_tensorflow():
         assert command in help_text
 
 
+@pytest.mark.slow
 def test_train_writes_a_complete_bundle(bundle):
     out, csv = bundle
     for name in ("model.keras", "preprocessing.json", "metadata.json", "metrics.json", "predictions.csv",
@@ -173,6 +174,7 @@ def test_evaluate_writes_metrics_and_report(bundle, tmp_path, make_csv, run):
     assert (dest / "report.md").read_text().startswith("# featx mlp: evaluation")
 
 
+@pytest.mark.slow
 def test_evaluate_on_training_tracks_says_so(bundle, tmp_path):
     out, csv = bundle
     part = tmp_path / "part.csv"
@@ -244,6 +246,7 @@ def test_predict_real_audio_with_a_kaggle_model(tmp_path, run, gtzan_dir):
     assert frame.shape[1] == 13 and (frame["windows"] == 1).all()  # 30-s clips: one window each
 
 
+@pytest.mark.slow
 def test_plot_commands(bundle, tmp_path, run):
     out, csv = bundle
     written = run("plot", "features", csv, "-f", "tempo", "-f", "f_a_mean", "-o", tmp_path / "p").output

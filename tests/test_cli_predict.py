@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import pandas as pd
+import pytest
 
 
 def test_a_value_too_far_from_the_training_data_is_one_line(small_bundles, small_table, tmp_path, invoke, one_line_error):
@@ -60,6 +61,7 @@ def test_top_k_with_csv_gives_the_k_best_genres(tmp_path, synthetic_feature_csv,
     assert (top_frame["top1"] != top_frame["top2"]).all()
 
 
+@pytest.mark.slow
 def test_whole_clip_model_predicts_long_audio_in_windows(tmp_path, tone, clicks, write_wav, invoke):
     import soundfile as sf
 

@@ -15,6 +15,7 @@ from featx.cli import main
 NOT_YET_VERBOSITY: set[str] = set()
 
 
+@pytest.mark.slow
 def test_quiet_runs_print_nothing_on_stderr(corpus, tmp_path, synthetic_feature_csv, invoke):
     out = tmp_path / "f.csv"
     table = synthetic_feature_csv(tmp_path / "t.csv", n_tracks=6, n_segments=1, classes=["a", "b"],

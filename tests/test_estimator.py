@@ -57,6 +57,7 @@ def test_bad_parameters_are_one_line_at_fit(rows):
         featx.GenreClassifier(model="knn").fit(X, y[:3])
 
 
+@pytest.mark.slow
 def test_grid_search_by_name_with_grouped_folds(rows):
     from sklearn.model_selection import GridSearchCV
 
@@ -133,6 +134,7 @@ def test_multi_label_with_genre_lists_and_with_multi_hot_rows(rows):
         featx.GenreClassifier(model="knn").fit(X, hot)
 
 
+@pytest.mark.slow
 def test_segment_sequences_take_their_tracks_from_groups_or_file_names(rows):
     X, y, tracks = rows
     params = {"epochs": 3, "batch_size": 4, "patience": 0, "reduce_lr_patience": 0, "units": (8,), "dense": 0}

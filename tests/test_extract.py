@@ -74,6 +74,7 @@ def test_gtzan_preset_whole_file_and_label_options(corpus, tmp_path):
     assert result.exit_code != 0 and "no label for 3 of 4" in result.output
 
 
+@pytest.mark.slow
 def test_bad_files_are_skipped_and_reported(corpus, tmp_path, tone, write_wav, invoke):
     (corpus / "tones" / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunkjunkjunk" * 50)
     (corpus / "tones" / "empty.wav").write_bytes(b"")

@@ -50,6 +50,7 @@ def reference(tmp_path_factory):
     return cache, first
 
 
+@pytest.mark.slow
 def test_first_process_builds_and_stores_the_kernels_in_a_child(reference):
     cache, first = reference
     assert first["numba"] is False  # numba ran in the builder process only
@@ -64,6 +65,7 @@ def test_later_processes_load_the_stored_code_without_numba(reference):
     assert again["digest"] == first["digest"]
 
 
+@pytest.mark.slow
 def test_a_damaged_cache_file_is_rebuilt_not_loaded(reference, tmp_path):
     cache, first = reference
     target = tmp_path / "cache"
@@ -79,6 +81,7 @@ def test_a_damaged_cache_file_is_rebuilt_not_loaded(reference, tmp_path):
     assert _probe(target)["numba"] is False
 
 
+@pytest.mark.slow
 def test_a_symlinked_cache_file_is_neither_read_nor_written_through(reference, tmp_path):
     cache, first = reference
     target = tmp_path / "cache"
@@ -99,6 +102,7 @@ def test_a_symlinked_cache_file_is_neither_read_nor_written_through(reference, t
     assert (target / "kernels" / stored.name).is_symlink()
 
 
+@pytest.mark.slow
 def test_an_unusable_cache_folder_still_gives_the_kernels(reference, tmp_path):
     cache, first = reference
     blocker = tmp_path / "not-a-folder"
@@ -108,6 +112,7 @@ def test_an_unusable_cache_folder_still_gives_the_kernels(reference, tmp_path):
     assert blocker.read_text() == "a file where the cache folder would be\n"
 
 
+@pytest.mark.slow
 def test_another_cpu_or_release_gets_its_own_cache_file(reference, tmp_path):
     cache, _ = reference
     host = next((cache / "kernels").glob("kernels-*.bin"))
@@ -118,6 +123,7 @@ def test_another_cpu_or_release_gets_its_own_cache_file(reference, tmp_path):
     assert _probe(cache, NUMBA_CPU_NAME="generic")["numba"] is False
 
 
+@pytest.mark.slow
 def test_kernels_compiled_here_match_the_loaded_ones():
     rng = np.random.default_rng(3)
     x = rng.random((4, 50, 24)).astype(np.float32)

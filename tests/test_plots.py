@@ -146,6 +146,7 @@ def test_training_curves_count_whole_epochs():
     assert ticks and all(float(t).is_integer() for t in ticks), ticks
 
 
+@pytest.mark.slow
 def test_a_300_class_confusion_figure_has_a_bounded_size(tmp_path):
     from PIL import Image
 
