@@ -7,7 +7,9 @@ nothing here is imported by a test module.
 """
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -194,3 +196,208 @@ def mn(needs_musicnn, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("FEATX_CACHE_DIR", str(tmp_path_factory.mktemp("featx-cache")))
         yield musicnn
+
+
+# ---------------------------------------------------------------------------
+# The command line in-process, and the one-line errors it must give
+
+
+class _StderrOfTheMoment(logging.StreamHandler):
+    """A log handler that writes to whatever ``sys.stderr`` is when a record comes."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+def _invoke(*args):
+    """``featx ARGS`` through click's CliRunner; it may fail, but never with an exception
+    other than click's exit.
+
+    featx's log lines reach ``result.stderr`` as they reach a real process's stderr: under
+    pytest the root logger already holds pytest's handlers, so the command's
+    ``logging.basicConfig`` adds none; a handler on featx's logger stands in for it.
+    """
+    from click.testing import CliRunner
+
+    from featx.cli import main
+
+    handler = _StderrOfTheMoment()
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    featx_logger = logging.getLogger("featx")
+    featx_logger.addHandler(handler)
+    try:
+        result = CliRunner().invoke(main, [str(a) for a in args])
+    finally:
+        featx_logger.removeHandler(handler)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+def _one_line_error(result, *needles):
+    """A featx error: exit 1, one line starting 'Error:', no traceback, naming ``needles``."""
+    output = result.output
+    assert result.exit_code == 1, output
+    assert "Traceback" not in output
+    errors = [line for line in output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, output
+    for needle in needles:
+        assert str(needle) in errors[0], output
+    return errors[0]
+
+
+def _single_line_error(result, *needles):
+    """The CLI failed with exactly one line of text that holds every needle."""
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    for needle in needles:
+        assert needle in lines[0], result.output
+    return lines[0]
+
+
+def _stderr_error(result, *needles):
+    """The CLI failed, with no traceback, and its stderr names every needle."""
+    assert result.exit_code != 0, result.output
+    assert "Traceback" not in result.stderr, result.stderr
+    for needle in needles:
+        assert needle in result.stderr, result.stderr
+    return result.stderr
+
+
+@pytest.fixture(scope="session")
+def invoke():
+    """Return ``invoke(*args)``: ``featx ARGS`` (no ``-q`` added) through click's CliRunner."""
+    return _invoke
+
+
+@pytest.fixture(scope="session")
+def quiet_code_output():
+    """Return ``quiet_code_output(*args)``: (exit code, stdout and stderr) of ``featx -q ARGS``
+    run through click's CliRunner."""
+    def run(*args):
+        result = _invoke("-q", *args)
+        return result.exit_code, result.output
+    return run
+
+
+@pytest.fixture(scope="session")
+def one_line_error():
+    """Return ``one_line_error(result, *needles)``: exit 1 and one 'Error:' line naming them."""
+    return _one_line_error
+
+
+@pytest.fixture(scope="session")
+def single_line_error():
+    """Return ``single_line_error(result, *needles)``: the whole output is one line naming them."""
+    return _single_line_error
+
+
+@pytest.fixture(scope="session")
+def stderr_error():
+    """Return ``stderr_error(result, *needles)``: a failure whose stderr names them, no traceback."""
+    return _stderr_error
+
+
+# ---------------------------------------------------------------------------
+# Real processes
+
+
+def _default_sigint():
+    """Run in the child before exec: Ctrl-C acts as on a terminal even when this test run
+    was started with SIGINT ignored (a background job of a non-interactive shell)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture(scope="session")
+def default_sigint():
+    """Return the ``preexec_fn`` that gives a child process the default Ctrl-C handler."""
+    return _default_sigint
+
+
+def _write_stdlib_wav(path, *, rate: int, frames: int):
+    """A 16-bit mono WAV with any declared rate, written with the stdlib ``wave`` module."""
+    import wave
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    samples = (np.sin(np.arange(frames) * 0.3) * 8000).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(samples.tobytes())
+    return path
+
+
+@pytest.fixture(scope="session")
+def write_stdlib_wav():
+    """Return ``write_stdlib_wav(path, rate=, frames=)``: a WAV declaring any sample rate
+    (soundfile refuses the absurd ones)."""
+    return _write_stdlib_wav
+
+
+# ---------------------------------------------------------------------------
+# Feature tables and bundles trained on them (tests that share one only read it, or copy it)
+
+
+@pytest.fixture
+def feature_csv(tmp_path):
+    """A small three-genre feature table (six tracks per genre) in the test's folder."""
+    return _synthetic_feature_csv(tmp_path / "small.csv", n_tracks=6, n_segments=1,
+                                  classes=("blues", "jazz", "rock"), seed=0, separation=1.5,
+                                  track_spread=0.4, row_spread=0.4)
+
+
+@pytest.fixture(scope="session")
+def trained_knn(tmp_path_factory):
+    """A two-genre feature CSV (8 tracks each) and a knn bundle trained on it by the CLI."""
+    root = tmp_path_factory.mktemp("trained")
+    csv = _synthetic_feature_csv(root / "few.csv", n_tracks=8, n_segments=1, classes=["a", "b"],
+                                 seed=1, separation=5.0, track_spread=0.3, row_spread=0.1)
+    _run_cli("train", csv, "-m", "knn", "-o", root / "bundle", "--folds", "2")
+    return csv, root / "bundle"
+
+
+@pytest.fixture(scope="session")
+def small_table(tmp_path_factory):
+    """A blues/rock feature CSV of 8 tracks per genre that overlap a little."""
+    root = tmp_path_factory.mktemp("data")
+    return _synthetic_feature_csv(root / "train.csv", n_tracks=8, n_segments=1, classes=("blues", "rock"),
+                                  seed=0, separation=2.0, track_spread=0.5, row_spread=0.3)
+
+
+@pytest.fixture(scope="session")
+def small_bundles(tmp_path_factory, small_table):
+    """Real knn, svm and (tiny) mlp bundles trained by the CLI on ``small_table``."""
+    root = tmp_path_factory.mktemp("bundles")
+    tiny_mlp = ["--units", "8", "--epochs", "3", "--batch-size", "16", "--patience", "2"]
+    out = {}
+    for name, extra in (("knn", ["-p", "n_neighbors=3"]), ("svm", []), ("mlp", tiny_mlp)):
+        out[name] = root / name
+        _run_cli("train", small_table, "--model", name, "--folds", "2", "-o", out[name], *extra)
+    return out
+
+
+@pytest.fixture(scope="module")
+def five_genres(tmp_path_factory):
+    """A knn bundle over five genres, its training CSV, and a frame of new tracks (one
+    per module: ``featx evaluate`` writes into the bundle)."""
+    import pandas as pd
+
+    root = tmp_path_factory.mktemp("five")
+    genres = ("blues", "jazz", "metal", "pop", "rock")
+    csv = _synthetic_feature_csv(root / "train.csv", n_tracks=6, n_segments=1, classes=genres, seed=0,
+                                 separation=1.0, track_spread=0.6, row_spread=0.2)
+    bundle = root / "knn"
+    _run_cli("train", csv, "--model", "knn", "--folds", "2", "-o", bundle)
+    fresh = _synthetic_feature_csv(root / "fresh.csv", n_tracks=6, n_segments=1, classes=genres, seed=9,
+                                   separation=1.0, track_spread=0.6, row_spread=0.2)
+    frame = pd.read_csv(fresh)
+    frame["filename"] = "new-" + frame["filename"]
+    frame.to_csv(fresh, index=False)
+    return bundle, csv, frame

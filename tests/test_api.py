@@ -101,6 +101,7 @@ def test_a_file_gives_the_rows_featx_extract_writes(tmp_path, tone, clicks, writ
     assert rows.attrs["featx_settings"] == featx.FeatureSettings().to_dict()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("native_sr", [SR, 44100, 16000])
 def test_an_array_gives_the_rows_of_a_float_file_holding_it(tmp_path, tone, clicks, write_wav, native_sr):
     """Resampling and analysis are the file path's own: the same numbers, bit for bit."""
@@ -156,6 +157,7 @@ def table_csv(tmp_path_factory, synthetic_feature_csv):
                                  separation=3.0, track_spread=0.4, row_spread=0.3)
 
 
+@pytest.mark.slow
 def test_train_returns_the_bundle_it_saved(tmp_path, table_csv):
     model = featx.train(table_csv, "knn", output_dir=tmp_path / "knn", folds=3, n_neighbors=3, seed=2)
     bundle = model.bundle_
@@ -177,6 +179,7 @@ def test_train_returns_the_bundle_it_saved(tmp_path, table_csv):
     np.testing.assert_allclose(from_path[["blues", "jazz", "rock"]].sum(axis=1), 1.0)
 
 
+@pytest.mark.slow
 def test_train_on_a_dataframe_and_options_by_name(tmp_path, table_csv):
     frame = pd.read_csv(table_csv)
     bundle = featx.train(frame, "mlp", output_dir=tmp_path / "mlp", epochs=2, units=(8,), folds=2,
@@ -234,6 +237,7 @@ def demo_bundle(tmp_path_factory):
     return featx.load_bundle(root / "knn").bundle_, root
 
 
+@pytest.mark.slow
 def test_predict_audio_on_paths_folders_and_arrays(demo_bundle, tmp_path):
     import soundfile as sf
 
@@ -288,6 +292,7 @@ def _readme_python_blocks() -> list[str]:
     return blocks
 
 
+@pytest.mark.slow
 def test_readme_python_api_examples_run(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     namespace: dict = {"__name__": "readme"}

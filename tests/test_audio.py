@@ -1,7 +1,11 @@
 """Decoding, downmixing, resampling and segmenting real audio files."""
 from __future__ import annotations
 
+import re
+import time
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from featx.extract.audio import find_audio, load, segment
@@ -138,20 +142,83 @@ def test_files_that_are_not_regular_are_named_as_what_they_are(tmp_path, kind):
         load(path, sr=22050)  # at once: nothing is opened
 
 
-def test_extract_names_fifos_and_devices_among_real_files(tmp_path, tone, write_wav):
+def test_extract_names_fifos_and_devices_among_real_files(tmp_path, tone, write_wav, invoke):
     """/dev/zero and FIFOs were reported as 'empty file (0 bytes)'; a FIFO in a folder was passed over."""
-    import subprocess
-    import sys
-
     folder = tmp_path / "audio" / "tones"
     write_wav(folder / "a.wav", tone(440, 6.5))
     names = {kind: _special(folder, kind)[1] for kind in ("fifo", "device", "socket", "dangling")}
     out = tmp_path / "f.csv"
-    done = subprocess.run([sys.executable, "-m", "featx", "extract", str(tmp_path / "audio"), "/dev/zero",
-                           "-o", str(out), "-j", "1"], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 1, done.stderr
+    done = invoke("extract", tmp_path / "audio", "/dev/zero", "-o", out, "-j", "1")
+    assert done.exit_code == 1, done.stderr
     for kind, name in names.items():
         assert f"skipped {folder / (kind + '.wav')}: is {name}" in done.stderr
     assert "skipped /dev/zero: is a character device, not a regular file" in done.stderr
     assert "empty file" not in done.stderr and "5 file(s) skipped" in done.stderr
     assert len(out.read_text().splitlines()) == 1 + 2  # the real clip's two segments
+
+
+def test_absurd_sample_rate_is_named(tmp_path):
+    import struct
+
+    sr = 4_000_000_000
+    data = (np.sin(np.arange(22050) / 10) * 10000).astype("<i2").tobytes()
+    header = (b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE" + b"fmt "
+              + struct.pack("<IHHIIHH", 16, 1, 1, sr, (sr * 2) & 0xFFFFFFFF, 2, 16)
+              + b"data" + struct.pack("<I", len(data)))
+    (tmp_path / "rate.wav").write_bytes(header + data)
+    from featx.errors import AudioError
+    from featx.extract.audio import load
+
+    with pytest.raises(AudioError, match="sample rate 4,000,000,000 Hz is above"):
+        load(tmp_path / "rate.wav", sr=22050)
+
+
+def test_files_that_are_not_audio_are_skipped_with_what_is_wrong(corpus, tmp_path, invoke):
+    (corpus / "tones" / "notes.wav").write_text("these are my notes, not audio\n")
+    (corpus / "tones" / "noise.flac").write_bytes(bytes(range(200, 256)) * 8)
+    out = tmp_path / "f.csv"
+    result = invoke("extract", corpus, "-o", out, "-j", "1")
+    assert result.exit_code == 1
+    text = result.stderr
+    assert re.search(r"skipped \S*notes\.wav: cannot be decoded as audio: not a WAV file: no RIFF header \(starts with text\)", text), text
+    assert re.search(r"skipped \S*noise\.flac: cannot be decoded as audio: not a FLAC file: no fLaC header \(starts with bytes c8 c9 ca cb\)",
+                     text), text
+    assert "NoBackendError" not in text and "Traceback" not in text
+    assert len(pd.read_csv(out)) == 4 * 2  # the four real clips still give their rows
+
+
+def test_unknown_and_damaged_files_say_so(tmp_path, tone, write_wav):
+    from featx.errors import AudioError
+    from featx.extract.audio import load
+
+    odd = tmp_path / "clip.bin"
+    odd.write_bytes(b"\x00\x01\x02\x03" * 64)
+    with pytest.raises(AudioError, match=r"clip\.bin: cannot be decoded as audio: unknown format \(starts with bytes "
+                                         r"00 01 02 03\); expected WAV, FLAC"):
+        load(odd, sr=22050)
+    good = write_wav(tmp_path / "good.wav", tone(440, 1.0))
+    damaged = tmp_path / "damaged.wav"
+    damaged.write_bytes(good.read_bytes()[:12] + b"\xff" * 40)
+    with pytest.raises(AudioError, match=r"damaged\.wav: cannot be decoded as audio: corrupt WAV file"):
+        load(damaged, sr=22050)
+
+
+def test_load_refuses_a_low_rate_before_decoding(tmp_path, write_stdlib_wav):
+    from featx.extract.audio import load
+
+    path = write_stdlib_wav(tmp_path / "one_hz.wav", rate=1, frames=10)
+    with pytest.raises(AudioError, match=r"one_hz\.wav: sample rate 1 Hz is below the 1000 Hz"):
+        load(path, sr=22050)
+
+
+def test_load_refuses_a_file_longer_than_the_sample_bound_after_resampling(tmp_path, write_stdlib_wav):
+    from featx.extract.audio import MAX_SAMPLES, load
+
+    # 6 minutes at 1000 Hz: small on disk, but more than MAX_SAMPLES at 384 kHz
+    path = write_stdlib_wav(tmp_path / "long.wav", rate=1000, frames=360_000)
+    assert 360_000 * 384_000 // 1000 > MAX_SAMPLES
+    started = time.perf_counter()
+    with pytest.raises(AudioError, match=r"long\.wav: 6\.0 min long .* at most 134,217,728 samples"):
+        load(path, sr=384_000)
+    assert time.perf_counter() - started < 5  # refused from the header, nothing resampled
+    assert load(path, sr=22050).shape == (7_938_000,)  # the same file at a sane rate is fine

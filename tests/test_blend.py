@@ -270,6 +270,7 @@ def test_library_refuses_bad_seeds(three_genres, tmp_path, seed):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_blend_real_gtzan_clips(gtzan_dir, tmp_path, run_cli):
     audio = gtzan_dir / "audio"
     if not audio.is_dir():
@@ -289,6 +290,7 @@ def test_blend_real_gtzan_clips(gtzan_dir, tmp_path, run_cli):
         assert 0 < np.max(np.abs(y)) <= PEAK + 1e-4
 
 
+@pytest.mark.slow
 def test_output_reaching_the_input_through_a_second_mount_is_refused(three_genres, tmp_path, run_cli):
     """The same folder mounted twice has two paths that share no prefix; folders are compared
     by device and inode."""

@@ -47,6 +47,7 @@ def trained(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mlp", "svm", "ensemble"])
 def test_round_trip_gives_identical_predictions(trained, name):
     directory, result, table = trained[name]
@@ -66,6 +67,7 @@ def test_round_trip_gives_identical_predictions(trained, name):
     assert meta["training_data"]["rows"] == table.n_rows and len(meta["training_data"]["sha256"]) == 64
 
 
+@pytest.mark.slow
 def test_bundle_holds_no_pickles(trained):
     import zipfile
 
@@ -106,6 +108,7 @@ def _copy(src, dst):
     return dst
 
 
+@pytest.mark.slow
 def test_missing_and_corrupt_bundles(trained, tmp_path):
     with pytest.raises(BundleError, match="no such bundle folder"):
         load_bundle(tmp_path / "none")
@@ -136,6 +139,7 @@ def test_missing_and_corrupt_bundles(trained, tmp_path):
         load_bundle(d)
 
 
+@pytest.mark.slow
 def test_version_mismatch_warns(trained, tmp_path):
     d = _copy(trained["mlp"][0], tmp_path / "old")
     meta = json.loads((d / "metadata.json").read_text())

@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from featx.cli import main
 
 TINY = ["--epochs", "3", "--batch-size", "16", "--patience", "2", "--folds", "2"]
 PNG = b"\x89PNG\r\n\x1a\n"
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +41,7 @@ def bundle(tmp_path_factory, make_csv, run):
     return out, csv
 
 
+@pytest.mark.slow
 def test_train_in_a_terminal_prints_no_tensorflow_start_up_logs(tmp_path, make_csv):
     """TensorFlow writes C++ log lines to stderr while loading; a featx run shows none."""
     import os
@@ -105,6 +108,7 @@ def test_importing_the_cli_does_not_import_tensorflow():
         assert command in help_text
 
 
+@pytest.mark.slow
 def test_train_writes_a_complete_bundle(bundle):
     out, csv = bundle
     for name in ("model.keras", "preprocessing.json", "metadata.json", "metrics.json", "predictions.csv",
@@ -170,6 +174,7 @@ def test_evaluate_writes_metrics_and_report(bundle, tmp_path, make_csv, run):
     assert (dest / "report.md").read_text().startswith("# featx mlp: evaluation")
 
 
+@pytest.mark.slow
 def test_evaluate_on_training_tracks_says_so(bundle, tmp_path):
     out, csv = bundle
     part = tmp_path / "part.csv"
@@ -229,6 +234,7 @@ def test_predict_audio_needs_known_settings(bundle, tmp_path, run):
     assert "no known extraction settings" in result.output
 
 
+@pytest.mark.slow
 def test_predict_real_audio_with_a_kaggle_model(tmp_path, run, gtzan_dir):
     out = tmp_path / "knn"
     run("train", gtzan_dir / "features_30_sec.csv", "--model", "knn", "--folds", "2", "-o", out)
@@ -241,6 +247,7 @@ def test_predict_real_audio_with_a_kaggle_model(tmp_path, run, gtzan_dir):
     assert frame.shape[1] == 16 and (frame["windows"] == 1).all()  # 30-s clips: one window each
 
 
+@pytest.mark.slow
 def test_plot_commands(bundle, tmp_path, run):
     out, csv = bundle
     written = run("plot", "features", csv, "-f", "tempo", "-f", "f_a_mean", "-o", tmp_path / "p").output
@@ -309,6 +316,7 @@ def test_evaluate_and_predict_reject_other_columns(bundle, tmp_path, run):
         assert "missing column(s) f_b; unexpected column(s) f_c" in text and str(other) in text
 
 
+@pytest.mark.slow
 def test_diverging_training_is_a_one_line_error(tmp_path, make_csv, run):
     csv = make_csv(tmp_path / "train.csv")
     # plain SGD at rate 0.5 with an L2 penalty of 100 multiplies the weights by -99 per step
@@ -334,3 +342,75 @@ def test_predict_skips_bad_audio_and_classifies_the_rest(corpus, tmp_path, run):
     for line in lines:
         file, genre = line.split(",")[:2]
         assert f"/{genre}/" in file
+
+
+def test_epochs_and_segment_seconds_are_bounded(tmp_path, synthetic_feature_csv, corpus, stderr_error, invoke, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the relative paths below are the test's folder
+    csv = synthetic_feature_csv(tmp_path / "t.csv", n_tracks=4, n_segments=1, classes=["a", "b", "c"],
+                                seed=0, separation=5.0, track_spread=0.1, row_spread=0.1)
+    result = invoke("train", csv, "-m", "mlp", "--epochs", "1000000000", "-o", "m")
+    stderr_error(result, "--epochs must be at most 100000", "1000000000")
+    result = invoke("extract", corpus, "--segment-seconds", "1e300", "-o", "x.csv")
+    stderr_error(result, "1e+300", "at most 3600")
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_knn_neighbours_beyond_training_rows_is_one_line(tmp_path, synthetic_feature_csv, stderr_error, invoke, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the relative paths below are the test's folder
+    csv = synthetic_feature_csv(tmp_path / "t.csv", n_tracks=4, n_segments=1, classes=["a", "b", "c"],
+                                seed=0, separation=5.0, track_spread=0.1, row_spread=0.1)
+    result = invoke("train", csv, "-m", "knn", "-p", "n_neighbors=600", "--folds", "2", "-o", "k")
+    stderr_error(result, "n_neighbors=600", "training rows")
+    assert not (tmp_path / "k" / "metadata.json").exists()
+
+
+def test_keras_options_refused_for_scikit_learn_models(tmp_path, synthetic_feature_csv, stderr_error, invoke, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the relative paths below are the test's folder
+    csv = synthetic_feature_csv(tmp_path / "t.csv", n_tracks=4, n_segments=1, classes=["a", "b", "c"],
+                                seed=0, separation=5.0, track_spread=0.1, row_spread=0.1)
+    result = invoke("train", csv, "-m", "knn", "--epochs", "5", "--optimizer", "sgd", "-o", "k")
+    stderr_error(result, "Keras training option", "knn is a scikit-learn model")
+    result = invoke("train", csv, "-m", "knn", "--lr-schedule", "constant", "-o", "k")
+    stderr_error(result, "--lr-schedule")
+    assert not (tmp_path / "k").exists()
+
+
+@pytest.mark.parametrize("model, args, needle", [
+    ("svm", ["-p", "C=1e309"], "C='1e309'"),
+    ("svm", ["-p", "C=nan"], "C='nan'"),
+    ("svm", ["-p", "C=-1"], "C='-1'"),
+    ("svm", ["-p", "gamma=inf"], "gamma='inf'"),
+    ("mlp", ["--depth", "100000"], "--depth 100000"),
+    ("mlp", ["--units", "0,8"], "--units 0,8"),
+    ("mlp", ["--dropout", "1.0"], "--dropout 1.0"),
+    ("random-forest", ["-p", "n_estimators=1e12"], "n_estimators='1e12'"),
+])
+def test_train_refuses_non_finite_and_absurd_hyperparameters_in_one_line(
+        tmp_path, feature_csv, run_cli, model, args, needle, single_line_error):
+    out = tmp_path / "bundle"
+    started = time.perf_counter()
+    result = run_cli("train", feature_csv, "-m", model, "-o", out, *args, ok=False)
+    assert time.perf_counter() - started < 20
+    line = single_line_error(result, needle, "expected")
+    assert "bad value" in line
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_many_genres_say_each_warning_once(tmp_path):
+    """300 genres printed 816 lines (a pandas PerformanceWarning per probability column, and
+    scikit-learn's warning once per fold); 3,000 genres 15,614."""
+    rng = np.random.default_rng(0)
+    rows = [[f"g{g}.{t:05d}.wav", 661500, *rng.normal(g, 0.1, 4), f"genre{g}"] for g in range(300) for t in range(2)]
+    csv = tmp_path / "many.csv"
+    pd.DataFrame(rows, columns=["filename", "length", "a", "b", "c", "d", "label"]).to_csv(csv, index=False)
+    done = subprocess.run([sys.executable, "-m", "featx", "train", str(csv), "-m", "knn", "-p", "n_neighbors=1",
+                           "--folds", "2", "-o", str(tmp_path / "b")], capture_output=True, text=True, cwd=REPO,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    warnings_said = [line for line in done.stderr.splitlines() if "Warning: " in line]
+    assert "PerformanceWarning" not in done.stderr
+    assert len(warnings_said) == len(set(w.split("Warning: ", 1)[1] for w in warnings_said)) <= 2, done.stderr
+    assert len(done.stderr.splitlines()) < 12, done.stderr
+    predictions = pd.read_csv(tmp_path / "b" / "predictions.csv")
+    assert [c for c in predictions.columns if c.startswith("prob_")] == [f"prob_genre{g}" for g in sorted(range(300), key=str)]

@@ -13,6 +13,8 @@ import time
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # every test here trains, reads real data or runs real processes
+
 distributed = pytest.importorskip("distributed", reason="Dask is the featx[dask] extra")
 
 #: A task module the workers import (a real function, pickled by reference).

@@ -249,3 +249,64 @@ def test_extract_skips_whole_clips_shorter_than_one_stft_frame(tmp_path, tone, w
     from featx.data.table import clip_length
 
     assert clip_length(read_feature_csv(tmp_path / "w.csv")) == 44100
+
+
+def test_empty_header_cell_is_refused(tmp_path, trained_knn, quiet_code_output):
+    import featx
+
+    csv, _ = trained_knn
+    lines = csv.read_text().splitlines()
+    cells = lines[0].split(",")
+    cells[5] = ""
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join([",".join(cells), *lines[1:]]) + "\n")
+    with pytest.raises(featx.DataError, match=r"column 6 has an empty name"):
+        featx.read_feature_csv(bad)
+    code, text = quiet_code_output("train", bad, "-m", "knn", "-o", tmp_path / "b", "--folds", "2")
+    assert code == 1 and "Traceback" not in text and len(text.strip().splitlines()) == 1, text
+    assert str(bad) in text and "column 6 has an empty name" in text
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("value, shown", [("1e308", "1e+308"), ("-1e200", "-1e+200"), ("inf", "inf"),
+                                          ("-inf", "-inf"), ("nan", "missing"), ("", "missing")])
+def test_absurd_feature_values_name_column_and_row(small_table, tmp_path, value, shown, invoke, one_line_error):
+    lines = small_table.read_text().splitlines()
+    cells = lines[5].split(",")
+    cells[4] = value  # the 'tempo' column, row 5 of the file
+    lines[5] = ",".join(cells)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join(lines) + "\n")
+    line = one_line_error(invoke("-q", "train", bad, "-m", "knn", "-o", tmp_path / "out"),
+                          "'tempo'", "row 6", shown, str(bad))
+    assert cells[0] in line  # the filename of that row
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_header_naming_a_column_twice_is_refused(small_table, tmp_path, invoke, one_line_error):
+    lines = small_table.read_text().splitlines()
+    header = lines[0].split(",")
+    assert header[4] == "tempo"
+    header[3] = "tempo"  # pandas would read it as 'tempo' and 'tempo.1'
+    twice = tmp_path / "twice.csv"
+    twice.write_text("\n".join([",".join(header), *lines[1:]]) + "\n")
+    one_line_error(invoke("-q", "train", twice, "-m", "knn", "-o", tmp_path / "out"),
+                   "'tempo'", "more than once", str(twice))
+
+
+def test_single_group_class_warning_and_group_advice(caplog):
+    import logging
+
+    from featx.data.splits import _check_labels
+    from featx.errors import DataError
+
+    y = np.array(["blues", "rock", "rock", "jazz", "jazz"])
+    groups = np.array(["b1", "r1", "r2", "j1", "j2"])
+    # the level is set here: an earlier in-process `featx -q` leaves featx's loggers at ERROR
+    with caplog.at_level(logging.WARNING, logger="featx"):
+        _check_labels(y, groups, 1, "t.csv")
+    text = " ".join(r.getMessage() for r in caplog.records)
+    assert "'blues' has only 1 group" in text and "1 folds" not in text
+    with pytest.raises(DataError, match="more data: training, validation and testing need 3 groups") as info:
+        _check_labels(np.array(["a", "b"]), np.array(["g1", "g2"]), 2, "t.csv")
+    assert "fewer folds" not in str(info.value)

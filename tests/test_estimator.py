@@ -42,6 +42,7 @@ def test_parameters_are_the_models_hyperparameters_and_training_options():
         clf.set_params(n_trees=3)
 
 
+@pytest.mark.slow
 def test_bad_parameters_are_one_line_at_fit(rows):
     X, y, _ = rows
     with pytest.raises(ConfigError, match="model 'svm' has no hyperparameter 'n_neighbors'"):
@@ -56,6 +57,7 @@ def test_bad_parameters_are_one_line_at_fit(rows):
         featx.GenreClassifier(model="knn").fit(X, y[:3])
 
 
+@pytest.mark.slow
 def test_grid_search_by_name_with_grouped_folds(rows):
     from sklearn.model_selection import GridSearchCV
 
@@ -82,6 +84,7 @@ def test_pipeline_and_cross_val_score_on_a_matrix(rows):
     assert scores.shape == (3,) and scores.min() > 0.8
 
 
+@pytest.mark.slow
 def test_a_keras_family_fits_predicts_and_round_trips_through_a_bundle(rows, tmp_path, run_cli):
     X, y, _ = rows
     clf = featx.GenreClassifier(model="mlp", **TINY_MLP).fit(X, y)
@@ -112,6 +115,7 @@ def test_labels_that_are_numbers_keep_their_order(rows):
     assert clf.score(X, codes) > 0.9
 
 
+@pytest.mark.slow
 def test_multi_label_with_genre_lists_and_with_multi_hot_rows(rows):
     X, y, _ = rows
     lists = [[g] if i % 4 else [g, "live"] for i, g in enumerate(y)]
@@ -131,6 +135,7 @@ def test_multi_label_with_genre_lists_and_with_multi_hot_rows(rows):
         featx.GenreClassifier(model="knn").fit(X, hot)
 
 
+@pytest.mark.slow
 def test_segment_sequences_take_their_tracks_from_groups_or_file_names(rows):
     X, y, tracks = rows
     params = {"epochs": 3, "batch_size": 4, "patience": 0, "reduce_lr_patience": 0, "units": (8,), "dense": 0}
@@ -150,6 +155,7 @@ def test_not_fitted_and_foreign_columns():
         featx.GenreClassifier().predict(np.zeros((2, 3)))
 
 
+@pytest.mark.slow
 def test_a_fault_filtered_split_is_one_fold(gtzan_dir):
     table = featx.read_feature_csv(gtzan_dir / "features_30_sec.csv")
     cv = featx.GroupedSplit(by="fault-filtered", split_dir=gtzan_dir / "splits" / "fault_filtered")

@@ -74,18 +74,16 @@ def test_gtzan_preset_whole_file_and_label_options(corpus, tmp_path):
     assert result.exit_code != 0 and "no label for 3 of 4" in result.output
 
 
-def test_bad_files_are_skipped_and_reported(corpus, tmp_path, tone, write_wav):
+@pytest.mark.slow
+def test_bad_files_are_skipped_and_reported(corpus, tmp_path, tone, write_wav, invoke):
     (corpus / "tones" / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunkjunkjunk" * 50)
     (corpus / "tones" / "empty.wav").write_bytes(b"")
     (corpus / "tones" / "text.ogg").write_text("not audio")
     write_wav(corpus / "clicks" / "short.wav", tone(440, 2.0))
     write_wav(corpus / "tones" / "silent.wav", np.zeros(3 * 22050 + 10, np.float32))
     out = tmp_path / "features.csv"
-    result = subprocess.run(
-        [sys.executable, "-m", "featx", "extract", str(corpus), "-o", str(out), "-j", "2"],
-        capture_output=True, text=True, cwd=REPO,
-    )
-    assert result.returncode == 1, result.stderr
+    result = invoke("extract", corpus, "-o", out, "-j", "2")
+    assert result.exit_code == 1, result.stderr
     for name in ("corrupt.wav", "empty.wav", "text.ogg", "short.wav"):
         assert name in result.stderr
     assert "shorter than one 3 s segment" in result.stderr
@@ -174,6 +172,7 @@ def _journal_records(path: Path) -> int:
     return max(0, path.read_bytes().count(b"\n") - 1) if path.exists() else 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, sig, big_corpus):
     audio = big_corpus(tmp_path / "audio", 20)
@@ -271,3 +270,53 @@ def test_one_file_api_gives_the_numbers_of_featx_extract(tmp_path, tone, clicks,
     columns = FeatureSettings().feature_columns()
     assert len(rows) == len(table) == 2
     np.testing.assert_array_equal(rows[columns].to_numpy(), table[columns].to_numpy())
+
+
+@pytest.mark.slow
+def test_absurd_amplitude_is_a_skipped_file_and_quiet_is_silent(tmp_path, write_wav):
+    folder = tmp_path / "loud"
+    folder.mkdir()
+    t = np.arange(22050 * 4) / 22050
+    write_wav(folder / "huge.wav", (np.sin(2 * np.pi * 440 * t) * 1e30).astype(np.float32), subtype="FLOAT")
+    write_wav(folder / "fine.wav", (np.sin(2 * np.pi * 440 * t) * 0.5).astype(np.float32), subtype="FLOAT")
+    # a real process: warnings of its worker processes reach its stderr
+    result = subprocess.run([sys.executable, "-m", "featx", "-q", "extract", "loud", "-o", "loud.csv", "-j", "2"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert "Warning" not in result.stderr and "Traceback" not in result.stderr, result.stderr
+    errors = (tmp_path / "loud.errors.csv").read_text()
+    assert "huge.wav" in errors and "amplitude" in errors
+    rows = (tmp_path / "loud.csv").read_text().splitlines()
+    assert len(rows) > 1 and all("huge.wav" not in r for r in rows)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_wav_declaring_4_hz_is_skipped_by_name_and_the_rest_is_written(corpus, tmp_path, run_cli, jobs, write_stdlib_wav):
+    bad = write_stdlib_wav(corpus / "tones" / "tiny_rate.wav", rate=4, frames=40)
+    out = tmp_path / "out" / "features.csv"
+    started = time.perf_counter()
+    result = run_cli("extract", corpus, "-o", out, "-j", jobs, ok=False)
+    assert time.perf_counter() - started < 120
+    assert result.exit_code == 1, result.output
+    assert "tiny_rate.wav" in result.output and "sample rate 4 Hz" in result.output
+    table = pd.read_csv(out)
+    assert len(table) == 8  # the four good clips, two 3-s segments each
+    assert not table["filename"].str.startswith("tiny_rate").any()
+    errors = pd.read_csv(out.parent / "features.errors.csv")
+    assert len(errors) == 1 and "tiny_rate.wav" in str(errors.iloc[0, 0])
+    assert bad.exists()
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["--sr", "100000000"], ["--sr 100000000", "between 1000 and 384000"]),
+    (["--sr", "8"], ["--sr 8", "between 1000 and 384000"]),
+    (["--sr", "8000"], ["--sr 8000", "preset 'gtzan'"]),
+    (["--segment-seconds", "1e-9"], ["--segment-seconds 1e-09", "n_fft=2048"]),
+    (["--segment-seconds", "0.05"], ["--segment-seconds 0.05", "1101 sample(s) at 22050 Hz"]),
+])
+def test_absurd_extraction_options_are_one_line_errors(corpus, tmp_path, run_cli, args, needles, single_line_error):
+    out = tmp_path / "out.csv"
+    started = time.perf_counter()
+    result = run_cli("extract", corpus, "-o", out, "-j", "1", *args, ok=False)
+    assert time.perf_counter() - started < 10
+    single_line_error(result, *needles)
+    assert not out.exists()

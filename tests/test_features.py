@@ -7,6 +7,7 @@ import pytest
 from featx.features.median import median_filter_rows
 from featx.features.compute import segment_features
 from featx.features.settings import FeatureSettings, contrast_columns, kaggle_feature_columns
+from featx.errors import ConfigError
 
 SR = 22050
 SETTINGS = FeatureSettings(preset="default")
@@ -124,3 +125,15 @@ def test_median_filter_rows_is_scipy_median_filter(axis):
     size[axis] = 7
     expected = scipy.ndimage.median_filter(x, size=size, mode="reflect")
     np.testing.assert_array_equal(median_filter_rows(x, size=7, axis=axis), expected)
+
+
+def test_the_extraction_bounds_are_inclusive():
+    from featx.features.settings import FeatureSettings
+
+    assert FeatureSettings(preset="gtzan", sr=1000).sr == 1000
+    assert FeatureSettings(sr=384000).sr == 384000
+    assert FeatureSettings(sr=16000).sr == 16000  # the default preset's bands fit below 8 kHz
+    assert FeatureSettings(segment_seconds=2049 / 22050).segment_samples == 2048
+    for bad in ({"n_fft": 10**7}, {"hop_length": 4096}, {"n_mfcc": 500}, {"n_bands": 40}):
+        with pytest.raises(ConfigError, match=f"{next(iter(bad))} must be between"):
+            FeatureSettings(segment_seconds=None, **bad)

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from featx.extract.file import extract_features
 from featx.features.settings import FeatureSettings
+
+pytestmark = pytest.mark.slow  # every test here trains, reads real data or runs real processes
 
 NEAR_ZERO = {"harmony_mean", "perceptr_mean"}
 

@@ -385,3 +385,55 @@ def test_markers_list_what_featx_wrote_and_refuse_unlisted_replacements(tmp_path
     with pytest.raises(OutputError, match="users.txt: was not written by featx"):
         guard.remove_folder(out)
     assert (out / "users.txt").read_text() == "user"
+
+
+@pytest.mark.parametrize("key,entry", [
+    ("files", "../victim/precious.txt"),
+    ("files", "ABSOLUTE"),
+    ("folders", "../victim"),
+    ("files", "lnk/precious.txt"),
+    ("scratch", "ABSOLUTE_DIR"),
+    ("files", ""),
+])
+def test_tampered_marker_deletes_nothing(tmp_path, trained_knn, key, entry, quiet_code_output):
+    csv, _ = trained_knn
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    precious = victim / "precious.txt"
+    precious.write_text("keep me")
+    out = tmp_path / "bundle"
+    code, text = quiet_code_output("train", csv, "-m", "knn", "-o", out, "--folds", "2")
+    assert code == 0, text
+    (out / "lnk").symlink_to(victim, target_is_directory=True)
+    entry = {"ABSOLUTE": str(precious), "ABSOLUTE_DIR": str(victim)}.get(entry, entry)
+    marker_path = out / ".featx.json"
+    marker = json.loads(marker_path.read_text())
+    marker[key] = marker[key] + [entry]
+    marker_path.write_text(json.dumps(marker))
+    before = sorted(p.name for p in out.iterdir())
+
+    code, text = quiet_code_output("train", csv, "-m", "knn", "-o", out, "--folds", "2", "--overwrite")
+    assert code == 1, text
+    assert "Traceback" not in text
+    assert len(text.strip().splitlines()) == 1, text
+    assert "corrupt marker" in text and str(marker_path) in text
+    assert precious.read_text() == "keep me"
+    assert sorted(p.name for p in out.iterdir()) == before
+
+
+def test_listed_link_is_never_followed(tmp_path):
+    from featx.io.guard import claim_folder, clear_folder
+
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("keep")
+    out = claim_folder(tmp_path / "out", "featx-output")
+    (out / "link.txt").symlink_to(victim / "keep.txt")
+    (out / "dirlink").symlink_to(victim, target_is_directory=True)
+    marker = json.loads((out / ".featx.json").read_text())
+    marker["files"].append("link.txt")
+    marker["folders"].append("dirlink")
+    (out / ".featx.json").write_text(json.dumps(marker))
+    clear_folder(out)
+    assert (victim / "keep.txt").read_text() == "keep"
+    assert (out / "dirlink").is_symlink()

@@ -181,6 +181,7 @@ def _lines(path: Path) -> int:
     return path.read_bytes().count(b"\n") if path.exists() else 0
 
 
+@pytest.mark.slow
 def test_second_extract_on_one_output_is_refused(tmp_path, tone, clicks, write_wav):
     audio = tmp_path / "audio"
     for i in range(24):
@@ -207,6 +208,7 @@ def test_second_extract_on_one_output_is_refused(tmp_path, tone, clicks, write_w
     assert json.loads((tmp_path / "features.csv.settings.json").read_text())["rows"] == 72
 
 
+@pytest.mark.slow
 def test_sweep_is_refused_while_its_journal_is_locked(tmp_path, synthetic_feature_csv, run_cli):
     csv = synthetic_feature_csv(tmp_path / "t.csv", n_tracks=6, n_segments=1, classes=["a", "b"], seed=0,
                                 separation=3.0, track_spread=0.3, row_spread=0.1)
@@ -309,34 +311,25 @@ def test_genre_like_folder_names():
     assert [n for n in others if looks_like_genre(n)] == []
 
 
-def _featx(*args):
-    import subprocess
-    import sys
-
-    return subprocess.run([sys.executable, "-m", "featx", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
-
-
-@pytest.mark.slow
-def test_folder_labels_that_are_no_genres_are_said_once(tmp_path, tone, write_wav):
+def test_folder_labels_that_are_no_genres_are_said_once(tmp_path, tone, write_wav, invoke):
     for i, folder in enumerate(["Abbey Road (1969)", "CD1", "CD2", "rock"]):
         for k in range(3):
             write_wav(tmp_path / "music" / folder / f"{k:02d}.wav", tone(220 + 110 * i + 10 * k, 3.5))
-    done = _featx("extract", tmp_path / "music", "-o", tmp_path / "f.csv", "-j", "1")
-    assert done.returncode == 0, done.stderr
+    done = invoke("extract", tmp_path / "music", "-o", tmp_path / "f.csv", "-j", "1")
+    assert done.exit_code == 0, done.stderr
     notes = [line for line in done.stderr.splitlines() if "do not look like a genre" in line]
     assert notes == ["WARNING: labels are each file's folder name, and 3 of 4 folder name(s) do not look like "
                      "a genre (e.g. 'Abbey Road (1969)'); pass --labels none (labels='none') for a table "
                      "without labels, or --labels FILE.csv"]
-    quiet = _featx("-q", "extract", tmp_path / "music", "-o", tmp_path / "g.csv", "-j", "1")
-    assert quiet.returncode == 0 and quiet.stderr == ""
-    unlabelled = _featx("extract", tmp_path / "music", "-o", tmp_path / "h.csv", "-j", "1", "--labels", "none")
-    assert unlabelled.returncode == 0 and "look like a genre" not in unlabelled.stderr
-    blend = _featx("blend", tmp_path / "music", "-o", tmp_path / "b", "--pairs", "1")
-    assert blend.returncode == 0, blend.stderr
+    quiet = invoke("-q", "extract", tmp_path / "music", "-o", tmp_path / "g.csv", "-j", "1")
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+    unlabelled = invoke("extract", tmp_path / "music", "-o", tmp_path / "h.csv", "-j", "1", "--labels", "none")
+    assert unlabelled.exit_code == 0 and "look like a genre" not in unlabelled.stderr
+    blend = invoke("blend", tmp_path / "music", "-o", tmp_path / "b", "--pairs", "1")
+    assert blend.exit_code == 0, blend.stderr
     assert "pass --labels FILE.csv (a CSV with columns file,label)" in blend.stderr  # blending needs genres
 
 
-def test_genre_folders_get_no_note(corpus, tmp_path):
-    done = _featx("extract", corpus, "-o", tmp_path / "f.csv", "-j", "1")
-    assert done.returncode == 0 and "look like a genre" not in done.stderr
+def test_genre_folders_get_no_note(corpus, tmp_path, invoke):
+    done = invoke("extract", corpus, "-o", tmp_path / "f.csv", "-j", "1")
+    assert done.exit_code == 0 and "look like a genre" not in done.stderr

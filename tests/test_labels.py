@@ -115,6 +115,7 @@ def test_builders_take_the_output_activation(builder, shape):
         build(shape, 3, activation="relu", **small)
 
 
+@pytest.mark.slow
 def test_members_average_sigmoid_heads():
     from featx.models.keras_tabular import build_mlp
 
@@ -123,6 +124,7 @@ def test_members_average_sigmoid_heads():
     assert model.output_shape == (None, 4)
 
 
+@pytest.mark.slow
 def test_a_multi_hot_target_trains_a_sigmoid_network():
     """The multi-label path is representable end to end in one fit: loss and head follow the encoding."""
     from featx.data.frames import table_from_arrays

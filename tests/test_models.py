@@ -34,6 +34,7 @@ def test_every_registered_model_has_a_family_that_says_what_it_reads():
         assert type(model) is family and model.name == spec.name and model.n_classes == 2
 
 
+@pytest.mark.slow
 def test_on_epoch_sees_every_epoch_and_can_stop_a_run(table):
     seen = []
     config = TrainConfig(model="mlp", epochs=3, batch_size=8, patience=0, reduce_lr_patience=0, folds=2,

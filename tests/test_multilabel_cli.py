@@ -105,6 +105,7 @@ def test_evaluate_multilabel_bundle(knn_bundle, ml_csv, tmp_path, run_cli):
     assert metrics["track"]["f1_micro"] > 0.7
 
 
+@pytest.mark.slow
 def test_mlp_multilabel_two_epochs_tuned_thresholds(ml_csv, tmp_path, run_cli):
     out = tmp_path / "mlp"
     run_cli("train", ml_csv, "-m", "mlp", "--multi-label", "--threshold", "tuned", "--epochs", "2",
@@ -206,6 +207,7 @@ def test_single_label_sweep_refuses_multilabel_metric(ml_csv, tmp_path, run_cli)
     assert "--multi-label" in result.output
 
 
+@pytest.mark.slow
 def test_real_blends_evaluated_by_a_model_trained_on_other_tracks(gtzan_dir, tmp_path, run_cli):
     """Real GTZAN clips blended in pairs, scored by a multi-label svm that never heard them."""
     clips = [gtzan_dir / "audio" / g / f"{g}.00000.wav" for g in ("classical", "metal", "jazz")]

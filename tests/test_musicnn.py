@@ -15,6 +15,8 @@ import pytest
 from featx.errors import AudioError, ConfigError, FeatxError
 from featx.features import musicnn_input as mi
 
+pytestmark = pytest.mark.slow  # every test here trains, reads real data or runs real processes
+
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("MTT_musicnn", "MSD_musicnn", "MTT_vgg", "MSD_vgg")
 

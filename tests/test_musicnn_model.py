@@ -17,6 +17,8 @@ from featx.features.spectrograms import (
     segment_spectrograms,
 )
 
+pytestmark = pytest.mark.slow  # every test here trains, reads real data or runs real processes
+
 SR = 22050
 FAST = ("--folds", "2", "--no-refit", "--epochs", "1", "--batch-size", "4", "--valid-fraction", "0")
 #: Front-end and mid-end layers of the port and the checkpoint scopes they load from.

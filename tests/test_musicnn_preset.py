@@ -16,6 +16,8 @@ import pytest
 from featx.errors import ConfigError
 from featx.features.settings import FeatureSettings
 
+pytestmark = pytest.mark.slow  # every test here trains, reads real data or runs real processes
+
 REPO = Path(__file__).resolve().parents[1]
 INSTALL_LINE = "the pretrained musicnn weights come from the musicnn package: pip install --no-deps musicnn==0.1.0"
 

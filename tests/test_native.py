@@ -50,6 +50,7 @@ def reference(tmp_path_factory):
     return cache, first
 
 
+@pytest.mark.slow
 def test_first_process_builds_and_stores_the_kernels_in_a_child(reference):
     cache, first = reference
     assert first["numba"] is False  # numba ran in the builder process only
@@ -64,6 +65,7 @@ def test_later_processes_load_the_stored_code_without_numba(reference):
     assert again["digest"] == first["digest"]
 
 
+@pytest.mark.slow
 def test_a_damaged_cache_file_is_rebuilt_not_loaded(reference, tmp_path):
     cache, first = reference
     target = tmp_path / "cache"
@@ -79,6 +81,7 @@ def test_a_damaged_cache_file_is_rebuilt_not_loaded(reference, tmp_path):
     assert _probe(target)["numba"] is False
 
 
+@pytest.mark.slow
 def test_a_symlinked_cache_file_is_neither_read_nor_written_through(reference, tmp_path):
     cache, first = reference
     target = tmp_path / "cache"
@@ -99,6 +102,7 @@ def test_a_symlinked_cache_file_is_neither_read_nor_written_through(reference, t
     assert (target / "kernels" / stored.name).is_symlink()
 
 
+@pytest.mark.slow
 def test_an_unusable_cache_folder_still_gives_the_kernels(reference, tmp_path):
     cache, first = reference
     blocker = tmp_path / "not-a-folder"
@@ -108,6 +112,7 @@ def test_an_unusable_cache_folder_still_gives_the_kernels(reference, tmp_path):
     assert blocker.read_text() == "a file where the cache folder would be\n"
 
 
+@pytest.mark.slow
 def test_another_cpu_or_release_gets_its_own_cache_file(reference, tmp_path):
     cache, _ = reference
     host = next((cache / "kernels").glob("kernels-*.bin"))
@@ -118,6 +123,7 @@ def test_another_cpu_or_release_gets_its_own_cache_file(reference, tmp_path):
     assert _probe(cache, NUMBA_CPU_NAME="generic")["numba"] is False
 
 
+@pytest.mark.slow
 def test_kernels_compiled_here_match_the_loaded_ones():
     rng = np.random.default_rng(3)
     x = rng.random((4, 50, 24)).astype(np.float32)
@@ -201,6 +207,7 @@ def test_every_symbol_the_code_needs_is_listed(reference):
     assert from_objects and from_objects <= set(header["undefined"])
 
 
+@pytest.mark.slow
 def test_an_error_path_stops_the_process_with_a_message(reference):
     cache, _ = reference
     code = ("import numpy as np\n"
@@ -214,6 +221,7 @@ def test_an_error_path_stops_the_process_with_a_message(reference):
     assert "featx: a compiled kernel took an error path" in done.stderr
 
 
+@pytest.mark.slow
 def test_numba_code_works_after_the_kernels_are_loaded(reference):
     cache, first = reference
     code = _PROBE + (
@@ -255,6 +263,7 @@ def test_the_cache_folder_is_always_an_absolute_path(monkeypatch, tmp_path):
     assert root.is_absolute() and root.name.startswith("featx-cache-")
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_the_first_build_stops_the_run_and_its_builder(tmp_path, write_wav, genre_clip):
     import signal
     import time
@@ -291,6 +300,7 @@ def test_ctrl_c_during_the_first_build_stops_the_run_and_its_builder(tmp_path, w
     assert not list((tmp_path / "cache").rglob("kernels-*.bin"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("quiet", [True, False])
 def test_worker_processes_report_an_unusable_cache_as_the_command_line_does(tmp_path, write_wav, genre_clip, quiet):
     blocker = tmp_path / "not-a-folder"

@@ -111,3 +111,34 @@ def test_ensemble_probabilities_are_the_weighted_mean_of_its_members():
     np.testing.assert_allclose(model.predict_proba(X), expected, rtol=1e-12)
     alone = spec.builder(seed=1, **spec.resolve({"nn_weight": 0.0, "logistic_weight": 0.0})).fit(X, y)
     assert list(alone.named_estimators_) == ["svm"]
+
+
+def test_the_ensemble_svm_member_is_calibrated():
+    from sklearn.calibration import CalibratedClassifierCV
+
+    from featx.models.registry import get_model
+
+    spec = get_model("ensemble")
+    ensemble = spec.builder(seed=0, **spec.resolve({"nn_units": "8"}))
+    members = dict(ensemble.estimators)
+    assert isinstance(members["svm"], CalibratedClassifierCV)
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0, 1, (20, 3)), rng.normal(2, 1, (20, 3))])
+    y = np.repeat([0, 1], 20)
+    ensemble.fit(X, y)
+    proba = ensemble.named_estimators_["svm"].predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert ((proba.argmax(axis=1) == y).mean()) > 0.8
+
+
+def test_loading_parameters_shares_the_bounds():
+    """Bundles are loaded through ModelSpec.resolve, as train and sweep resolve theirs."""
+    from featx.models.registry import get_model
+
+    for params in ({"C": 1e308}, {"C": float("inf")}, {"C": float("nan")}, {"units": [64] * 100},
+                   {"depth": 10**5}, {"n_neighbors": 0}):
+        model = "mlp" if "units" in params or "depth" in params else ("knn" if "n_neighbors" in params else "svm")
+        with pytest.raises(ConfigError, match="bad value for"):
+            get_model(model).resolve(params)
+    assert get_model("svm").resolve({"C": "1e6", "gamma": "0.01"}) == {"C": 1e6, "gamma": "0.01", "kernel": "rbf"}
+    assert get_model("mlp").resolve({"depth": 4})["units"] == (512, 256, 128, 64)

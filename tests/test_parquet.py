@@ -188,3 +188,18 @@ def test_parquet_output_never_written_through_a_symlink(corpus, tmp_path, run_cl
     result = run_cli("extract", corpus, "-o", link, "-j", "1", ok=False)
     assert "symbolic link" in result.output
     assert target.read_bytes() == b"keep"
+
+
+def test_empty_parquet_column_name_is_refused(tmp_path, trained_knn):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    import featx
+
+    csv, _ = trained_knn
+    table = pa.Table.from_pandas(__import__("pandas").read_csv(csv), preserve_index=False)
+    table = table.rename_columns([*table.column_names[:5], "", *table.column_names[6:]])
+    path = tmp_path / "bad.parquet"
+    pq.write_table(table, path)
+    with pytest.raises(featx.DataError, match=r"column 6 has an empty name"):
+        featx.read_feature_csv(path)

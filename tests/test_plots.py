@@ -1,5 +1,8 @@
 """Figure functions: they draw the data they are given."""
 
+import time
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -40,6 +43,7 @@ def test_per_class_bars_heights():
     assert heights == sorted(round(v, 4) for v in (0.5, 0.25, 1 / 3, 1.0, 0.75, 6 / 7))
 
 
+@pytest.mark.slow
 def test_feature_boxplot_on_real_features(tmp_path, gtzan_dir):
     frame = pd.read_csv(gtzan_dir / "features_30_sec.csv")
     fig, ax = plots.new_figure()
@@ -78,3 +82,95 @@ def test_write_evaluation_figures(tmp_path):
     assert sorted(p.name for p in written) == ["confusion_counts.png", "confusion_normalized.png",
                                                "curves.png", "per_class.png"]
     assert all(p.read_bytes()[:4] == b"\x89PNG" and p.stat().st_size > 5000 for p in written)
+
+
+def test_normalised_confusion_figure_marks_absent_rows_na():
+    from featx.reporting.figures import confusion_heatmap, new_figure
+
+    matrix = [[3, 1, 0], [0, 0, 0], [0, 2, 2]]
+    fig, ax = new_figure()
+    confusion_heatmap(matrix, ["a", "b", "c"], ax=ax, normalize=True)
+    texts = [t.get_text() for t in ax.texts]
+    assert any(t.startswith("n/a") for t in texts)
+    assert "0.75" in texts and "0.50" in texts
+    assert texts.count("0.00") == 2  # the real zeros of rows a and c, none for absent row b
+    fig, ax = new_figure()
+    confusion_heatmap(matrix, ["a", "b", "c"], ax=ax, normalize=False)
+    assert not any("n/a" in t.get_text() for t in ax.texts)
+
+
+def test_per_class_bars_draw_no_recall_for_an_absent_genre():
+    from featx.reporting.figures import new_figure, per_class_bars
+
+    fig, ax = new_figure()
+    per_class_bars({"a": {"precision": 0.5, "recall": 0.6, "f1": 0.55, "support": 3},
+                    "b": {"precision": 0.25, "recall": 0.0, "f1": 0.0, "support": 0}}, ax=ax)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b (n/a: no rows)"]
+    heights = sorted(round(float(p.get_height()), 2) for p in ax.patches if p.get_height() > 0)
+    assert heights == [0.25, 0.5, 0.55, 0.6]  # no zero-height recall/F1 bars pretending a score
+
+
+def _png_title(path: Path) -> str:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.text["Title"]
+
+
+def test_figure_titles_name_model_data_level_and_n(tmp_path, synthetic_feature_csv, invoke):
+    csv = synthetic_feature_csv(tmp_path / "songs.csv", n_tracks=6, n_segments=1, classes=["a", "b"],
+                                seed=1, separation=3.0, track_spread=0.3, row_spread=0.1)
+    titles = {}
+    for model in ("svm", "knn"):
+        result = invoke("-q", "train", csv, "-m", model, "--folds", "2", "-o", tmp_path / model)
+        assert result.exit_code == 0, result.output
+        titles[model] = _png_title(tmp_path / model / "figures" / "confusion_counts.png")
+        assert titles[model].startswith(f"{model} on songs.csv: confusion matrix (counts)")
+        assert "track level, n = 12 tracks" in titles[model]
+        assert "n = 12 tracks" in _png_title(tmp_path / model / "figures" / "per_class.png")
+    assert titles["svm"] != titles["knn"]
+    # figures redrawn from a bundle say the same
+    redrawn = invoke("-q", "plot", "bundle", tmp_path / "svm", "-o", tmp_path / "again")
+    assert redrawn.exit_code == 0, redrawn.output
+    assert _png_title(tmp_path / "again" / "confusion_counts.png") == titles["svm"]
+
+
+def test_training_curves_count_whole_epochs():
+    from featx.reporting.figures import history_curves, new_figure
+
+    fig, ax = new_figure()
+    history_curves([{"fold": "fold 1", "loss": [1.0, 0.7, 0.6], "val_loss": [1.1, 0.9, 0.8]}],
+                   metric="loss", ax=ax)
+    fig.canvas.draw()
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
+@pytest.mark.slow
+def test_a_300_class_confusion_figure_has_a_bounded_size(tmp_path):
+    from PIL import Image
+
+    from featx.reporting.figures import MAX_FIGURE_INCHES, write_evaluation_figures
+
+    n = 300
+    rng = np.random.default_rng(0)
+    classes = [f"genre{i:03d}" for i in range(n)]
+    matrix = rng.integers(0, 3, (n, n))
+    matrix[np.arange(n), np.arange(n)] += 10
+    metrics = {"classes": classes, "model": "knn",
+               "track": {"confusion_matrix": matrix.tolist(), "n": int(matrix.sum()),
+                         "per_class": {c: {"precision": 0.5, "recall": 0.6, "f1": 0.55} for c in classes}}}
+    started = time.perf_counter()
+    written = write_evaluation_figures(tmp_path, metrics)
+    assert time.perf_counter() - started < 90
+    bound = int(MAX_FIGURE_INCHES * 110) + 1
+    for path in written:
+        width, height = Image.open(path).size
+        assert width <= bound and height <= bound, (path, width, height)
+    assert Image.open(tmp_path / "confusion_counts.png").size[0] > 1000  # still a readable heat map
+
+
+def test_plot_audio_refuses_an_absurd_rate_in_one_line(corpus, tmp_path, run_cli, single_line_error):
+    result = run_cli("plot", "audio", corpus / "tones" / "tones.00000.wav", "--sr", "100000000",
+                     "-o", tmp_path / "plots", ok=False)
+    single_line_error(result, "--sr 100000000", "between 1000 and 384000")

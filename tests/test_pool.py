@@ -1,10 +1,12 @@
 """featx's worker pool: its workers die with the process that started them (a real kill -9)."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -102,3 +104,62 @@ def test_a_worker_of_a_live_parent_keeps_working():
         assert executor.submit(os.getppid).result(timeout=60) == os.getpid()
     finally:
         executor.shutdown()
+
+
+@pytest.mark.slow
+def test_quiet_parent_silences_warnings_in_pool_workers(tmp_path):
+    (tmp_path / "noisy_task.py").write_text(textwrap.dedent("""
+        import warnings
+        def noisy(key):
+            warnings.warn("noisy worker warning", RuntimeWarning)
+            return {"key": key}
+    """))
+    script = textwrap.dedent("""
+        import sys, warnings
+        from featx.extract.pool import map_files
+        from noisy_task import noisy
+        if sys.argv[1] == "quiet":
+            warnings.simplefilter("ignore")
+        print(sorted(r["key"] for r in map_files(noisy, ["a", "b"], jobs=2)))
+    """)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    runs = {mode: subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True,
+                                 env=env, cwd=tmp_path, timeout=120) for mode in ("loud", "quiet")}
+    for result in runs.values():
+        assert result.returncode == 0 and "['a', 'b']" in result.stdout, result.stderr
+    assert "noisy worker warning" in runs["loud"].stderr
+    assert "noisy worker warning" not in runs["quiet"].stderr
+
+
+def _dies_on_poison(key: str, marker: str) -> dict:
+    """Task for the pool: killed outright (SIGKILL, like the out-of-memory killer) on 'poison'."""
+    if os.path.basename(key).startswith("poison"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(0.05)
+    return {"key": key, "value": marker + key, "pid": os.getpid()}
+
+
+def test_a_file_that_kills_its_worker_is_recorded_and_the_others_finish():
+    from featx.extract.pool import WORKER_DIED, map_files
+
+    keys = [f"/corpus/good{i}.wav" for i in range(3)] + ["/corpus/poison.wav"]
+    keys += [f"/corpus/good{i}.wav" for i in range(3, 7)]
+    records = list(map_files(_dies_on_poison, keys, jobs=2, args=("ok:",)))
+    by_key = {r["key"]: r for r in records}
+    assert sorted(by_key) == sorted(keys) and len(records) == len(keys)
+    assert by_key["/corpus/poison.wav"] == {"key": "/corpus/poison.wav", "error": WORKER_DIED}
+    for key in keys:
+        if key != "/corpus/poison.wav":
+            assert by_key[key]["value"] == "ok:" + key
+            assert by_key[key]["pid"] != os.getpid()  # computed in a worker process
+    assert json.dumps(records)  # journal-ready records
+
+
+def test_two_deadly_files_side_by_side_are_both_recorded():
+    from featx.extract.pool import WORKER_DIED, map_files
+
+    keys = ["/c/poison1.wav", "/c/poison2.wav", "/c/a.wav", "/c/b.wav"]
+    records = {r["key"]: r for r in map_files(_dies_on_poison, keys, jobs=2, args=("",))}
+    assert records["/c/poison1.wav"]["error"] == WORKER_DIED
+    assert records["/c/poison2.wav"]["error"] == WORKER_DIED
+    assert records["/c/a.wav"]["value"] == "/c/a.wav" and records["/c/b.wav"]["value"] == "/c/b.wav"

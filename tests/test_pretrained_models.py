@@ -11,6 +11,8 @@ import pytest
 from featx.data.store import StoreWriter
 from featx.features.spectrograms import SpectrogramSettings
 
+pytestmark = pytest.mark.slow  # every test here trains, reads real data or runs real processes
+
 #: Mel images of 32 bands (VGG16's smallest side) x 130 frames.
 SETTINGS = SpectrogramSettings(kinds="mel", n_mels=32)
 FAST = ("--folds", "2", "--no-refit", "--epochs", "1", "--batch-size", "4", "--valid-fraction", "0")

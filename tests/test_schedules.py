@@ -16,6 +16,8 @@ from featx.errors import ConfigError
 from featx.features.spectrograms import SpectrogramSettings
 from featx.training.config import TrainConfig
 
+pytestmark = pytest.mark.slow  # every test here trains, reads real data or runs real processes
+
 SETTINGS = SpectrogramSettings(kinds="mel", image_size=(16, 24))
 TINY_CNN = ("-p", "filters=4,4", "-p", "dense=8")
 

@@ -18,6 +18,8 @@ from featx.models.keras_spectro import (
     build_multihead,
 )
 
+pytestmark = pytest.mark.slow  # every test here trains, reads real data or runs real processes
+
 #: Each builder with the default input its docstring quotes.
 DEFAULTS = [
     (build_cnn2d, (128, 130)),

@@ -12,6 +12,8 @@ import pytest
 from featx.data.store import StoreWriter, open_store
 from featx.features.spectrograms import SpectrogramSettings
 
+pytestmark = pytest.mark.slow  # every test here trains, reads real data or runs real processes
+
 SR = 22050
 #: Small images, so that the networks train in moments: mel 32x130, mfcc 13x130, chroma 12x130.
 SETTINGS = SpectrogramSettings(n_mels=32, n_mfcc=13)

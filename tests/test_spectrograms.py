@@ -38,6 +38,7 @@ def _assert_float32_close(ours, ref, kind):
     np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=4e-6 * scale, err_msg=kind)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("track", ["rock/rock.00001", "classical/classical.00002", "hiphop/hiphop.00000"])
 def test_real_clips_match_librosa(gtzan_dir, track):
     from featx.extract.audio import load, segment

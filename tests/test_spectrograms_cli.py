@@ -86,6 +86,7 @@ def test_bad_file_is_skipped_and_named(corpus, run_cli, tmp_path):
     assert not (tmp_path / "spectro.errors.csv").exists()
 
 
+@pytest.mark.slow
 def test_resume_after_kill_9_loses_and_repeats_nothing(tmp_path, write_wav, tone):
     rng = np.random.default_rng(3)
     audio = tmp_path / "audio"
@@ -227,6 +228,7 @@ def test_choose_examples_spreads_over_tracks():
     assert chosen == {"unlabelled": [9, 8], "x": [2, 6, 3]}
 
 
+@pytest.mark.slow
 def test_gtzan_clips_give_kaggle_segment_counts(gtzan_dir, run_cli, tmp_path):
     clips = [gtzan_dir / "audio" / "jazz" / "jazz.00000.wav", gtzan_dir / "audio" / "rock" / "rock.00000.wav"]
     for clip in clips:

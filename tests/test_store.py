@@ -138,6 +138,7 @@ with StoreWriter(sys.argv[1], settings) as writer:
 """
 
 
+@pytest.mark.slow
 def test_kill_9_mid_write_leaves_only_whole_files(tmp_path):
     path = tmp_path / "store"
     script = tmp_path / "writer.py"

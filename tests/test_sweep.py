@@ -15,6 +15,8 @@ from featx.errors import ConfigError
 from featx.models.registry import get_model
 from featx.sweep.space import Distribution, build_space, parse_param_option, space_from_options
 
+pytestmark = pytest.mark.slow  # every test here trains, reads real data or runs real processes
+
 REPO = Path(__file__).resolve().parents[1]
 METRICS = ["accuracy", "precision_macro", "recall_macro", "f1_macro"]
 

@@ -5,9 +5,12 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from featx.data.store import StoreWriter
 from featx.features.spectrograms import SpectrogramSettings
+
+pytestmark = pytest.mark.slow  # every test here trains, reads real data or runs real processes
 
 
 def write_store(path, *, n_tracks=4, n_segments=3, genres=("rock", "jazz"), seed=0):

@@ -53,6 +53,7 @@ def test_scaler_is_fitted_on_training_rows_only(seg_table):
         prep.encode(["zz"])
 
 
+@pytest.mark.slow
 def test_mlp_cross_validation_learns_and_never_tests_a_training_track(seg_table):
     config = TrainConfig(model="mlp", folds=3, seed=1, valid_fraction=0.2,
                          params={"units": "16", "dropout": 0.0}, **TINY)
@@ -72,6 +73,7 @@ def test_mlp_cross_validation_learns_and_never_tests_a_training_track(seg_table)
     assert all(1 <= len(h["loss"]) <= 4 and "val_loss" in h for h in result.histories)
 
 
+@pytest.mark.slow
 def test_same_seed_same_result_on_cpu(seg_table):
     def run(seed):
         config = TrainConfig(model="mlp", folds=2, seed=seed, refit=False,
@@ -83,6 +85,7 @@ def test_same_seed_same_result_on_cpu(seg_table):
     assert not np.array_equal(first, other)
 
 
+@pytest.mark.slow
 def test_segment_lstm_predicts_per_track(seg_table):
     config = TrainConfig(model="segment-lstm", folds=2, seed=0, refit=False,
                          params={"units": "8", "dense": 0}, **TINY)
@@ -128,6 +131,7 @@ def test_training_rejects_bad_setups(seg_table, tmp_path):
         TrainConfig(model="gru").validate()
 
 
+@pytest.mark.slow
 def test_baselines_on_real_features_and_random_split_inflation(gtzan_dir):
     table = read_feature_csv(gtzan_dir / "features_3_sec.classical_jazz_rock.csv")
     track = cross_validate(table, TrainConfig(model="knn", folds=5, seed=0, refit=False), progress=False)
@@ -139,6 +143,7 @@ def test_baselines_on_real_features_and_random_split_inflation(gtzan_dir):
     assert track.metrics["track"]["accuracy"] > 0.8
 
 
+@pytest.mark.slow
 def test_train_serve_agreement_on_real_audio(gtzan_dir):
     """A model trained on Kaggle 3-s rows classifies featx's own extraction of held-out clips
     as well as it classifies the Kaggle rows of the same clips."""
@@ -239,6 +244,7 @@ def test_train_bundle_writes_what_featx_train_writes(tmp_path, run_cli):
         train_bundle(csv, TrainConfig(model="knn", folds=3), output_dir=tmp_path / "lib", progress=False)
 
 
+@pytest.mark.slow
 def test_bundle_metadata_records_the_optimizer(tmp_path, run_cli):
     import json
 
@@ -276,3 +282,22 @@ def test_library_errors_name_parameters_and_the_command_line_names_options(tmp_p
     result = run_cli("sweep", csv, "-m", "knn", "-o", tmp_path / "s", "--folds", "0", "-p", "n_neighbors=1",
                      ok=False)
     assert "Error: --folds must be an integer >= 1. Received: --folds 0" in result.output
+
+
+@pytest.mark.slow
+def test_svm_probabilities_are_calibrated(gtzan_dir):
+    """On real data a reported top-1 probability matches how often it is right."""
+    from featx.data.table import read_feature_csv
+    from featx.training.config import TrainConfig
+    from featx.training.cv import cross_validate
+
+    table = read_feature_csv(gtzan_dir / "features_30_sec.csv")
+    result = cross_validate(table, TrainConfig(model="svm", folds=5, seed=0).validate(), progress=False)
+    predictions = result.predictions
+    proba = predictions[[c for c in predictions.columns if c.startswith("prob_")]].to_numpy()
+    top = proba.max(axis=1)
+    right = (predictions["label"] == predictions["predicted"]).to_numpy()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+    assert right.mean() >= 0.73  # as accurate as before (0.749 with softmax scores)
+    assert abs(top.mean() - right.mean()) < 0.07  # softmax scores: 0.65 against 0.75
+    assert top[right].mean() - top[~right].mean() > 0.2  # softmax scores: 0.65 against 0.62

@@ -8,6 +8,8 @@ from featx.errors import ConfigError
 from featx.models import transfer
 from featx.models.transfer import build_vgg16, fine_tuned_layers
 
+pytestmark = pytest.mark.slow  # every test here trains, reads real data or runs real processes
+
 VGG16_NOTOP_PARAMS = 14_714_688  # VGG16's 13 convolutions: sum of 3*3*in*out + out
 
 
