@@ -99,6 +99,17 @@ class Bundle:
         return getattr(self.model, "settings", None)
 
     @property
+    def spectrogram_settings(self):
+        """The settings of an image model's spectrograms (``None`` for a model on feature rows)."""
+        return getattr(self.model, "spectrogram_settings", None)
+
+    @property
+    def sample_rate(self) -> int | None:
+        """The rate audio is resampled to before the model sees it, in Hz (``None`` when unknown)."""
+        settings = self.settings or self.spectrogram_settings
+        return None if settings is None else int(settings.sr)
+
+    @property
     def max_segments(self) -> int | None:
         return getattr(self.model, "max_segments", None)
 
@@ -287,6 +298,12 @@ class Bundle:
                               param="sr")
         return self.model.predict_audio(audio)
 
+    def file_frame(self, windows: AudioProbabilities) -> pd.DataFrame:
+        """The one-row per-file frame of :meth:`classify_audio` for one file's ``windows``
+        (from :meth:`audio_windows`): ``file``, ``genre``, [``genres``], [``windows``], then
+        one probability column per class."""
+        return self._file_frame(windows)
+
     def _file_frame(self, windows: AudioProbabilities) -> pd.DataFrame:
         part = pd.DataFrame(windows.proba, columns=self.classes)
         part.insert(0, "file", windows.name)
@@ -295,7 +312,7 @@ class Bundle:
             out.insert(2, WINDOWS_COLUMN, [len(windows.proba)])
         return out
 
-    def classify_audio(self, paths, *, progress=None) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    def classify_audio(self, paths, *, progress=None, on_windows=None) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
         """Classify audio files, each featurised exactly as the model's training data was.
 
         Returns the per-file predictions and ``(file, reason)`` for every file that could
@@ -305,7 +322,9 @@ class Bundle:
         segments at a time, whatever the file's length) and the probabilities are averaged
         per file. A model trained on whole clips (one row per file) is served audio in
         windows of its training clips' length (:attr:`clip_samples`); the column
-        ``windows`` then gives the number of windows per file.
+        ``windows`` then gives the number of windows per file. ``on_windows``, if given, is
+        called with each analysed file's :class:`~featx.models.base.AudioProbabilities`
+        (``featx predict --timeline`` writes them).
         """
         frames, skipped = [], []
         for path in progress_bar(list(paths), desc="predict", unit="file", progress=progress):
@@ -314,6 +333,8 @@ class Bundle:
             except AudioError as exc:
                 skipped.append((str(path), str(exc).removeprefix(f"{path}: ")))
                 continue
+            if on_windows is not None:
+                on_windows(windows)
             frames.append(self._file_frame(windows))
         if not frames:
             extra = ([WINDOWS_COLUMN] if self.whole_clips else []) + (["genres"] if self.multi_label else [])
