@@ -102,14 +102,19 @@ def read_timeline(path) -> pd.DataFrame:
             row = _first_row(bad)
             expected = ("a probability in [0, 1]" if high is not None else
                         "a whole number >= 0" if column == "window" else "a number of seconds >= 0")
-            raise DataError(f"{path}: column {column!r}, row {row}: {frame[column].iloc[row - 2]!r}; "
+            raise DataError(f"{path}: column {column!r}, row {row}: {_shown(frame[column].iloc[row - 2])}; "
                             f"expected {expected}")
         frame[column] = values.astype(np.int64 if column == "window" else np.float64)
     early = frame["end"] < frame["start"]
     if early.any():
-        raise DataError(f"{path}: row {_first_row(early)}: end {frame['end'][early].iloc[0]!r} is before start "
-                        f"{frame['start'][early].iloc[0]!r}; expected end >= start")
+        raise DataError(f"{path}: row {_first_row(early)}: end {_shown(frame['end'][early].iloc[0])} is before "
+                        f"start {_shown(frame['start'][early].iloc[0])}; expected end >= start")
     return frame
+
+
+def _shown(value) -> str:
+    """A value read from the CSV as it reads there (a number as a number, text quoted)."""
+    return repr(value) if isinstance(value, str) else str(value.item() if hasattr(value, "item") else value)
 
 
 def _first_row(mask) -> int:
