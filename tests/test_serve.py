@@ -297,6 +297,36 @@ def test_32_simultaneous_requests_are_answered_or_refused_with_503(server, predi
     assert status == 200
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name, workers", [("mlp", 2), ("knn-multi", 1), ("seglstm", 2)])
+def test_keras_and_multi_label_bundles_answer_as_predict_does(name, workers, bundles_0_1_0, gtzan_dir,
+                                                              run_cli, tmp_path):
+    """A Keras network on 30-s rows (two analyses at once in threads sharing it), a multi-label
+    k-NN, and a Keras segment sequence model: each answers what featx predict says."""
+    bundle = bundles_0_1_0 / name
+    clips = [gtzan_dir / JAZZ, gtzan_dir / CLASSICAL]
+    expected = {Path(r["file"]).name: r for r in json.loads(run_cli("predict", bundle, *clips, "-f", "json").output)}
+    srv = Server(bundle, tmp_path / "srv", "--workers", str(workers))
+    try:
+        answers = {}
+        threads = [threading.Thread(target=lambda c=c: answers.__setitem__(c.name, post_file(srv, c))) for c in clips]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(300)
+        for clip in clips:
+            status, _, answer = answers[clip.name]
+            assert status == 200, answer
+            want = expected[clip.name]
+            assert answer["genre"] == want["genre"] and answer.get("genres") == want.get("genres")
+            classes = list(want["probabilities"])
+            np.testing.assert_allclose([answer["probabilities"][c] for c in classes],
+                                       [want["probabilities"][c] for c in classes], atol=1e-6)
+            assert answer["n_windows"] == (1 if name != "seglstm" else 10)
+    finally:
+        assert srv.stop() == 130
+
+
 # ---------------------------------------------------------------------------
 # signals, the command line
 
@@ -364,6 +394,7 @@ def test_the_page_shows_genres_timeline_and_spectrogram(server, chromium, gtzan_
     rows, _ = predicted
     chromium.get(server.url + "/")
     WebDriverWait(chromium, 30).until(lambda d: "knn" in d.find_element(By.ID, "model").text)
+    assert "Up to 4 MB and 40 s of audio" in chromium.find_element(By.ID, "limits").text
     chromium.find_element(By.ID, "file").send_keys(str(gtzan_dir / JAZZ))
     WebDriverWait(chromium, 120).until(ready.visibility_of_element_located((By.ID, "top")))
     WebDriverWait(chromium, 120).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#top li")) == 3)
@@ -390,3 +421,30 @@ def test_the_page_shows_genres_timeline_and_spectrogram(server, chromium, gtzan_
     chromium.save_screenshot(str(shot))
     assert shot.stat().st_size > 10_000
     assert not [e for e in chromium.get_log("browser") if e["level"] == "SEVERE"]
+
+
+# ---------------------------------------------------------------------------
+# the page's spectrogram
+
+
+def test_mel_overview_is_librosas_mel_spectrogram_in_db(gtzan_dir):
+    librosa = pytest.importorskip("librosa")
+    from featx.extract.audio import load
+    from featx.serve.spectrogram import encode_overview, mel_overview, overview_settings
+
+    settings = overview_settings(None, 22050)
+    y = load(gtzan_dir / JAZZ, sr=22050)[: 22050 * 8]
+    mel_db, per_column = mel_overview(y, settings=settings, width=10_000)
+    assert per_column == 1
+    expected = librosa.power_to_db(librosa.feature.melspectrogram(
+        y=y, sr=22050, n_fft=settings.n_fft, hop_length=settings.hop_length, n_mels=settings.n_mels,
+        fmax=settings.fmax), ref=1.0, top_db=80.0)
+    assert mel_db.shape == expected.shape
+    np.testing.assert_allclose(mel_db, expected, atol=0.05)
+    # averaged down to at most 200 columns: each column is the mean power of its frames
+    small, per_column = mel_overview(y, settings=settings, width=200)
+    assert small.shape[1] <= 200 and per_column == int(np.ceil(expected.shape[1] / 200))
+    power = librosa.db_to_power(mel_db)[:, :per_column].mean(axis=1)
+    np.testing.assert_allclose(small[:, 0], np.maximum(librosa.power_to_db(power), small.max() - 80), atol=0.05)
+    packed = encode_overview(small, settings=settings, frames_per_column=per_column)
+    assert packed["columns"] == small.shape[1] and len(packed["data"]) == 4 * int(np.ceil(small.size / 3))
