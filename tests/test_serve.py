@@ -360,7 +360,7 @@ def test_a_busy_port_is_one_line(tmp_path, run_cli):
         taken.listen()
         port = taken.getsockname()[1]
         result = run_cli("serve", tmp_path, "--port", port, ok=False)
-    assert f"cannot listen on 127.0.0.1:{port}: the port is in use" in result.output
+    assert f"cannot listen on --host 127.0.0.1 --port {port}: the port is in use" in result.output
 
 
 # ---------------------------------------------------------------------------

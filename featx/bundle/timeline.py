@@ -74,14 +74,14 @@ def read_timeline(path) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path, dtype={"file": str}, keep_default_na=False, na_values=[""])
     except FileNotFoundError:
-        raise DataError(f"{path}: no such file; expected a timeline CSV from featx predict --timeline") from None
+        raise DataError(f"{path}: no such file; expected a timeline CSV (one row per window)") from None
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: cannot be read as a timeline CSV ({str(exc).splitlines()[0]})") from None
     head = tuple(str(c) for c in frame.columns[:len(TIMELINE_COLUMNS)])
     if head != TIMELINE_COLUMNS:
         raise DataError(f"{path}: columns start with {', '.join(head) or '(none)'}; expected "
                         f"{', '.join(TIMELINE_COLUMNS)}, then one probability column per genre "
-                        "(a CSV from featx predict --timeline)")
+                        "(a timeline CSV)")
     classes = timeline_classes(frame)
     if not classes:
         raise DataError(f"{path}: no probability columns after {', '.join(TIMELINE_COLUMNS)}; expected one per genre")

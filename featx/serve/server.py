@@ -43,7 +43,7 @@ def bind(host: str, port: int) -> socket.socket:
         try:
             family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         except socket.gaierror as exc:
-            raise ConfigError(f"--host {host}: cannot be resolved ({exc.strerror}); expected an address "
+            raise ConfigError(f"host={host}: cannot be resolved ({exc.strerror}); expected an address "
                               "of this machine, e.g. 127.0.0.1") from None
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -54,8 +54,8 @@ def bind(host: str, port: int) -> socket.socket:
         sock.close()
         reason = {errno.EADDRINUSE: "the port is in use", errno.EACCES: "not allowed (ports below 1024 need root)",
                   errno.EADDRNOTAVAIL: "not an address of this machine"}.get(exc.errno, exc.strerror or str(exc))
-        raise ConfigError(f"cannot listen on {host}:{port}: {reason}; expected a free port of an address "
-                          "of this machine (--host, --port)") from None
+        raise ConfigError(f"cannot listen on host={host} port={port}: {reason}; expected a free port of an "
+                          "address of this machine") from None
     sock.set_inheritable(True)
     return sock
 

@@ -117,8 +117,8 @@ class _Receiver:
 
 
 def _too_large(max_bytes: int) -> AnalysisError:
-    return AnalysisError(413, f"the upload is larger than the {max_bytes / 2**20:g} MB this server accepts "
-                              "(--max-upload-mb); expected a smaller audio file")
+    return AnalysisError(413, f"the upload is larger than the {max_bytes / 2**20:g} MB this server accepts; "
+                              "expected a smaller audio file")
 
 
 async def receive_upload(headers, stream, folder: UploadFolder, *, max_bytes: int,
