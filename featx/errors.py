@@ -27,6 +27,10 @@ class AudioError(FeatxError):
     """An audio file cannot be decoded or is unusable (empty, too short)."""
 
 
+class AudioTooLongError(AudioError):
+    """An audio file holds more samples (or seconds) than may be analysed."""
+
+
 class AudioValueError(AudioError, ValueError):
     """An array of samples given to featx has the wrong shape, type or values."""
 

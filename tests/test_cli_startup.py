@@ -66,7 +66,7 @@ def test_listing_the_commands_imports_no_command_module():
     assert done.returncode == 0, done.stderr
     names, loaded = done.stdout.splitlines()
     assert names == str(["blend", "demo", "evaluate", "extract", "models", "plot", "predict",
-                         "spectrograms", "sweep", "train"])
+                         "serve", "spectrograms", "sweep", "train"])
     assert loaded == str(["featx.cli.main", "featx.cli.options"])  # the shared options, no command
 
 

@@ -91,6 +91,17 @@ class Bundle:
         return getattr(self.model, "settings", None)
 
     @property
+    def spectrogram_settings(self):
+        """The settings of an image model's spectrograms (``None`` for a model on feature rows)."""
+        return getattr(self.model, "spectrogram_settings", None)
+
+    @property
+    def sample_rate(self) -> int | None:
+        """The rate audio is resampled to before the model sees it, in Hz (``None`` when unknown)."""
+        settings = self.settings or self.spectrogram_settings
+        return None if settings is None else int(settings.sr)
+
+    @property
     def max_segments(self) -> int | None:
         return getattr(self.model, "max_segments", None)
 
@@ -296,6 +307,14 @@ class Bundle:
                               param="sr")
         return self.model.predict_audio(audio)
 
+    def file_frame(self, windows: AudioProbabilities, *, aggregate: str = "mean",
+                   min_share: float = MIN_SHARE) -> pd.DataFrame:
+        """The one-row per-file frame of :meth:`classify_audio` for one file's ``windows``
+        (from :meth:`audio_windows`): ``file``, ``genre``, [``genres``], [``windows``], the
+        confidence columns where the bundle records them, then one probability column per class."""
+        check_aggregate(aggregate, min_share)
+        return self._file_frame(windows, aggregate=aggregate, min_share=min_share)
+
     def _file_frame(self, windows: AudioProbabilities, *, aggregate: str = "mean",
                     min_share: float = MIN_SHARE) -> pd.DataFrame:
         part = pd.DataFrame(windows.proba, columns=self.classes)
@@ -319,7 +338,7 @@ class Bundle:
         return out
 
     def classify_audio(self, paths, *, progress=None, aggregate: str = "mean",
-                       min_share: float = MIN_SHARE) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+                       min_share: float = MIN_SHARE, on_windows=None) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
         """Classify audio files, each featurised exactly as the model's training data was.
 
         Returns the per-file predictions and ``(file, reason)`` for every file that could
@@ -330,7 +349,9 @@ class Bundle:
         file (``aggregate``: ``mean``, ``vote`` or ``max``, see
         :mod:`featx.bundle.fileframe`). A model trained on whole clips (one row per file) is
         served audio in windows of its training clips' length (:attr:`clip_samples`); the
-        column ``windows`` then gives the number of windows per file.
+        column ``windows`` then gives the number of windows per file. ``on_windows``, if
+        given, is called with each analysed file's :class:`~featx.models.base.AudioProbabilities`
+        (``featx predict --timeline`` writes them).
         """
         check_aggregate(aggregate, min_share)
         frames, skipped = [], []
@@ -340,6 +361,8 @@ class Bundle:
             except AudioError as exc:
                 skipped.append((str(path), str(exc).removeprefix(f"{path}: ")))
                 continue
+            if on_windows is not None:
+                on_windows(windows)
             frames.append(self._file_frame(windows, aggregate=aggregate, min_share=min_share))
         if not frames:
             return self.empty_frame(aggregate=aggregate), skipped

@@ -28,6 +28,7 @@ COMMANDS = {
     "models": "models:models",
     "sweep": "sweep:sweep",
     "blend": "blend:blend",
+    "serve": "serve:serve",
 }
 
 

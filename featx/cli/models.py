@@ -322,10 +322,13 @@ def _warn_training_tracks(bundle, tables, audio) -> None:
 @click.option("--min-share", type=float, default=MIN_SHARE, show_default=True,
               help="With --aggregate vote: the share of a file's segments a genre needs to be "
                    "listed in the genres column.")
+@click.option("--timeline", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE.csv",
+              help="Also write every window's probabilities of the audio inputs to this CSV: file, "
+                   "window, start, end (seconds), then one column per genre (draw it with featx plot timeline).")
 @options.verbosity
 @click.pass_context
 @handle_errors
-def predict(ctx, bundle_dir, inputs, fmt, top_k, output, threshold, aggregate, min_share):
+def predict(ctx, bundle_dir, inputs, fmt, top_k, output, threshold, aggregate, min_share, timeline):
     """Classify audio files/folders, or the rows of feature CSVs (spectrogram STORE folders
     for an image model), with a trained bundle.
 
@@ -344,10 +347,12 @@ def predict(ctx, bundle_dir, inputs, fmt, top_k, output, threshold, aggregate, m
 
     if top_k < 1:
         raise ConfigError(f"--top-k must be >= 1. Received: {top_k}")
-    if output is not None:
-        _check_output_file(output)  # before any work: a wrong -o must not cost a whole run
-
-        check_output_file(output, (bundle_dir, *inputs))
+    for path in (output, timeline):
+        if path is not None:
+            _check_output_file(path)  # before any work: a wrong -o must not cost a whole run
+            check_output_file(path, (bundle_dir, *inputs))
+    if output is not None and timeline is not None and output.resolve() == timeline.resolve():
+        raise ConfigError(f"--timeline and -o name the same file ({timeline}); expected two different files")
     bundle = load_bundle(bundle_dir)
     if threshold is not None:
         from ..bundle.multilabel import (
@@ -367,13 +372,19 @@ def predict(ctx, bundle_dir, inputs, fmt, top_k, output, threshold, aggregate, m
     stores = [p for p in inputs if p.suffix.lower() not in tables and is_store(p)]
     audio = audio_files([p for p in inputs if p.suffix.lower() not in tables and p not in stores])
     tables = [read_feature_csv(p, require_label=False) for p in csvs] + [StoreTable(p) for p in stores]
+    if timeline is not None and not audio:
+        raise ConfigError("--timeline needs audio files among the inputs (the rows of a feature table or "
+                          "store carry no times); expected an audio file or folder")
     frames = [bundle.classify_table(table, aggregate=aggregate, min_share=min_share) for table in tables]
     _warn_training_tracks(bundle, tables, audio)
-    skipped = []
+    skipped, windows = [], []
     if audio:
         predicted, skipped = bundle.classify_audio(audio, progress=progress_enabled(ctx), aggregate=aggregate,
-                                                   min_share=min_share)
+                                                   min_share=min_share,
+                                                   on_windows=windows.append if timeline else None)
         frames.append(predicted)
+    if timeline is not None:
+        _write_timeline(timeline, windows, classes)
     frame = pd.concat(frames, ignore_index=True)
     if "windows" in frame.columns:  # rows of feature CSVs have no windows: left blank
         frame["windows"] = frame["windows"].astype("Int64")
@@ -394,6 +405,18 @@ def predict(ctx, bundle_dir, inputs, fmt, top_k, output, threshold, aggregate, m
         click.echo(f"skipped {file}: {reason}", err=True)
     if skipped:
         sys.exit(1)
+
+
+def _write_timeline(path: Path, windows: list, classes: list[str]) -> None:
+    """Write the per-window probabilities of the analysed files as CSV (atomically)."""
+    import pandas as pd  # pandas: kept off featx extract's path
+
+    from ..bundle.timeline import TIMELINE_COLUMNS, timeline_frame  # pulls in pandas: only on this path
+
+    parts = [timeline_frame(w, classes) for w in windows]
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*TIMELINE_COLUMNS, *classes])
+    atomic_write(path, frame.to_csv(index=False, float_format="%.6f"))
+    info(f"timeline of {len(frame)} window(s) of {len(parts)} file(s) written to {path}", err=True)
 
 
 # ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""``featx plot``: feature boxplots, audio views, a bundle's curves and confusion matrix."""
+"""``featx plot``: feature boxplots, audio views, a bundle's curves and confusion matrix, timelines."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import click
 
 from ..errors import BundleError, ConfigError
 from ..extract.audio import find_audio, load
-from ..io.guard import claim_folder, names_for_paths, safe_name, unique_names
+from ..io.guard import check_output_file, claim_folder, names_for_paths, safe_name, unique_names
 from ..reporting.spectro_images import export_segment_pngs, write_example_grids
 from . import options
 from ._common import handle_errors, progress_enabled
@@ -152,3 +152,54 @@ def plot_bundle(bundle_dir, output):
         raise BundleError(f"{bundle_dir}/metrics.json: unexpected content ({exc})") from None
     for path in written:
         click.echo(path)
+
+
+#: Most files drawn in one timeline figure (one panel each).
+MAX_TIMELINE_PANELS = 12
+
+
+@plot.command("timeline")
+@click.argument("csv", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The PNG to write [default: the CSV's name with .png].")
+@click.option("--file", "files", multiple=True, metavar="NAME",
+              help="Draw only this file of the CSV (repeatable; its path as in the CSV, or its name) "
+                   f"[default: every file, at most {MAX_TIMELINE_PANELS}].")
+@options.verbosity
+@handle_errors
+def plot_timeline(csv, output, files):
+    """Genre probabilities over time, from the CSV of featx predict --timeline: one panel per file,
+    one row per genre, one column per window."""
+    from ..bundle.timeline import read_timeline, timeline_classes  # pulls in pandas: only on this path
+
+    # pulls in pandas: only on this path
+    from ..reporting.figures import genre_timeline, new_figure, save_figure
+
+    output = output if output is not None else Path(csv).with_suffix(".png")
+    if output.suffix.lower() != ".png":
+        raise ConfigError(f"-o {output}: expected a file name ending in .png")
+    if output.is_dir():
+        raise ConfigError(f"-o {output}: is a folder; expected a file name ending in .png")
+    check_output_file(output, (csv,))
+    frame = read_timeline(csv)
+    classes = timeline_classes(frame)
+    names = list(dict.fromkeys(frame["file"]))
+    chosen = []
+    for wanted in files:
+        found = [n for n in names if n == wanted] or [n for n in names if Path(n).name == wanted]
+        if not found:
+            raise ConfigError(f"{csv}: no file {wanted!r}; expected one of {', '.join(names[:5])}"
+                              + (", ..." if len(names) > 5 else ""))
+        chosen += [n for n in found if n not in chosen]
+    chosen = chosen or names
+    if len(chosen) > MAX_TIMELINE_PANELS:
+        raise ConfigError(f"{csv}: {len(chosen)} files; one figure draws at most {MAX_TIMELINE_PANELS}: "
+                          "choose some with --file")
+    longest = max(int((frame["file"] == n).sum()) for n in chosen)
+    height = (1.4 + 0.3 * len(classes)) * len(chosen)
+    fig, axes = new_figure(max(8.0, 6.0 + 0.05 * longest), max(3.0, height), nrows=len(chosen))
+    for ax, name in zip(axes if len(chosen) > 1 else [axes], chosen):
+        part = frame[frame["file"] == name].sort_values("start")
+        genre_timeline(part["start"], part["end"], part[classes].to_numpy(), classes, ax=ax,
+                       title=f"{Path(name).name}: genre probabilities per window ({len(part)} windows)")
+    click.echo(save_figure(fig, output))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AudioError, ConfigError
+from ..errors import AudioError, AudioTooLongError, ConfigError
 from ..features.dsp import resample
 from ..features.settings import SR_RANGE
 
@@ -102,7 +102,7 @@ def file_kind(path) -> str | None:
     return next((name for test, name in _KINDS if test(mode)), "not a regular file")
 
 
-def load(path, *, sr: int) -> np.ndarray:
+def load(path, *, sr: int, max_seconds: float | None = None) -> np.ndarray:
     """Decode ``path`` to a mono float32 waveform at ``sr`` Hz.
 
     Multi-channel audio is downmixed by averaging the channels; other rates are
@@ -110,6 +110,15 @@ def load(path, *, sr: int) -> np.ndarray:
     ``librosa.load`` calls it: :func:`featx.features.dsp.resample`).
     Sizes are checked before they are allocated: the header's rate and length
     where the decoder reports them, before decoding, and again after decoding.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    sr : int
+        The rate to resample to, in Hz.
+    max_seconds : float > 0, optional
+        Refuse audio longer than this (checked as the sample cap is: from the header,
+        before decoding, where the format gives its length; else after decoding).
 
     Returns
     -------
@@ -119,6 +128,9 @@ def load(path, *, sr: int) -> np.ndarray:
     ------
     ConfigError
         ``sr`` is outside :data:`featx.features.settings.SR_RANGE`.
+    AudioTooLongError
+        More than :data:`MAX_SAMPLES` samples as decoded or after resampling, or
+        longer than ``max_seconds``.
     AudioError
         The path is not a regular file (a FIFO, a device, a socket, a folder, a
         link to nothing: named as such), or the file is unreadable, not audio, corrupt, empty,
@@ -138,7 +150,7 @@ def load(path, *, sr: int) -> np.ndarray:
         raise AudioError(f"{path}: empty file (0 bytes)")
     header = _header(path)
     if header is not None:
-        _check_size(path, *header, sr=sr)
+        _check_size(path, *header, sr=sr, max_seconds=max_seconds)
     try:
         decoded = _decode_soundfile(path) if header is not None else None
         if decoded is None:
@@ -154,7 +166,7 @@ def load(path, *, sr: int) -> np.ndarray:
     if (int(native) < MIN_NATIVE_SR or y.shape[-1] == 0) and _signature(path) is None:
         # ffmpeg "decodes" some bytes of no known format to 0 channels at 0 Hz: say what the file is
         raise AudioError(f"{path}: cannot be decoded as audio: {decode_failure(path, None)}")
-    _check_size(path, int(native), y.shape[-1], sr=sr)
+    _check_size(path, int(native), y.shape[-1], sr=sr, max_seconds=max_seconds)
     _check_samples(path, y)
     if native != sr:
         y = resample(y, orig_sr=native, target_sr=sr)  # librosa's soxr_hq resampling, without librosa
@@ -260,8 +272,9 @@ def _header(path: Path) -> tuple[int, int] | None:
     return int(info.samplerate), int(info.frames)
 
 
-def _check_size(path: Path, native: int, frames: int, *, sr: int) -> None:
-    """Refuse a file whose rate is absurd or whose samples exceed :data:`MAX_SAMPLES`."""
+def _check_size(path: Path, native: int, frames: int, *, sr: int, max_seconds: float | None = None) -> None:
+    """Refuse a file whose rate is absurd, whose samples exceed :data:`MAX_SAMPLES`, or that
+    lasts longer than ``max_seconds``."""
     if native < MIN_NATIVE_SR:
         raise AudioError(
             f"{path}: sample rate {native} Hz is below the {MIN_NATIVE_SR} Hz featx accepts "
@@ -275,10 +288,15 @@ def _check_size(path: Path, native: int, frames: int, *, sr: int) -> None:
         )
     resampled = math.ceil(frames * sr / native)
     if max(frames, resampled) > MAX_SAMPLES:
-        raise AudioError(
+        raise AudioTooLongError(
             f"{path}: {frames / native / 60:,.1f} min long ({frames:,} samples at {native} Hz, "
             f"{resampled:,} at {sr} Hz); featx analyses at most {MAX_SAMPLES:,} samples per file "
             f"({MAX_SAMPLES / sr / 60:,.0f} min at {sr} Hz): cut it into shorter files"
+        )
+    if max_seconds is not None and frames / native > max_seconds:
+        raise AudioTooLongError(
+            f"{path}: {frames / native:,.1f} s long; at most {max_seconds:g} s may be analysed here: "
+            "cut it into shorter files"
         )
 
 

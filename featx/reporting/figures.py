@@ -262,6 +262,47 @@ def spectrogram_grid(images, labels, titles, *, axes, kind: str):
     return axes
 
 
+def genre_timeline(starts, ends, proba, classes, *, ax, title: str | None = None):
+    """A file's genre probabilities over time: one row per genre, one column per window.
+
+    Each cell's shade is the probability (0 to 1, a colour map whose lightness grows with
+    it, so that it reads in grey too); a dot marks each window's most probable genre.
+
+    Parameters
+    ----------
+    starts, ends : array-like [shape=(n_windows,)]
+        Where each window starts and ends, in seconds (in time order).
+    proba : array-like [shape=(n_windows, n_classes)]
+    classes : list of str
+        The genres, in the order of ``proba``'s columns.
+
+    Returns
+    -------
+    ax
+    """
+    starts = np.asarray(starts, dtype=float)
+    ends = np.asarray(ends, dtype=float)
+    proba = np.asarray(proba, dtype=float).reshape(len(starts), len(classes))
+    # cell edges: each window from its start to the next one's (the last to its end)
+    edges = np.append(starts, ends[-1] if len(ends) else 0.0)
+    rows = np.arange(len(classes) + 1) - 0.5
+    mesh = ax.pcolormesh(edges, rows, proba.T, cmap="viridis", vmin=0.0, vmax=1.0, shading="flat")
+    if len(starts):
+        centres = (edges[:-1] + edges[1:]) / 2
+        best = np.argmax(proba, axis=1)
+        ax.scatter(centres, best, s=14, facecolor="white", edgecolor="black", linewidth=0.6, zorder=3)
+    named = len(classes) <= TICK_LABEL_MAX_CLASSES
+    ax.set_yticks(np.arange(len(classes)) if named else [])
+    if named:
+        ax.set_yticklabels([str(c) for c in classes])
+    ax.set_ylim(len(classes) - 0.5, -0.5)  # the first genre on top, as in a table
+    ax.set_xlabel("time (s); dots: each window's most probable genre")
+    ax.set_ylabel("genre" if named else f"genre ({len(classes)}, not named)")
+    ax.figure.colorbar(mesh, ax=ax, label="probability", shrink=0.9)
+    ax.set_title(title or "genre probabilities per window")
+    return ax
+
+
 # ---------------------------------------------------------------------------
 # Figure sets written by train / evaluate / plot
 
