@@ -10,8 +10,8 @@ A page marks an example by a comment line just before a ``console`` code block::
        svm: track accuracy 0.7580, ...
        bundle written to models/svm
 
-Lines starting with ``$ `` are commands; the lines after each, up to the next command,
-are its expected standard output. The marked blocks of one page run in order, in one
+Lines starting with ``$ `` are commands (a line ending in ``\\`` continues on the next);
+the lines after each, up to the next command, are its expected standard output. The marked blocks of one page run in order, in one
 fresh folder that holds a link ``features_csv`` to the repository's tables (and, with
 ``needs gtzan``, a link ``gtzan`` to the real GTZAN material; the page is skipped
 without it). Durations (``1.6 s``, ``(7.7 s)``) are masked on both sides, and a line
@@ -45,7 +45,9 @@ def _examples(page: Path) -> list[tuple[set[str], list[tuple[str, str]]]]:
         steps: list[tuple[str, list[str]]] = []
         for line in match.group("body").rstrip("\n").split("\n"):
             line = line[3:]
-            if line.startswith("$ "):
+            if steps and steps[-1][0].endswith("\\") and not steps[-1][1]:  # a continued command
+                steps[-1] = (steps[-1][0][:-1].rstrip() + " " + line.strip(), [])
+            elif line.startswith("$ "):
                 steps.append((line[2:], []))
             else:
                 assert steps, f"{page.name}: output before any '$ ' command"
@@ -102,3 +104,13 @@ def test_docs_examples_print_what_the_page_shows(page, tmp_path, request):
             assert _matches(want, got), (
                 f"{page.name}: `{command}` printed\n" + "\n".join(got) + "\nbut the page shows\n"
                 + "\n".join(want))
+
+
+def test_a_page_is_read_as_commands_and_outputs(tmp_path):
+    page = tmp_path / "page.rst"
+    page.write_text("Text.\n\n.. checked example: needs gtzan\n\n.. code-block:: console\n\n"
+                    "   $ featx sweep a.csv -m svm \\\n         -p C=1,3\n   best: C=3.0\n"
+                    "   $ featx models\n   svm\n\nMore text.\n\n.. code-block:: console\n\n"
+                    "   $ featx demo\n   not checked\n")
+    assert _examples(page) == [({"needs", "gtzan"}, [("featx sweep a.csv -m svm -p C=1,3", "best: C=3.0"),
+                                                      ("featx models", "svm")])]
