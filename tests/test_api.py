@@ -1,5 +1,5 @@
 """The Python API exported from ``featx``: lazy imports, one-file/array extraction, train,
-load and predict, and the README's "Python API" examples, all run for real."""
+load and predict, and the Python API examples of docs/guide/python.rst, all run for real."""
 from __future__ import annotations
 
 import doctest
@@ -276,7 +276,7 @@ def test_rows_made_with_other_settings_are_refused(demo_bundle):
 
 
 # ---------------------------------------------------------------------------
-# the README's examples
+# the Python API page's examples
 
 
 def _readme_python_blocks() -> list[str]:

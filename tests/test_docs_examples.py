@@ -11,11 +11,12 @@ A page marks an example by a comment line just before a ``console`` code block::
        bundle written to models/svm
 
 Lines starting with ``$ `` are commands (a line ending in ``\\`` continues on the next);
-the lines after each, up to the next command, are its expected standard output. The marked blocks of one page run in order, in one
-fresh folder that holds a link ``features_csv`` to the repository's tables (and, with
-``needs gtzan``, a link ``gtzan`` to the real GTZAN material; the page is skipped
-without it). Durations (``1.6 s``, ``(7.7 s)``) are masked on both sides, and a line
-``...`` in the expected output stands for any number of lines. A command must exit 0.
+the lines after each, up to the next command, are its expected standard output. The
+marked blocks of one page run in order, in one fresh folder that holds a link
+``features_csv`` to the repository's tables (and, with ``needs gtzan``, a link ``gtzan``
+to the real GTZAN material; the page is skipped without it). Durations (``1.6 s``,
+``(7.7 s)``) are masked on both sides, and a line ``...`` in the expected output stands
+for any number of lines. A command must exit 0.
 
 Adding an example is adding such a block to a page; nothing here changes.
 """
