@@ -46,3 +46,16 @@ def test_a_short_loop_says_nothing_and_a_shown_final_line_is_not_repeated():
             bar.update()
     assert [line.split(",")[0] for line in every.getvalue().splitlines()] == [
         "extract: 1/3 files", "extract: 2/3 files", "extract: 3/3 files"]
+
+
+def test_a_wrapped_loop_ends_with_its_final_count():
+    stream = io.StringIO()
+    seen = []
+    bar = LineProgress(range(5), desc="predict", unit="file", interval=0.5, stream=stream)
+    for i in bar:
+        seen.append(i)
+        if i == 1:
+            time.sleep(0.6)
+    assert seen == [0, 1, 2, 3, 4]
+    assert [line.split(",")[0] for line in stream.getvalue().splitlines()] == [
+        "predict: 2/5 files", "predict: 5/5 files"]

@@ -75,6 +75,7 @@ class LineProgress:
         for item in self.iterable:
             yield item
             self.update(1)
+        self.close()  # as tqdm does: a loop run to its end says its final count
 
     def __enter__(self):
         return self
