@@ -1,11 +1,12 @@
 """The Python API exported from ``featx``: lazy imports, one-file/array extraction, train,
-load and predict, and the README's "Python API" examples, all run for real."""
+load and predict, and the Python API examples of docs/guide/python.rst, all run for real."""
 from __future__ import annotations
 
 import doctest
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -280,14 +281,14 @@ def test_rows_made_with_other_settings_are_refused(demo_bundle):
 
 
 # ---------------------------------------------------------------------------
-# the README's examples
+# the Python API page's examples
 
 
 def _readme_python_blocks() -> list[str]:
-    text = (REPO / "README.md").read_text()
-    section = re.search(r"^## Python API\n(.*?)(?=^## )", text, re.M | re.S)
-    assert section, "README.md has no '## Python API' section"
-    blocks = re.findall(r"^```python\n(.*?)^```", section.group(1), re.M | re.S)
+    """The Python examples of the user guide's Python API page (docs/guide/python.rst)."""
+    text = (REPO / "docs" / "guide" / "python.rst").read_text()
+    blocks = re.findall(r"^\.\. code:: python\n\n((?:(?:   .*)?\n)+)", text, re.M)
+    blocks = [textwrap.dedent(block) for block in blocks]
     assert len(blocks) >= 3
     return blocks
 
@@ -297,7 +298,7 @@ def test_readme_python_api_examples_run(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     namespace: dict = {"__name__": "readme"}
     for block in _readme_python_blocks():
-        exec(compile(block, "README.md (Python API)", "exec"), namespace)
+        exec(compile(block, "docs/guide/python.rst", "exec"), namespace)
     out = capsys.readouterr().out
     assert "array.0.wav" in out and "track accuracy" in out
     assert "sr is required with an array" in out

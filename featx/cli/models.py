@@ -139,6 +139,12 @@ def train(ctx, csv, model_name, output, epochs, batch_size, learning_rate, optim
 
     DIR receives the model, its preprocessing and metadata, metrics.json,
     out-of-fold predictions.csv, report.md and figures/.
+
+    \b
+    Examples:
+      featx train features_csv/features_30_sec.csv -m svm -o models/svm
+      featx train features.csv -m mlp --epochs 40 --folds 5 -o models/mlp
+      featx train spectro -m cnn2d -o models/cnn2d
     """
     from ..pipeline.train import train_bundle  # pulls in pandas: only on this path
 
@@ -183,6 +189,11 @@ def evaluate(ctx, bundle_dir, csv, output):
 
     Warns when the CSV holds tracks the saved model was trained on: figures on
     those are not held-out accuracy.
+
+    \b
+    Examples:
+      featx evaluate models/svm other_features.csv
+      featx evaluate models/cnn2d other_spectro -o reports/cnn2d
     """
     from ..bundle import load_bundle  # pulls in pandas: only on this path
 
@@ -339,6 +350,12 @@ def predict(ctx, bundle_dir, inputs, fmt, top_k, output, threshold, aggregate, m
 
     A multi-label model (featx train --multi-label) adds a 'genres' column: every
     genre whose probability reaches its threshold, most probable first, joined by ';'.
+
+    \b
+    Examples:
+      featx predict models/svm song.mp3 my_music/
+      featx predict models/svm my_music/ -f csv -o predictions.csv
+      featx predict models/mlp new_features.csv --top-k 3
     """
     import pandas as pd  # pandas: kept off featx extract's path
 
@@ -389,9 +406,10 @@ def predict(ctx, bundle_dir, inputs, fmt, top_k, output, threshold, aggregate, m
     if "windows" in frame.columns:  # rows of feature CSVs have no windows: left blank
         frame["windows"] = frame["windows"].astype("Int64")
         if (frame["windows"] > 1).any():
+            shown = " (column 'windows')" if fmt != "table" else ""  # the table has no such column
             info(f"note: {bundle.spec.name} was trained on whole clips of {bundle.clip_seconds:.1f} s; "
                  "longer audio is cut into windows of that length and their probabilities are "
-                 "averaged (column 'windows')", err=True)
+                 f"averaged{shown}", err=True)
     csv_top_k = ctx.get_parameter_source("top_k") is not click.core.ParameterSource.DEFAULT
     outside = (bundle.confidence or {}).get("outside_percentile")
     text = _render_predictions(frame, classes, fmt, min(top_k, len(classes)), csv_top_k=csv_top_k,

@@ -151,7 +151,7 @@ def connect(scheduler: str):
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(
             f"cannot connect to the Dask scheduler at {address!r} ({reason}); expected a "
-            "running 'dask scheduler' (see the README, 'Running on a Dask cluster')") from None
+            "running 'dask scheduler' (docs/guide/extract.rst, 'Running on a Dask cluster')") from None
     except BaseException:  # Ctrl-C while connecting
         _abandon(client)
         raise
@@ -194,7 +194,7 @@ def _check_answers(address: str) -> None:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(
             f"cannot connect to the Dask scheduler at {address!r} ({reason}); expected a "
-            "running 'dask scheduler' (see the README, 'Running on a Dask cluster')") from None
+            "running 'dask scheduler' (docs/guide/extract.rst, 'Running on a Dask cluster')") from None
     if exc is not None:  # an answer that is not Dask's protocol (another kind of server)
         raise ConfigError(f"the server at {address!r} does not speak Dask's protocol "
                           f"({type(exc).__name__}); expected a running 'dask scheduler' there") from None

@@ -69,11 +69,13 @@ class LineProgress:
         self.stream = stream
         self.start = self.last = time.perf_counter()
         self.closed = False
+        self.shown = None  # the step count of the last line written, if any
 
     def __iter__(self):
         for item in self.iterable:
             yield item
             self.update(1)
+        self.close()  # as tqdm does: a loop run to its end says its final count
 
     def __enter__(self):
         return self
@@ -94,9 +96,13 @@ class LineProgress:
         now = time.perf_counter()
         if not self.closed and now - self.last >= self.interval:
             self.last = now
-            stream = self.stream or sys.stderr
-            stream.write(self.line() + "\n")
-            stream.flush()
+            self._write()
+
+    def _write(self) -> None:
+        stream = self.stream or sys.stderr
+        stream.write(self.line() + "\n")
+        stream.flush()
+        self.shown = self.n
 
     def set_postfix(self, ordered_dict=None, refresh: bool = True, **kwargs) -> None:
         items = dict(ordered_dict or {}, **kwargs)
@@ -106,6 +112,13 @@ class LineProgress:
         self.postfix = str(s)
 
     def close(self) -> None:
+        """Stop; once any line was written, the last one written states the final count.
+
+        Without it, ``fold1: 31/60 epochs`` would be the last word on a fold that ran all
+        60 epochs, and read as an early stop.
+        """
+        if not self.closed and self.shown is not None and self.shown != self.n:
+            self._write()
         self.closed = True
 
 
