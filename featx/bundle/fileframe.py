@@ -13,7 +13,7 @@ file or track with
 * ``distance_pct``: how far the file's features lie from the training rows, as a
   percentile of the training tracks' own distances (the median over its windows);
   99 and above is outside the training data;
-* one column per genre: what the pooling gives (see :data:`AGGREGATES`).
+* one column per genre: what the pooling gives (see :data:`featx.training.config.AGGREGATES`).
 
 A bundle without a confidence record (trained before featx made one, or fitted without
 cross-validation) has no ``confidence`` and ``uncertain``; one without a distance

@@ -380,7 +380,7 @@ class Bundle:
             ignored): a DataFrame as :func:`featx.extract_features` returns, or the
             path of a feature CSV.
         aggregate : {'mean', 'vote', 'max'}
-            How a track's rows are pooled (:data:`featx.bundle.fileframe.AGGREGATES`).
+            How a track's rows are pooled (:data:`featx.training.config.AGGREGATES`).
         min_share : float in (0, 1]
             ``vote``: the share of rows a genre needs to be listed in ``genres``.
 
@@ -431,7 +431,7 @@ class Bundle:
         progress : bool or None
             A progress bar over files; ``None``: only on a terminal.
         aggregate : {'mean', 'vote', 'max'}
-            How a file's segments are pooled (:data:`featx.bundle.fileframe.AGGREGATES`).
+            How a file's segments are pooled (:data:`featx.training.config.AGGREGATES`).
         min_share : float in (0, 1]
             ``vote``: the share of segments a genre needs to be listed in ``genres``.
 

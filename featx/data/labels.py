@@ -74,7 +74,7 @@ class LabelEncoding:
     Attributes
     ----------
     classes_ : list of str
-        The sorted genre names, learned by :meth:`fit`.
+        The sorted genre names, learned by :meth:`~featx.data.labels.LabelEncoding.fit`.
 
     Examples
     --------
