@@ -2,6 +2,8 @@
 and the loudness normalisation of table models built on it."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -81,3 +83,27 @@ def test_normalised_preprocessing_round_trip(extractions):
     old = prep.to_dict()
     del old["level"]
     assert Preprocessing.from_dict(old).level == "as-recorded"
+
+
+def test_a_model_trained_to_normalise_gives_the_same_genre_at_any_level(tmp_path):
+    """The shipped Kaggle 30-s table: an svm trained with loudness='normalise' predicts rows
+    12 dB quieter and 6 dB louder exactly as the originals; the default keeps the level."""
+    import pandas as pd
+
+    import featx
+
+    frame = pd.read_csv(Path(__file__).resolve().parents[1] / "features_csv" / "features_30_sec.csv")
+    labels = frame.pop("label").to_numpy()
+    columns = [c for c in frame.columns if c not in ("filename", "length")]
+    level = featx.GenreClassifier(model="svm", loudness="normalise").fit(frame, labels)
+    kept = featx.GenreClassifier(model="svm").fit(frame, labels)
+    assert level.bundle_.model.preprocessing.level == "normalised"
+    assert kept.bundle_.model.preprocessing.level == "as-recorded"
+    original = level.predict(frame)
+    changed = {}
+    for db in (-12.0, 6.0):
+        moved = frame.copy()
+        moved[columns] = apply_gain(frame[columns].to_numpy(), columns, db)
+        assert (level.predict(moved) == original).all()
+        changed[db] = float((kept.predict(moved) != kept.predict(frame)).mean())
+    assert changed[6.0] > 0.05  # the level the default keeps does move predictions

@@ -73,7 +73,7 @@ class TableFamily(ModelFamily):
                 "model (cnn2d, cnn2d-base, mfcc-cnn, multihead)")
 
     def check_trainable(self, table) -> None:
-        loudness = "auto" if self.config is None else self.config.loudness
+        loudness = "as-recorded" if self.config is None else self.config.loudness
         if loudness == "normalise" and not follows_gain_law(table.feature_columns):
             raise DataError(
                 f"{table.name}: loudness 'normalise' needs the column '{LEVEL_COLUMN}' (each row's level); "
@@ -84,7 +84,7 @@ class TableFamily(ModelFamily):
 
     def _level(self, columns) -> str:
         """What the preprocessing does with the level: ``normalised`` or ``as-recorded``."""
-        loudness = "auto" if self.config is None else self.config.loudness
+        loudness = "as-recorded" if self.config is None else self.config.loudness
         if loudness == "as-recorded" or not follows_gain_law(columns):
             return "as-recorded"
         return "normalised"

@@ -127,7 +127,8 @@ OPTION_HELP = {
     "log_variances": "Log-scale the *_var columns before standardising.",
     "loudness": ("Table models: 'normalise' brings every row to one level (louder or quieter audio "
                  "then gets the same prediction), 'as-recorded' keeps the level as a feature, "
-                 "'auto' normalises when the table holds rms_mean."),
+                 "'auto' normalises when the table holds rms_mean. The default keeps the level, "
+                 "as featx always did: train with 'normalise' for music at any level."),
     "split": "How rows are split into train/test.",
     "folds": "K-fold cross-validation; 1: one train/validation/test split.",
     "valid_fraction": ("Share of each training part held out (by track) for early stopping and "
@@ -177,7 +178,7 @@ class TrainConfig:
     time_shift_mode: str = "circular"
     mixup: float = 0.0
     log_variances: bool = True
-    loudness: str = "auto"
+    loudness: str = "as-recorded"
     split: str = "track"
     folds: int = 5
     valid_fraction: float | None = None
