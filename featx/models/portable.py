@@ -270,6 +270,9 @@ def check_tree(tree: dict, n_features: int) -> None:
                 (node["left"][inner] >= 0) & (node["left"][inner] < n) & (node["right"][inner] >= 0)
                 & (node["right"][inner] < n) & (node["feature"][inner] >= 0) & (node["feature"][inner] < width)),
                  "forest node: a root, child or feature index out of range")
+            need(_is_forest(node["roots"], node["left"], node["right"]),
+                 "forest node: the children do not form trees (a node with two parents, a cycle, "
+                 "or a node no root reaches)")
         elif kind == "mlp":
             shapes = [(w.shape, b.shape) for w, b in zip(node["weights"], node["biases"])]
             need(shapes and all(isinstance(w, np.ndarray) for w in node["weights"] + node["biases"]),
@@ -292,16 +295,74 @@ def check_tree(tree: dict, n_features: int) -> None:
     walk(tree, n_features)
 
 
+def _is_forest(roots: np.ndarray, left: np.ndarray, right: np.ndarray) -> bool:
+    """Whether ``left``/``right`` (``-1`` at a leaf) make trees under ``roots``: every node
+    has exactly one parent but a root, which has none, and every node is reached from a
+    root. Then a walk from a root meets a leaf after at most the tree's depth in steps."""
+    n = len(left)
+    inner = left != -1
+    if np.any(right[~inner] != -1):
+        return False
+    children = np.concatenate([left[inner], right[inner]])
+    parents = np.bincount(np.concatenate([children, roots]), minlength=n)
+    if np.any(parents != 1):
+        return False
+    seen, frontier = len(roots), roots
+    while len(frontier):  # one level of every tree per step
+        below = inner[frontier]
+        frontier = np.concatenate([left[frontier[below]], right[frontier[below]]])
+        seen += len(frontier)
+        if seen > n:
+            return False
+    return seen == n
+
+
 _KINDS = frozenset({"svc", "knn", "forest", "mlp", "logistic", "vote", "ovr", "calibrated",
                     "temperature", "constant"})
 
 
+#: How many numbers one batch of rows may make per row-by-reference matrix (a knn's
+#: distances to its training rows, an svm's kernel against its support vectors): 2^22
+#: float64s, 32 MiB, so that a table of any length is predicted in bounded memory, as
+#: scikit-learn's own chunked distances are.
+BATCH_ELEMENTS = 2 ** 22
+
+
+def _widest(node) -> int:
+    """The most numbers one row makes in any node's matrix: a knn's training rows, an
+    svm's support vectors, a forest's trees, a network's widest layer."""
+    if isinstance(node, list):
+        return max((_widest(m) for m in node), default=1)
+    if not isinstance(node, dict):
+        return 1
+    kind = node.get("type")
+    own = 1
+    if kind == "knn":
+        own = len(node["X"])
+    elif kind == "svc":
+        own = len(node["sv"])
+    elif kind == "forest":
+        own = len(node["roots"])
+    elif kind == "mlp":
+        own = max((w.shape[-1] for w in node["weights"]), default=1)
+    elif kind == "logistic":
+        own = len(node["coef"])
+    return max([own] + [_widest(v) for v in node.values() if isinstance(v, (dict, list))])
+
+
 def predict_proba(tree: dict, X) -> np.ndarray:
-    """Class probabilities of the exported estimator for rows ``X`` (as its ``predict_proba``)."""
+    """Class probabilities of the exported estimator for rows ``X`` (as its ``predict_proba``).
+
+    Rows are predicted in batches whose matrices hold at most :data:`BATCH_ELEMENTS`
+    numbers each, so memory does not grow with the number of rows.
+    """
     X = np.asarray(X)
     if X.dtype not in (np.float32, np.float64):
         X = X.astype(np.float64)
-    return _proba(tree, X)
+    step = max(1, BATCH_ELEMENTS // max(1, _widest(tree)))
+    if len(X) <= step:
+        return _proba(tree, X)
+    return np.concatenate([_proba(tree, X[start:start + step]) for start in range(0, len(X), step)])
 
 
 # ---------------------------------------------------------------------------
