@@ -187,3 +187,45 @@ def test_batches_give_the_probabilities_of_one_pass(monkeypatch, batch):
     monkeypatch.setattr(portable, "BATCH_ELEMENTS", batch * 50)
     np.testing.assert_allclose(portable.predict_proba(tree, rows), whole, rtol=0, atol=1e-12)
     assert portable.predict_proba(tree, rows[:0]).shape == (0, whole.shape[1])
+
+
+def test_nearest_neighbours_break_ties_as_a_stable_sort():
+    """Training rows at equal distance (duplicated rows) are taken lowest index first, as the
+    stable sort that the arrays were checked against at saving takes them."""
+    rng = np.random.default_rng(3)
+    for trial in range(300):
+        n, m = rng.integers(1, 12), rng.integers(1, 25)
+        d = rng.integers(0, 3, size=(n, m)).astype(float) if trial % 2 else rng.normal(size=(n, m))
+        k = int(rng.integers(1, m + 1))
+        expected = np.sort(np.argsort(d, axis=1, kind="stable")[:, :k], axis=1)
+        np.testing.assert_array_equal(portable._nearest(d, k), expected)
+
+
+def test_a_knn_whose_equal_rows_disagree_is_left_to_scikit_learn(table, tmp_path):
+    """Equal training rows of different genres are equally near every query, and which of them
+    scikit-learn counts follows its own search order: such a knn is not exported as arrays,
+    and its bundle predicts with scikit-learn (the arrays' answers differed by 0.25)."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    rng = np.random.default_rng(5)
+    X = np.repeat(rng.normal(size=(20, 4)), 3, axis=0)  # every training row three times
+    y = rng.integers(0, 3, size=len(X))
+    model = KNeighborsClassifier(n_neighbors=4, algorithm="brute").fit(X, y)
+    with pytest.raises(portable.Unsupported, match="equal training rows"):
+        portable.export(model)
+    agreeing = KNeighborsClassifier(n_neighbors=4, weights="distance").fit(X, np.repeat(y[::3], 3))
+    rows = rng.normal(size=(30, 4))
+    np.testing.assert_allclose(portable.predict_proba(portable.export(agreeing), rows),
+                               agreeing.predict_proba(rows), rtol=0, atol=1e-9)
+
+    frame = pd.read_csv(table)
+    frame = pd.concat([frame, frame.assign(filename="copy_" + frame["filename"],
+                                           label=np.roll(frame["label"].to_numpy(), 1))])
+    labels = frame.pop("label").to_numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        featx.GenreClassifier(model="knn").fit(frame, labels).save(tmp_path / "knn")
+        assert not (tmp_path / "knn" / PORTABLE_ARRAYS).exists()
+        bundle = load_bundle(tmp_path / "knn")
+        assert bundle.model._portable is None  # predicted by the skops estimator
+        assert len(bundle.predict(frame)) == 2 * 12 * len(GENRES)  # one row per track, copies included
