@@ -240,7 +240,8 @@ class SklearnRows(TableFamily):
             return None
         try:
             tree = portable.export(self.estimator)
-            gap = float(np.max(np.abs(portable.predict_proba(tree, check) - check_proba)))
+            with limited_threads():  # one BLAS thread, like every scikit-learn prediction
+                gap = float(np.max(np.abs(portable.predict_proba(tree, check) - check_proba)))
         except portable.Unsupported as exc:
             logger.debug("%s: predicted with scikit-learn (%s)", self.name, exc)
             return None
