@@ -52,6 +52,7 @@ __all__ = [
     "ChunkFileError",
     "array_metadata",
     "encode_chunk",
+    "kind_of",
     "open_file",
     "open_folder",
     "parse_array_metadata",
@@ -96,7 +97,7 @@ class ChunkFileError(Exception):
 # Files, opened relative to a folder without following links
 
 
-def _kind_of(mode: int) -> str:
+def kind_of(mode: int) -> str:
     for test, name in ((stat.S_ISREG, "a file"), (stat.S_ISDIR, "a folder"), (stat.S_ISLNK, "a symbolic link"),
                        (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
                        (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
@@ -107,7 +108,7 @@ def _kind_of(mode: int) -> str:
 
 def _what_is(name: str, dir_fd: int | None) -> str:
     try:
-        return _kind_of(os.lstat(name, dir_fd=dir_fd).st_mode)
+        return kind_of(os.lstat(name, dir_fd=dir_fd).st_mode)
     except OSError:
         return "not usable"
 
@@ -161,7 +162,7 @@ def open_file(name: str, *, dir_fd: int, limit: int) -> tuple[int, int] | None:
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise ChunkFileError(f"is {_kind_of(info.st_mode)}, not a file featx wrote")
+            raise ChunkFileError(f"is {kind_of(info.st_mode)}, not a file featx wrote")
         if info.st_size > limit:
             raise ChunkFileError(f"holds {info.st_size:,} bytes; a file of this kind holds at "
                                  f"most {limit:,}")

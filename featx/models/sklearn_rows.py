@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import stat
 import warnings
 import zipfile
 from pathlib import Path
@@ -31,6 +32,7 @@ import numpy as np
 from ..runtime.threads import limited_threads
 from ..errors import BundleError, ConfigError
 from ..io.atomic import atomic_open, atomic_save
+from ..io.chunks import kind_of
 from ..io.digest import file_sha256
 from .base import check_finite_proba, library_versions, rows_of
 from . import portable
@@ -238,7 +240,8 @@ class SklearnRows(TableFamily):
             return None
         try:
             tree = portable.export(self.estimator)
-            gap = float(np.max(np.abs(portable.predict_proba(tree, check) - check_proba)))
+            with limited_threads():  # one BLAS thread, like every scikit-learn prediction
+                gap = float(np.max(np.abs(portable.predict_proba(tree, check) - check_proba)))
         except portable.Unsupported as exc:
             logger.debug("%s: predicted with scikit-learn (%s)", self.name, exc)
             return None
@@ -255,7 +258,7 @@ class SklearnRows(TableFamily):
         if not (directory / SKOPS_MODEL).exists() and (directory / LEGACY_BASELINE).is_file():
             model.estimator = _refit_legacy(model, spec, directory, metadata, params)
             return model
-        if (directory / PORTABLE_ARRAYS).exists():
+        if _present(directory / PORTABLE_ARRAYS):
             model._load_portable(directory, metadata)
             return model
         model.estimator = _load_skops(directory / SKOPS_MODEL)
@@ -351,6 +354,26 @@ class SklearnRows(TableFamily):
                               "(the model or the check rows were changed)", received=False)
             warnings.warn(f"{path}: the model does not reproduce its saved probabilities exactly under "
                           "these library versions; predictions may differ slightly", UserWarning, stacklevel=4)
+
+
+def _present(path: Path) -> bool:
+    """Whether ``path`` is there; one line when it is there but not a file (a FIFO would block
+    reading it, a device never end), instead of a hang.
+
+    Raises
+    ------
+    BundleError
+        ``path`` is a folder, a FIFO, a socket or a device (after following a link).
+    """
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise BundleError(f"corrupt bundle: {path}: cannot be read ({exc.strerror})") from None
+    if not stat.S_ISREG(mode):
+        raise BundleError(f"corrupt bundle: {path}: is {kind_of(mode)}; expected a file featx wrote")
+    return True
 
 
 def _read_check(check_path: Path, n_features: int) -> tuple[np.ndarray, np.ndarray]:
