@@ -35,6 +35,26 @@ def run(run_cli):
     return run_cli
 
 
+def _state(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return None
+
+
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid``."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rpartition(")")[2].split()[1]) == pid:
+                    found.add(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
+
+
 def journal_lines(directory):
     """The trial records of a sweep's journal (its first line is the journal's header)."""
     lines = (Path(directory) / "trials.jsonl").read_text().splitlines()
@@ -143,8 +163,13 @@ def test_resume_after_kill_loses_and_duplicates_nothing(tmp_path, csv, run):
         if journal.exists() and journal.read_bytes().count(b"\n") >= 2:  # header + a record
             break
         time.sleep(0.02)
+    workers = _children(proc.pid)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    # its worker processes end within their parent-death watch; the rerun starts after them
+    deadline = time.time() + 30
+    while time.time() < deadline and any(Path(f"/proc/{pid}").exists() and _state(pid) != "Z" for pid in workers):
+        time.sleep(0.05)
     done = len(journal_lines(out))
     assert 1 <= done < 8
     with open(journal, "ab") as fh:  # a record cut off by the kill
