@@ -9,6 +9,7 @@ import click
 
 from ..models.registry import get_model
 from ..sweep.space import MAX_TRIALS, space_from_options
+from ..sweep.storage import STUDY_DB
 from ..training.config import (
     DEFAULTS,
     LEVELS,
@@ -126,7 +127,9 @@ def sweep(ctx, csv, model_name, output, params, grid_file, search, n_iter, prune
     click.echo(f"{outcome.total} {'trials' if search == 'tpe' else 'combinations'}: {outcome.reused} reused, "
                f"{outcome.ran} run, {outcome.failed} failed"
                + (f", {outcome.pruned} pruned" if outcome.pruned else "")
-               + f" ({outcome.seconds:.1f} s); study {outcome.study!r} in {outcome.storage}")
+               + f" ({outcome.seconds:.1f} s); study {outcome.study!r} in "
+               # the default study file is named as the output folder was given
+               + (outcome.storage if storage else str(Path(output) / STUDY_DB)))
     if outcome.best is not None:
         record = outcome.records[outcome.best.key]
         m = record["metrics"][level]
