@@ -42,6 +42,8 @@ KILLED_WORKER = ("KilledWorker: every Dask worker that ran it died (killed by th
 
 #: Seconds to wait for the scheduler to answer when connecting.
 CONNECT_TIMEOUT = 30
+#: How long one wait for a finished task's result lasts before the scheduler is asked to answer.
+_RESULT_POLL_SECONDS = 5.0
 
 #: Seconds a run waits for a worker (none yet, or every one has left) before it stops.
 WAIT_WORKERS = 60.0
@@ -373,7 +375,7 @@ def dask_map(task, keys, *, scheduler: str, args: tuple = (), client=None,
                     raise ConfigError(f"{key}: its task was cancelled on the Dask cluster at "
                                       f"{address}; run the command again to resume")
                 else:
-                    yield future.result()
+                    yield _result(future, watch)
                 future.release()
         finally:
             if futures and client.status == "running" and not watch.silent:
@@ -383,6 +385,17 @@ def dask_map(task, keys, *, scheduler: str, args: tuple = (), client=None,
                 with contextlib.suppress(Exception):  # a silent scheduler is not waited for
                     client.close(timeout=1 if watch.silent else CONNECT_TIMEOUT)
                 _abandon(client)
+
+
+def _result(future, watch: _WorkerWatch):
+    """A finished future's result. Fetching it asks the scheduler where the data is: a
+    scheduler frozen just then would keep the fetch waiting for ever, so the wait is cut
+    into short ones between which the scheduler is asked to answer (``watch``)."""
+    while True:
+        try:
+            return future.result(timeout=_RESULT_POLL_SECONDS)
+        except TimeoutError:
+            watch.check(force=True)  # raises once the scheduler has not answered in CONNECT_TIMEOUT
 
 
 def _completed(pending, watch: _WorkerWatch):
