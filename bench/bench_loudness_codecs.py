@@ -2,7 +2,7 @@
 
 Models are trained on the Kaggle ``features_30_sec.csv`` rows of every track except the
 shared audio clips (so every clip predicted here is held out), once with
-``--loudness normalise`` (the default for these columns) and once with
+``--loudness normalise`` and once with
 ``--loudness as-recorded`` (the level kept as a feature, as featx did before). Each
 clip is then predicted as it is and as
 

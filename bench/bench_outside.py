@@ -109,7 +109,7 @@ def main() -> None:
         for model in args.models:
             bundle_dir = work / model
             done = subprocess.run([sys.executable, "-m", "featx", "-q", "train", str(work / "train.csv"), "-m",
-                                   model, "--folds", str(args.folds), "-o", str(bundle_dir)],
+                                   model, "--folds", str(args.folds), "--loudness", "normalise", "-o", str(bundle_dir)],
                                   capture_output=True, text=True)
             if done.returncode != 0:
                 raise SystemExit(done.stderr)

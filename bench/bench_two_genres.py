@@ -134,7 +134,8 @@ def main() -> None:
                 if training not in args.trainings:
                     continue
                 bundle_dir = work / f"{model}-{training}"
-                run_featx("train", work / csv, "-m", model, "--folds", args.folds, *extra, "-o", bundle_dir)
+                run_featx("train", work / csv, "-m", model, "--folds", args.folds, "--loudness", "normalise", *extra,
+                          "-o", bundle_dir)
                 bundle = featx.load_bundle(bundle_dir)
                 for pooling in poolings:
                     frame = bundle.predict_audio(blends, aggregate=pooling, min_share=args.min_share)

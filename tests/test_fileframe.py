@@ -67,7 +67,8 @@ def svm_bundle(gtzan_dir, tmp_path_factory):
 def test_a_trained_bundle_says_when_it_is_unsure(svm_bundle, gtzan_dir, run_cli, write_wav, tone):
     import featx
 
-    run_cli("train", svm_bundle / "train.csv", "-m", "svm", "--folds", "2", "-o", svm_bundle / "svm")
+    run_cli("train", svm_bundle / "train.csv", "-m", "svm", "--folds", "2", "--loudness", "normalise",
+            "-o", svm_bundle / "svm")
     meta = json.loads((svm_bundle / "svm" / "metadata.json").read_text())
     assert meta["confidence"]["precision"] >= 0.9 and meta["files"]["distance"] == "distance.npz"
     write_wav(svm_bundle / "odd" / "tone.wav", tone(440, 30.0))
