@@ -101,6 +101,12 @@ def extract_features(path_or_array, sr=None, *, settings=None, name=None):
                     f"Received: {key}={value!r} with the path {str(path_or_array)!r}", param=key)
         rows = file_features(path_or_array, settings)
     else:
+        if isinstance(path_or_array, (list, tuple)) and any(
+                isinstance(item, (str, os.PathLike)) for item in path_or_array):
+            raise ConfigError(
+                "extract_features takes one file or one array; for several files call it once per "
+                "file, or use run_extraction (a corpus into one CSV). Received: a "
+                f"{type(path_or_array).__name__} of {len(path_or_array)} paths", param="path_or_array")
         if sr is None:
             raise ConfigError(
                 "sr is required with an array: the sample rate of its samples, in Hz "
