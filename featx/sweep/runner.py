@@ -54,7 +54,7 @@ from .study import (
     tpe_distributions,
     trials_by_key,
 )
-from .trials import Trial
+from .trials import Trial, clear_running
 
 # ---------------------------------------------------------------------------
 # The best configuration: retrain on all non-test rows, test once, save a bundle
@@ -242,7 +242,8 @@ def run_sweep(plan: SweepPlan, *, progress=None, report: bool = True) -> SweepOu
         else:
             reused, _ = fill_queue(study, plan, journaled, retry_failed=options.retry_failed)
             total = len({t.key for t in plan.trials})
-        state = {"journal": journal, "plan": plan, "study": study, "finished": set(), "journaled": journaled}
+        state = {"journal": journal, "plan": plan, "study": study, "finished": set(), "journaled": journaled,
+                 "own_db": own_db}
         todo = _left(state)
         records = _refresh(state)
         jobs = options.jobs if options.jobs > 0 else (os.cpu_count() or 1)
@@ -258,6 +259,7 @@ def run_sweep(plan: SweepPlan, *, progress=None, report: bool = True) -> SweepOu
         ran = 0
         if threads:
             scratch_folder(out / RUNNING)
+            state["running"] = out / RUNNING
         try:
             suspects: dict[str, int] = {}
             if options.scheduler and todo:
@@ -372,6 +374,8 @@ def _finish(state: dict, record: dict) -> None:
     """Journal one finished trial, tell the study, refresh results.csv and the progress bar."""
     plan, study = state["plan"], state["study"]
     state["journal"].append(record)
+    if state.get("running") is not None:  # journaled: a worker's death no longer concerns it
+        clear_running(state["running"], record["key"])
     state.setdefault("ran_records", []).append(record)
     tell(study, record)
     state["finished"].add(record["key"])
@@ -386,19 +390,25 @@ def _finish(state: dict, record: dict) -> None:
 def _after_worker_death(state: dict, suspects: dict[str, int]) -> int:
     """A worker process was killed (by the system, e.g. out of memory) during some trials.
 
-    The trials it may have been running are named by their marker files. A trial
-    that was the only one running, or that was running during two such deaths, is
-    recorded as failed; the others are queued again (TPE asks for new ones instead).
-    Returns how many failures were recorded.
+    The pool ends every worker when one dies, so each trial whose record had not come
+    back is concerned: those named by marker files (a worker names its trial as soon as it
+    takes it; the marker goes once the record is journaled), and, when this process holds
+    its own study file, every trial the study still shows running (one a worker had taken
+    but not yet named). A trial that was the only one concerned, or that was concerned in
+    two such deaths, is recorded as failed; the others are queued again (TPE asks for new
+    ones instead). Returns how many failures were recorded.
     """
     import optuna  # Optuna is heavy: only when a sweep runs
 
     plan, study = state["plan"], state["study"]
     running = plan.options.output / RUNNING
-    in_flight = [m.name for m in running.iterdir()] if running.is_dir() else []
+    in_flight = sorted(m.name for m in running.iterdir()) if running.is_dir() else []
     for m in running.glob("*"):
         m.unlink(missing_ok=True)
     by_key = trials_by_key(study)
+    if state.get("own_db"):
+        in_flight += sorted(key for key, trials in by_key.items() if key not in in_flight and any(
+            t.state == optuna.trial.TrialState.RUNNING for t in trials))
     recorded = 0
     error = "worker process died while running this trial (killed by the system; out of memory?)"
     for key in in_flight:

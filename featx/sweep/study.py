@@ -25,14 +25,14 @@ import os
 import threading
 import time
 import warnings
-from pathlib import Path
 
 from ..errors import ConfigError, OutputError
 from ..models.registry import get_model
 from ..training.config import LOWER_IS_BETTER, TrainConfig
 from .space import Distribution, display_value, to_plain
 from .storage import HEARTBEAT_INTERVAL, masked, open_storage, quiet_optuna
-from .trials import _error_text, _load_table, evaluate_config, trial_config, trial_identity, trial_key
+from .trials import (_error_text, _load_table, clear_running, evaluate_config, mark_running, trial_config,
+                     trial_identity, trial_key)
 
 logger = logging.getLogger(__name__)
 
@@ -244,8 +244,11 @@ def _journal_trial(optuna, plan, trial, record: dict):
                                      user_attrs=attrs)
 
 
-def take_waiting(study):
-    """A waiting trial of ``study``, marked running by this process; ``None`` when none waits."""
+def take_waiting(study, running=None):
+    """A waiting trial of ``study``, marked running by this process; ``None`` when none waits.
+
+    With ``running`` (a folder), the trial taken is named there at once
+    (:func:`featx.sweep.trials.mark_running`)."""
     import optuna  # Optuna is heavy: only when a sweep runs
 
     storage = study._storage
@@ -258,9 +261,14 @@ def take_waiting(study):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
+        key = frozen.user_attrs.get(KEY)
+        if key:
+            mark_running({"running": running}, key)
         twin = _twin(study, frozen)
         if twin is None:
             return optuna.Trial(study, trial_id)
+        if key:
+            clear_running(running, key)
         # sweeps that started together may both have queued this combination
         storage.set_trial_user_attr(trial_id, ERROR, f"the same combination as trial {twin}, queued twice "
                                                      "by sweeps that started together; not run")
@@ -459,6 +467,7 @@ def run_study_trial(task: dict) -> dict:
                     "params": to_plain(point), "status": "failed", "error": str(exc), "seconds": 0.0}
         prefix = trial_key(trial_identity(config, optimizer, task["data"]))
         key = f"{prefix}-{trial.number}"
+        mark_running(task, key)
         for name, value in {KEY: key, PARAMS: to_plain(point), CONFIG: to_plain(config.to_dict())}.items():
             trial.set_user_attr(name, value)
         earlier = _finished_twin(study, prefix)
@@ -472,7 +481,7 @@ def run_study_trial(task: dict) -> dict:
                     "seconds": 0.0, "same_as": earlier.number,
                     "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     else:
-        trial = take_waiting(study)
+        trial = take_waiting(study, task.get("running"))
         if trial is None:
             return {"none": True}
         key = trial.user_attrs[KEY]
@@ -501,9 +510,6 @@ def _evaluate(task, spec, study, trial, key, point, config) -> dict:
     start = time.perf_counter()
     record = {"key": key, "index": trial.number, "trial_number": trial.number, "params": to_plain(point),
               "config": to_plain(config.to_dict()), "pid": os.getpid()}
-    marker = Path(task["running"]) / key if task.get("running") else None
-    if marker is not None:  # lets the parent name the trial if this process is killed
-        marker.write_text(str(os.getpid()))
     lower = task["metric"] in LOWER_IS_BETTER
     hooks = _Pruning(trial, config.epochs if spec.family.keras_training else None, lower)
     try:
@@ -524,10 +530,8 @@ def _evaluate(task, spec, study, trial, key, point, config) -> dict:
         record.update(status="failed", error=_error_text(exc))
         trial.set_user_attr(ERROR, record["error"])
         logger.debug("trial %s failed", key, exc_info=True)
-    finally:
+    finally:  # the trial's marker stays: the calling process removes it once the record is journaled
         spec.family.release()
-        if marker is not None:
-            marker.unlink(missing_ok=True)
     record["seconds"] = round(time.perf_counter() - start, 4)
     record["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     trial.set_user_attr(SECONDS, record["seconds"])

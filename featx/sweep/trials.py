@@ -2,7 +2,6 @@
 :class:`featx.io.journal.Journal`)."""
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import json
 import logging
@@ -179,29 +178,19 @@ def _error_text(exc: BaseException) -> str:
     return f"{prefix}: {text[:400]}" if text else prefix
 
 
-def run_trial(task: dict) -> dict:
-    """Evaluate one trial (picklable; runs in a worker). Never raises for a failing trial."""
-    start = time.perf_counter()
-    record = {"key": task["key"], "index": task["index"], "params": task["params"],
-              "config": task["identity"]["config"], "pid": os.getpid()}
-    spec = get_model(task["identity"]["config"]["model"])
-    marker = Path(task["running"]) / task["key"] if task.get("running") else None
-    if marker is not None:  # lets the parent name the trial if this process is killed
-        marker.write_text(str(os.getpid()))
-    try:
-        spec.family.prepare_process(task.get("threads"))
-        table = _load_table(task["csv"], task["sha"])
-        config = TrainConfig.from_dict(task["train_config"]).validate()
-        record["metrics"] = evaluate_config(table, config, task["design"])
-        record["status"] = "ok"
-    except Exception as exc:  # a failing trial is a result, not a crash
-        record["status"] = "failed"
-        record["error"] = _error_text(exc)
-        logger.debug("trial %s failed", task["key"], exc_info=True)
-    finally:
-        spec.family.release()
-        if marker is not None:
-            marker.unlink(missing_ok=True)
-    record["seconds"] = round(time.perf_counter() - start, 4)
-    record["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    return record
+def mark_running(task: dict, key: str) -> None:
+    """Name the trial ``key`` as this worker process's, in ``task["running"]`` (when given).
+
+    Written as soon as the worker owns the trial; the calling process removes it once it
+    has journaled the trial's record. A marker left when a worker process dies therefore
+    names every trial whose result did not come back, whether the worker died while
+    running it or while handing its result back.
+    """
+    if task.get("running"):
+        (Path(task["running"]) / key).write_text(str(os.getpid()))
+
+
+def clear_running(folder, key: str) -> None:
+    """Remove the marker of the trial ``key`` from ``folder`` (see :func:`mark_running`)."""
+    if folder is not None:
+        (Path(folder) / key).unlink(missing_ok=True)
