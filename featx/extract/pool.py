@@ -41,6 +41,9 @@ _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
 
 #: Worker processes started per core at most, whatever ``jobs`` asks for.
 MAX_WORKERS_PER_CORE = 4
+#: Files handed to the pool per worker at a time: one being analysed and one waiting, so a
+#: worker starts its next file while the parent is still writing the last one's result.
+IN_FLIGHT_PER_WORKER = 2
 
 #: Set in a worker's environment when the parent process ignores every warning.
 _QUIET_VAR = "FEATX_IGNORE_WARNINGS"
@@ -176,7 +179,7 @@ def map_files(task, keys, *, jobs: int, args: tuple = ()):
     keys : list of str
         Files to analyse.
     jobs : int >= 1
-        Worker processes (at most one file in flight per worker), at most
+        Worker processes (at most :data:`IN_FLIGHT_PER_WORKER` files in flight per worker), at most
         :data:`MAX_WORKERS_PER_CORE` per core: more only wait for a core and hold
         memory (each about 150 MB).
     args : tuple
@@ -201,10 +204,11 @@ def map_files(task, keys, *, jobs: int, args: tuple = ()):
         broken = False
         try:  # a failure or Ctrl-C here ends the workers at once, mid-file
             while pending or running:
-                while pending and len(running) < jobs:
+                while pending and len(running) < IN_FLIGHT_PER_WORKER * jobs:
                     key = pending.pop()
                     running[executor.submit(_call, task, key, args)] = key
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                results = []
                 for future in finished:
                     if future.cancelled():
                         broken = True
@@ -215,8 +219,13 @@ def map_files(task, keys, *, jobs: int, args: tuple = ()):
                             raise exc
                         broken = True
                         continue
-                    yield future.result()
+                    results.append(future.result())
                     del running[future]
+                if not broken:  # the freed workers get their next files before the caller
+                    while pending and len(running) < IN_FLIGHT_PER_WORKER * jobs:  # handles these
+                        key = pending.pop()
+                        running[executor.submit(_call, task, key, args)] = key
+                yield from results
                 if broken:
                     break
         except BaseException:
