@@ -328,6 +328,41 @@ def test_keras_and_multi_label_bundles_answer_as_predict_does(name, workers, bun
         assert srv.stop() == 130
 
 
+@pytest.fixture(scope="module")
+def image_bundle(gtzan_dir, run_cli, tmp_path_factory) -> Path:
+    """A tiny cnn2d trained on the mel images of the real jazz and classical clips, through
+    ``featx spectrograms`` and ``featx train`` (2 folds, 2 epochs)."""
+    root = tmp_path_factory.mktemp("serve-images")
+    for genre in ("jazz", "classical"):
+        shutil.copytree(gtzan_dir / "audio" / genre, root / "audio" / genre)
+    run_cli("spectrograms", root / "audio", "-o", root / "store", "--kinds", "mel", "--n-mels", "32", "-j", "1")
+    run_cli("train", root / "store", "-m", "cnn2d", "-o", root / "cnn2d", "--folds", "2", "--epochs", "2",
+            "--batch-size", "8", "--valid-fraction", "0", "-p", "filters=4,4", "-p", "dense=8")
+    return root / "cnn2d"
+
+
+@pytest.mark.slow
+def test_an_image_bundle_answers_as_predict_does(image_bundle, gtzan_dir, run_cli, tmp_path):
+    """A spectrogram network: each 3-s segment's mel image classified, the segments pooled by
+    mean, the same numbers as featx predict, and the timeline one window per segment."""
+    clips = [gtzan_dir / JAZZ, gtzan_dir / ROCK_FREE]
+    expected = {Path(r["file"]).name: r
+                for r in json.loads(run_cli("predict", image_bundle, *clips, "-f", "json").output)}
+    srv = Server(image_bundle, tmp_path / "srv")
+    try:
+        for clip in clips:
+            status, _, answer = post_file(srv, clip)
+            assert status == 200, answer
+            want = expected[clip.name]
+            assert answer["genre"] == want["genre"]
+            assert set(answer["probabilities"]) == {"classical", "jazz"}
+            np.testing.assert_allclose([answer["probabilities"][c] for c in ("classical", "jazz")],
+                                       [want["probabilities"][c] for c in ("classical", "jazz")], atol=1e-5)
+            assert answer["n_windows"] == 10 == len(answer["windows"])
+    finally:
+        assert srv.stop() == 130
+
+
 # ---------------------------------------------------------------------------
 # signals, the command line
 
