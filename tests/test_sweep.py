@@ -325,6 +325,13 @@ def test_distribution_parsing():
         parse_param_option("learning_rate=loguniform(0,1)")
     with pytest.raises(ConfigError, match="needs a numeric hyperparameter"):
         build_space(get_model("mlp"), [("--param", {"units": Distribution("uniform", 1, 5)})])
+    # gamma is "scale", "auto" or a number > 0: a distribution of numbers is one of its values
+    space = build_space(get_model("svm"), [("--param", {"gamma": Distribution("loguniform", 1e-4, 1.0)})])
+    assert space.names == ["gamma"]
+    with pytest.raises(ConfigError, match="reaches outside what gamma accepts"):
+        build_space(get_model("svm"), [("--param", {"gamma": Distribution("uniform", 0.0, 1.0)})])
+    with pytest.raises(ConfigError, match="needs a numeric hyperparameter; kernel expects"):
+        build_space(get_model("svm"), [("--param", {"kernel": Distribution("uniform", 1, 5)})])
     with pytest.raises(ConfigError, match="expected a distribution like uniform"):
         parse_param_option("dropout=uniform(0.1)")
 

@@ -56,6 +56,20 @@ def test_tpe_sweep_is_an_optuna_study_with_states_and_study_figures(tpe_sweep):
     assert "study" in (out / "report.md").read_text()
 
 
+@pytest.mark.slow
+def test_tpe_trials_in_two_workers_each_draw_their_own_configuration(tmp_path, run_cli):
+    """Each worker process keeps its sampler from trial to trial: no configuration is drawn
+    twice (a sampler made afresh per trial with the worker's seed drew one point per worker)."""
+    out = tmp_path / "tpe-j2"
+    result = run_cli("sweep", TABLE, "-m", "svm", "-o", out, "--search", "tpe", "--n-iter", "6", "-j", "2",
+                     "-p", "C=loguniform(1e-1,1e2)", "-p", "gamma=loguniform(1e-4,1)", "--folds", "2",
+                     "--no-retrain-best")
+    assert "6 trials: 0 reused, 6 run, 0 failed" in result.output
+    results = pd.read_csv(out / "results.csv")
+    assert results["C"].nunique() == 6 and results["gamma"].nunique() == 6
+    assert (results["gamma"] > 0).all() and (results["status"] == "ok").all()
+
+
 def test_rerunning_a_tpe_sweep_asks_the_study_and_runs_nothing(tpe_sweep, run_cli):
     out, args, _ = tpe_sweep
     result = run_cli(*args)

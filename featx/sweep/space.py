@@ -458,7 +458,9 @@ def build_space(spec: ModelSpec, entries: list[tuple[str, dict]]) -> SearchSpace
             where = f"params={name}" if source == "params" else f"{source}: {name}"
             param = _param_for(spec, name, where)
             if isinstance(values, Distribution):
-                if param.kind not in ("int", "float"):
+                numeric = param.kind in ("int", "float") or (  # e.g. gamma: scale, auto or a number
+                    param.kind == "str" and (param.low is not None or param.high is not None))
+                if not numeric:
                     raise ConfigError(f"{where}: {values} needs a numeric hyperparameter; "
                                       f"{name} expects {_EXPECTED[param.kind]}")
                 for bound in (values.low, values.high):  # every draw lies between them

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import hashlib
 import logging
 import math
 import os
@@ -62,6 +63,23 @@ def make_sampler(search: str, seed: int):
             warnings.simplefilter("ignore")  # multivariate and constant_liar are marked experimental
             return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
     return optuna.samplers.RandomSampler(seed=seed)
+
+
+#: One sampler per worker process and thread, kept across the trials it runs.
+_WORKER_SAMPLERS: dict = {}
+
+
+def _worker_sampler(search: str, seed: int):
+    """The sampler of this worker process (and thread), made on its first trial and kept, so
+    that each later trial draws on where the last one left off, as a sweep in one process
+    does. A sampler made afresh for every trial with the same seed would draw the same
+    point each time: every random start-up trial of TPE in one worker the same configuration.
+    Its seed mixes ``seed`` with the process and thread, so that workers draw apart."""
+    key = (search, seed, os.getpid(), threading.get_ident())
+    if key not in _WORKER_SAMPLERS:
+        mixed = hashlib.sha256(repr(key).encode()).digest()
+        _WORKER_SAMPLERS[key] = make_sampler(search, int.from_bytes(mixed[:4], "little"))
+    return _WORKER_SAMPLERS[key]
 
 
 def make_pruner(prune: str):
@@ -447,7 +465,7 @@ def run_study_trial(task: dict) -> dict:
     quiet_optuna()
     storage = open_storage(task["storage"])
     spec = get_model(task["model"])
-    sampler = task.get("sampler") or make_sampler(task["search"], task["seed"] + os.getpid())
+    sampler = task.get("sampler") or _worker_sampler(task["search"], task["seed"])
     study = optuna.load_study(study_name=task["study"], storage=storage, sampler=sampler,
                               pruner=make_pruner(task["prune"]))
     if task["search"] == "tpe":
