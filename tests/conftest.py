@@ -7,6 +7,7 @@ nothing here is imported by a test module.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -401,3 +402,24 @@ def five_genres(tmp_path_factory):
     frame["filename"] = "new-" + frame["filename"]
     frame.to_csv(fresh, index=False)
     return bundle, csv, frame
+
+
+def _reseal(bundle) -> None:
+    """Record a bundle's model files' present SHA-256 in its ``metadata.json`` (the files it
+    lists that are still there), as a crafted bundle would: its other checks then apply."""
+    from featx.io.digest import file_sha256
+
+    path = Path(bundle) / "metadata.json"
+    meta = json.loads(path.read_text())
+    digests = (meta.get("files") or {}).get("sha256")
+    if isinstance(digests, dict):
+        meta["files"]["sha256"] = {name: file_sha256(Path(bundle) / name) for name in digests
+                                   if (Path(bundle) / name).is_file()}
+        path.write_text(json.dumps(meta, indent=2))
+
+
+@pytest.fixture(scope="session")
+def reseal():
+    """Return ``reseal(bundle)``: record the model files' present digests in ``metadata.json``,
+    so that a test of a tampered file reaches the check it is about."""
+    return _reseal

@@ -51,9 +51,10 @@ def _tampered_copy(bundle, tmp_path, name, edit):
      "model_arrays.npz: model parameter n_neighbors must be 15"),
 ])
 @pytest.mark.slow
-def test_corrupt_bundle_fields_are_refused(tmp_path, trained_knn, name, edit, message):
+def test_corrupt_bundle_fields_are_refused(tmp_path, trained_knn, name, edit, message, reseal):
     csv, bundle = trained_knn
     copy = _tampered_copy(bundle, tmp_path, name, edit)
+    reseal(copy)
     code, text = _featx("predict", copy, csv)
     # one line: no overflow warning or warning source line before the error
     assert code == 1 and "Traceback" not in text and len(text.strip().splitlines()) == 1, text
@@ -146,10 +147,12 @@ TAMPERED = [
 
 @pytest.mark.parametrize("model, edits, field", TAMPERED,
                          ids=[f"{m}-{f}-{i}" for i, (m, _, f) in enumerate(TAMPERED)])
-def test_a_tampered_bundle_is_refused_in_one_line(small_bundles, tmp_path, small_table, model, edits, field, invoke, one_line_error):
+def test_a_tampered_bundle_is_refused_in_one_line(small_bundles, tmp_path, small_table, model, edits, field, invoke, one_line_error,
+                                                  reseal):
     bundle = _copy(small_bundles[model], tmp_path / "b")
     for name, edit in edits.items():
         _edit_json(bundle / name, edit)
+    reseal(bundle)
     with pytest.raises(BundleError) as info:
         load_bundle(bundle)
     message = str(info.value)
@@ -158,7 +161,7 @@ def test_a_tampered_bundle_is_refused_in_one_line(small_bundles, tmp_path, small
     one_line_error(invoke("-q", "predict", bundle, small_table), "corrupt bundle", field)
 
 
-def test_tampered_model_files_are_refused(small_bundles, tmp_path, small_table, invoke, one_line_error):
+def test_tampered_model_files_are_refused(small_bundles, tmp_path, small_table, invoke, one_line_error, reseal):
     import skops.io as sio
     from sklearn.linear_model import LogisticRegression
 
@@ -167,12 +170,15 @@ def test_tampered_model_files_are_refused(small_bundles, tmp_path, small_table, 
         arrays = {k: data[k] for k in data.files}
     arrays["check_proba"][0, 0] += 0.5
     np.savez_compressed(bundle / "model_check.npz", **arrays)
+    reseal(bundle)
     one_line_error(invoke("-q", "predict", bundle, small_table), "corrupt bundle", "model_check.npz", "check_proba")
     arrays["check_X"][0, 0] = np.nan
     np.savez_compressed(bundle / "model_check.npz", **arrays)
+    reseal(bundle)
     one_line_error(invoke("-q", "predict", bundle, small_table), "corrupt bundle", "model_check.npz", "check_X")
     other = _copy(small_bundles["knn"], tmp_path / "c")  # another estimator in the model file
     sio.dump(LogisticRegression().fit(np.eye(4)[:, :3], [0, 1, 0, 1]), other / "model.skops")
+    reseal(other)
     one_line_error(invoke("-q", "predict", other, small_table), "corrupt bundle", "model.skops", "sha256")
     (other / "model_arrays.npz").unlink()  # without the arrays, the skops file itself is checked
     one_line_error(invoke("-q", "predict", other, small_table), "corrupt bundle", "model.skops", "KNeighborsClassifier")

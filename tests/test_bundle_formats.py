@@ -64,7 +64,7 @@ def test_a_scikit_learn_bundle_loads_without_a_fit(svm_bundle, bundles_0_1_0, mo
             load_bundle(bundles_0_1_0 / "svm")
 
 
-def test_a_model_file_holding_untrusted_types_is_refused_before_anything_is_built(svm_bundle, tmp_path):
+def test_a_model_file_holding_untrusted_types_is_refused_before_anything_is_built(svm_bundle, tmp_path, reseal):
     import os
 
     import skops.io as sio
@@ -76,6 +76,7 @@ def test_a_model_file_holding_untrusted_types_is_refused_before_anything_is_buil
     shutil.copytree(svm_bundle[0], folder)
     crafted = make_pipeline(FunctionTransformer(os.getcwd, validate=False), SVC())  # a function to call
     sio.dump(crafted, folder / "model.skops")
+    reseal(folder)
     # the arrays predicted from stand for the saved file only
     with pytest.raises(BundleError, match=r"model\.skops: sha256 must be the digest model_arrays\.npz records"):
         load_bundle(folder)

@@ -89,11 +89,12 @@ CRAFTED = {"a leaf looping to its root": _loop_to_root, "a node with two parents
 
 
 @pytest.mark.parametrize("craft", sorted(CRAFTED))
-def test_a_forest_that_is_not_trees_is_refused_at_loading(forest_bundle, tmp_path, craft):
+def test_a_forest_that_is_not_trees_is_refused_at_loading(forest_bundle, tmp_path, craft, reseal):
     copy = shutil.copytree(forest_bundle, tmp_path / "rf")
     arrays = _arrays(copy)
     CRAFTED[craft](_forest(arrays))
     _save(copy, arrays)
+    reseal(copy)
     with pytest.raises(BundleError) as err:
         load_bundle(copy)
     message = str(err.value)

@@ -8,13 +8,16 @@ input is checked by the family itself when it loads.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 from ..errors import BundleError, FeatxError
+from ..io.digest import file_sha256
 from ..models.fields import check_int, check_names, corrupt, is_int, is_number
 from ..training.confidence import check_confidence
+from .folder import MODEL_FILES
 
-__all__ = ["check_metadata", "check_params", "check_agreement"]
+__all__ = ["check_metadata", "check_params", "check_agreement", "check_digests"]
 
 _OPTIONAL_TEXT = ("created", "settings_source", "split", "device", "kind", "input")
 _OPTIONAL_FLAGS = ("segmented", "leaky_split", "multi_label")
@@ -119,3 +122,54 @@ def check_agreement(path: Path, metadata: dict, model) -> None:
     if metadata.get("multi_label", model.multi_label) != model.multi_label:
         raise corrupt(path, "multi_label", "must agree with the label encoding of preprocessing.json",
                       metadata["multi_label"])
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def check_digests(path: Path, metadata: dict) -> None:
+    """The bundle's model files are the ones saved with its ``metadata.json`` (at ``path``).
+
+    ``files.sha256`` of ``metadata.json`` maps each model file (:data:`~featx.bundle.folder.MODEL_FILES`)
+    to the SHA-256 it had when the bundle was written. Every listed file must still have it,
+    and every model file in the folder must be listed, so that no file copied from another
+    bundle (even one of the same model, columns and hyperparameters) is read. A missing
+    file, or one that is not a plain file, is left to the model's family, which names it
+    (a bundle whose ``model_arrays.npz`` was deleted still predicts with scikit-learn). A
+    bundle written before featx recorded digests (no ``files.sha256``) is not checked here.
+
+    Raises
+    ------
+    BundleError
+        The field is malformed, a listed file differs, or a model file is not listed (one
+        line naming the file).
+    """
+    digests = (metadata.get("files") or {}).get("sha256")
+    if digests is None:
+        return
+    if not isinstance(digests, dict):
+        raise corrupt(path, "files.sha256", "must be an object of file names and SHA-256 digests", digests)
+    for name, digest in digests.items():
+        if name not in MODEL_FILES:
+            raise corrupt(path, "files.sha256", f"must name model files only ({', '.join(MODEL_FILES)})", name)
+        if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+            raise corrupt(path, f"files.sha256.{name}", "must be a SHA-256 digest (64 lowercase hex digits)",
+                          digest)
+    directory = path.parent
+    for name in MODEL_FILES:
+        file = directory / name
+        # only plain files are hashed: a missing file, a FIFO or a folder is left to the model's
+        # family, which names it (and never waits on it)
+        if not file.is_file():
+            continue
+        if name not in digests:
+            raise BundleError(f"corrupt bundle: {file}: not one of the files this bundle was saved with "
+                              "(metadata.json lists no digest for it); the bundle's files do not belong together")
+        try:
+            actual = file_sha256(file)
+        except OSError as exc:
+            raise BundleError(f"corrupt bundle: {file}: cannot be read ({exc.strerror or exc})") from None
+        if actual != digests[name]:
+            raise BundleError(f"corrupt bundle: {file}: its SHA-256 is not the one metadata.json records; the "
+                              "bundle's files do not belong together (a file was replaced or changed after "
+                              "saving)")

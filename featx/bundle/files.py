@@ -32,7 +32,7 @@ from ..io.digest import file_sha256
 from ..io.jsonfile import write_json
 from ..models.fields import corrupt, read_json
 from ..models.registry import get_model
-from .checks import check_agreement, check_metadata
+from .checks import check_agreement, check_digests, check_metadata
 from .folder import FORMAT, FORMAT_VERSION, METADATA
 from .model import Bundle
 from .multilabel import thresholds_metadata
@@ -80,6 +80,9 @@ def write_bundle(directory, model, *, config, table, final_fit: dict, split: str
     directory = Path(directory)
     files = model.save(directory)
     distance = model.save_distance(directory)
+    # Taken from the files as written: at loading, a file from another bundle (even of the same
+    # model and columns) no longer matches.
+    digests = {name: file_sha256(directory / name) for name in [*files, *([distance] if distance else [])]}
     rows = np.concatenate([np.asarray(final_fit["train"]), np.asarray(final_fit["valid"])]).astype(int)
     metadata = {
         "format": FORMAT,
@@ -111,7 +114,7 @@ def write_bundle(directory, model, *, config, table, final_fit: dict, split: str
         "leaky_split": leaky,
         "device": device,
         "train_seconds": round(seconds, 2),
-        "files": {"model": files[0], **({"distance": distance} if distance else {})},
+        "files": {"model": files[0], **({"distance": distance} if distance else {}), "sha256": digests},
         **({"confidence": confidence} if confidence else {}),
         **thresholds_metadata(model, config, thresholds),
         **(extra or {}),
@@ -181,6 +184,7 @@ def load_bundle(directory):
         raise BundleError(f"corrupt bundle: {meta_path}: model: {exc}") from None
     params = check_metadata(meta_path, metadata, spec)
     _check_versions(metadata, directory, spec.family.installed_versions())
+    check_digests(meta_path, metadata)  # before any model file is parsed
     model = spec.family.load(spec, directory, metadata, params)
     check_agreement(meta_path, metadata, model)
     return Bundle(directory, model, metadata)

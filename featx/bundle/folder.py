@@ -15,6 +15,11 @@ METADATA = "metadata.json"
 PREPROCESSING = "preprocessing.json"
 KERAS_MODEL = "model.keras"
 BASELINE = "baseline.npz"
+#: The files a bundle's model consists of, each read by its family when the bundle loads: a
+#: bundle that records their SHA-256 (``files.sha256`` of ``metadata.json``) must list every
+#: one it holds.
+MODEL_FILES = (KERAS_MODEL, "model.skops", "model_check.npz", "model_arrays.npz", "distance.npz", PREPROCESSING,
+               BASELINE)
 
 
 #: Every path a bundle can hold: a folder without a marker (written before featx left folder

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BundleError
+from ..io.archive import check_archive
 from ..io.atomic import atomic_open
 from .fields import corrupt, first_line
 
@@ -141,6 +142,7 @@ class TrainingDistance:
         if path.is_symlink() or not path.is_file():
             raise BundleError(f"corrupt bundle: {path}: expected a file featx wrote (the training rows' "
                               "distances), found a link or something else")
+        check_archive(path)
         try:
             with np.load(path, allow_pickle=False) as data:
                 rows, reference = data["rows"], data["reference"]

@@ -27,6 +27,7 @@ import numpy as np
 from ..io.cache import cache_root
 from ..runtime.keras import enable_compile_cache, import_keras, nan_guard, steps_per_execution
 from ..errors import BundleError, ConfigError, TrainingError
+from ..io.archive import check_archive
 from ..io.atomic import atomic_save
 from ..runtime.progress import progress_bar
 from .augment import AUGMENT_OPTIONS, Augmentation
@@ -346,6 +347,7 @@ def load_keras(path):
     """
     if not path.is_file():
         raise BundleError(f"{path}: missing; expected the saved Keras model")
+    check_archive(path)
     keras = keras_backend()
 
     try:

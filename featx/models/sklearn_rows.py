@@ -31,6 +31,7 @@ import numpy as np
 
 from ..runtime.threads import limited_threads
 from ..errors import BundleError, ConfigError
+from ..io.archive import check_archive
 from ..io.atomic import atomic_open, atomic_save
 from ..io.chunks import kind_of
 from ..io.digest import file_sha256
@@ -273,6 +274,7 @@ class SklearnRows(TableFamily):
         if not (directory / SKOPS_MODEL).is_file():
             raise BundleError(f"{directory / SKOPS_MODEL}: missing; expected the saved estimator "
                               f"({PORTABLE_ARRAYS} is a copy of it for fast prediction)")
+        check_archive(path)
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
@@ -380,6 +382,7 @@ def _read_check(check_path: Path, n_features: int) -> tuple[np.ndarray, np.ndarr
     """The check rows and the probabilities saved for them, from ``model_check.npz``."""
     if not check_path.is_file():
         raise BundleError(f"{check_path}: missing; expected the rows the saved model is checked with")
+    check_archive(check_path)
     try:
         with np.load(check_path, allow_pickle=False) as data:
             check_X, saved = data["check_X"], data["check_proba"]
@@ -416,6 +419,7 @@ def _load_skops(path: Path):
     """
     if not path.is_file():
         raise BundleError(f"{path}: missing; expected the saved scikit-learn model")
+    check_archive(path)
     import skops.io as sio  # skops (and scikit-learn under it) only when loading a model
 
     try:
@@ -440,6 +444,7 @@ def _load_skops(path: Path):
 def _refit_legacy(model: SklearnRows, spec, directory: Path, metadata: dict, params: dict):
     """The estimator of a 0.1.0 bundle, refitted from its saved training rows and checked."""
     path = directory / LEGACY_BASELINE
+    check_archive(path)
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in ("X", "y", "check_X", "check_proba")}
