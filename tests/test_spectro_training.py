@@ -138,7 +138,7 @@ def test_predict_and_evaluate_on_a_store(bundles, data, run_cli):
     assert metrics["track"]["n"] == 6
 
 
-def test_bundle_checks_cover_spectrogram_settings(bundles, tmp_path):
+def test_bundle_checks_cover_spectrogram_settings(bundles, tmp_path, reseal):
     import featx
     from featx.errors import BundleError
 
@@ -153,6 +153,7 @@ def test_bundle_checks_cover_spectrogram_settings(bundles, tmp_path):
     prep["std"]["mfcc"] = 0.0
     shutil.copy(bundles["mfcc-cnn"] / "metadata.json", copy / "metadata.json")
     (copy / "preprocessing.json").write_text(json.dumps(prep))
+    reseal(copy)  # as a crafted bundle would: the scaler's own check then speaks
     with pytest.raises(BundleError, match=r"std\.mfcc must be a finite number > 0"):
         featx.load_bundle(copy)
 
