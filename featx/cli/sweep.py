@@ -127,6 +127,7 @@ def sweep(ctx, csv, model_name, output, params, grid_file, search, n_iter, prune
     click.echo(f"{outcome.total} {'trials' if search == 'tpe' else 'combinations'}: {outcome.reused} reused, "
                f"{outcome.ran} run, {outcome.failed} failed"
                + (f", {outcome.pruned} pruned" if outcome.pruned else "")
+               + (f", {outcome.pending} still running elsewhere or waiting" if outcome.pending else "")
                + f" ({outcome.seconds:.1f} s); study {outcome.study!r} in "
                # the default study file is named as the output folder was given
                + (outcome.storage if storage else str(Path(output) / STUDY_DB)))

@@ -114,6 +114,18 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=watch, name="featx-watch-parent", daemon=True).start()
 
 
+_WATCHED: dict = {}
+
+
+def watch_parent(parent: int) -> None:
+    """End this process once ``parent`` is gone, as featx's own pool workers do
+    (:func:`_watch_parent`); for worker processes started by another pool (joblib's, in
+    sweeps). Called on each task; the watch starts once per process."""
+    if _WATCHED.get("parent") != parent:
+        _WATCHED["parent"] = parent
+        _watch_parent(parent)
+
+
 def _discard() -> None:
     """End the kept pool's workers at once (after a death, an error or Ctrl-C)."""
     executor = _KEPT.pop("executor", None)

@@ -43,6 +43,7 @@ from .study import (
     KEY,
     PARAMS,
     fail_running,
+    fail_stale,
     fill_queue,
     make_sampler,
     open_study,
@@ -182,7 +183,8 @@ def _task(plan: SweepPlan, url: str, threads: int | None, sampler=None) -> dict:
             "n_iter": o.n_iter, "model": plan.spec.name, "metric": o.metric, "level": o.level,
             "csv": str(o.csv), "sha": plan.data["sha256"], "data": plan.data, "base": o.base(),
             "design": plan.design, "threads": threads,
-            "running": str(o.output / RUNNING) if threads else None, "sampler": sampler}
+            "running": str(o.output / RUNNING) if threads else None, "sampler": sampler,
+            "parent": os.getpid() if threads else None}  # local workers end with this process
     if o.search == "tpe":
         task.update(space=plan.space, distributions=tpe_distributions(plan.space))
     return task
@@ -193,6 +195,7 @@ def _left(state: dict) -> int:
     import optuna  # Optuna is heavy: only when a sweep runs
 
     plan, study = state["plan"], state["study"]
+    fail_stale(study)
     if plan.options.search == "tpe":
         return max(0, tpe_budget_left(study, plan.options.n_iter))
     return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
@@ -233,6 +236,7 @@ def run_sweep(plan: SweepPlan, *, progress=None, report: bool = True) -> SweepOu
     try:
         atomic_write(out / SETTINGS, json.dumps(_settings_record(plan), indent=2) + "\n")
         study = open_study(plan, url)
+        fail_stale(study)  # trials of processes or machines that died, silent for GRACE_PERIOD: queued again
         if own_db:  # this process holds the folder: a trial shown running was left by a killed one
             fail_running(study, journaled, "the sweep process ended while this trial ran",
                          requeue=options.search != "tpe")
@@ -257,8 +261,8 @@ def run_sweep(plan: SweepPlan, *, progress=None, report: bool = True) -> SweepOu
         state.update(records=records, bar=bar)
         _bar_postfix(bar, plan, records, best_trial(plan, records))
         ran = 0
+        scratch_folder(out / RUNNING)  # markers a killed run left name nothing now
         if threads:
-            scratch_folder(out / RUNNING)
             state["running"] = out / RUNNING
         try:
             suspects: dict[str, int] = {}
@@ -357,7 +361,7 @@ def _run_on_cluster(state: dict, todo: int, url: str) -> int:
     plan = state["plan"]
     o = plan.options
     csv = str(Path(o.csv).resolve())  # the workers' working folders differ
-    task = dict(_task(plan, url, 1), running=None, csv=csv)
+    task = dict(_task(plan, url, 1), running=None, parent=None, csv=csv)  # a cluster's workers outlive us
     count = 0
     for record in dask_map(run_study_trial, [dict(task, slot=i) for i in range(todo)],
                            scheduler=o.scheduler, wait_workers=o.wait_workers):

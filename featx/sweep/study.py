@@ -28,12 +28,13 @@ import time
 import warnings
 
 from ..errors import ConfigError, OutputError
+from ..extract.pool import watch_parent
 from ..models.registry import get_model
 from ..training.config import LOWER_IS_BETTER, TrainConfig
 from .space import Distribution, display_value, to_plain
 from .storage import HEARTBEAT_INTERVAL, masked, open_storage, quiet_optuna
-from .trials import (_error_text, _load_table, clear_running, evaluate_config, mark_running, trial_config,
-                     trial_identity, trial_key)
+from .trials import (_error_text, _load_table, evaluate_config, mark_running, trial_config, trial_identity,
+                     trial_key)
 
 logger = logging.getLogger(__name__)
 
@@ -279,14 +280,13 @@ def take_waiting(study, running=None):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
-        key = frozen.user_attrs.get(KEY)
-        if key:
-            mark_running({"running": running}, key)
         twin = _twin(study, frozen)
         if twin is None:
+            storage.record_heartbeat(trial_id)  # from now on, a silence of GRACE_PERIOD means its process died
+            key = frozen.user_attrs.get(KEY)
+            if key:  # the twin's marker, if another worker runs it, has the same name: written only now
+                mark_running({"running": running}, key)
             return optuna.Trial(study, trial_id)
-        if key:
-            clear_running(running, key)
         # sweeps that started together may both have queued this combination
         storage.set_trial_user_attr(trial_id, ERROR, f"the same combination as trial {twin}, queued twice "
                                                      "by sweeps that started together; not run")
@@ -305,6 +305,17 @@ def _twin(study, frozen) -> int | None:
                 t.state.name in ("RUNNING", "WAITING") and t.number < frozen.number):
             return t.number
     return None
+
+
+def fail_stale(study) -> None:
+    """Fail the trials whose heartbeat stopped more than ``GRACE_PERIOD`` seconds ago (their
+    process or machine died), each queued again at most ``MAX_RETRY`` times (the storage's
+    callback, :func:`featx.sweep.storage.open_storage`)."""
+    import optuna  # Optuna is heavy: only when a sweep runs
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # marked experimental
+        optuna.storages.fail_stale_trials(study)
 
 
 def fail_running(study, journal: dict, reason: str, *, requeue: bool) -> int:
@@ -462,6 +473,8 @@ def run_study_trial(task: dict) -> dict:
     """
     import optuna  # Optuna is heavy: only when a sweep runs
 
+    if task.get("parent"):  # a local worker: it ends when the sweep process is killed
+        watch_parent(task["parent"])
     quiet_optuna()
     storage = open_storage(task["storage"])
     spec = get_model(task["model"])
@@ -474,6 +487,7 @@ def run_study_trial(task: dict) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ask() outside optimize() with heartbeats: we beat
             trial = study.ask()
+        study._storage.record_heartbeat(trial._trial_id)
         space = task["space"]
         shown = {name: _suggest(trial, name, dist) for name, dist in task["distributions"].items()}
         point = {name: _from_display(space, name, v) for name, v in shown.items()}
