@@ -9,7 +9,8 @@ clip is then predicted as it is and as
 * gain: -12 dB and +6 dB (samples scaled in float; +6 dB may exceed full scale, which a
   float array allows);
 * codecs: MP3 at 128 and 320 kbit/s (ffmpeg, libmp3lame), Ogg Vorbis at quality 3 and 6
-  (about 112 and 192 kbit/s, ffmpeg libvorbis), AAC in M4A at 128 and 256 kbit/s
+  (ffmpeg libvorbis; on these mono clips about 40 and 58 kbit/s at 22 050 Hz, 80 and 110
+  kbit/s at 44 100 Hz), AAC in M4A at 128 and 256 kbit/s
   (ffmpeg's own AAC encoder), each decoded back by featx as a user's file would be;
   encoded at the clips' own 22 050 Hz and at 44 100 Hz (``--rates``), the rate of most
   music users hold (featx resamples it to 22 050 Hz as it does any file).
@@ -125,7 +126,7 @@ def main() -> None:
         variants = make_variants(clips, work, args.only, tuple(int(r) for r in args.rates.split(",")))
         print(f"{len(clips)} held-out clips; {len(train)} training rows; machine: {os.cpu_count()} CPUs, "
               f"load {os.getloadavg()[0]:.2f}")
-        print(f"{'model':<6} {'loudness':<12} {'variant':<14} {'changed':>8} {'95% CI':>14} {'acc orig':>9} "
+        print(f"{'model':<6} {'loudness':<12} {'variant':<16} {'changed':>8} {'95% CI':>14} {'acc orig':>9} "
               f"{'acc var':>8} {'sure: changed':>14}")
         for model in args.models:
             for loudness in ("normalise", "as-recorded"):
@@ -149,7 +150,7 @@ def main() -> None:
                     low, high = bootstrap(changed)
                     # the same share among the clips whose original prediction was not marked uncertain
                     sure_changed = f"{int(changed[sure].sum())}/{int(sure.sum())}"
-                    print(f"{model:<6} {loudness:<12} {name:<14} {changed.mean():>8.3f} "
+                    print(f"{model:<6} {loudness:<12} {name:<16} {changed.mean():>8.3f} "
                           f"{f'[{low:.3f}, {high:.3f}]':>14} {(base == truth).mean():>9.3f} "
                           f"{(genres[name] == truth).mean():>8.3f} {sure_changed:>14}", flush=True)
                 print(f"  ({model}, {loudness}: trained and predicted in {time.perf_counter() - start:.0f} s)")

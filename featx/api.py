@@ -101,12 +101,16 @@ def extract_features(path_or_array, sr=None, *, settings=None, name=None):
                     f"Received: {key}={value!r} with the path {str(path_or_array)!r}", param=key)
         rows = file_features(path_or_array, settings)
     else:
-        if isinstance(path_or_array, (list, tuple)) and any(
-                isinstance(item, (str, os.PathLike)) for item in path_or_array):
+        kind = getattr(getattr(path_or_array, "dtype", None), "kind", "")  # an array of text or objects
+        items = list(path_or_array) if isinstance(path_or_array, (list, tuple)) else (
+            path_or_array.ravel().tolist() if kind in ("O", "U", "S") and kind else [])
+        n_paths = sum(isinstance(item, (str, os.PathLike)) for item in items)
+        if n_paths:
             raise ConfigError(
-                "extract_features takes one file or one array; for several files call it once per "
-                "file, or use run_extraction (a corpus into one CSV). Received: a "
-                f"{type(path_or_array).__name__} of {len(path_or_array)} paths", param="path_or_array")
+                "extract_features takes one file or one array of samples; for several files call "
+                "it once per file, or use run_extraction (a corpus into one CSV). Received: "
+                f"{'an' if type(path_or_array).__name__[0] in 'aeiou' else 'a'} {type(path_or_array).__name__} holding {n_paths} path{'s' if n_paths > 1 else ''}",
+                param="path_or_array")
         if sr is None:
             raise ConfigError(
                 "sr is required with an array: the sample rate of its samples, in Hz "

@@ -137,8 +137,10 @@ def test_channels_are_averaged_and_settings_govern_the_analysis(tone):
     (lambda y, p: featx.extract_features(np.full(4 * SR, np.nan), sr=SR), AudioError, r"NaN or infinity"),
     (lambda y, p: featx.extract_features(np.zeros((2, 2, SR)), sr=SR), AudioError, r"Received: shape=\(2, 2, 22050\)"),
     (lambda y, p: featx.extract_features([[0.1, 0.2], [0.3, "x"]], sr=SR), AudioError, r"expected a numeric array"),
-    (lambda y, p: featx.extract_features([p, p]), ConfigError, r"one file or one array.*a list of 2 paths"),
-    (lambda y, p: featx.extract_features(("a", "b"), sr=SR), ConfigError, r"run_extraction.*a tuple of 2 paths"),
+    (lambda y, p: featx.extract_features([p, p]), ConfigError, r"one file or one array.*a list holding 2 paths"),
+    (lambda y, p: featx.extract_features(("a", "b"), sr=SR), ConfigError, r"run_extraction.*a tuple holding 2 paths"),
+    (lambda y, p: featx.extract_features([0.1, p]), ConfigError, r"a list holding 1 path$"),
+    (lambda y, p: featx.extract_features(np.array([str(p), str(p)])), ConfigError, r"an? ndarray holding 2 paths"),
     (lambda y, p: featx.extract_features(p.with_name("missing.wav")), AudioError, r"missing.wav: cannot be read"),
 ])
 def test_bad_input_is_one_featx_error_naming_it(tmp_path, tone, write_wav, call, error, pattern):

@@ -2,9 +2,10 @@
 
 A decoder crash (segmentation fault) or the system's out-of-memory killer ends a
 worker process without a Python exception. The pool then breaks and every file
-it was analysing fails with it. :func:`map_files` keeps at most ``jobs`` files in
-flight, so it knows which files were being read when a worker died; it reads each
-of them again alone, in a fresh one-worker pool, records the one that kills that
+it was analysing fails with it. :func:`map_files` keeps at most
+:data:`IN_FLIGHT_PER_WORKER` x ``jobs`` files in flight (each worker's file and the
+one waiting for it), so it knows which files may have been read when a worker died; it
+reads each of them again alone, in a fresh one-worker pool, records the one that kills that
 worker too as skipped, and carries on with the rest in a fresh pool.
 
 The workers die with the process that started them. When that process ends
@@ -228,6 +229,7 @@ def map_files(task, keys, *, jobs: int, args: tuple = ()):
                     exc = future.exception()
                     if exc is not None:
                         if not _is_pool_death(exc):
+                            yield from results  # what finished beside it is still good
                             raise exc
                         broken = True
                         continue
