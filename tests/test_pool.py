@@ -163,3 +163,28 @@ def test_two_deadly_files_side_by_side_are_both_recorded():
     assert records["/c/poison1.wav"]["error"] == WORKER_DIED
     assert records["/c/poison2.wav"]["error"] == WORKER_DIED
     assert records["/c/a.wav"]["value"] == "/c/a.wav" and records["/c/b.wav"]["value"] == "/c/b.wav"
+
+
+def _stamps_start(key: str, folder: str) -> dict:
+    """Task for the pool: note when it started (a file per key), then work briefly."""
+    with open(os.path.join(folder, os.path.basename(key)), "w") as f:
+        f.write(repr(time.time()))
+    time.sleep(0.05)
+    return {"key": key}
+
+
+def test_workers_start_their_next_file_while_the_parent_handles_a_result(tmp_path):
+    """Each worker is handed its next file ahead: while the caller is busy with the first
+    result, more files than workers have started; every file still comes back once."""
+    from featx.extract.pool import map_files
+
+    keys = [f"/c/f{i:02d}.wav" for i in range(12)]
+    seen, first_done = [], None
+    for record in map_files(_stamps_start, keys, jobs=2, args=(str(tmp_path),)):
+        seen.append(record["key"])
+        if first_done is None:
+            time.sleep(0.5)  # the parent writing the first file's result
+            first_done = time.time()
+    assert sorted(seen) == keys  # each once
+    started = [float(p.read_text()) for p in tmp_path.iterdir()]
+    assert sum(t < first_done for t in started) > 2, sorted(started)
