@@ -206,3 +206,15 @@ def test_folds_holding_every_genre_need_no_such_sentence():
     full = _predictions({"0": [("a", "a"), ("b", "b")], "1": [("a", "b"), ("b", "b")]})
     note = _averaging_note(compute_metrics(full, list("ab")))
     assert "Within a fold" not in note
+
+
+def test_binned_hyperparameter_labels_start_at_the_smallest_value():
+    """Many values of a positive hyperparameter become quantile bins whose first label starts at
+    the smallest value drawn, not below it (no negative gamma on a heatmap's axis)."""
+    import pandas as pd
+
+    from featx.reporting.figures import _ordered_category
+
+    gamma = pd.Series([0.000281, 0.0012, 0.0018, 0.004, 0.009, 0.02, 0.05, 0.11, 0.3, 0.757, 0.6, 0.0005])
+    labels = list(pd.Categorical(_ordered_category(gamma)).categories)
+    assert len(labels) == 5 and labels[0].startswith("0.000281–") and labels[-1].endswith("–0.757")

@@ -440,7 +440,10 @@ def _ordered_category(series: pd.Series, *, max_levels: int = 8) -> pd.Categoric
     """Hyperparameter values as ordered categories; many numeric values become quantile bins."""
     if _is_numeric(series) and series.nunique() > max_levels:
         binned = pd.qcut(series.astype(float), q=5, duplicates="drop")
-        labels = [f"{iv.left:.3g}–{iv.right:.3g}" for iv in binned.cat.categories]
+        bins = binned.cat.categories
+        # qcut opens its first bin a little below the smallest value: name the value itself
+        lefts = [float(series.min())] + [iv.left for iv in bins[1:]]
+        labels = [f"{left:.3g}–{iv.right:.3g}" for left, iv in zip(lefts, bins)]
         return binned.cat.rename_categories(labels)
     values = series.dropna().unique().tolist()
     values = sorted(values) if _is_numeric(series) else sorted(values, key=str)
