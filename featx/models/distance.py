@@ -27,9 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BundleError
-from ..io.archive import check_archive
 from ..io.atomic import atomic_open
-from .fields import corrupt, first_line
+from .fields import corrupt, read_npz
 
 logger = logging.getLogger(__name__)
 
@@ -142,12 +141,8 @@ class TrainingDistance:
         if path.is_symlink() or not path.is_file():
             raise BundleError(f"corrupt bundle: {path}: expected a file featx wrote (the training rows' "
                               "distances), found a link or something else")
-        check_archive(path)
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                rows, reference = data["rows"], data["reference"]
-        except Exception as exc:
-            raise BundleError(f"{path}: cannot read the training rows' distances ({first_line(exc)})") from None
+        arrays = read_npz(path, "the training rows' distances", ("rows", "reference"))
+        rows, reference = arrays["rows"], arrays["reference"]
         if (rows.ndim != 2 or rows.shape[1] != n_features or len(rows) < 1 or rows.dtype.kind != "f"
                 or not np.isfinite(rows).all()):
             raise corrupt(path, "rows", f"must be finite rows of {n_features} columns (the feature columns)",

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BundleError
+from ..io.archive import check_archive
 
 __all__ = ["MAX_ITEMS", "corrupt", "first_line", "is_int", "is_number", "check_int", "check_names",
            "check_numbers", "tensor_shape", "read_json"]
@@ -43,6 +44,18 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     """The first line of an exception's message (its type's name when it has none)."""
     text = str(exc).strip()
     return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
+
+
+def read_npz(path, what: str, keys=None) -> dict:
+    """The arrays ``keys`` (default: all) of a bundle's ``.npz`` file, bounded before it is
+    inflated (:func:`featx.io.archive.check_archive`); any failure to read them is one
+    :class:`~featx.errors.BundleError` line naming ``path`` and ``what`` it holds."""
+    check_archive(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in (data.files if keys is None else keys)}
+    except Exception as exc:
+        raise BundleError(f"{path}: cannot read {what} ({first_line(exc)})") from None
 
 
 def is_int(value) -> bool:

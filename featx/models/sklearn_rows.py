@@ -37,7 +37,7 @@ from ..io.chunks import kind_of
 from ..io.digest import file_sha256
 from .base import check_finite_proba, library_versions, rows_of
 from . import portable
-from .fields import corrupt, first_line
+from .fields import corrupt, first_line, read_npz
 from .tables import TableFamily
 
 logger = logging.getLogger(__name__)
@@ -274,10 +274,8 @@ class SklearnRows(TableFamily):
         if not (directory / SKOPS_MODEL).is_file():
             raise BundleError(f"{directory / SKOPS_MODEL}: missing; expected the saved estimator "
                               f"({PORTABLE_ARRAYS} is a copy of it for fast prediction)")
-        check_archive(path)
+        arrays = read_npz(path, "the model's arrays")
         try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
             tree = portable.from_arrays(arrays)
             missing = sorted({"classes", "skops_sha256", "params_json"} - set(arrays))
             if missing:
@@ -382,12 +380,8 @@ def _read_check(check_path: Path, n_features: int) -> tuple[np.ndarray, np.ndarr
     """The check rows and the probabilities saved for them, from ``model_check.npz``."""
     if not check_path.is_file():
         raise BundleError(f"{check_path}: missing; expected the rows the saved model is checked with")
-    check_archive(check_path)
-    try:
-        with np.load(check_path, allow_pickle=False) as data:
-            check_X, saved = data["check_X"], data["check_proba"]
-    except Exception as exc:
-        raise BundleError(f"{check_path}: cannot read the check rows ({first_line(exc)})") from None
+    arrays = read_npz(check_path, "the check rows", ("check_X", "check_proba"))
+    check_X, saved = arrays["check_X"], arrays["check_proba"]
     if check_X.ndim != 2 or check_X.shape[1] != n_features or not np.isfinite(check_X).all():
         raise corrupt(check_path, "check_X", f"must be a finite matrix with {n_features} columns",
                       check_X.shape)
@@ -444,12 +438,7 @@ def _load_skops(path: Path):
 def _refit_legacy(model: SklearnRows, spec, directory: Path, metadata: dict, params: dict):
     """The estimator of a 0.1.0 bundle, refitted from its saved training rows and checked."""
     path = directory / LEGACY_BASELINE
-    check_archive(path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in ("X", "y", "check_X", "check_proba")}
-    except Exception as exc:
-        raise BundleError(f"{path}: cannot read the baseline arrays ({first_line(exc)})") from None
+    arrays = read_npz(path, "the baseline arrays", ("X", "y", "check_X", "check_proba"))
     n_train = (metadata.get("final_fit") or {}).get("n_train")
     _check_baseline_arrays(path, arrays, n_features=len(model.feature_columns), n_classes=model.n_classes,
                            multi_label=model.multi_label, n_train=n_train)
