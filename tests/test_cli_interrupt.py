@@ -30,31 +30,31 @@ def _wait_for_cpu(proc, seconds: float, limit: float = 120.0) -> None:
     raise AssertionError("the process never got going")
 
 
-@pytest.mark.slow
-def test_ctrl_c_during_ensemble_train_exits_130_and_saves_nothing(tmp_path, default_sigint, gtzan_dir):
-    proc = subprocess.Popen(FEATX + ["train", str(gtzan_dir / "features_30_sec.csv"), "-m", "ensemble", "-o", "out", "--folds", "2"],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+def _interrupted(args, cwd, default_sigint) -> str:
+    """Run ``featx ARGS``, press Ctrl-C once it is busy training: it exits 130 without a
+    traceback. Returns its stderr."""
+    proc = subprocess.Popen(FEATX + args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=default_sigint)
     _wait_for_cpu(proc, 7.0)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, out + err
     assert "Traceback" not in err and "Training interrupted" not in err, err
+    return err
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_ensemble_train_exits_130_and_saves_nothing(tmp_path, default_sigint, gtzan_dir):
+    err = _interrupted(["train", str(gtzan_dir / "features_30_sec.csv"), "-m", "ensemble", "-o", "out", "--folds", "2"],
+                       tmp_path, default_sigint)
     assert "interrupted" in err
     assert not (tmp_path / "out" / "metadata.json").exists()
 
 
 @pytest.mark.slow
 def test_ctrl_c_during_ensemble_sweep_records_no_finished_trial(tmp_path, default_sigint, gtzan_dir):
-    proc = subprocess.Popen(FEATX + ["sweep", str(gtzan_dir / "features_30_sec.csv"), "-m", "ensemble", "-o", "sw", "--folds", "5",
-                                     "-p", "nn_alpha=0.1,0.2"],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=default_sigint)
-    _wait_for_cpu(proc, 7.0)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, out + err
-    assert "Traceback" not in err and "Training interrupted" not in err, err
+    _interrupted(["sweep", str(gtzan_dir / "features_30_sec.csv"), "-m", "ensemble", "-o", "sw", "--folds", "5",
+                  "-p", "nn_alpha=0.1,0.2"], tmp_path, default_sigint)
     journal = tmp_path / "sw" / "trials.jsonl"
     lines = journal.read_text().splitlines() if journal.exists() else []
     assert not [line for line in lines if '"status"' in line], lines
